@@ -1,0 +1,102 @@
+/**
+ * The error catalogue. Every error Troupe raises is a {@link TroupeError} with one of these codes.
+ * The list is documented in `docs/errors.md`; a test fails when the two diverge.
+ */
+export const ERROR_CODES = {
+  ERR_INVALID_OPTION: 'An option passed to a factory or constructor is out of range or of the wrong kind.',
+  ERR_INVALID_NAME: 'An actor name is empty, contains "/", or starts with the reserved "$" or "@".',
+  ERR_INVALID_ADDRESS: 'A string is not a Troupe address (`troupe://<system>/<node>/<path>`).',
+  ERR_NAME_TAKEN: 'A sibling with the same name is already alive.',
+  ERR_MISSING_HANDLER: 'A behaviour lacks a handler for a message of a protocol it declares.',
+  ERR_PROTOCOL_CONFLICT:
+    'Two protocols of one behaviour define the same message name, or one protocol name is reused with other messages.',
+  ERR_UNKNOWN_MESSAGE: 'A message type is not part of any protocol the receiving actor implements.',
+  ERR_VALIDATION: 'A message body or reply failed its schema.',
+  ERR_NOT_PLAIN_DATA:
+    'A message body holds a function, class instance, symbol, bigint or cycle (development-mode check).',
+  ERR_MESSAGE_DROPPED: 'Send middleware refused the message; it became a dead letter.',
+  ERR_MAILBOX_FULL: "The receiver's mailbox is full and its overflow policy is `reject`.",
+  ERR_ASK_TIMEOUT: 'An ask got no reply within its timeout.',
+  ERR_ASK_ABORTED: "An ask's AbortSignal fired before the reply arrived.",
+  ERR_ACTOR_STOPPED: 'The target actor stopped (or was never started) before the message was handled.',
+  ERR_NO_SUCH_ACTOR: 'No live actor has this address.',
+  ERR_ACTOR_CRASHED: 'The handler of an ask threw or rejected; the actor crashed and the cause is chained.',
+  ERR_HANDLER_TIMEOUT: "A handler ran past its behaviour's declared `handlerDeadlineMs`; the actor crashed.",
+  ERR_START_FAILED: 'A `preStart` (or `postRestart`) hook threw; the actor crashed while starting.',
+  ERR_RESTART_INTENSITY:
+    'A supervisor exceeded its restart intensity, stopped its children and failed upward.',
+  ERR_ESCALATION: "A root supervisor failed; the system stopped. The supervisor's failure is the cause.",
+  ERR_MAX_CHILDREN: 'A dynamic supervisor already has its maximum number of children.',
+  ERR_SYSTEM_STOPPED: 'The actor system is stopped or stopping and accepts no new work.',
+  ERR_SYSTEM_DRAINING: 'The actor system is draining and accepts no new messages from outside.',
+  ERR_ILLEGAL_STATE:
+    'An operation was called where it is not allowed (for example `stash()` outside a handler).',
+} as const;
+
+/** Every error code Troupe uses. See `docs/errors.md`. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+const BRAND = Symbol.for('troupe.error');
+
+/**
+ * The one error class of Troupe. `code` says what went wrong, `cause` chains the underlying error,
+ * `details` carries structured facts (the address, the limit, the path of the bad field).
+ *
+ * @example
+ * ```ts
+ * try { await ref.ask('get', {}, { timeoutMs: 100 }); }
+ * catch (e) { if (TroupeError.is(e, 'ERR_ASK_TIMEOUT')) retry(); }
+ * ```
+ */
+export class TroupeError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TroupeError';
+    this.code = code;
+    this.details = options?.details;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** True when `error` is a TroupeError (from any copy of the package), optionally with `code`. */
+  static is<C extends ErrorCode>(error: unknown, code?: C): error is TroupeError & { code: C } {
+    if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[BRAND] !== true) {
+      return false;
+    }
+    return code === undefined || (error as TroupeError).code === code;
+  }
+
+  /** A plain-data form that can cross a process boundary. */
+  toJSON(): { code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** Shorthand for `new TroupeError('ERR_INVALID_OPTION', ...)` naming the option. */
+export function invalidOption(option: string, problem: string, value?: unknown): TroupeError {
+  return new TroupeError('ERR_INVALID_OPTION', `Invalid option \`${option}\`: ${problem}`, {
+    details: { option, value },
+  });
+}
+
+/** Turns anything thrown into an Error, keeping Errors as they are. */
+export function asError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === 'string' ? thrown : `Non-error thrown: ${safeString(thrown)}`);
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

@@ -1,0 +1,49 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { TroupeError } from './errors.js';
+
+/** The outcome of validating a value against a schema. */
+export type Validated = { ok: true; value: unknown } | { ok: false; error: TroupeError };
+
+/**
+ * Validates `value` against a Standard Schema. Sync schemas answer synchronously; async ones
+ * return a promise. A failure is a `ERR_VALIDATION` error naming `what` and each issue's path.
+ */
+export function validate(
+  schema: StandardSchemaV1,
+  value: unknown,
+  what: string,
+): Validated | Promise<Validated> {
+  let result: StandardSchemaV1.Result<unknown> | Promise<StandardSchemaV1.Result<unknown>>;
+  try {
+    result = schema['~standard'].validate(value);
+  } catch (cause) {
+    return { ok: false, error: new TroupeError('ERR_VALIDATION', `${what}: the schema threw`, { cause }) };
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (r) => toValidated(r, what),
+      (cause: unknown) => ({
+        ok: false,
+        error: new TroupeError('ERR_VALIDATION', `${what}: the schema threw`, { cause }),
+      }),
+    );
+  }
+  return toValidated(result, what);
+}
+
+function toValidated(result: StandardSchemaV1.Result<unknown>, what: string): Validated {
+  if (result.issues === undefined) return { ok: true, value: result.value };
+  const issues = result.issues.map((issue) => ({ path: pathOf(issue), message: issue.message }));
+  const summary = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+  return {
+    ok: false,
+    error: new TroupeError('ERR_VALIDATION', `${what} failed its schema: ${summary}`, {
+      details: { issues },
+    }),
+  };
+}
+
+function pathOf(issue: StandardSchemaV1.Issue): string {
+  if (!issue.path) return '';
+  return issue.path.map((p) => String(typeof p === 'object' && p !== null ? p.key : p)).join('.');
+}

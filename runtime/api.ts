@@ -1,0 +1,249 @@
+import type { Observable } from 'rxjs';
+import type {
+  Address,
+  AnyProtocol,
+  AskKeys,
+  AskSpec,
+  BodyOf,
+  Infer,
+  MessageMap,
+  ReplyOf,
+  TellKeys,
+  TellSpec,
+} from '../protocols/index.js';
+import type { DeadLetterEvent, SystemEvent } from './events.js';
+import type { RestartPolicy, RestartType } from './supervision.js';
+
+/** Options of one `ask`. */
+export interface AskOptions {
+  /** How long to wait for the reply. Defaults to the system's `askTimeoutMs` (5000). */
+  readonly timeoutMs?: number;
+  /** Aborting it rejects the ask with `ERR_ASK_ABORTED`. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of one `tell`. */
+export interface TellOptions {
+  /**
+   * The sender the receiver sees as `ctx.sender`. Inside a synchronous handler the current actor is
+   * the sender by default; after an `await` it is not known unless given here.
+   */
+  readonly from?: ActorRef<any>;
+}
+
+/**
+ * A handle to an actor, local or (later) remote: user code cannot tell which.
+ * Refs stay valid across restarts; messages to a stopped actor become dead letters.
+ */
+export interface ActorRef<P extends AnyProtocol = AnyProtocol> {
+  /** `troupe://<system>/<node>/<path>`. */
+  readonly address: Address;
+  /**
+   * Sends a message without waiting.
+   * @throws TroupeError `ERR_MAILBOX_FULL` when the receiver's mailbox is full and its policy is `reject`;
+   * `ERR_NOT_PLAIN_DATA` in development mode for a body that is not plain data.
+   */
+  tell<K extends TellKeys<P>>(type: K, body: BodyOf<P, K>, options?: TellOptions): void;
+  /**
+   * Sends a request and resolves with the reply. Settles by its deadline: rejects with
+   * `ERR_ASK_TIMEOUT`, `ERR_ASK_ABORTED`, `ERR_ACTOR_STOPPED`, `ERR_NO_SUCH_ACTOR`, `ERR_MAILBOX_FULL`,
+   * `ERR_VALIDATION`, `ERR_UNKNOWN_MESSAGE` or `ERR_ACTOR_CRASHED`.
+   */
+  ask<K extends AskKeys<P>>(type: K, body: BodyOf<P, K>, options?: AskOptions): Promise<ReplyOf<P, K>>;
+}
+
+/** Keyed timers of one actor. They deliver a message to the actor itself; stop and restart cancel them. */
+export interface Timers<P extends AnyProtocol> {
+  /** Delivers `type`/`body` once after `delayMs`. Replaces a timer with the same key. */
+  startSingle<K extends TellKeys<P>>(key: string, delayMs: number, type: K, body: BodyOf<P, K>): void;
+  /** Delivers `type`/`body` every `intervalMs`. Replaces a timer with the same key. */
+  startPeriodic<K extends TellKeys<P>>(key: string, intervalMs: number, type: K, body: BodyOf<P, K>): void;
+  cancel(key: string): void;
+  cancelAll(): void;
+  isActive(key: string): boolean;
+}
+
+/** Why an actor terminated. */
+export type ExitReason =
+  | { readonly kind: 'normal' }
+  | { readonly kind: 'shutdown' }
+  | { readonly kind: 'crashed'; readonly error: Error }
+  /** Watched through an address no live actor had (it may have stopped long ago, or never existed). */
+  | { readonly kind: 'unknown' };
+
+/** What a handler sees besides the message body. Valid only while the actor is alive. */
+export interface ActorContext<S, P extends AnyProtocol> {
+  /** The actor's state; assign to replace it. Reset to the initial state on restart. */
+  state: S;
+  readonly self: ActorRef<P>;
+  /** The sender of the current message, when known. */
+  readonly sender: ActorRef<any> | undefined;
+  /** Aborted when the actor stops, crashes or its handler passes its deadline. */
+  readonly signal: AbortSignal;
+  readonly parent: ActorRef<any> | undefined;
+  readonly system: ActorSystem;
+  readonly timers: Timers<P>;
+  /** Spawns a child supervised by this actor under its restart policy. */
+  spawn<CP extends AnyProtocol, CS>(behavior: Behavior<CP, CS>, options?: SpawnOptions): ActorRef<CP>;
+  /** Stops this actor (no argument: a normal exit) or one of its children (resolves when it has stopped). */
+  stop(child?: ActorRef<any>): Promise<void>;
+  /** The live children, in start order. */
+  children(): ActorRef<any>[];
+  /** Delivers a `terminated` signal when `ref` stops (at once if it is already dead). */
+  watch(ref: ActorRef<any>): void;
+  unwatch(ref: ActorRef<any>): void;
+  /** Replaces the handlers for the next messages (same protocols, same state). */
+  become(handlers: Handlers<P, S>): void;
+  /** Returns to the behaviour's own handlers. */
+  unbecome(): void;
+  /** Sets the current message aside; `unstashAll()` puts stashed messages back in front of the mailbox. */
+  stash(): void;
+  unstashAll(): void;
+}
+
+type HandlerFor<Spec, S, P extends AnyProtocol> =
+  Spec extends AskSpec<infer B, infer R>
+    ? (body: Infer<B>, ctx: ActorContext<S, P>) => Infer<R> | PromiseLike<Infer<R>>
+    : Spec extends TellSpec<infer B>
+      ? (body: Infer<B>, ctx: ActorContext<S, P>) => void | PromiseLike<void>
+      : never;
+
+/** One handler per message of every protocol in `P`; ask handlers return (or resolve) the reply. */
+export type Handlers<P extends AnyProtocol, S> = {
+  [K in keyof MessageMap<P> & string]: HandlerFor<MessageMap<P>[K], S, P>;
+};
+
+/** Options of a mailbox. */
+export interface MailboxOptions {
+  /** Most messages held. Defaults to 10,000. */
+  readonly capacity?: number;
+  /**
+   * What happens to a message that finds the mailbox full. Every drop is a dead letter.
+   * `reject` (default): the sender gets `ERR_MAILBOX_FULL`; `drop-newest`: the new message is dropped;
+   * `drop-oldest`: the oldest queued message is dropped to make room.
+   */
+  readonly overflow?: 'reject' | 'drop-newest' | 'drop-oldest';
+}
+
+/** How an actor is defined. Build one with `behavior()`. */
+export interface BehaviorDefinition<P extends AnyProtocol, S> {
+  /** The protocols this actor speaks. Every message of each needs a handler. */
+  readonly protocols: readonly P[];
+  /** Makes the initial state; called at start and at every restart. */
+  readonly initialState?: () => S;
+  readonly handlers: Handlers<P, S>;
+  /** Runs before the first message. A throw (or rejection) is a crash (`ERR_START_FAILED`). */
+  readonly preStart?: (ctx: ActorContext<S, P>) => void | PromiseLike<void>;
+  /** Runs after the actor has stopped processing and its children have stopped. */
+  readonly postStop?: (ctx: ActorContext<S, P>) => void | PromiseLike<void>;
+  /** Runs on the failed instance before a restart. Defaults to `postStop`. */
+  readonly preRestart?: (ctx: ActorContext<S, P>, error: Error) => void | PromiseLike<void>;
+  /** Runs on the fresh instance after a restart. Defaults to `preStart`. */
+  readonly postRestart?: (ctx: ActorContext<S, P>, error: Error) => void | PromiseLike<void>;
+  /** Receives the termination of a watched actor. */
+  readonly terminated?: (ref: ActorRef<any>, reason: ExitReason, ctx: ActorContext<S, P>) => void;
+  /** A handler still running after this long is a crash (`ERR_HANDLER_TIMEOUT`). No limit by default. */
+  readonly handlerDeadlineMs?: number;
+  readonly mailbox?: MailboxOptions;
+}
+
+declare const behaviorBrand: unique symbol;
+
+/** A compiled, reusable behaviour. Spawn it as many times as you like. */
+export interface Behavior<P extends AnyProtocol, S> {
+  readonly [behaviorBrand]: { readonly protocol: P; readonly state: S };
+  readonly protocols: readonly P[];
+  /** `supervisor` for behaviours built by the supervisors layer; shown in `tree()`. */
+  readonly kind: 'worker' | 'supervisor';
+}
+
+/** Options of one spawn. */
+export interface SpawnOptions {
+  /** Unique among siblings; no "/" and not starting with "$". Anonymous actors get `$<n>`. */
+  readonly name?: string;
+  /** When the parent restarts this actor. Defaults to `transient` (restart after a crash only). */
+  readonly restart?: RestartType;
+  /** How long the parent waits for this actor to stop before going on. Defaults to 5000. */
+  readonly shutdownMs?: number;
+  /** How this actor supervises its own children. Defaults to the system's `supervision`. */
+  readonly supervision?: Partial<RestartPolicy>;
+  readonly mailbox?: MailboxOptions;
+  /** Validate every message against its schema (`always`) or only at process boundaries (default). */
+  readonly validate?: 'always' | 'boundary';
+}
+
+/** A node of `system.tree()`. */
+export interface TreeNode {
+  readonly name: string;
+  readonly address: Address;
+  readonly kind: 'worker' | 'supervisor' | 'guardian';
+  readonly status: ActorStatus;
+  readonly restarts: number;
+  readonly strategy: RestartPolicy['strategy'];
+  readonly mailboxSize: number;
+  readonly children: readonly TreeNode[];
+}
+
+/** The lifecycle of one actor. */
+export type ActorStatus = 'starting' | 'running' | 'suspended' | 'restarting' | 'stopping' | 'stopped';
+
+/** The lifecycle of the system. */
+export type SystemStatus =
+  | { readonly tag: 'running' }
+  | { readonly tag: 'draining' }
+  | { readonly tag: 'stopped' }
+  | { readonly tag: 'failed'; readonly error: Error };
+
+/** Observes or filters messages; `send` runs in `tell`/`ask`, `receive` wraps the handler. */
+export interface Middleware {
+  readonly name: string;
+  /** Return `false` to drop the message (it becomes a dead letter). */
+  send?(message: MessageInfo): void | boolean;
+  /** Must call `next()` once and return its result. */
+  receive?(message: MessageInfo, next: () => unknown): unknown;
+}
+
+/** A message as middleware sees it. */
+export interface MessageInfo {
+  readonly to: Address;
+  readonly from: Address | undefined;
+  readonly type: string;
+  readonly body: unknown;
+  readonly ask: boolean;
+}
+
+/** Options of `drain()`. */
+export interface DrainOptions {
+  /** How long mailboxes may take to empty before the tree is stopped anyway. Defaults to 5000. */
+  readonly timeoutMs?: number;
+}
+
+/** An in-process actor system: the root of one supervision tree. */
+export interface ActorSystem {
+  readonly name: string;
+  readonly node: string;
+  readonly status: SystemStatus;
+  /** Every lifecycle event, dead letter and overflow. */
+  readonly events$: Observable<SystemEvent>;
+  /** The dead letters only. */
+  readonly deadLetters$: Observable<DeadLetterEvent>;
+  /** Spawns a top-level actor. */
+  spawn<P extends AnyProtocol, S>(behavior: Behavior<P, S>, options?: SpawnOptions): ActorRef<P>;
+  /** Stops a top-level actor (and its subtree). */
+  stop(ref: ActorRef<any>): Promise<void>;
+  /** A ref for an address; one that names no live actor turns messages into dead letters. */
+  ref<P extends AnyProtocol = AnyProtocol>(address: Address): ActorRef<P>;
+  /** The live actors that speak `protocol`. */
+  find<P extends AnyProtocol>(protocol: P): ActorRef<P>[];
+  /** The live tree with restart counts. */
+  tree(): TreeNode;
+  /** Adds middleware; returns a function that removes it. */
+  use(middleware: Middleware): () => void;
+  /** Refuses new messages from outside, lets mailboxes drain (up to a timeout), then stops leaf-first. */
+  drain(options?: DrainOptions): Promise<void>;
+  /** Stops the tree now, leaf-first. */
+  close(): Promise<void>;
+  /** Resolves when the system has stopped: with the error if it failed, otherwise with undefined. */
+  closed(): Promise<Error | undefined>;
+  [Symbol.asyncDispose](): Promise<void>;
+}

@@ -1,0 +1,167 @@
+import { TroupeError } from '../protocols/index.js';
+import type { Clock, TimerHandle } from './clock.js';
+
+/**
+ * One outstanding ask. It settles once: with the reply, an error, its timeout or its signal.
+ * `from` is the asking actor, when an actor asked.
+ */
+export class PendingAsk {
+  settled = false;
+  deadline = 0;
+  private onAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly resolveFn: (value: unknown) => void,
+    private readonly rejectFn: (error: unknown) => void,
+    readonly from: unknown,
+    private readonly signal: AbortSignal | undefined,
+    readonly to: string,
+    readonly type: string,
+  ) {}
+
+  resolve(value: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    this.resolveFn(value);
+  }
+
+  reject(error: unknown): void {
+    if (this.settled) return;
+    this.settle();
+    this.rejectFn(error);
+  }
+
+  listen(signal: AbortSignal): void {
+    this.onAbort = () =>
+      this.reject(
+        new TroupeError('ERR_ASK_ABORTED', `ask "${this.type}" to ${this.to} was aborted`, {
+          cause: signal.reason,
+          details: { to: this.to, type: this.type },
+        }),
+      );
+    signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  private settle(): void {
+    this.settled = true;
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+  }
+}
+
+/** A FIFO of asks in a ring that keeps its capacity (a power of two). */
+class AskFifo {
+  private items: (PendingAsk | undefined)[] = new Array(16);
+  private head = 0;
+  size = 0;
+
+  push(ask: PendingAsk): void {
+    if (this.size === this.items.length) this.grow();
+    this.items[(this.head + this.size++) & (this.items.length - 1)] = ask;
+  }
+
+  peek(): PendingAsk | undefined {
+    return this.size === 0 ? undefined : this.items[this.head];
+  }
+
+  shift(): void {
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) & (this.items.length - 1);
+    this.size--;
+  }
+
+  /** Drops settled asks from the front. */
+  trim(): void {
+    while (this.size > 0 && this.items[this.head]!.settled) this.shift();
+  }
+
+  *[Symbol.iterator](): Generator<PendingAsk> {
+    for (let i = 0; i < this.size; i++) yield this.items[(this.head + i) & (this.items.length - 1)]!;
+  }
+
+  private grow(): void {
+    const next: (PendingAsk | undefined)[] = new Array(this.items.length * 2);
+    for (let i = 0; i < this.size; i++) next[i] = this.items[(this.head + i) & (this.items.length - 1)];
+    this.items = next;
+    this.head = 0;
+  }
+}
+
+/**
+ * Ask timeouts without one timer per ask: asks with the same timeout expire in the order they were
+ * made, so each timeout value keeps a FIFO and one clock timer waits for the earliest deadline.
+ * Settled asks are dropped from the front lazily.
+ */
+export class TimeoutQueue {
+  private readonly queues = new Map<number, AskFifo>();
+  // Most asks use one timeout: remember its queue to skip the map look-up.
+  private lastTimeoutMs = -1;
+  private lastQueue: AskFifo | undefined;
+  private timer: TimerHandle | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly clock: Clock) {}
+
+  add(ask: PendingAsk, timeoutMs: number): void {
+    ask.deadline = this.clock.now() + timeoutMs;
+    let queue = timeoutMs === this.lastTimeoutMs ? this.lastQueue : this.queues.get(timeoutMs);
+    if (queue === undefined) {
+      queue = new AskFifo();
+      this.queues.set(timeoutMs, queue);
+    }
+    this.lastTimeoutMs = timeoutMs;
+    this.lastQueue = queue;
+    queue.trim();
+    queue.push(ask);
+    if (ask.deadline < this.timerAt) this.arm(ask.deadline);
+  }
+
+  /** Rejects every pending ask (the system is stopping). */
+  rejectAll(error: () => TroupeError): void {
+    for (const queue of this.queues.values()) for (const ask of queue) ask.reject(error());
+    this.queues.clear();
+    this.lastQueue = undefined;
+    this.lastTimeoutMs = -1;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+  }
+
+  private arm(at: number): void {
+    this.timer?.cancel();
+    this.timerAt = at;
+    this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, at - this.clock.now()));
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = this.clock.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [timeoutMs, queue] of this.queues) {
+      for (let ask = queue.peek(); ask !== undefined; ask = queue.peek()) {
+        if (!ask.settled && ask.deadline > now) break;
+        queue.shift();
+        if (!ask.settled) {
+          ask.reject(
+            new TroupeError(
+              'ERR_ASK_TIMEOUT',
+              `ask "${ask.type}" to ${ask.to} got no reply within ${timeoutMs} ms`,
+              {
+                details: { to: ask.to, type: ask.type, timeoutMs },
+              },
+            ),
+          );
+        }
+      }
+      const head = queue.peek();
+      if (head === undefined) {
+        this.queues.delete(timeoutMs);
+        if (this.lastQueue === queue) this.lastQueue = undefined;
+        this.lastTimeoutMs = -1;
+      } else {
+        next = Math.min(next, head.deadline);
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+  }
+}

@@ -1,0 +1,162 @@
+import { type AnyProtocol, invalidOption, type MessageSpec, TroupeError } from '../protocols/index.js';
+import type { Behavior, BehaviorDefinition, Handlers } from './api.js';
+import { nonNegative, type ResolvedMailbox, resolveMailbox, systemDefaults } from './options.js';
+import { type RestartPolicy, resolveRestartPolicy } from './supervision.js';
+
+/** A handler table: message name to handler, with no prototype so names like `constructor` are safe. */
+export type HandlerTable = Record<string, (body: unknown, ctx: unknown) => unknown>;
+
+/** What the kernel keeps of a behaviour. */
+export interface CompiledBehavior {
+  readonly protocols: readonly AnyProtocol[];
+  readonly kind: 'worker' | 'supervisor';
+  readonly definition: BehaviorDefinition<any, any>;
+  readonly table: HandlerTable;
+  /** Message name to its spec and protocol, for validation and wire types. */
+  readonly specs: Record<string, { readonly spec: MessageSpec; readonly protocol: string }>;
+  readonly handlerDeadlineMs: number | undefined;
+  /** Mailbox overrides of the behaviour (spawn options override these in turn). */
+  readonly mailbox: Partial<ResolvedMailbox> | undefined;
+  /** For supervisors: the policy over their children, and whether stopped children keep their slot. */
+  readonly supervision: RestartPolicy | undefined;
+  readonly retainChildren: boolean;
+}
+
+/**
+ * Compiles a behaviour: state, a handler per message of each declared protocol, lifecycle hooks.
+ * A missing handler is a compile error, and is rejected here too.
+ *
+ * @throws TroupeError `ERR_MISSING_HANDLER` when a message of a declared protocol has no handler;
+ * `ERR_PROTOCOL_CONFLICT` when two protocols share a message name; `ERR_INVALID_OPTION` for bad options.
+ * @example
+ * ```ts
+ * const counter = behavior({
+ *   protocols: [Counter],
+ *   initialState: () => ({ count: 0 }),
+ *   handlers: {
+ *     add: ({ by }, ctx) => { ctx.state.count += by; },
+ *     get: (_body, ctx) => ctx.state.count,
+ *   },
+ * });
+ * ```
+ */
+export function behavior<const P extends AnyProtocol, S = undefined>(
+  definition: BehaviorDefinition<P, S>,
+): Behavior<P, S> {
+  return compile(definition, 'worker', undefined, false) as unknown as Behavior<P, S>;
+}
+
+/**
+ * Builds a behaviour that supervises its children under `supervision`; used by the supervisors layer.
+ * `retainChildren` keeps a stopped non-temporary child's slot so a later group restart starts it again (OTP).
+ */
+export function supervisingBehavior<const P extends AnyProtocol, S = undefined>(
+  definition: BehaviorDefinition<P, S>,
+  supervision: Partial<RestartPolicy>,
+  retainChildren: boolean,
+): Behavior<P, S> {
+  const policy = resolveRestartPolicy(supervision, undefined, 'supervision');
+  return compile(definition, 'supervisor', policy, retainChildren) as unknown as Behavior<P, S>;
+}
+
+/** The compiled form behind a {@link Behavior}. */
+export function compiled(b: Behavior<any, any>): CompiledBehavior {
+  const c = b as unknown as CompiledBehavior;
+  if (typeof c !== 'object' || c === null || c.table === undefined) {
+    throw invalidOption('behavior', 'not a behaviour; build it with behavior()', b);
+  }
+  return c;
+}
+
+const tables = new WeakMap<object, HandlerTable>();
+
+/** Builds (and caches) the handler table for `handlers` over the messages of `specs`. */
+export function handlerTable(
+  handlers: Handlers<any, any>,
+  specs: CompiledBehavior['specs'],
+  where: string,
+): HandlerTable {
+  if (typeof handlers !== 'object' || handlers === null) throw invalidOption('handlers', 'must be an object');
+  const cached = tables.get(handlers);
+  if (cached !== undefined) return cached;
+  const table = Object.create(null) as HandlerTable;
+  for (const [name, { protocol }] of Object.entries(specs)) {
+    const handler = (handlers as Record<string, unknown>)[name];
+    if (typeof handler !== 'function') {
+      throw new TroupeError(
+        'ERR_MISSING_HANDLER',
+        `${where} has no handler for "${name}" of protocol "${protocol}"`,
+        { details: { message: name, protocol } },
+      );
+    }
+    table[name] = handler as HandlerTable[string];
+  }
+  tables.set(handlers, table);
+  return table;
+}
+
+function compile(
+  definition: BehaviorDefinition<any, any>,
+  kind: 'worker' | 'supervisor',
+  supervision: RestartPolicy | undefined,
+  retainChildren: boolean,
+): CompiledBehavior {
+  if (typeof definition !== 'object' || definition === null) {
+    throw invalidOption('behavior', 'must be an object', definition);
+  }
+  const { protocols } = definition;
+  if (!Array.isArray(protocols)) throw invalidOption('protocols', 'must be an array of protocols', protocols);
+  const specs = Object.create(null) as Record<string, { spec: MessageSpec; protocol: string }>;
+  for (const protocol of protocols) {
+    if (typeof protocol?.name !== 'string' || typeof protocol.messages !== 'object') {
+      throw invalidOption('protocols', 'each entry must come from defineProtocol()', protocol);
+    }
+    for (const [name, spec] of Object.entries(protocol.messages as Record<string, MessageSpec>)) {
+      const other = specs[name];
+      if (other !== undefined) {
+        throw new TroupeError(
+          'ERR_PROTOCOL_CONFLICT',
+          `message "${name}" is defined by both "${other.protocol}" and "${protocol.name}"`,
+          { details: { message: name, protocols: [other.protocol, protocol.name] } },
+        );
+      }
+      specs[name] = { spec, protocol: protocol.name };
+    }
+  }
+  for (const hook of [
+    'initialState',
+    'preStart',
+    'postStop',
+    'preRestart',
+    'postRestart',
+    'terminated',
+  ] as const) {
+    const value = definition[hook];
+    if (value !== undefined && typeof value !== 'function')
+      throw invalidOption(hook, 'must be a function', value);
+  }
+  const handlerDeadlineMs =
+    definition.handlerDeadlineMs === undefined
+      ? undefined
+      : nonNegative('handlerDeadlineMs', definition.handlerDeadlineMs);
+  const mailbox =
+    definition.mailbox === undefined
+      ? undefined
+      : resolveMailbox(definition.mailbox, systemDefaults.mailbox, 'mailbox') && definition.mailbox;
+  const table = handlerTable(
+    definition.handlers,
+    specs,
+    `behaviour of ${protocols.map((p) => p.name).join(', ') || 'no protocol'}`,
+  );
+  return Object.freeze({
+    protocols: Object.freeze([...protocols]),
+    kind,
+    definition,
+    table,
+    specs,
+    handlerDeadlineMs,
+    mailbox,
+    supervision,
+    retainChildren,
+  });
+}

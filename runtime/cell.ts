@@ -1,0 +1,1596 @@
+import {
+  type Address,
+  asError,
+  assertPlainData,
+  formatAddress,
+  TroupeError,
+  type Validated,
+  validate,
+} from '../protocols/index.js';
+import type {
+  ActorContext,
+  ActorRef,
+  ActorStatus,
+  ActorSystem,
+  AskOptions,
+  Behavior,
+  ExitReason,
+  Handlers,
+  Middleware,
+  SpawnOptions,
+  TellOptions,
+  Timers,
+  TreeNode,
+} from './api.js';
+import { PendingAsk, type TimeoutQueue } from './ask.js';
+import { type CompiledBehavior, compiled, type HandlerTable, handlerTable } from './behavior.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { DeadLetterReason, SystemEvent } from './events.js';
+import { Mailbox } from './mailbox.js';
+import { nonNegative, type ResolvedMailbox, resolveMailbox } from './options.js';
+import {
+  backoffDelay,
+  type RestartPolicy,
+  type RestartType,
+  recordRestart,
+  resolveRestartPolicy,
+  resolveRestartType,
+} from './supervision.js';
+
+// Status is a small integer rather than a tagged union: it is read on every message.
+// `statusName` maps it to the public ActorStatus.
+const STARTING = 0;
+const RUNNING = 1;
+const SUSPENDED = 2;
+const RESTARTING = 3;
+const STOPPING = 4;
+const STOPPED = 5;
+const STATUS_NAMES: readonly ActorStatus[] = [
+  'starting',
+  'running',
+  'suspended',
+  'restarting',
+  'stopping',
+  'stopped',
+];
+
+const SCHEDULED = 1;
+const BUSY = 2;
+const SYS_BUSY = 4;
+const STOP_REQUESTED = 8;
+
+/** A timer's message carries this as its meta so a cancelled timer's message is never handled. */
+class TimerTick {
+  constructor(
+    readonly key: string,
+    readonly generation: number,
+  ) {}
+}
+
+type SystemMessage =
+  | { kind: 'start'; waiter: StartWaiter | undefined }
+  | { kind: 'child-exit'; child: Cell; error: Error | undefined; incarnation: number }
+  | { kind: 'terminated'; ref: ActorRef<any>; reason: ExitReason }
+  | { kind: 'task'; run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+
+interface StartWaiter {
+  resolve(cell: Cell): void;
+  reject(error: Error): void;
+}
+
+/** Resolved per-spawn settings; shared by every actor spawned without options. */
+export interface CellSettings {
+  readonly restart: RestartType;
+  readonly shutdownMs: number;
+  readonly mailbox: ResolvedMailbox;
+  readonly supervision: RestartPolicy;
+  readonly validateAll: boolean;
+}
+
+/** What a cell needs from its system. The system implements it; cells never import the system. */
+export interface Host extends ActorSystem {
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly devChecks: boolean;
+  readonly askTimeoutMs: number;
+  /** 0 running, 1 draining, 2 stopping, 3 stopped. */
+  readonly state: number;
+  readonly middleware: readonly Middleware[];
+  readonly timeouts: TimeoutQueue;
+  /** True when a send needs more than an enqueue: dev checks, a system not running, send middleware. */
+  readonly slowSend: boolean;
+  /** True when receive middleware is installed. */
+  readonly slowReceive: boolean;
+  /** True when someone subscribes to the event stream; events are built only then. */
+  readonly observed: boolean;
+  /** Async handlers, system actions and stops in progress. */
+  busy: number;
+  /** True during close(): stopping actors do not wait for handlers in flight. */
+  readonly hard: boolean;
+  emit(event: SystemEvent): void;
+  schedule(cell: Cell): void;
+  refuseExternal(
+    to: Cell,
+    type: string,
+    body: unknown,
+    from: ActorRef<any> | undefined,
+    ask: PendingAsk | undefined,
+  ): boolean;
+  runSendMiddleware(
+    to: Cell,
+    type: string,
+    body: unknown,
+    from: ActorRef<any> | undefined,
+    ask: boolean,
+  ): TroupeError | undefined;
+  runReceiveMiddleware(to: Cell, type: string, body: unknown, meta: unknown, next: () => unknown): unknown;
+  deadLetter(
+    to: Address,
+    from: Address | undefined,
+    type: string,
+    body: unknown,
+    reason: DeadLetterReason,
+    error: TroupeError | undefined,
+  ): void;
+  register(cell: Cell): void;
+  unregister(cell: Cell): void;
+  settingsFor(behavior: CompiledBehavior, options: SpawnOptions | undefined): CellSettings;
+  assertAccepting(): void;
+  rootFailed(error: Error): void;
+  reportDefect(address: Address, error: unknown): void;
+  within(promise: Promise<unknown>, ms: number): Promise<void>;
+  checkIdle(): void;
+  nextTimerGeneration(): number;
+}
+
+let currentCell: Cell | undefined;
+
+/** The actor whose handler is running synchronously right now, if any. */
+export function runningCell(): Cell | undefined {
+  return currentCell;
+}
+
+let anonymous = 0;
+
+/**
+ * One actor: its mailbox, state, lifecycle and children. The same object is its ref and its handler
+ * context, which keeps an idle actor small; user code sees it only through the ActorRef and
+ * ActorContext interfaces.
+ */
+export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, any> {
+  // Fields are declared hot first: the message path reads the first dozen, which then share cache lines.
+  readonly system: Host;
+  private status = STARTING;
+  private flags = 0;
+  private table: HandlerTable;
+  readonly settings: CellSettings;
+  private sysQueue: SystemMessage[] | undefined;
+  private curType: string | undefined;
+  private curBody: unknown;
+  private curMeta: unknown;
+  private abortController: AbortController | undefined;
+  state: unknown;
+  readonly behavior: CompiledBehavior;
+  readonly parentCell: Cell | undefined;
+  /** The name in the parent's map: a number for anonymous actors, so spawning one allocates no string. */
+  readonly key: string | number;
+  private incarnation = 0;
+  private cachedAddress: string | undefined;
+  /** Restarts of this actor since it was spawned. */
+  restarts = 0;
+  private childMap: Map<string | number, Cell> | undefined;
+  private watchers: Set<Cell> | undefined;
+  private watching: Set<ActorRef<any>> | undefined;
+  private stashed: unknown[] | undefined;
+  private timerMap: Map<string, { handle: TimerHandle; generation: number; repeat: boolean }> | undefined;
+  private timerApi: Timers<any> | undefined;
+  private inflight: Promise<unknown> | undefined;
+  private stopping: Promise<void> | undefined;
+  private stopResolve: (() => void) | undefined;
+  private restartLog: number[] | undefined;
+  private restartToken: object | undefined;
+  private deferred: SystemMessage[] | undefined;
+  private hookError: unknown;
+  private lastFailure: Error | undefined;
+  /** The reason this actor terminated, once stopped. */
+  exitReason: ExitReason | undefined;
+
+  constructor(
+    system: Host,
+    parentCell: Cell | undefined,
+    name: string | number,
+    behavior: CompiledBehavior,
+    settings: CellSettings,
+  ) {
+    super();
+    this.system = system;
+    this.parentCell = parentCell;
+    this.key = name;
+    this.behavior = behavior;
+    this.settings = settings;
+    this.table = behavior.table;
+  }
+
+  // ---- ActorRef ----
+
+  get address(): Address {
+    if (this.cachedAddress === undefined) {
+      this.cachedAddress = formatAddress({
+        system: this.system.name,
+        node: this.system.node,
+        path: this.path,
+      });
+    }
+    return this.cachedAddress;
+  }
+
+  /** The actor's name; anonymous actors are `$<n>` in base 36. */
+  get name(): string {
+    const key = this.key;
+    return typeof key === 'number' ? `$${key.toString(36)}` : key;
+  }
+
+  /** Slash-separated names from the top of the tree. */
+  get path(): string {
+    const parent = this.parentCell;
+    return parent === undefined || parent.parentCell === undefined
+      ? this.name
+      : `${parent.path}/${this.name}`;
+  }
+
+  tell(type: string, body: unknown, options?: TellOptions): void {
+    const from = options === undefined ? currentCell : (options.from ?? currentCell);
+    if (this.system.slowSend && !this.admit(type, body, from, undefined)) return;
+    this.enqueue(type, body, from);
+  }
+
+  /** Development checks, a stopped or draining system, send middleware: false when refused. */
+  private admit(
+    type: string,
+    body: unknown,
+    from: ActorRef<any> | undefined,
+    ask: PendingAsk | undefined,
+  ): boolean {
+    const system = this.system;
+    if (system.devChecks) assertPlainData(body);
+    if (system.state !== 0 && system.refuseExternal(this, type, body, from, ask)) return false;
+    if (system.middleware.length > 0) {
+      const dropped = system.runSendMiddleware(this, type, body, from, ask !== undefined);
+      if (dropped !== undefined) {
+        ask?.reject(dropped);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  ask(type: string, body: unknown, options?: AskOptions): Promise<any> {
+    return this.request(
+      type,
+      body,
+      options?.timeoutMs ?? this.system.askTimeoutMs,
+      options?.signal,
+      currentCell,
+    );
+  }
+
+  /** An ask with an explicit sender (a boundary passes the remote one). */
+  request(
+    type: string,
+    body: unknown,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    from: ActorRef<any> | undefined,
+  ): Promise<any> {
+    const system = this.system;
+    return new Promise((resolve, reject) => {
+      if (!(timeoutMs > 0))
+        throw new TroupeError('ERR_INVALID_OPTION', 'ask `timeoutMs` must be a number > 0');
+      const ask = new PendingAsk(resolve, reject, from, signal, this.address, type);
+      if (signal !== undefined) {
+        if (signal.aborted) {
+          ask.reject(
+            new TroupeError('ERR_ASK_ABORTED', `ask "${type}" to ${this.address} was aborted`, {
+              cause: signal.reason,
+              details: { to: this.address, type },
+            }),
+          );
+          return;
+        }
+        ask.listen(signal);
+      }
+      if (system.slowSend && !this.admit(type, body, from, ask)) return;
+      system.timeouts.add(ask, timeoutMs);
+      this.enqueue(type, body, ask);
+    });
+  }
+
+  // ---- ActorContext ----
+
+  get self(): ActorRef<any> {
+    return this;
+  }
+
+  get sender(): ActorRef<any> | undefined {
+    const meta = this.curMeta;
+    if (meta instanceof Cell) return meta;
+    if (meta instanceof PendingAsk) return meta.from as Cell | undefined;
+    if (meta instanceof TimerTick) return this;
+    return meta as ActorRef<any> | undefined;
+  }
+
+  get signal(): AbortSignal {
+    this.abortController ??= new AbortController();
+    return this.abortController.signal;
+  }
+
+  get parent(): ActorRef<any> | undefined {
+    const parent = this.parentCell;
+    return parent === undefined || parent.parentCell === undefined ? undefined : parent;
+  }
+
+  get timers(): Timers<any> {
+    this.timerApi ??= this.makeTimers();
+    return this.timerApi;
+  }
+
+  spawn(b: Behavior<any, any>, options?: SpawnOptions): ActorRef<any> {
+    return this.spawnChild(b, options, undefined);
+  }
+
+  stop(child?: ActorRef<any>): Promise<void> {
+    if (child === undefined || (child as unknown) === this) return this.stopSelf();
+    if (!(child instanceof Cell) || child.parentCell !== this) {
+      return Promise.reject(
+        new TroupeError('ERR_ILLEGAL_STATE', `${this.address} can stop only itself and its children`, {
+          details: { target: child.address },
+        }),
+      );
+    }
+    return this.stopChild(child, false);
+  }
+
+  children(): ActorRef<any>[] {
+    const out: ActorRef<any>[] = [];
+    if (this.childMap !== undefined) {
+      for (const child of this.childMap.values()) if (child.status < STOPPING) out.push(child);
+    }
+    return out;
+  }
+
+  watch(ref: ActorRef<any>): void {
+    if ((ref as unknown) === this) return;
+    const target = ref instanceof Cell ? ref : this.system.ref(ref.address);
+    this.watching ??= new Set();
+    if (!(target instanceof Cell)) {
+      // No live actor has that address: it is as good as terminated (Akka: existence not confirmed).
+      this.watching.add(ref);
+      this.pushSystem({ kind: 'terminated', ref, reason: { kind: 'unknown' } });
+      return;
+    }
+    this.watching.add(target);
+    if (target.status === STOPPED) {
+      this.pushSystem({ kind: 'terminated', ref: target, reason: target.exitReason ?? { kind: 'normal' } });
+      return;
+    }
+    target.watchers ??= new Set();
+    target.watchers.add(this);
+  }
+
+  unwatch(ref: ActorRef<any>): void {
+    const target = ref instanceof Cell ? ref : this.system.ref(ref.address);
+    this.watching?.delete(ref);
+    this.watching?.delete(target);
+    if (target instanceof Cell) target.watchers?.delete(this);
+  }
+
+  become(handlers: Handlers<any, any>): void {
+    this.table = handlerTable(handlers, this.behavior.specs, `become() of ${this.address}`);
+  }
+
+  unbecome(): void {
+    this.table = this.behavior.table;
+  }
+
+  stash(): void {
+    if (this.curType === undefined)
+      throw new TroupeError('ERR_ILLEGAL_STATE', 'stash() is only allowed in a handler');
+    this.stashed ??= [];
+    this.stashed.push(this.curType, this.curBody, this.curMeta);
+    // The stashed ask stays pending: its reply comes when the message is handled again.
+    this.curMeta = STASHED;
+  }
+
+  unstashAll(): void {
+    const stashed = this.stashed;
+    if (stashed === undefined || stashed.length === 0) return;
+    this.stashed = undefined;
+    for (let i = stashed.length - 3; i >= 0; i -= 3)
+      this.unshiftMessage(stashed[i] as string, stashed[i + 1], stashed[i + 2]);
+    this.scheduleIfRunnable();
+  }
+
+  // ---- Kernel ----
+
+  get statusName(): ActorStatus {
+    return STATUS_NAMES[this.status]!;
+  }
+
+  get alive(): boolean {
+    return this.status < STOPPING;
+  }
+
+  get mailboxSize(): number {
+    return this.mbSize;
+  }
+
+  /** Creates a child and starts it. `waiter` hears about the first start instead of the supervisor. */
+  spawnChild(
+    b: Behavior<any, any>,
+    options: SpawnOptions | undefined,
+    waiter: StartWaiter | undefined,
+  ): Cell {
+    const system = this.system;
+    system.assertAccepting();
+    if (this.status >= STOPPING) {
+      throw new TroupeError('ERR_ACTOR_STOPPED', `${this.address} is stopping and cannot spawn children`);
+    }
+    const behavior = compiled(b);
+    const settings = system.settingsFor(behavior, options);
+    const name = options?.name === undefined ? anonymous++ : checkName(options.name);
+    this.childMap ??= new Map();
+    const existing = this.childMap.get(name);
+    if (existing !== undefined) {
+      if (existing.status !== STOPPED) {
+        throw new TroupeError('ERR_NAME_TAKEN', `${existing.address} already exists`, { details: { name } });
+      }
+      this.childMap.delete(name);
+    }
+    const child = new Cell(system, this, name, behavior, settings);
+    this.childMap.set(name, child);
+    system.register(child);
+    if (system.observed) {
+      system.emit({
+        type: 'actor-spawned',
+        at: system.clock.now(),
+        address: child.address,
+        parent: this.address,
+      });
+    }
+    child.begin(waiter);
+    return child;
+  }
+
+  /** For the guardian, which has no start of its own. */
+  markRunning(): void {
+    this.status = RUNNING;
+  }
+
+  /** Runs the first start: synchronously when there is no preStart hook. */
+  private begin(waiter: StartWaiter | undefined): void {
+    this.state = this.initialState();
+    if (this.behavior.definition.preStart === undefined) {
+      this.status = RUNNING;
+      this.announceStarted();
+      waiter?.resolve(this);
+      return;
+    }
+    this.pushSystem({ kind: 'start', waiter });
+  }
+
+  private initialState(): unknown {
+    const init = this.behavior.definition.initialState;
+    return init === undefined ? undefined : init();
+  }
+
+  private announceStarted(): void {
+    const system = this.system;
+    if (system.observed)
+      system.emit({ type: 'actor-started', at: system.clock.now(), address: this.address });
+  }
+
+  /** Puts a user message in the mailbox, applying the overflow policy. */
+  enqueue(type: string, body: unknown, meta: unknown): void {
+    if (this.status >= STOPPING) {
+      this.undeliverable(type, body, meta, 'actor-stopped');
+      return;
+    }
+    if (this.mbSize >= this.settings.mailbox.capacity && !this.overflow(type, body, meta)) return;
+    this.pushMessage(type, body, meta);
+    if (this.flags === 0 && this.status === RUNNING) {
+      this.flags = SCHEDULED;
+      this.system.schedule(this);
+    }
+  }
+
+  /** Applies the overflow policy; returns true when the new message should still be queued. */
+  private overflow(type: string, body: unknown, meta: unknown): boolean {
+    const system = this.system;
+    const { capacity, overflow } = this.settings.mailbox;
+    if (system.observed) {
+      system.emit({
+        type: 'mailbox-overflow',
+        at: system.clock.now(),
+        address: this.address,
+        policy: overflow,
+        capacity,
+      });
+    }
+    if (overflow === 'drop-oldest') {
+      const [oldType, oldBody, oldMeta] = this.shiftMessage();
+      this.undeliverable(oldType, oldBody, oldMeta, 'mailbox-overflow');
+      return true;
+    }
+    const error = new TroupeError(
+      'ERR_MAILBOX_FULL',
+      `mailbox of ${this.address} is full (${capacity} messages)`,
+      {
+        details: { to: this.address, capacity },
+      },
+    );
+    system.deadLetter(
+      this.address,
+      senderAddress(meta),
+      type,
+      body,
+      overflow === 'reject' ? 'mailbox-full' : 'mailbox-overflow',
+      error,
+    );
+    if (meta instanceof PendingAsk) meta.reject(error);
+    // A timer has nobody to throw to: its tick is only a dead letter.
+    else if (overflow === 'reject' && !(meta instanceof TimerTick)) throw error;
+    return false;
+  }
+
+  /** A message that cannot be handled: a dead letter, and a rejection for an ask. */
+  private undeliverable(type: string, body: unknown, meta: unknown, reason: DeadLetterReason): void {
+    if (meta === STASHED || (meta instanceof TimerTick && reason === 'actor-stopped')) return;
+    const error =
+      reason === 'actor-stopped'
+        ? new TroupeError('ERR_ACTOR_STOPPED', `${this.address} has stopped`, {
+            details: { to: this.address, type },
+          })
+        : new TroupeError(
+            'ERR_MAILBOX_FULL',
+            `mailbox of ${this.address} overflowed; the message was dropped`,
+            {
+              details: { to: this.address, type },
+            },
+          );
+    this.system.deadLetter(this.address, senderAddress(meta), type, body, reason, error);
+    if (meta instanceof PendingAsk) meta.reject(error);
+  }
+
+  private pushSystem(message: SystemMessage): void {
+    this.sysQueue ??= [];
+    this.sysQueue.push(message);
+    if ((this.flags & (SCHEDULED | SYS_BUSY)) === 0) {
+      this.flags |= SCHEDULED;
+      this.system.schedule(this);
+    }
+  }
+
+  private scheduleIfRunnable(): void {
+    if ((this.flags & (SCHEDULED | BUSY | SYS_BUSY)) !== 0) return;
+    const hasSystem = this.sysQueue !== undefined && this.sysQueue.length > 0;
+    const hasUser = this.status === RUNNING && this.mbSize > 0;
+    if (hasSystem || hasUser) {
+      this.flags |= SCHEDULED;
+      this.system.schedule(this);
+    }
+  }
+
+  /**
+   * Called by the dispatcher: handles system messages first, then up to `budget` user messages.
+   * Stops early when a handler goes async; the settle callback reschedules.
+   */
+  run(budget: number): void {
+    // SCHEDULED stays set while running so that sends to this actor do not schedule it twice.
+    const sys = this.sysQueue;
+    while (sys !== undefined && sys.length > 0 && (this.flags & SYS_BUSY) === 0) {
+      this.handleSystem(sys.shift()!);
+    }
+    if (this.status === RUNNING && this.flags === SCHEDULED) {
+      const system = this.system;
+      // Read once a turn: middleware added by a handler applies from the next turn.
+      const slow = system.slowReceive || this.settings.validateAll;
+      while (this.mbSize > 0) {
+        if (budget-- === 0) {
+          system.schedule(this);
+          return;
+        }
+        // The mailbox's shift, inlined: this loop is the kernel's hottest path.
+        const buffer = this.mbBuffer!;
+        const i = this.mbHead;
+        const type = buffer[i] as string;
+        const body = buffer[i + 1];
+        const meta = buffer[i + 2];
+        buffer[i] = undefined;
+        buffer[i + 1] = undefined;
+        buffer[i + 2] = undefined;
+        this.mbHead = i + 3 === buffer.length ? 0 : i + 3;
+        this.mbSize--;
+        const handler = this.table[type];
+        if (slow || handler === undefined || (meta !== undefined && meta instanceof TimerTick)) {
+          this.invoke(type, body, meta);
+        } else {
+          this.curType = type;
+          this.curBody = body;
+          // curMeta is undefined between messages, so a message without meta need not write it.
+          if (meta !== undefined) this.curMeta = meta;
+          currentCell = this;
+          let result: unknown;
+          try {
+            result = handler(body, this);
+          } catch (error) {
+            currentCell = undefined;
+            this.crash(asError(error), type, body, meta);
+            break;
+          }
+          currentCell = undefined;
+          if (result !== undefined && isThenable(result)) {
+            this.awaitHandler(result, type, body, meta);
+            break;
+          }
+          if (meta === undefined && this.curMeta === undefined && this.abortController === undefined) {
+            this.curType = undefined;
+            this.curBody = undefined;
+          } else {
+            this.finish(meta, result);
+          }
+        }
+        if (this.status !== RUNNING || this.flags !== SCHEDULED) break;
+      }
+    }
+    this.flags &= ~SCHEDULED;
+    if (
+      this.flags === 0 &&
+      this.mbSize === 0 &&
+      (this.sysQueue === undefined || this.sysQueue.length === 0)
+    ) {
+      return;
+    }
+    if ((this.flags & (STOP_REQUESTED | BUSY)) === STOP_REQUESTED) this.beginRequestedStop();
+    else this.scheduleIfRunnable();
+  }
+
+  private invoke(type: string, body: unknown, meta: unknown): void {
+    if (meta instanceof TimerTick && !this.timerCurrent(meta)) return;
+    const handler = this.table[type];
+    if (handler === undefined) {
+      this.rejectUnknown(type, body, meta);
+      return;
+    }
+    if (this.settings.validateAll) {
+      const checked = this.validateBody(type, body);
+      if (checked instanceof Promise) {
+        this.awaitValidation(checked, handler, type, body, meta);
+        return;
+      }
+      if (!checked.ok) {
+        this.rejectInvalid(type, body, meta, checked.error);
+        return;
+      }
+      body = checked.value;
+    }
+    this.call(handler, type, body, meta);
+  }
+
+  private call(handler: HandlerTable[string], type: string, body: unknown, meta: unknown): void {
+    this.curType = type;
+    this.curBody = body;
+    this.curMeta = meta;
+    const previous = currentCell;
+    currentCell = this;
+    let result: unknown;
+    try {
+      result =
+        this.system.middleware.length === 0
+          ? handler(body, this)
+          : this.system.runReceiveMiddleware(this, type, body, meta, () => handler(body, this));
+    } catch (error) {
+      currentCell = previous;
+      this.crash(asError(error), type, body, meta);
+      return;
+    }
+    currentCell = previous;
+    if (
+      result !== null &&
+      typeof result === 'object' &&
+      typeof (result as PromiseLike<unknown>).then === 'function'
+    ) {
+      this.awaitHandler(result as PromiseLike<unknown>, type, body, meta);
+      return;
+    }
+    this.finish(meta, result);
+  }
+
+  private finish(meta: unknown, result: unknown): void {
+    if (meta !== undefined) {
+      // A stashed ask is answered when it is handled again, not now.
+      if (meta instanceof PendingAsk && this.curMeta === meta) {
+        if (this.settings.validateAll) this.replyValidated(meta, result);
+        else meta.resolve(result);
+      }
+    }
+    // Cleared even without meta: stash() leaves its marker here.
+    this.curMeta = undefined;
+    this.curType = undefined;
+    this.curBody = undefined;
+    if (this.abortController !== undefined) this.abortController = undefined;
+  }
+
+  private awaitHandler(result: PromiseLike<unknown>, type: string, body: unknown, meta: unknown): void {
+    this.flags |= BUSY;
+    this.system.busy++;
+    const incarnation = this.incarnation;
+    const deadlineMs = this.behavior.handlerDeadlineMs;
+    let deadline: TimerHandle | undefined;
+    if (deadlineMs !== undefined) {
+      deadline = this.system.clock.setTimeout(() => {
+        if (this.incarnation !== incarnation || (this.flags & BUSY) === 0) return;
+        this.settleBusy();
+        this.crash(
+          new TroupeError(
+            'ERR_HANDLER_TIMEOUT',
+            `handler "${type}" of ${this.address} ran past ${deadlineMs} ms`,
+            {
+              details: { address: this.address, type, deadlineMs },
+            },
+          ),
+          type,
+          body,
+          meta,
+        );
+      }, deadlineMs);
+    }
+    const settled = Promise.resolve(result).then(
+      (value) => {
+        deadline?.cancel();
+        if (this.incarnation !== incarnation || (this.flags & BUSY) === 0) return;
+        this.settleBusy();
+        this.finish(meta, value);
+        this.afterAsync();
+      },
+      (error: unknown) => {
+        deadline?.cancel();
+        if (this.incarnation !== incarnation || (this.flags & BUSY) === 0) return;
+        this.settleBusy();
+        this.crash(asError(error), type, body, meta);
+      },
+    );
+    this.inflight = settled;
+  }
+
+  private settleBusy(): void {
+    this.flags &= ~BUSY;
+    this.inflight = undefined;
+    this.system.busy--;
+    this.system.checkIdle();
+  }
+
+  private afterAsync(): void {
+    if ((this.flags & STOP_REQUESTED) !== 0) this.beginRequestedStop();
+    else this.scheduleIfRunnable();
+  }
+
+  private validateBody(type: string, body: unknown): Validated | Promise<Validated> {
+    const entry = this.behavior.specs[type]!;
+    return validate(entry.spec.body, body, `"${entry.protocol}.${type}" to ${this.address}`);
+  }
+
+  private awaitValidation(
+    checked: Promise<Validated>,
+    handler: HandlerTable[string],
+    type: string,
+    body: unknown,
+    meta: unknown,
+  ): void {
+    this.flags |= BUSY;
+    this.system.busy++;
+    const incarnation = this.incarnation;
+    // The message waits in the current slots; a stop meanwhile turns it into a dead letter (runStop).
+    this.curType = type;
+    this.curBody = body;
+    this.curMeta = meta;
+    checked.then((result) => {
+      if (this.incarnation !== incarnation) {
+        // The actor stopped or restarted meanwhile: the message is not handled, so its ask must hear.
+        if (meta instanceof PendingAsk) {
+          meta.reject(
+            new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped before handling "${type}"`),
+          );
+        }
+        return;
+      }
+      this.settleBusy();
+      this.curType = undefined;
+      this.curBody = undefined;
+      this.curMeta = undefined;
+      if (result.ok) this.call(handler, type, result.value, meta);
+      else this.rejectInvalid(type, body, meta, result.error);
+      if ((this.flags & BUSY) === 0) this.afterAsync();
+    });
+  }
+
+  private replyValidated(ask: PendingAsk, value: unknown): void {
+    const entry = this.behavior.specs[ask.type]!;
+    const spec = entry.spec;
+    if (spec.kind !== 'ask') {
+      ask.resolve(value);
+      return;
+    }
+    const checked = validate(
+      spec.reply,
+      value,
+      `reply to "${entry.protocol}.${ask.type}" from ${this.address}`,
+    );
+    const settle = (r: Validated) => (r.ok ? ask.resolve(r.value) : ask.reject(r.error));
+    if (checked instanceof Promise) checked.then(settle);
+    else settle(checked);
+  }
+
+  private rejectUnknown(type: string, body: unknown, meta: unknown): void {
+    const error = new TroupeError('ERR_UNKNOWN_MESSAGE', `${this.address} does not handle "${type}"`, {
+      details: { to: this.address, type },
+    });
+    this.system.deadLetter(this.address, senderAddress(meta), type, body, 'unknown-message', error);
+    if (meta instanceof PendingAsk) meta.reject(error);
+  }
+
+  private rejectInvalid(type: string, body: unknown, meta: unknown, error: TroupeError): void {
+    this.system.deadLetter(this.address, senderAddress(meta), type, body, 'validation-failed', error);
+    if (meta instanceof PendingAsk) meta.reject(error);
+  }
+
+  /** A handler threw, rejected or timed out: suspend and tell the parent. */
+  private crash(error: Error, type: string | undefined, body: unknown, meta: unknown): void {
+    // A message stashed before the crash is handled again after the restart; its ask waits for that.
+    const stashed = this.curMeta === STASHED;
+    this.curType = undefined;
+    this.curBody = undefined;
+    this.curMeta = undefined;
+    if (meta instanceof PendingAsk && !stashed) {
+      meta.reject(
+        new TroupeError('ERR_ACTOR_CRASHED', `${this.address} crashed handling "${type}": ${error.message}`, {
+          cause: error,
+          details: { to: this.address, type },
+        }),
+      );
+    }
+    this.fail(error, type === undefined ? undefined : { type, body });
+  }
+
+  /** Marks this actor failed and hands the decision to its supervisor. */
+  fail(error: Error, message: { type: string; body: unknown } | undefined): void {
+    if (this.status >= STOPPING || this.status === SUSPENDED) return;
+    this.status = SUSPENDED;
+    this.lastFailure = error;
+    this.incarnation++;
+    this.abortController?.abort(error);
+    this.abortController = undefined;
+    if ((this.flags & BUSY) !== 0) this.settleBusy();
+    const system = this.system;
+    if (system.observed) {
+      system.emit({ type: 'actor-crashed', at: system.clock.now(), address: this.address, error, message });
+    }
+    this.parentCell?.pushSystem({ kind: 'child-exit', child: this, error, incarnation: this.incarnation });
+  }
+
+  private handleSystem(message: SystemMessage): void {
+    switch (message.kind) {
+      case 'start':
+        this.runStartHook(message.waiter);
+        return;
+      case 'child-exit':
+        // A report about an earlier incarnation (already restarted by a group restart) is stale.
+        if (message.child.incarnation !== message.incarnation) return;
+        this.runSystemAction(() => this.superviseExit(message.child, message.error));
+        return;
+      case 'terminated':
+        this.deliverTerminated(message.ref, message.reason);
+        return;
+      case 'task':
+        if (this.status >= STOPPING) {
+          message.reject(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} has stopped`));
+          return;
+        }
+        if (this.status !== RUNNING) {
+          // Work on a failed or restarting actor waits for its next incarnation, which starts fresh.
+          this.deferred ??= [];
+          this.deferred.push(message);
+          return;
+        }
+        this.runSystemAction(() => message.run(), message.resolve, message.reject);
+        return;
+    }
+  }
+
+  /** Runs a system action; if it goes async, the system lane waits for it. */
+  private runSystemAction(
+    action: () => unknown,
+    resolve?: (value: unknown) => void,
+    reject?: (error: unknown) => void,
+  ): void {
+    let result: unknown;
+    try {
+      result = action();
+    } catch (error) {
+      if (reject === undefined) this.system.reportDefect(this.address, error);
+      else reject(error);
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      resolve?.(result);
+      return;
+    }
+    this.flags |= SYS_BUSY;
+    this.system.busy++;
+    result.then(
+      (value) => {
+        this.endSystemAction();
+        resolve?.(value);
+      },
+      (error: unknown) => {
+        this.endSystemAction();
+        if (reject === undefined) this.system.reportDefect(this.address, error);
+        else reject(error);
+      },
+    );
+  }
+
+  private endSystemAction(): void {
+    this.flags &= ~SYS_BUSY;
+    this.system.busy--;
+    this.scheduleIfRunnable();
+    this.system.checkIdle();
+  }
+
+  /** Running again: tasks that waited for this incarnation go first. */
+  private becameRunning(): void {
+    this.status = RUNNING;
+    const deferred = this.deferred;
+    if (deferred === undefined) return;
+    this.deferred = undefined;
+    this.sysQueue = this.sysQueue === undefined ? deferred : [...deferred, ...this.sysQueue];
+    this.scheduleIfRunnable();
+  }
+
+  /** Runs `run` in this actor's system lane, after earlier supervision work. */
+  runTask<T>(run: () => T | Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.status >= STOPPING) {
+        reject(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} has stopped`));
+        return;
+      }
+      this.pushSystem({ kind: 'task', run, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  private runStartHook(waiter: StartWaiter | undefined): void {
+    if (this.status !== STARTING) return;
+    const incarnation = this.incarnation;
+    this.runSystemAction(() => {
+      const result = this.callHook(() => this.behavior.definition.preStart?.(this));
+      const done = () => {
+        if (this.incarnation !== incarnation || this.status !== STARTING) return;
+        this.becameRunning();
+        this.announceStarted();
+        waiter?.resolve(this);
+      };
+      const failed = (error: unknown) => this.startFailed(error, waiter, incarnation);
+      if (result instanceof Promise) return result.then(done, failed);
+      if (result === START_FAILED) return failed(this.hookError);
+      done();
+      return undefined;
+    });
+  }
+
+  /** Calls a lifecycle hook with this actor as the current one; a throw is returned as START_FAILED. */
+  private callHook(hook: () => unknown): unknown {
+    const previous = currentCell;
+    currentCell = this;
+    try {
+      const result = hook();
+      if (
+        result !== null &&
+        typeof result === 'object' &&
+        typeof (result as PromiseLike<unknown>).then === 'function'
+      ) {
+        return Promise.resolve(result);
+      }
+      return undefined;
+    } catch (error) {
+      this.hookError = error;
+      return START_FAILED;
+    } finally {
+      currentCell = previous;
+    }
+  }
+
+  private startFailed(thrown: unknown, waiter: StartWaiter | undefined, incarnation: number): void {
+    if (this.incarnation !== incarnation) return;
+    const error = new TroupeError(
+      'ERR_START_FAILED',
+      `${this.address} failed to start: ${asError(thrown).message}`,
+      {
+        cause: thrown,
+        details: { address: this.address },
+      },
+    );
+    if (waiter !== undefined) {
+      // A supervisor starting its children in order hears the failure itself (OTP: init fails).
+      this.status = SUSPENDED;
+      waiter.reject(error);
+      return;
+    }
+    this.status = STARTING;
+    this.fail(error, undefined);
+  }
+
+  // ---- Supervision of this actor's children ----
+
+  private get policy(): RestartPolicy {
+    return this.behavior.supervision ?? this.settings.supervision;
+  }
+
+  /** The supervision decision for a child that crashed (`error`) or stopped itself (no error). */
+  private superviseExit(child: Cell, error: Error | undefined): Promise<void> | undefined {
+    if (this.status >= STOPPING || child.parentCell !== this || this.childMap?.get(child.key) !== child)
+      return;
+    if (this.parentCell === undefined && child.behavior.kind === 'supervisor' && error !== undefined) {
+      // A root supervisor's failure is the one failure that stops the system (OTP: the application stops).
+      this.system.rootFailed(
+        new TroupeError(
+          'ERR_ESCALATION',
+          `root supervisor ${child.address} failed, so the system stops: ${error.message}`,
+          {
+            cause: error,
+            details: { supervisor: child.address },
+          },
+        ),
+      );
+      return;
+    }
+    const type = child.settings.restart;
+    if (type === 'temporary' || (type === 'transient' && error === undefined)) {
+      return this.retire(child, type);
+    }
+    const system = this.system;
+    const policy = this.policy;
+    this.restartLog ??= [];
+    if (!recordRestart(this.restartLog, system.clock.now(), policy)) {
+      return this.escalate(child, error, policy);
+    }
+    const group = this.restartGroup(child, policy);
+    const delayMs = backoffDelay(policy.backoff, this.restartLog.length, system.random);
+    return this.restartGroupAfter(group, child, error, delayMs);
+  }
+
+  /** A child that will not be restarted: stop it if it crashed, then drop (or keep) its slot. */
+  private async retire(child: Cell, type: RestartType): Promise<void> {
+    if (child.status !== STOPPED) await child.stopNow({ kind: 'crashed', error: child.lastError() });
+    if (this.behavior.retainChildren && type !== 'temporary') return;
+    this.removeChild(child);
+  }
+
+  private lastError(): Error {
+    return this.lastFailure ?? new Error(`${this.address} crashed`);
+  }
+
+  private restartGroup(child: Cell, policy: RestartPolicy): Cell[] {
+    if (policy.strategy === 'one_for_one') return [child];
+    const all = [...this.childMap!.values()];
+    if (policy.strategy === 'one_for_all') return all;
+    return all.slice(all.indexOf(child));
+  }
+
+  private async restartGroupAfter(
+    group: Cell[],
+    failed: Cell,
+    error: Error | undefined,
+    delayMs: number,
+  ): Promise<void> {
+    // Every member of the group is restarted because of the failed child: that is each one's reason.
+    const reason = error ?? new Error(`${failed.address} exited and is permanent`);
+    for (let i = group.length - 1; i >= 0; i--) {
+      const sibling = group[i]!;
+      if (sibling === failed) continue;
+      if (sibling.settings.restart === 'temporary') {
+        await this.stopChild(sibling, false);
+        continue;
+      }
+      await sibling.takeDown(reason);
+    }
+    await failed.takeDown(reason);
+    const members = group.filter((c) => c === failed || c.settings.restart !== 'temporary');
+    const system = this.system;
+    if (delayMs <= 0) {
+      for (const member of members) await member.bringUp(reason);
+      return;
+    }
+    const token = {};
+    for (const member of members) member.restartToken = token;
+    if (system.observed) {
+      system.emit({
+        type: 'restart-scheduled',
+        at: system.clock.now(),
+        supervisor: this.address,
+        children: members.map((m) => m.address),
+        delayMs,
+      });
+    }
+    system.clock.setTimeout(() => {
+      this.runTask(async () => {
+        for (const member of members) {
+          if (member.restartToken === token && member.parentCell === this && member.status === RESTARTING) {
+            member.restartToken = undefined;
+            await member.bringUp(reason);
+          }
+        }
+      }).catch(() => {});
+    }, delayMs);
+  }
+
+  private escalate(child: Cell, error: Error | undefined, policy: RestartPolicy): Promise<void> | undefined {
+    const system = this.system;
+    const failure = new TroupeError(
+      'ERR_RESTART_INTENSITY',
+      `${this.address} exceeded its restart intensity (${policy.intensity} in ${policy.periodMs} ms) after ${child.address} ${error === undefined ? 'exited' : `crashed: ${error.message}`}`,
+      { cause: error, details: { supervisor: this.address, child: child.address, ...policy } },
+    );
+    if (system.observed) {
+      system.emit({
+        type: 'supervisor-escalated',
+        at: system.clock.now(),
+        address: this.address,
+        error: failure,
+      });
+    }
+    if (this.parentCell === undefined) {
+      // The guardian does not fail: a plain top-level actor that keeps crashing is stopped for good.
+      return this.retire(child, 'temporary');
+    }
+    this.fail(failure, undefined);
+    return undefined;
+  }
+
+  /** Takes a child down for a restart: its children stop, hooks run; its slot and mailbox stay. */
+  private async takeDown(reason: Error): Promise<void> {
+    // Already down: a stopped slot (kept by a supervisor) or a sibling taken down by an earlier action.
+    if (this.status === STOPPED || this.status === RESTARTING) return;
+    this.status = RESTARTING;
+    this.incarnation++;
+    this.abortController?.abort(reason);
+    this.abortController = undefined;
+    if ((this.flags & BUSY) !== 0) this.settleBusy();
+    await this.stopChildren();
+    this.cancelTimers();
+    this.table = this.behavior.table;
+    if (this.stashed !== undefined) this.unstashAll();
+    const def = this.behavior.definition;
+    const hook =
+      def.preRestart !== undefined
+        ? () => def.preRestart!(this, reason)
+        : def.postStop && (() => def.postStop!(this));
+    if (hook !== undefined) await this.boundedHook(hook);
+  }
+
+  /** Starts a taken-down (or stopped) child again with fresh state. */
+  private async bringUp(reason: Error | undefined): Promise<void> {
+    const wasStopped = this.status === STOPPED;
+    if (this.status !== RESTARTING && !wasStopped) return;
+    if (wasStopped) {
+      this.stopping = undefined;
+      this.exitReason = undefined;
+      this.system.register(this);
+    }
+    this.status = STARTING;
+    this.lastFailure = undefined;
+    this.incarnation++;
+    this.state = this.initialState();
+    // A restarted supervisor is a fresh one (OTP: a new process), so its restart window starts empty.
+    this.restartLog = undefined;
+    this.restarts++;
+    const def = this.behavior.definition;
+    const hook =
+      def.postRestart !== undefined && reason !== undefined
+        ? () => def.postRestart!(this, reason)
+        : def.preStart && (() => def.preStart!(this));
+    const incarnation = this.incarnation;
+    let result: unknown;
+    if (hook !== undefined) {
+      result = this.callHook(hook);
+      if (result instanceof Promise) {
+        try {
+          await result;
+        } catch (thrown) {
+          this.hookError = thrown;
+          result = START_FAILED;
+        }
+      }
+    }
+    if (this.incarnation !== incarnation || this.status !== STARTING) return;
+    if (result === START_FAILED) {
+      this.startFailed(this.hookError, undefined, incarnation);
+      return;
+    }
+    this.becameRunning();
+    const system = this.system;
+    if (system.observed) {
+      system.emit({
+        type: 'actor-restarted',
+        at: system.clock.now(),
+        address: this.address,
+        restarts: this.restarts,
+        error: reason,
+      });
+    }
+    this.scheduleIfRunnable();
+  }
+
+  /** Runs a hook bounded by this actor's shutdown time; its errors are reported, not thrown. */
+  private async boundedHook(hook: () => unknown): Promise<void> {
+    const result = this.callHook(hook);
+    if (result === START_FAILED) {
+      this.system.reportDefect(this.address, this.hookError);
+      return;
+    }
+    if (result instanceof Promise) await this.system.within(result, this.settings.shutdownMs);
+  }
+
+  // ---- Stopping ----
+
+  private stopSelf(): Promise<void> {
+    if (this.status === STOPPED) return Promise.resolve();
+    if (this.stopping !== undefined) return this.stopping;
+    if (currentCell === this || (this.flags & BUSY) !== 0) {
+      // Inside our own handler: stop once it returns, so awaiting the stop cannot deadlock.
+      this.flags |= STOP_REQUESTED;
+      this.stopping = new Promise<void>((resolve) => {
+        this.stopResolve = resolve;
+      });
+      return this.stopping;
+    }
+    return this.selfExit();
+  }
+
+  private beginRequestedStop(): void {
+    const resolve = this.stopResolve;
+    this.stopResolve = undefined;
+    this.stopping = undefined;
+    this.flags &= ~STOP_REQUESTED;
+    this.selfExit().then(resolve);
+  }
+
+  /** A normal exit: stop, then let the supervisor decide (a permanent child is restarted). */
+  private async selfExit(): Promise<void> {
+    this.system.busy++;
+    try {
+      await this.stopNow({ kind: 'normal' });
+      this.parentCell?.pushSystem({
+        kind: 'child-exit',
+        child: this,
+        error: undefined,
+        incarnation: this.incarnation,
+      });
+    } finally {
+      this.system.busy--;
+      this.system.checkIdle();
+    }
+  }
+
+  /** Stops a child on the parent's behalf (no restart) and frees or keeps its slot. */
+  async stopChild(child: Cell, keepSlot: boolean): Promise<void> {
+    await child.stopNow({ kind: 'shutdown' });
+    if (!keepSlot) this.removeChild(child);
+  }
+
+  /** Starts again a child whose slot was kept after it stopped (OTP `restart_child`). */
+  restartStopped(child: Cell): Promise<void> {
+    if (child.parentCell !== this || child.status !== STOPPED) {
+      return Promise.reject(
+        new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a stopped child of ${this.address}`),
+      );
+    }
+    return child.bringUp(undefined);
+  }
+
+  removeChild(child: Cell): void {
+    if (this.childMap?.get(child.key) === child) this.childMap.delete(child.key);
+  }
+
+  /** Stops the children, last started first. */
+  async stopChildren(): Promise<void> {
+    const map = this.childMap;
+    if (map === undefined || map.size === 0) return;
+    const children = [...map.values()];
+    for (let i = children.length - 1; i >= 0; i--) await this.stopChild(children[i]!, false);
+  }
+
+  /** Stops this actor and its subtree: children first, then postStop; leftovers become dead letters. */
+  stopNow(reason: ExitReason): Promise<void> {
+    if (this.status === STOPPED) return Promise.resolve();
+    if (this.stopping !== undefined && this.stopResolve === undefined) return this.stopping;
+    const pending = this.stopResolve;
+    this.stopResolve = undefined;
+    this.system.busy++;
+    this.stopping = this.runStop(reason).finally(() => {
+      this.system.busy--;
+      this.system.checkIdle();
+    });
+    if (pending !== undefined) this.stopping.then(pending);
+    return this.stopping;
+  }
+
+  private async runStop(reason: ExitReason): Promise<void> {
+    const crashed = this.status === SUSPENDED;
+    // A child taken down for a restart (waiting out its backoff) already ran its cleanup hook.
+    const tornDown = this.status === RESTARTING;
+    this.status = STOPPING;
+    this.incarnation++;
+    this.restartToken = undefined;
+    this.flags &= ~STOP_REQUESTED;
+    this.abortController?.abort(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} is stopping`));
+    this.abortController = undefined;
+    const system = this.system;
+    if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) {
+      const inflight = this.inflight;
+      this.settleBusy();
+      await system.within(inflight, system.hard ? 0 : this.settings.shutdownMs);
+    } else if ((this.flags & BUSY) !== 0) {
+      // A message still being validated is not handler work: it is undelivered.
+      this.settleBusy();
+      const [type, body, meta] = [this.curType, this.curBody, this.curMeta];
+      this.curType = undefined;
+      this.curBody = undefined;
+      this.curMeta = undefined;
+      if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
+    }
+    await this.stopChildren();
+    this.cancelTimers();
+    const postStop = this.behavior.definition.postStop;
+    if (postStop !== undefined && !tornDown) {
+      await this.boundedHook(() => postStop(this));
+    }
+    this.status = STOPPED;
+    this.exitReason =
+      crashed && reason.kind === 'shutdown' ? { kind: 'crashed', error: this.lastError() } : reason;
+    this.flushUndelivered();
+    system.unregister(this);
+    const watchers = this.watchers;
+    this.watchers = undefined;
+    if (watchers !== undefined) {
+      for (const watcher of watchers)
+        watcher.pushSystem({ kind: 'terminated', ref: this, reason: this.exitReason });
+    }
+    const watching = this.watching;
+    this.watching = undefined;
+    if (watching !== undefined) {
+      for (const target of watching) if (target instanceof Cell) target.watchers?.delete(this);
+    }
+    if (system.observed) {
+      system.emit({
+        type: 'actor-stopped',
+        at: system.clock.now(),
+        address: this.address,
+        reason: this.exitReason.kind as 'normal' | 'shutdown' | 'crashed',
+      });
+    }
+    system.checkIdle();
+  }
+
+  private flushUndelivered(): void {
+    if (this.mbSize > 0) {
+      const left = this.takeAllMessages();
+      for (let i = 0; i < left.length; i += 3)
+        this.undeliverable(left[i] as string, left[i + 1], left[i + 2], 'actor-stopped');
+    }
+    this.mbBuffer = undefined;
+    const stashed = this.stashed;
+    this.stashed = undefined;
+    if (stashed !== undefined) {
+      for (let i = 0; i < stashed.length; i += 3)
+        this.undeliverable(stashed[i] as string, stashed[i + 1], stashed[i + 2], 'actor-stopped');
+    }
+    const sys = this.deferred === undefined ? this.sysQueue : [...this.deferred, ...(this.sysQueue ?? [])];
+    this.sysQueue = undefined;
+    this.deferred = undefined;
+    if (sys !== undefined) {
+      for (const message of sys) {
+        if (message.kind === 'task')
+          message.reject(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} has stopped`));
+        else if (message.kind === 'start')
+          message.waiter?.reject(
+            new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped before it started`),
+          );
+      }
+    }
+  }
+
+  private deliverTerminated(ref: ActorRef<any>, reason: ExitReason): void {
+    if (this.status >= STOPPING || this.watching?.has(ref) !== true) return;
+    this.watching.delete(ref);
+    const hook = this.behavior.definition.terminated;
+    if (hook === undefined) return;
+    const previous = currentCell;
+    currentCell = this;
+    try {
+      hook(ref, reason, this);
+    } catch (error) {
+      currentCell = previous;
+      this.crash(asError(error), undefined, undefined, undefined);
+      return;
+    }
+    currentCell = previous;
+  }
+
+  // ---- Timers ----
+
+  private makeTimers(): Timers<any> {
+    const start = (key: string, delayMs: number, type: string, body: unknown, repeat: boolean) => {
+      nonNegative(repeat ? 'intervalMs' : 'delayMs', delayMs);
+      if (repeat && delayMs === 0) throw new TroupeError('ERR_INVALID_OPTION', 'intervalMs must be > 0');
+      if (this.system.devChecks) assertPlainData(body);
+      cancel(key);
+      this.timerMap ??= new Map();
+      const generation = this.system.nextTimerGeneration();
+      const fire = () => {
+        const entry = this.timerMap?.get(key);
+        if (entry === undefined || entry.generation !== generation) return;
+        if (repeat) entry.handle = this.system.clock.setTimeout(fire, delayMs);
+        this.enqueue(type, body, new TimerTick(key, generation));
+      };
+      this.timerMap.set(key, { handle: this.system.clock.setTimeout(fire, delayMs), generation, repeat });
+    };
+    const cancel = (key: string) => {
+      const entry = this.timerMap?.get(key);
+      if (entry === undefined) return;
+      entry.handle.cancel();
+      this.timerMap!.delete(key);
+    };
+    return {
+      startSingle: (key, delayMs, type, body) => start(key, delayMs, type, body, false),
+      startPeriodic: (key, intervalMs, type, body) => start(key, intervalMs, type, body, true),
+      cancel,
+      cancelAll: () => this.cancelTimers(),
+      isActive: (key) => this.timerMap?.has(key) === true,
+    };
+  }
+
+  /** True when the tick's timer is still the current one; a single timer is done once its tick is taken. */
+  private timerCurrent(tick: TimerTick): boolean {
+    const entry = this.timerMap?.get(tick.key);
+    if (entry === undefined || entry.generation !== tick.generation) return false;
+    if (!entry.repeat) this.timerMap!.delete(tick.key);
+    return true;
+  }
+
+  private cancelTimers(): void {
+    const map = this.timerMap;
+    if (map === undefined) return;
+    for (const entry of map.values()) entry.handle.cancel();
+    map.clear();
+  }
+
+  // ---- Introspection ----
+
+  tree(): TreeNode {
+    const children: TreeNode[] = [];
+    if (this.childMap !== undefined) for (const child of this.childMap.values()) children.push(child.tree());
+    return {
+      name: this.name,
+      address: this.address,
+      kind: this.parentCell === undefined ? 'guardian' : this.behavior.kind,
+      status: this.statusName,
+      restarts: this.restarts,
+      strategy: this.policy.strategy,
+      mailboxSize: this.mailboxSize,
+      children,
+    };
+  }
+
+  /** Every child slot, in start order. */
+  slots(): Cell[] {
+    return this.childMap === undefined ? [] : [...this.childMap.values()];
+  }
+
+  /** The child with this name, if any. */
+  child(name: string): Cell | undefined {
+    const map = this.childMap;
+    if (map === undefined) return undefined;
+    if (name.startsWith('$')) {
+      const n = Number.parseInt(name.slice(1), 36);
+      return Number.isNaN(n) || `$${n.toString(36)}` !== name ? undefined : map.get(n);
+    }
+    return map.get(name);
+  }
+
+  /** True when no user message, system message or async work is pending here. */
+  get quiet(): boolean {
+    return (
+      (this.flags & (BUSY | SYS_BUSY | SCHEDULED)) === 0 &&
+      (this.sysQueue === undefined || this.sysQueue.length === 0) &&
+      (this.status !== RUNNING || this.mbSize === 0)
+    );
+  }
+
+  /** Every cell of this subtree, this one first. */
+  *subtree(): Generator<Cell> {
+    yield this;
+    if (this.childMap !== undefined) for (const child of this.childMap.values()) yield* child.subtree();
+  }
+}
+
+const START_FAILED = Symbol('start-failed');
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function'
+  );
+}
+const STASHED = Symbol('stashed');
+
+function senderAddress(meta: unknown): Address | undefined {
+  if (meta instanceof Cell) return meta.address;
+  if (meta instanceof PendingAsk) return (meta.from as Cell | undefined)?.address;
+  if (typeof meta === 'object' && meta !== null && 'address' in meta) return (meta as ActorRef).address;
+  return undefined;
+}
+
+function checkName(name: unknown): string {
+  if (
+    typeof name !== 'string' ||
+    name.length === 0 ||
+    name.includes('/') ||
+    name.startsWith('$') ||
+    name.startsWith('@')
+  ) {
+    throw new TroupeError(
+      'ERR_INVALID_NAME',
+      `actor name ${JSON.stringify(name)} is empty, has "/" or starts with "$" or "@"`,
+      {
+        details: { name },
+      },
+    );
+  }
+  return name;
+}
+
+/** Resolves spawn options over the system's defaults and the behaviour's own mailbox options. */
+export function resolveCellSettings(
+  base: CellSettings,
+  behavior: CompiledBehavior,
+  options: SpawnOptions | undefined,
+): CellSettings {
+  if (options === undefined && behavior.mailbox === undefined) return base;
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TroupeError('ERR_INVALID_OPTION', 'spawn options must be an object');
+  }
+  const mailbox = resolveMailbox(
+    options?.mailbox,
+    resolveMailbox(behavior.mailbox, base.mailbox, 'behavior.mailbox'),
+    'mailbox',
+  );
+  return {
+    restart: options?.restart === undefined ? base.restart : resolveRestartType(options.restart),
+    shutdownMs:
+      options?.shutdownMs === undefined ? base.shutdownMs : nonNegative('shutdownMs', options.shutdownMs),
+    mailbox,
+    supervision:
+      options?.supervision === undefined
+        ? base.supervision
+        : resolveRestartPolicy(options.supervision, base.supervision),
+    validateAll:
+      options?.validate === undefined
+        ? base.validateAll
+        : options.validate === 'always' ||
+          (options.validate === 'boundary' ? false : badValidate(options.validate)),
+  };
+}
+
+function badValidate(value: unknown): never {
+  throw new TroupeError('ERR_INVALID_OPTION', `Invalid option \`validate\`: use 'always' or 'boundary'`, {
+    details: { option: 'validate', value },
+  });
+}

@@ -1,0 +1,90 @@
+import type { Address, TroupeError } from '../protocols/index.js';
+
+/** Why a message could not be delivered. */
+export type DeadLetterReason =
+  | 'actor-stopped'
+  | 'no-such-actor'
+  | 'mailbox-full'
+  | 'mailbox-overflow'
+  | 'unknown-message'
+  | 'malformed'
+  | 'expired'
+  | 'validation-failed'
+  | 'middleware-dropped'
+  | 'system-draining'
+  | 'system-stopped';
+
+/** A message that was not delivered. Nothing is dropped without one. */
+export interface DeadLetterEvent {
+  readonly type: 'dead-letter';
+  readonly at: number;
+  readonly to: Address;
+  readonly from: Address | undefined;
+  readonly messageType: string;
+  readonly body: unknown;
+  readonly reason: DeadLetterReason;
+  readonly error: TroupeError | undefined;
+}
+
+/** Everything that happens in a system, as one typed stream. */
+export type SystemEvent =
+  | {
+      readonly type: 'actor-spawned';
+      readonly at: number;
+      readonly address: Address;
+      readonly parent: Address;
+    }
+  | { readonly type: 'actor-started'; readonly at: number; readonly address: Address }
+  | {
+      readonly type: 'actor-stopped';
+      readonly at: number;
+      readonly address: Address;
+      readonly reason: 'normal' | 'shutdown' | 'crashed';
+    }
+  | {
+      readonly type: 'actor-crashed';
+      readonly at: number;
+      readonly address: Address;
+      readonly error: Error;
+      /** The message being handled when it crashed, if any. */
+      readonly message: { readonly type: string; readonly body: unknown } | undefined;
+    }
+  | {
+      readonly type: 'actor-restarted';
+      readonly at: number;
+      readonly address: Address;
+      readonly restarts: number;
+      readonly error: Error | undefined;
+    }
+  | {
+      readonly type: 'restart-scheduled';
+      readonly at: number;
+      readonly supervisor: Address;
+      readonly children: readonly Address[];
+      readonly delayMs: number;
+    }
+  | { readonly type: 'hook-failed'; readonly at: number; readonly address: Address; readonly error: Error }
+  | {
+      readonly type: 'supervisor-escalated';
+      readonly at: number;
+      readonly address: Address;
+      readonly error: Error;
+    }
+  | DeadLetterEvent
+  | {
+      readonly type: 'mailbox-overflow';
+      readonly at: number;
+      readonly address: Address;
+      readonly policy: 'reject' | 'drop-newest' | 'drop-oldest';
+      readonly capacity: number;
+    }
+  | { readonly type: 'system-draining'; readonly at: number }
+  | {
+      readonly type: 'system-stopped';
+      readonly at: number;
+      readonly error: Error | undefined;
+      readonly drainTimedOut: boolean;
+    };
+
+/** The `type` tags of {@link SystemEvent}. */
+export type SystemEventType = SystemEvent['type'];

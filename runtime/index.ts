@@ -1,0 +1,50 @@
+/**
+ * The runtime: actor systems, refs, behaviours, mailboxes, timers and the supervision engine.
+ * @packageDocumentation
+ */
+export type {
+  ActorContext,
+  ActorRef,
+  ActorStatus,
+  ActorSystem,
+  AskOptions,
+  Behavior,
+  BehaviorDefinition,
+  DrainOptions,
+  ExitReason,
+  Handlers,
+  MailboxOptions,
+  MessageInfo,
+  Middleware,
+  SpawnOptions,
+  SystemStatus,
+  TellOptions,
+  Timers,
+  TreeNode,
+} from './api.js';
+export { behavior, supervisingBehavior } from './behavior.js';
+export { type Clock, realClock, type TimerHandle } from './clock.js';
+export type { DeadLetterEvent, DeadLetterReason, SystemEvent, SystemEventType } from './events.js';
+export type { IngressResult } from './ingress.js';
+export {
+  childNamed,
+  childSlots,
+  deleteChildSlot,
+  deliverFromBoundary,
+  describe,
+  ownBehavior,
+  restartChildSlot,
+  spawnAndStart,
+  stopChildSlot,
+  withContext,
+} from './kernel.js';
+export { type SystemOptions, systemDefaults } from './options.js';
+export {
+  type Backoff,
+  exponential,
+  type RestartPolicy,
+  type RestartType,
+  restartPolicyDefaults,
+  type Strategy,
+} from './supervision.js';
+export { createSystem } from './system.js';

@@ -1,0 +1,122 @@
+import { type AnyProtocol, TroupeError } from '../protocols/index.js';
+import type { ActorContext, ActorRef, ActorStatus, ActorSystem, Behavior, SpawnOptions } from './api.js';
+import { Cell } from './cell.js';
+import { deliverEnvelope, type IngressHost, type IngressResult } from './ingress.js';
+
+/**
+ * Runs `fn` with the actor's context in its system lane, serialized with its supervision work.
+ * For building supervisors and other local tooling; the ref must be a local actor.
+ *
+ * @throws TroupeError `ERR_ILLEGAL_STATE` for a ref that is not a local actor; `ERR_ACTOR_STOPPED` once it stopped.
+ */
+export function withContext<T>(
+  ref: ActorRef<any>,
+  fn: (ctx: ActorContext<any, any>) => T | Promise<T>,
+): Promise<T> {
+  if (!(ref instanceof Cell)) {
+    return Promise.reject(new TroupeError('ERR_ILLEGAL_STATE', `${ref.address} is not a local actor`));
+  }
+  return ref.runTask(() => fn(ref));
+}
+
+/**
+ * Spawns a child of the actor behind `ctx` and resolves when its `preStart` has completed (OTP's
+ * synchronous start). A start failure rejects with `ERR_START_FAILED` and the child is removed.
+ */
+export function spawnAndStart<P extends AnyProtocol, S>(
+  ctx: ActorContext<any, any>,
+  behavior: Behavior<P, S>,
+  options?: SpawnOptions,
+): Promise<ActorRef<P>> {
+  const parent = ctx as unknown as Cell;
+  return new Promise((resolve, reject) => {
+    let child: Cell | undefined;
+    const waiter = {
+      resolve: (started: Cell) => resolve(started as unknown as ActorRef<P>),
+      reject: (error: Error) => {
+        if (child !== undefined) parent.stopChild(child, false).then(() => reject(error), reject);
+        else reject(error);
+      },
+    };
+    try {
+      child = parent.spawnChild(behavior, options, waiter);
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
+/**
+ * Stops a child of the actor behind `ctx` without a restart. With `keepSlot` the child stays listed
+ * as stopped so `restartChild` can start it again (OTP `terminate_child`).
+ */
+export function stopChildSlot(
+  ctx: ActorContext<any, any>,
+  child: ActorRef<any>,
+  keepSlot: boolean,
+): Promise<void> {
+  const parent = ctx as unknown as Cell;
+  if (!(child instanceof Cell) || child.parentCell !== parent) {
+    return Promise.reject(
+      new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a child of ${parent.address}`),
+    );
+  }
+  return parent.stopChild(child, keepSlot);
+}
+
+/** Starts again a stopped child whose slot was kept (OTP `restart_child`). */
+export function restartChildSlot(ctx: ActorContext<any, any>, child: ActorRef<any>): Promise<void> {
+  const parent = ctx as unknown as Cell;
+  if (!(child instanceof Cell))
+    return Promise.reject(new TroupeError('ERR_ILLEGAL_STATE', 'not a local actor'));
+  return parent.restartStopped(child);
+}
+
+/** Removes a stopped child's slot (OTP `delete_child`). */
+export function deleteChildSlot(ctx: ActorContext<any, any>, child: ActorRef<any>): void {
+  const parent = ctx as unknown as Cell;
+  if (
+    !(child instanceof Cell) ||
+    child.parentCell !== parent ||
+    child.alive ||
+    child.statusName !== 'stopped'
+  ) {
+    throw new TroupeError(
+      'ERR_ILLEGAL_STATE',
+      `${child.address} is not a stopped child of ${parent.address}`,
+    );
+  }
+  parent.removeChild(child);
+}
+
+/** The child named `name` of the actor behind `ctx`, alive or kept as stopped. */
+export function childNamed(ctx: ActorContext<any, any>, name: string): ActorRef<any> | undefined {
+  return (ctx as unknown as Cell).child(name);
+}
+
+/** Status and restart count of a local actor. */
+export function describe(ref: ActorRef<any>): { status: ActorStatus; restarts: number } | undefined {
+  return ref instanceof Cell ? { status: ref.statusName, restarts: ref.restarts } : undefined;
+}
+
+/** Every child slot of the actor behind `ctx`, in start order, including stopped ones a supervisor keeps. */
+export function childSlots(ctx: ActorContext<any, any>): { name: string; ref: ActorRef<any> }[] {
+  return (ctx as unknown as Cell).slots().map((c) => ({ name: c.name, ref: c as unknown as ActorRef<any> }));
+}
+
+/** The behaviour the actor behind `ctx` was spawned with. */
+export function ownBehavior(ctx: ActorContext<any, any>): Behavior<any, any> {
+  return (ctx as unknown as Cell).behavior as unknown as Behavior<any, any>;
+}
+
+/**
+ * Delivers an envelope that crossed a process boundary into `system` (for transports). Untrusted data
+ * is checked end to end and every refusal is a dead letter; see {@link IngressResult}.
+ */
+export function deliverFromBoundary(
+  system: ActorSystem,
+  data: unknown,
+  now?: number,
+): Promise<IngressResult> {
+  return deliverEnvelope(system as unknown as IngressHost, data, now);
+}

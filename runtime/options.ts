@@ -1,0 +1,195 @@
+import { invalidOption } from '../protocols/index.js';
+import type { MailboxOptions } from './api.js';
+import { type Clock, realClock } from './clock.js';
+import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision.js';
+
+/** Options of `createSystem`. Every one has a default; see {@link systemDefaults}. */
+export interface SystemOptions {
+  /** The system (cluster) name in addresses. Defaults to `troupe`. */
+  readonly name?: string;
+  /** This node's id in addresses. Defaults to `local`. */
+  readonly node?: string;
+  /** Time source for timers, ask timeouts, restart windows and backoff. Defaults to the real clock. */
+  readonly clock?: Clock;
+  /** Random source for backoff jitter. Defaults to `Math.random`. */
+  readonly random?: () => number;
+  /** Default mailbox for every actor. Defaults to capacity 10,000 and policy `reject`. */
+  readonly mailbox?: MailboxOptions;
+  /** Default ask timeout. Defaults to 5000 ms. */
+  readonly askTimeoutMs?: number;
+  /** Fairness: most messages one actor handles per turn before the next actor runs. Defaults to 64. */
+  readonly throughput?: number;
+  /** Fairness: longest run of the dispatcher before it yields to the event loop. Defaults to 5 ms. */
+  readonly timeSliceMs?: number;
+  /**
+   * Development-mode checks (message bodies must be plain data). Defaults to on unless
+   * `NODE_ENV` is `production`.
+   */
+  readonly devChecks?: boolean;
+  /** Schema validation of messages: at process boundaries (default) or for every message. */
+  readonly validate?: 'boundary' | 'always';
+  /** How top-level actors, and by default every actor's children, are supervised. */
+  readonly supervision?: Partial<RestartPolicy>;
+  /** Default time a parent waits for a child to stop. Defaults to 5000 ms. */
+  readonly shutdownMs?: number;
+  /**
+   * Dead letters are written to this sink (default `console.warn`) while nobody subscribes to the
+   * event stream, up to `deadLetterLogLimit` (default 10) messages, then one note that more were suppressed.
+   */
+  readonly deadLetterLog?: (line: string) => void;
+  readonly deadLetterLogLimit?: number;
+}
+
+/** Fully resolved system options. */
+export interface ResolvedSystemOptions {
+  readonly name: string;
+  readonly node: string;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly mailbox: ResolvedMailbox;
+  readonly askTimeoutMs: number;
+  readonly throughput: number;
+  readonly timeSliceMs: number;
+  readonly devChecks: boolean;
+  readonly validate: 'boundary' | 'always';
+  readonly supervision: RestartPolicy;
+  readonly shutdownMs: number;
+  readonly deadLetterLog: (line: string) => void;
+  readonly deadLetterLogLimit: number;
+}
+
+/** A resolved mailbox configuration. */
+export interface ResolvedMailbox {
+  readonly capacity: number;
+  readonly overflow: 'reject' | 'drop-newest' | 'drop-oldest';
+}
+
+/** The defaults of {@link SystemOptions}. */
+export const systemDefaults: ResolvedSystemOptions = {
+  name: 'troupe',
+  node: 'local',
+  clock: realClock,
+  random: Math.random,
+  mailbox: { capacity: 10_000, overflow: 'reject' },
+  askTimeoutMs: 5000,
+  throughput: 64,
+  timeSliceMs: 5,
+  devChecks: process.env.NODE_ENV !== 'production',
+  validate: 'boundary',
+  supervision: restartPolicyDefaults,
+  shutdownMs: 5000,
+  deadLetterLog: (line) => console.warn(line),
+  deadLetterLogLimit: 10,
+};
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const OVERFLOW = ['reject', 'drop-newest', 'drop-oldest'] as const;
+
+/**
+ * Validates and completes system options.
+ * @throws TroupeError `ERR_INVALID_OPTION` naming the first bad option.
+ */
+export function resolveSystemOptions(options: SystemOptions = {}): ResolvedSystemOptions {
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('options', 'must be an object', options);
+  const o = { ...systemDefaults, ...stripUndefined(options) } as ResolvedSystemOptions & SystemOptions;
+  if (!SEGMENT.test(o.name)) throw invalidOption('name', 'letters, digits, "_", "-" or "."', o.name);
+  if (!SEGMENT.test(o.node) || o.node.startsWith('@'))
+    throw invalidOption('node', 'letters, digits, "_", "-" or "."', o.node);
+  checkClock(o.clock);
+  if (typeof o.random !== 'function') throw invalidOption('random', 'must be a function', o.random);
+  return {
+    name: o.name,
+    node: o.node,
+    clock: o.clock,
+    random: o.random,
+    mailbox: resolveMailbox(options.mailbox, systemDefaults.mailbox, 'mailbox'),
+    askTimeoutMs: positive('askTimeoutMs', o.askTimeoutMs),
+    throughput: positiveInteger('throughput', o.throughput),
+    timeSliceMs: positive('timeSliceMs', o.timeSliceMs),
+    devChecks: boolean('devChecks', o.devChecks),
+    validate: oneOf('validate', o.validate, ['boundary', 'always'] as const),
+    supervision: resolveRestartPolicy(options.supervision, restartPolicyDefaults, 'supervision'),
+    shutdownMs: nonNegative('shutdownMs', o.shutdownMs),
+    deadLetterLog: fn('deadLetterLog', o.deadLetterLog),
+    deadLetterLogLimit: nonNegativeInteger('deadLetterLogLimit', o.deadLetterLogLimit),
+  };
+}
+
+/** Completes mailbox options over `base`. */
+export function resolveMailbox(
+  options: MailboxOptions | undefined,
+  base: ResolvedMailbox,
+  where: string,
+): ResolvedMailbox {
+  if (options === undefined) return base;
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption(where, 'must be an object', options);
+  const capacity = options.capacity ?? base.capacity;
+  const overflow = options.overflow ?? base.overflow;
+  if (!Number.isInteger(capacity) || capacity < 1) {
+    throw invalidOption(`${where}.capacity`, 'must be an integer >= 1', capacity);
+  }
+  return { capacity, overflow: oneOf(`${where}.overflow`, overflow, OVERFLOW) };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function checkClock(clock: unknown): void {
+  const c = clock as Clock | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.now !== 'function' ||
+    typeof c.setTimeout !== 'function'
+  ) {
+    throw invalidOption('clock', 'must have now() and setTimeout()', clock);
+  }
+}
+
+/** @internal */
+export function positive(option: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalidOption(option, 'must be a number > 0', value);
+  }
+  return value;
+}
+
+/** @internal */
+export function nonNegative(option: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalidOption(option, 'must be a number >= 0', value);
+  }
+  return value;
+}
+
+function positiveInteger(option: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1)
+    throw invalidOption(option, 'must be an integer >= 1', value);
+  return value as number;
+}
+
+function nonNegativeInteger(option: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 0)
+    throw invalidOption(option, 'must be an integer >= 0', value);
+  return value as number;
+}
+
+function boolean(option: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidOption(option, 'must be true or false', value);
+  return value;
+}
+
+function fn<F>(option: string, value: F): F {
+  if (typeof value !== 'function') throw invalidOption(option, 'must be a function', value);
+  return value;
+}
+
+/** @internal */
+export function oneOf<const T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T))
+    throw invalidOption(option, `must be one of ${allowed.join(', ')}`, value);
+  return value as T;
+}

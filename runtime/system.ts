@@ -1,0 +1,579 @@
+import { filter, type Observable, Subject } from 'rxjs';
+import { type Address, type AnyProtocol, parseAddress, TroupeError } from '../protocols/index.js';
+import type {
+  ActorRef,
+  ActorSystem,
+  AskOptions,
+  Behavior,
+  DrainOptions,
+  MessageInfo,
+  Middleware,
+  SpawnOptions,
+  SystemStatus,
+  TellOptions,
+  TreeNode,
+} from './api.js';
+import { PendingAsk, TimeoutQueue } from './ask.js';
+import { type CompiledBehavior, compiled, supervisingBehavior } from './behavior.js';
+import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } from './cell.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { DeadLetterEvent, DeadLetterReason, SystemEvent } from './events.js';
+import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
+
+const resolved = Promise.resolve();
+
+const RUNNING = 0;
+const DRAINING = 1;
+const STOPPING = 2;
+const STOPPED = 3;
+
+/**
+ * Starts an in-process actor system.
+ *
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad option.
+ * @example
+ * ```ts
+ * await using system = createSystem({ name: 'shop' });
+ * const counter = system.spawn(counterBehavior, { name: 'counter' });
+ * counter.tell('add', { by: 2 });
+ * console.log(await counter.ask('get', {}));
+ * ```
+ */
+export function createSystem(options?: SystemOptions): ActorSystem {
+  return new ActorSystemImpl(resolveSystemOptions(options));
+}
+
+const guardianBehavior = (policy: ResolvedSystemOptions['supervision']) =>
+  compiled(supervisingBehavior({ protocols: [], handlers: {} }, policy, false));
+
+class ActorSystemImpl implements Host {
+  readonly name: string;
+  readonly node: string;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly devChecks: boolean;
+  readonly askTimeoutMs: number;
+  readonly timeouts: TimeoutQueue;
+  readonly middleware: Middleware[] = [];
+  readonly events$: Observable<SystemEvent>;
+  readonly deadLetters$: Observable<DeadLetterEvent>;
+  busy = 0;
+  slowSend: boolean;
+  slowReceive = false;
+  private lifecycle = RUNNING;
+
+  private readonly subject = new Subject<SystemEvent>();
+  private readonly guardian: Cell;
+  private readonly defaults: CellSettings;
+  private readonly byProtocol = new Map<string, Set<Cell>>();
+  private readonly protocols = new Map<string, AnyProtocol>();
+  private readonly throughput: number;
+  private readonly timeSliceMs: number;
+  // The ready queue: a ring of cells that keeps its capacity between turns (a power of two).
+  private ring: (Cell | undefined)[] = new Array(1024);
+  private ringHead = 0;
+  private ringSize = 0;
+  private pending = false;
+  private burstStart = 0;
+  private idleWaiters: (() => void)[] = [];
+  private timerGeneration = 0;
+  private deadLettersLogged = 0;
+  private failure: Error | undefined;
+  private readonly closedPromise: Promise<Error | undefined>;
+  private resolveClosed!: (error: Error | undefined) => void;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(private readonly options: ResolvedSystemOptions) {
+    this.name = options.name;
+    this.node = options.node;
+    this.clock = options.clock;
+    this.random = options.random;
+    this.devChecks = options.devChecks;
+    this.askTimeoutMs = options.askTimeoutMs;
+    this.throughput = options.throughput;
+    this.timeSliceMs = options.timeSliceMs;
+    this.timeouts = new TimeoutQueue(options.clock);
+    this.slowSend = this.devChecks;
+    this.events$ = this.subject.asObservable();
+    this.deadLetters$ = this.events$.pipe(filter((e): e is DeadLetterEvent => e.type === 'dead-letter'));
+    this.defaults = {
+      restart: 'transient',
+      shutdownMs: options.shutdownMs,
+      mailbox: options.mailbox,
+      supervision: options.supervision,
+      validateAll: options.validate === 'always',
+    };
+    this.guardian = new Cell(this, undefined, '', guardianBehavior(options.supervision), this.defaults);
+    this.guardian.markRunning();
+    this.closedPromise = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+  }
+
+  /** 0 running, 1 draining, 2 stopping, 3 stopped. */
+  get state(): number {
+    return this.lifecycle;
+  }
+
+  private set state(value: number) {
+    this.lifecycle = value;
+    this.refreshFlags();
+  }
+
+  private refreshFlags(): void {
+    this.slowSend =
+      this.devChecks || this.lifecycle !== RUNNING || this.middleware.some((m) => m.send !== undefined);
+    this.slowReceive = this.middleware.some((m) => m.receive !== undefined);
+  }
+
+  get observed(): boolean {
+    return this.subject.observed;
+  }
+
+  get status(): SystemStatus {
+    if (this.failure !== undefined) return { tag: 'failed', error: this.failure };
+    if (this.state === RUNNING) return { tag: 'running' };
+    if (this.state === DRAINING) return { tag: 'draining' };
+    return { tag: 'stopped' };
+  }
+
+  // ---- Public API ----
+
+  spawn<P extends AnyProtocol, S>(behavior: Behavior<P, S>, options?: SpawnOptions): ActorRef<P> {
+    return this.guardian.spawnChild(behavior, options, undefined) as unknown as ActorRef<P>;
+  }
+
+  stop(ref: ActorRef<any>): Promise<void> {
+    if (!(ref instanceof Cell)) return Promise.resolve();
+    if (ref.parentCell !== this.guardian) {
+      return Promise.reject(
+        new TroupeError(
+          'ERR_ILLEGAL_STATE',
+          `system.stop() stops top-level actors; ${ref.address} has a parent`,
+        ),
+      );
+    }
+    return this.guardian.stopChild(ref, false);
+  }
+
+  ref<P extends AnyProtocol = AnyProtocol>(address: Address): ActorRef<P> {
+    const parts = parseAddress(address);
+    const cell = this.lookup(parts.system, parts.node, parts.path);
+    return (cell ??
+      new PathRef(this, address, parts.system, parts.node, parts.path)) as unknown as ActorRef<P>;
+  }
+
+  find<P extends AnyProtocol>(protocol: P): ActorRef<P>[] {
+    let cells = this.byProtocol.get(protocol.name);
+    if (cells === undefined) {
+      // The index of a protocol is built on its first look-up and kept from then on, so spawning
+      // pays nothing for protocols nobody looks up.
+      cells = new Set();
+      for (const cell of this.guardian.subtree()) {
+        if (cell.alive && cell.behavior.protocols.some((p) => p.name === protocol.name)) cells.add(cell);
+      }
+      this.byProtocol.set(protocol.name, cells);
+    }
+    const out: ActorRef<P>[] = [];
+    for (const cell of cells) if (cell.alive) out.push(cell as unknown as ActorRef<P>);
+    return out;
+  }
+
+  tree(): TreeNode {
+    return this.guardian.tree();
+  }
+
+  use(middleware: Middleware): () => void {
+    if (typeof middleware !== 'object' || middleware === null || typeof middleware.name !== 'string') {
+      throw new TroupeError('ERR_INVALID_OPTION', 'middleware must be an object with a name');
+    }
+    this.middleware.push(middleware);
+    this.refreshFlags();
+    return () => {
+      const i = this.middleware.indexOf(middleware);
+      if (i >= 0) this.middleware.splice(i, 1);
+      this.refreshFlags();
+    };
+  }
+
+  async drain(options?: DrainOptions): Promise<void> {
+    if (this.state !== RUNNING) return this.stopPromise ?? this.closedPromise.then(() => undefined);
+    const timeoutMs = options?.timeoutMs ?? 5000;
+    if (!(timeoutMs >= 0)) throw new TroupeError('ERR_INVALID_OPTION', 'drain `timeoutMs` must be >= 0');
+    this.state = DRAINING;
+    if (this.observed) this.emit({ type: 'system-draining', at: this.clock.now() });
+    this.stopPromise = (async () => {
+      let timer: TimerHandle | undefined;
+      const timeout = new Promise<boolean>((resolve) => {
+        timer = this.clock.setTimeout(() => resolve(false), timeoutMs);
+      });
+      const drained = await Promise.race([this.idle().then(() => true), timeout]);
+      timer?.cancel();
+      const timedOut = !drained;
+      await this.shutdown(undefined, timedOut, false);
+    })();
+    return this.stopPromise;
+  }
+
+  close(): Promise<void> {
+    if (this.stopPromise !== undefined) return this.stopPromise;
+    this.stopPromise = this.shutdown(undefined, false, true);
+    return this.stopPromise;
+  }
+
+  closed(): Promise<Error | undefined> {
+    return this.closedPromise;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.drain();
+  }
+
+  // ---- Host: what cells use ----
+
+  emit(event: SystemEvent): void {
+    this.subject.next(event);
+  }
+
+  schedule(cell: Cell): void {
+    let ring = this.ring;
+    if (this.ringSize === ring.length) ring = this.growRing();
+    ring[(this.ringHead + this.ringSize++) & (ring.length - 1)] = cell;
+    if (this.pending) return;
+    this.pending = true;
+    // Microtasks give the lowest latency, but a long chain of them starves I/O: past one time slice
+    // without a macrotask turn, the dispatcher runs from setImmediate instead. Time is read on the
+    // first schedule of a burst and then every 32nd, which is enough to notice a slice has passed.
+    if (this.burstStart === 0) {
+      this.burstStart = performance.now();
+      this.burstSchedules = 0;
+      setImmediate(this.endBurst);
+    } else if ((++this.burstSchedules & 31) === 0 && performance.now() - this.burstStart > this.timeSliceMs) {
+      this.overSlice = true;
+    }
+    // A resolved promise's then() is V8's own microtask; Node's queueMicrotask adds async-context work.
+    if (this.overSlice) setImmediate(this.runQueue);
+    else resolved.then(this.runQueue);
+  }
+
+  private readonly endBurst = (): void => {
+    this.burstStart = 0;
+    this.overSlice = false;
+  };
+
+  private burstSchedules = 0;
+  private overSlice = false;
+
+  private readonly runQueue = (): void => {
+    // The slice is measured from the start of the burst (the first turn since a macrotask), so a
+    // turn itself does not read the clock until it has run 32 actors.
+    if (this.burstStart === 0) {
+      this.burstStart = performance.now();
+      this.burstSchedules = 0;
+      setImmediate(this.endBurst);
+    }
+    const throughput = this.throughput;
+    let n = 0;
+    while (this.ringSize > 0) {
+      const ring = this.ring;
+      const cell = ring[this.ringHead]!;
+      ring[this.ringHead] = undefined;
+      this.ringHead = (this.ringHead + 1) & (ring.length - 1);
+      this.ringSize--;
+      try {
+        cell.run(throughput);
+      } catch (error) {
+        // Handlers' throws are caught in the cell; reaching here is a kernel defect. Keep dispatching.
+        this.reportDefect(cell.address, error);
+      }
+      if ((++n & 31) === 0 && performance.now() - this.burstStart > this.timeSliceMs) {
+        this.overSlice = true;
+        setImmediate(this.runQueue);
+        return;
+      }
+    }
+    this.pending = false;
+    this.checkIdle();
+  };
+
+  private growRing(): (Cell | undefined)[] {
+    const old = this.ring;
+    const next: (Cell | undefined)[] = new Array(old.length * 2);
+    for (let i = 0; i < this.ringSize; i++) next[i] = old[(this.ringHead + i) & (old.length - 1)];
+    this.ring = next;
+    this.ringHead = 0;
+    return next;
+  }
+
+  refuseExternal(
+    to: Cell,
+    type: string,
+    body: unknown,
+    from: ActorRef<any> | undefined,
+    ask: PendingAsk | undefined,
+  ): boolean {
+    if (this.state === RUNNING) return false;
+    if ((this.state === DRAINING || this.state === STOPPING) && from !== undefined) return false;
+    const draining = this.state === DRAINING;
+    const error = new TroupeError(
+      draining ? 'ERR_SYSTEM_DRAINING' : 'ERR_SYSTEM_STOPPED',
+      draining
+        ? `system "${this.name}" is draining and refuses new messages`
+        : `system "${this.name}" has stopped`,
+      { details: { to: to.address, type } },
+    );
+    this.deadLetter(
+      to.address,
+      from?.address,
+      type,
+      body,
+      draining ? 'system-draining' : 'system-stopped',
+      error,
+    );
+    ask?.reject(error);
+    return true;
+  }
+
+  runSendMiddleware(
+    to: Cell,
+    type: string,
+    body: unknown,
+    from: ActorRef<any> | undefined,
+    ask: boolean,
+  ): TroupeError | undefined {
+    const info: MessageInfo = { to: to.address, from: from?.address, type, body, ask };
+    for (const m of this.middleware) {
+      if (m.send?.(info) === false) {
+        const error = new TroupeError(
+          'ERR_MESSAGE_DROPPED',
+          `middleware "${m.name}" dropped "${type}" to ${to.address}`,
+          {
+            details: { to: to.address, type, middleware: m.name },
+          },
+        );
+        this.deadLetter(to.address, from?.address, type, body, 'middleware-dropped', error);
+        return error;
+      }
+    }
+    return undefined;
+  }
+
+  runReceiveMiddleware(to: Cell, type: string, body: unknown, meta: unknown, next: () => unknown): unknown {
+    const from =
+      meta instanceof Cell
+        ? meta.address
+        : meta instanceof PendingAsk
+          ? (meta.from as Cell)?.address
+          : undefined;
+    const info: MessageInfo = { to: to.address, from, type, body, ask: meta instanceof PendingAsk };
+    let call = next;
+    for (let i = this.middleware.length - 1; i >= 0; i--) {
+      const m = this.middleware[i]!;
+      if (m.receive === undefined) continue;
+      const inner = call;
+      call = () => m.receive!(info, inner);
+    }
+    return call();
+  }
+
+  deadLetter(
+    to: Address,
+    from: Address | undefined,
+    type: string,
+    body: unknown,
+    reason: DeadLetterReason,
+    error: TroupeError | undefined,
+  ): void {
+    if (this.observed) {
+      this.emit({
+        type: 'dead-letter',
+        at: this.clock.now(),
+        to,
+        from,
+        messageType: type,
+        body,
+        reason,
+        error,
+      });
+      return;
+    }
+    const limit = this.options.deadLetterLogLimit;
+    if (this.deadLettersLogged < limit) {
+      this.deadLettersLogged++;
+      this.options.deadLetterLog(
+        `troupe: dead letter "${type}" to ${to} (${reason})${error ? `: ${error.message}` : ''}`,
+      );
+      if (this.deadLettersLogged === limit) {
+        this.options.deadLetterLog(
+          `troupe: ${limit} dead letters logged; further ones go only to subscribers of deadLetters$`,
+        );
+      }
+    }
+  }
+
+  register(cell: Cell): void {
+    const protocols = cell.behavior.protocols;
+    for (let i = 0; i < protocols.length; i++) this.byProtocol.get(protocols[i]!.name)?.add(cell);
+  }
+
+  unregister(cell: Cell): void {
+    for (const protocol of cell.behavior.protocols) this.byProtocol.get(protocol.name)?.delete(cell);
+  }
+
+  settingsFor(behavior: CompiledBehavior, options: SpawnOptions | undefined): CellSettings {
+    for (const protocol of behavior.protocols) {
+      const known = this.protocols.get(protocol.name);
+      if (known === undefined) this.protocols.set(protocol.name, protocol);
+      else if (known !== protocol && !sameMessages(known, protocol)) {
+        throw new TroupeError(
+          'ERR_PROTOCOL_CONFLICT',
+          `protocol name "${protocol.name}" is already registered with other messages`,
+          { details: { protocol: protocol.name } },
+        );
+      }
+    }
+    return resolveCellSettings(this.defaults, behavior, options);
+  }
+
+  /** The registered protocol of this name: what a boundary may decode messages into. */
+  protocol(name: string): AnyProtocol | undefined {
+    return this.protocols.get(name);
+  }
+
+  assertAccepting(): void {
+    if (this.state >= STOPPING) {
+      throw new TroupeError('ERR_SYSTEM_STOPPED', `system "${this.name}" has stopped and cannot spawn`);
+    }
+    if (this.state === DRAINING && runningCell() === undefined) {
+      throw new TroupeError(
+        'ERR_SYSTEM_DRAINING',
+        `system "${this.name}" is draining and cannot spawn from outside`,
+      );
+    }
+  }
+
+  rootFailed(error: Error): void {
+    if (this.failure !== undefined || this.state >= STOPPED) return;
+    this.failure = error;
+    if (!this.observed) console.error(`troupe: system "${this.name}" stopped: ${error.message}`);
+    this.stopPromise ??= this.shutdown(error, false, true);
+  }
+
+  reportDefect(address: Address, error: unknown): void {
+    if (this.observed) {
+      this.emit({ type: 'hook-failed', at: this.clock.now(), address, error: error as Error });
+      return;
+    }
+    console.error(`troupe: a lifecycle hook of ${address} failed:`, error);
+  }
+
+  within(promise: Promise<unknown>, ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = this.clock.setTimeout(resolve, ms);
+      promise.then(
+        () => {
+          timer.cancel();
+          resolve();
+        },
+        () => {
+          timer.cancel();
+          resolve();
+        },
+      );
+    });
+  }
+
+  checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  nextTimerGeneration(): number {
+    return ++this.timerGeneration;
+  }
+
+  // ---- Internal ----
+
+  /** Resolves once no message is queued and no async work runs (timers aside). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    if (this.pending || this.busy > 0) return false;
+    for (const cell of this.guardian.subtree()) if (!cell.quiet) return false;
+    return true;
+  }
+
+  /** The cell at an address of this node, if any (also used at send time by refs made from addresses). */
+  lookup(system: string, node: string, path: string): Cell | undefined {
+    if (system !== this.name || node !== this.node) return undefined;
+    let cell: Cell | undefined = this.guardian;
+    for (const segment of path.split('/')) {
+      cell = cell.child(segment);
+      if (cell === undefined) return undefined;
+    }
+    return cell;
+  }
+
+  private async shutdown(error: Error | undefined, drainTimedOut: boolean, hard: boolean): Promise<void> {
+    this.state = STOPPING;
+    if (hard) this.hard = true;
+    await this.guardian.stopChildren();
+    this.state = STOPPED;
+    this.timeouts.rejectAll(
+      () => new TroupeError('ERR_SYSTEM_STOPPED', `system "${this.name}" stopped before the reply arrived`),
+    );
+    if (this.observed) this.emit({ type: 'system-stopped', at: this.clock.now(), error, drainTimedOut });
+    this.subject.complete();
+    this.resolveClosed(error);
+  }
+
+  /** During close() a stopping actor does not wait for a handler in flight. */
+  hard = false;
+}
+
+function sameMessages(a: AnyProtocol, b: AnyProtocol): boolean {
+  const x = Object.keys(a.messages).sort();
+  const y = Object.keys(b.messages).sort();
+  return x.length === y.length && x.every((k, i) => k === y[i]);
+}
+
+/** A ref made from an address that named no live actor: it looks the address up on every send. */
+class PathRef implements ActorRef<any> {
+  constructor(
+    private readonly system: ActorSystemImpl,
+    readonly address: Address,
+    private readonly systemName: string,
+    private readonly node: string,
+    private readonly path: string,
+  ) {}
+
+  tell(type: string, body: unknown, options?: TellOptions): void {
+    const cell = this.system.lookup(this.systemName, this.node, this.path);
+    if (cell !== undefined) {
+      cell.tell(type, body, options);
+      return;
+    }
+    const from = (options?.from as Cell | undefined) ?? runningCell();
+    this.system.deadLetter(this.address, from?.address, type, body, 'no-such-actor', this.noSuchActor(type));
+  }
+
+  ask(type: string, body: unknown, options?: AskOptions): Promise<any> {
+    const cell = this.system.lookup(this.systemName, this.node, this.path);
+    if (cell !== undefined) return cell.ask(type, body, options);
+    const error = this.noSuchActor(type);
+    this.system.deadLetter(this.address, runningCell()?.address, type, body, 'no-such-actor', error);
+    return Promise.reject(error);
+  }
+
+  private noSuchActor(type: string): TroupeError {
+    return new TroupeError('ERR_NO_SUCH_ACTOR', `no live actor at ${this.address}`, {
+      details: { to: this.address, type },
+    });
+  }
+}

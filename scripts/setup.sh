@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs the servers the integration tests start as private instances: Debian's nats-server and
+# postgresql packages.
+#
+#   scripts/setup.sh               install them (apt-get; needs root or sudo)
+#   scripts/setup.sh --if-needed   do nothing, quietly, when nats-server, initdb and pg_ctl are present
+#
+# It never fails when the binaries are present: a failed install then only prints a warning.
+set -euo pipefail
+
+if_needed=false
+for arg in "$@"; do
+  case "$arg" in
+    --if-needed) if_needed=true ;;
+    -h | --help)
+      sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "setup: unknown argument '$arg' (use --if-needed or --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+# A binary on PATH or in one of the given directories (globs allowed).
+have() {
+  local name="$1" dir
+  shift
+  command -v "$name" >/dev/null 2>&1 && return 0
+  for dir in "$@"; do
+    [ -x "$dir/$name" ] && return 0
+  done
+  return 1
+}
+
+have_nats() { have nats-server /usr/sbin /usr/local/sbin /usr/bin; }
+# initdb and pg_ctl are not on PATH in Debian's postgresql packages: they live in /usr/lib/postgresql/<v>/bin.
+have_pg() { have initdb /usr/lib/postgresql/*/bin && have pg_ctl /usr/lib/postgresql/*/bin; }
+
+missing() {
+  local list=()
+  have_nats || list+=(nats-server)
+  have initdb /usr/lib/postgresql/*/bin || list+=(initdb)
+  have pg_ctl /usr/lib/postgresql/*/bin || list+=(pg_ctl)
+  echo "${list[*]:-}"
+}
+
+if $if_needed && have_nats && have_pg; then
+  exit 0
+fi
+
+if $if_needed; then
+  echo "setup: missing: $(missing)"
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+fi
+
+echo "setup: installing Debian's nats-server and postgresql packages${sudo[*]:+ (with sudo)}"
+echo "setup: ${sudo[*]:+${sudo[*]} }apt-get update && ${sudo[*]:+${sudo[*]} }apt-get install -y --no-install-recommends nats-server postgresql"
+status=0
+{
+  "${sudo[@]}" apt-get update &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nats-server postgresql
+} || status=$?
+
+if have_nats && have_pg; then
+  if [ "$status" -ne 0 ]; then
+    echo "setup: warning: apt-get failed (exit $status), but nats-server, initdb and pg_ctl are present" >&2
+  fi
+  echo "setup: nats-server, initdb and pg_ctl are present"
+  exit 0
+fi
+
+echo "setup: still missing after the install: $(missing)" >&2
+if [ "$(id -u)" -ne 0 ] && [ "${#sudo[@]}" -eq 0 ]; then
+  echo "setup: this user is not root and has no sudo; install nats-server and postgresql as root" >&2
+fi
+exit 1

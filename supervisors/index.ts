@@ -1,0 +1,21 @@
+/**
+ * Supervisors: OTP supervisors with static children, dynamic supervisors, and restart policies.
+ * (Circuit breakers, bulkheads and budgets join this layer with the agents issue.)
+ * @packageDocumentation
+ */
+export {
+  type ChildInfo,
+  type ChildSpec,
+  childState,
+  type DynamicSupervisorOptions,
+  deleteChild,
+  dynamicSupervisor,
+  restartChild,
+  type SupervisorOptions,
+  SupervisorProtocol,
+  type SupervisorRef,
+  startChild,
+  supervisor,
+  supervisorDefaults,
+  terminateChild,
+} from './supervisor.js';

@@ -1,0 +1,224 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { type ActorRef, ask, behavior, defineProtocol, type ExitReason, tell } from '../../index.js';
+import { settle } from '../../runtime/testkit/index.js';
+import { closeSystemsAfterEach, makeSystem } from './helpers.js';
+
+closeSystemsAfterEach();
+
+const Target = defineProtocol('w.target', {
+  quit: tell(z.object({})),
+  boom: tell(z.object({})),
+  ping: ask(z.object({}), z.string()),
+});
+const target = behavior({
+  protocols: [Target],
+  handlers: {
+    quit: (_b, ctx) => {
+      void ctx.stop();
+    },
+    boom: () => {
+      throw new Error('target failed');
+    },
+    ping: () => 'pong',
+  },
+});
+
+const Watcher = defineProtocol('w.watcher', {
+  watch: tell(z.object({ address: z.string() })),
+  unwatch: tell(z.object({ address: z.string() })),
+  watchHeld: tell(z.object({})),
+  watchThenUnwatchHeld: tell(z.object({})),
+});
+
+interface Seen {
+  ref: ActorRef;
+  reason: ExitReason;
+  /** Whether ctx.self worked inside the hook. */
+  self: string;
+}
+
+/** Watches by address (looked up now) or the ref in `held`; records what `terminated` receives. */
+function watcher(seen: Seen[], held: { ref?: ActorRef<any> } = {}) {
+  return behavior({
+    protocols: [Watcher],
+    handlers: {
+      watch: ({ address }, ctx) => ctx.watch(ctx.system.ref(address)),
+      unwatch: ({ address }, ctx) => ctx.unwatch(ctx.system.ref(address)),
+      watchHeld: (_b, ctx) => ctx.watch(held.ref!),
+      watchThenUnwatchHeld: (_b, ctx) => {
+        ctx.watch(held.ref!);
+        ctx.unwatch(held.ref!);
+      },
+    },
+    terminated: (ref, reason, ctx) => {
+      seen.push({ ref, reason, self: ctx.self.address });
+    },
+  });
+}
+
+describe('watch', () => {
+  it('delivers terminated with the ref and a shutdown reason when the target is stopped', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const t = system.spawn(target, { name: 't' });
+    const w = system.spawn(watcher(seen), { name: 'w' });
+    w.tell('watch', { address: t.address });
+    await settle(system);
+    expect(seen).toEqual([]);
+    await system.stop(t);
+    await settle(system);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.ref.address).toBe(t.address);
+    expect(seen[0]!.reason).toEqual({ kind: 'shutdown' });
+    expect(seen[0]!.self).toBe(w.address);
+  });
+
+  it('gives the reason normal when the target stops itself', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const t = system.spawn(target);
+    const w = system.spawn(watcher(seen));
+    w.tell('watch', { address: t.address });
+    await settle(system);
+    t.tell('quit', {});
+    await settle(system);
+    expect(seen.map((s) => s.reason)).toEqual([{ kind: 'normal' }]);
+  });
+
+  it('gives the reason crashed, with the error, when a target that is not restarted crashes', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const t = system.spawn(target, { restart: 'temporary' });
+    const w = system.spawn(watcher(seen));
+    w.tell('watch', { address: t.address });
+    await settle(system);
+    t.tell('boom', {});
+    await settle(system);
+    expect(seen).toHaveLength(1);
+    const reason = seen[0]!.reason;
+    expect(reason.kind).toBe('crashed');
+    expect(reason.kind === 'crashed' && reason.error.message).toBe('target failed');
+  });
+
+  it('delivers nothing while a watched target crashes and is restarted', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const t = system.spawn(target);
+    const w = system.spawn(watcher(seen));
+    w.tell('watch', { address: t.address });
+    await settle(system);
+    t.tell('boom', {});
+    await settle(system);
+    expect(await t.ask('ping', {})).toBe('pong');
+    expect(seen).toEqual([]);
+  });
+
+  it('delivers at once, with the reason it stopped, when watching a dead actor’s ref', async () => {
+    const seen: Seen[] = [];
+    const held: { ref?: ActorRef<any> } = {};
+    const { system } = makeSystem();
+    const t = system.spawn(target);
+    held.ref = t;
+    await system.stop(t);
+    const w = system.spawn(watcher(seen, held));
+    w.tell('watchHeld', {});
+    await settle(system);
+    expect(seen.map((s) => [s.ref.address, s.reason])).toEqual([[t.address, { kind: 'shutdown' }]]);
+  });
+
+  it('delivers at once, with the reason unknown, when watching an address no live actor has', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const w = system.spawn(watcher(seen));
+    const ghost = 'troupe://troupe/local/ghost';
+    w.tell('watch', { address: ghost });
+    await settle(system);
+    expect(seen.map((s) => [s.ref.address, s.reason])).toEqual([[ghost, { kind: 'unknown' }]]);
+  });
+
+  it('delivers to every watcher, once each', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const t = system.spawn(target);
+    const w1 = system.spawn(watcher(seen), { name: 'w1' });
+    const w2 = system.spawn(watcher(seen), { name: 'w2' });
+    w1.tell('watch', { address: t.address });
+    w1.tell('watch', { address: t.address });
+    w2.tell('watch', { address: t.address });
+    await settle(system);
+    await system.stop(t);
+    await settle(system);
+    expect(seen.map((s) => s.self).sort()).toEqual([w1.address, w2.address]);
+  });
+
+  it('lets a parent watch its child', async () => {
+    const Parent = defineProtocol('w.parent', {
+      stopKid: tell(z.object({})),
+      seen: ask(z.object({}), z.array(z.string())),
+    });
+    const parent = behavior({
+      protocols: [Parent],
+      initialState: () => ({ seen: [] as string[], kid: undefined as ActorRef<any> | undefined }),
+      preStart: (ctx) => {
+        ctx.state.kid = ctx.spawn(target, { name: 'kid' });
+        ctx.watch(ctx.state.kid);
+      },
+      handlers: {
+        stopKid: (_b, ctx) => {
+          void ctx.stop(ctx.state.kid!);
+        },
+        seen: (_b, ctx) => ctx.state.seen,
+      },
+      terminated: (ref, reason, ctx) => {
+        ctx.state.seen.push(`${ref.address}:${reason.kind}`);
+      },
+    });
+    const { system } = makeSystem();
+    const p = system.spawn(parent, { name: 'p' });
+    p.tell('stopKid', {});
+    await settle(system);
+    expect(await p.ask('seen', {})).toEqual(['troupe://troupe/local/p/kid:shutdown']);
+  });
+});
+
+describe('unwatch', () => {
+  it('delivers nothing after unwatch', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const t = system.spawn(target);
+    const w = system.spawn(watcher(seen));
+    w.tell('watch', { address: t.address });
+    w.tell('unwatch', { address: t.address });
+    await settle(system);
+    await system.stop(t);
+    await settle(system);
+    expect(seen).toEqual([]);
+  });
+
+  it('cancels a terminated not yet delivered for a dead actor watched and unwatched in one handler', async () => {
+    const seen: Seen[] = [];
+    const held: { ref?: ActorRef<any> } = {};
+    const { system } = makeSystem();
+    const t = system.spawn(target);
+    held.ref = t;
+    await system.stop(t);
+    const w = system.spawn(watcher(seen, held));
+    w.tell('watchThenUnwatchHeld', {});
+    await settle(system);
+    expect(seen).toEqual([]);
+  });
+
+  it('lets the watcher stop without the target’s later stop reaching it', async () => {
+    const seen: Seen[] = [];
+    const { system } = makeSystem();
+    const t = system.spawn(target);
+    const w = system.spawn(watcher(seen));
+    w.tell('watch', { address: t.address });
+    await settle(system);
+    await system.stop(w);
+    await system.stop(t);
+    await settle(system);
+    expect(seen).toEqual([]);
+  });
+});

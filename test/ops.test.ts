@@ -1,0 +1,195 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  type ActorSystem,
+  behavior,
+  createSystem,
+  defineProtocol,
+  ERROR_CODES,
+  supervisor,
+  type TreeNode,
+  tell,
+} from '../index.js';
+import { main } from '../ops/cli.js';
+import { renderEvent, renderTree, watchSystem } from '../ops/index.js';
+import { SimulatedClock, settle } from '../runtime/testkit/index.js';
+
+const ESC = '\x1b[';
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escape sequences.
+const stripAnsi = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '');
+
+function node(name: string, overrides: Partial<TreeNode> = {}, children: TreeNode[] = []): TreeNode {
+  return {
+    name,
+    address: `troupe://t/local/${name}`,
+    kind: 'worker',
+    status: 'running',
+    restarts: 0,
+    strategy: 'one_for_one',
+    mailboxSize: 0,
+    children,
+    ...overrides,
+  };
+}
+
+const sample: TreeNode = node('', { kind: 'guardian', address: 'troupe://t/local/' }, [
+  node('app', { kind: 'supervisor', strategy: 'rest_for_one' }, [
+    node('db', { restarts: 2, mailboxSize: 7 }),
+    node('api', { status: 'restarting' }),
+  ]),
+  node('cache', { status: 'stopped' }),
+]);
+
+describe('renderTree', () => {
+  it('draws one aligned line per actor with kind, status, restarts and mailbox size', () => {
+    const text = renderTree(sample);
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatch(
+      /^troupe:\/\/t\/local\s+guardian one_for_one\s+running\s+restarts=0\s+mailbox=0$/,
+    );
+    expect(lines[1]).toMatch(/^\|-- app\s+supervisor rest_for_one\s+running\s+restarts=0/);
+    expect(lines[2]).toMatch(/^\| {3}\|-- db\s+worker\s+running\s+restarts=2\s+mailbox=7$/);
+    expect(lines[3]).toMatch(/^\| {3}`-- api\s+worker\s+restarting\s+restarts=0/);
+    expect(lines[4]).toMatch(/^`-- cache\s+worker\s+stopped\s+restarts=0/);
+    // Columns line up: every status starts at the same offset.
+    const offsets = lines.map((l) => l.search(/running|restarting|stopped/));
+    expect(new Set(offsets).size).toBe(1);
+    expect(text).not.toContain(ESC);
+  });
+
+  it('adds ANSI colours only when asked', () => {
+    const coloured = renderTree(sample, { color: true });
+    expect(coloured).toContain(ESC);
+    expect(stripAnsi(coloured)).toBe(renderTree(sample));
+  });
+});
+
+const Probe = defineProtocol('ops-test.probe', { crash: tell(z.object({ why: z.string() })) });
+const probe = behavior({
+  protocols: [Probe],
+  handlers: {
+    crash: ({ why }) => {
+      throw new Error(why);
+    },
+  },
+});
+
+let systems: ActorSystem[] = [];
+afterEach(async () => {
+  await Promise.all(systems.map((s) => s.close()));
+  systems = [];
+});
+
+function makeSystem(): ActorSystem {
+  const system = createSystem({ name: 'ops', clock: new SimulatedClock(), deadLetterLog: () => {} });
+  systems.push(system);
+  return system;
+}
+
+describe('watchSystem', () => {
+  it('draws the live tree and the recent crashes, restarts and dead letters, then stops', async () => {
+    const system = makeSystem();
+    const frames: string[] = [];
+    const stop = watchSystem(system, { write: (t) => frames.push(t), intervalMs: 60_000, events: 5 });
+    system.spawn(supervisor({ children: [{ id: 'worker', behavior: probe }] }), { name: 'app' });
+    await settle(system);
+    system.ref<typeof Probe>('troupe://ops/local/app/worker').tell('crash', { why: 'injected' });
+    system.ref<typeof Probe>('troupe://ops/local/nobody').tell('crash', { why: 'lost' });
+    await settle(system);
+    expect(frames).toHaveLength(1);
+    stop();
+    stop();
+    expect(frames).toHaveLength(2);
+    const last = frames[1]!;
+    expect(last).toContain('crashes 1');
+    expect(last).toContain('restarts 1');
+    expect(last).toContain('dead letters 1');
+    expect(last).toMatch(/worker\s+worker\s+running\s+restarts=1/);
+    expect(last).toMatch(/crashed\s+app\/worker {2}injected \(handling "crash"\)/);
+    expect(last).toMatch(/restarted\s+app\/worker/);
+    expect(last).toMatch(/dead-letter\s+nobody {2}"crash" \(no-such-actor\)/);
+  });
+
+  it('ends by itself with a last frame when the system stops, keeping the last live tree', async () => {
+    const system = makeSystem();
+    const frames: string[] = [];
+    watchSystem(system, { write: (t) => frames.push(t), intervalMs: 5 });
+    system.spawn(probe, { name: 'solo' });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await system.close();
+    const last = frames.at(-1)!;
+    expect(last).toMatch(/troupe · ops\s+·\s+stopped/);
+    expect(last).toContain('solo');
+    const count = frames.length;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(frames).toHaveLength(count);
+    // Watching a stopped system draws one frame and ends.
+    const late: string[] = [];
+    watchSystem(system, { write: (t) => late.push(t) });
+    expect(late).toHaveLength(1);
+  });
+
+  it('redraws in place by moving the cursor over the previous frame, and cuts long lines', async () => {
+    const system = makeSystem();
+    const frames: string[] = [];
+    const stop = watchSystem(system, { write: (t) => frames.push(t), redraw: true, width: 20 });
+    stop();
+    const height = frames[0]!.split('\n').length - 1;
+    expect(frames[1]!.startsWith(`\x1b[${height}F\x1b[0J`)).toBe(true);
+    for (const line of frames[1]!.slice(`\x1b[${height}F\x1b[0J`.length).split('\n')) {
+      expect(line.length).toBeLessThanOrEqual(20);
+    }
+  });
+
+  it('renders every kind of event on one line', () => {
+    const line = renderEvent({
+      type: 'supervisor-escalated',
+      at: 1500,
+      address: 'troupe://ops/local/app',
+      error: new Error('troupe://ops/local/app exceeded its restart intensity'),
+    });
+    expect(line).toBe('   1.500s  escalated    app  app exceeded its restart intensity');
+  });
+});
+
+function run(argv: string[]): { code: number; out: string; err: string } {
+  let out = '';
+  let err = '';
+  const code = main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+describe('troupe CLI', () => {
+  it('prints the package version', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(run(['--version'])).toEqual({ code: 0, out: `${pkg.version}\n`, err: '' });
+    expect(run(['-v']).code).toBe(0);
+  });
+
+  it('prints help', () => {
+    const { code, out } = run(['--help']);
+    expect(code).toBe(0);
+    expect(out).toContain('errors');
+  });
+
+  it('prints every code of the error catalogue with its meaning', () => {
+    const { code, out } = run(['errors']);
+    expect(code).toBe(0);
+    // Descriptions are wrapped and indented; with whitespace collapsed each row reads "CODE meaning".
+    const flat = out.replace(/\s+/g, ' ');
+    for (const [errorCode, meaning] of Object.entries(ERROR_CODES)) {
+      expect(flat).toContain(`${errorCode} ${meaning}`);
+    }
+  });
+
+  it('exits with 2 on an unknown command or option', () => {
+    const unknown = run(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.out).toBe('');
+    expect(unknown.err).toContain('unknown command "frobnicate"');
+    expect(run(['--frob']).code).toBe(2);
+    expect(run(['errors', 'extra']).code).toBe(2);
+  });
+});

@@ -1,0 +1,66 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outDir = join(root, '.tmp', 'readme');
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+
+/** Every ```ts block of the README, in order. */
+const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+const EMBEDDING_MARK = '// embedding example';
+
+/** Writes the blocks as modules inside the repo, so `troupe` resolves through tsconfig `paths`. */
+function writeBlocks(): string[] {
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  return blocks.map((code, i) => {
+    const file = join(outDir, `block-${i + 1}.ts`);
+    writeFileSync(file, code);
+    return file;
+  });
+}
+
+describe('README', () => {
+  it('has the embedding example, identical to examples/embedding.ts but for the import path', () => {
+    const marked = blocks.filter((code) => code.includes(EMBEDDING_MARK));
+    expect(marked).toHaveLength(1);
+    const example = readFileSync(join(root, 'examples', 'embedding.ts'), 'utf8');
+    expect(marked[0]!.replaceAll("from 'troupe'", "from '../index.js'")).toBe(example);
+  });
+
+  it('has only code blocks that type-check against the repository tsconfig', () => {
+    expect(blocks.length).toBeGreaterThanOrEqual(5);
+    const files = writeBlocks();
+    const configPath = join(root, 'tsconfig.json');
+    const { config, error } = ts.readConfigFile(configPath, ts.sys.readFile);
+    expect(error).toBeUndefined();
+    const { options } = ts.parseJsonConfigFileContent(config, ts.sys, root, undefined, configPath);
+    const program = ts.createProgram(files, { ...options, noEmit: true });
+    const diagnostics = ts.getPreEmitDiagnostics(program);
+    if (diagnostics.length > 0) {
+      const text = ts.formatDiagnostics(diagnostics, {
+        getCanonicalFileName: (f) => f,
+        getCurrentDirectory: () => root,
+        getNewLine: () => '\n',
+      });
+      console.error(`README code blocks (written to ${relative(root, outDir)}) do not type-check:\n${text}`);
+    }
+    expect(diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'))).toEqual([]);
+  }, 120_000);
+
+  it('runs the embedding example', async () => {
+    const index = blocks.findIndex((code) => code.includes(EMBEDDING_MARK));
+    mkdirSync(outDir, { recursive: true });
+    const file = join(outDir, `embedding-${index + 1}.ts`);
+    writeFileSync(file, blocks[index]!);
+    const { stdout } = await promisify(execFile)('npx', ['tsx', file], { cwd: root, timeout: 60_000 });
+    expect(stdout).toBe(
+      'recalled 2 notes: actors handle one message at a time | supervisors restart crashed actors\n',
+    );
+  }, 90_000);
+});

@@ -1,0 +1,341 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  type ActorSystem,
+  ask,
+  behavior,
+  createSystem,
+  defineProtocol,
+  deleteChild,
+  dynamicSupervisor,
+  exponential,
+  restartChild,
+  type SupervisorRef,
+  type SystemEvent,
+  startChild,
+  supervisor,
+  TroupeError,
+  tell,
+  terminateChild,
+} from '../index.js';
+import { SimulatedClock, settle } from '../runtime/testkit/index.js';
+
+const Probe = defineProtocol('sup-test.probe', {
+  crash: tell(z.object({ why: z.string() })),
+  ping: ask(z.object({}), z.string()),
+});
+
+let systems: ActorSystem[] = [];
+afterEach(async () => {
+  await Promise.all(systems.map((s) => s.close()));
+  systems = [];
+});
+
+function makeSystem(
+  clock = new SimulatedClock(),
+  random?: () => number,
+): { system: ActorSystem; events: SystemEvent[] } {
+  const system = createSystem(
+    random === undefined ? { clock, deadLetterLog: () => {} } : { clock, random, deadLetterLog: () => {} },
+  );
+  systems.push(system);
+  const events: SystemEvent[] = [];
+  system.events$.subscribe((e) => events.push(e));
+  return { system, events };
+}
+
+function probe(
+  log: string[],
+  name: string,
+  hooks: { startMs?: number; stopHangs?: boolean; failStart?: boolean } = {},
+) {
+  return behavior({
+    protocols: [Probe],
+    handlers: {
+      crash: ({ why }) => {
+        throw new Error(why);
+      },
+      ping: () => `pong from ${name}`,
+    },
+    preStart: async () => {
+      log.push(`start ${name}`);
+      if (hooks.startMs !== undefined) await new Promise((r) => setTimeout(r, hooks.startMs));
+      if (hooks.failStart === true) throw new Error(`${name} cannot start`);
+      log.push(`started ${name}`);
+    },
+    postStop: () => {
+      log.push(`stop ${name}`);
+      if (hooks.stopHangs === true) return new Promise<void>(() => {});
+      return undefined;
+    },
+  });
+}
+
+describe('supervisor', () => {
+  it('starts children in order, each after the previous one started, and stops them in reverse', async () => {
+    const log: string[] = [];
+    const { system } = makeSystem();
+    system.spawn(
+      supervisor({
+        children: [
+          { id: 'a', behavior: probe(log, 'a', { startMs: 15 }) },
+          { id: 'b', behavior: probe(log, 'b', { startMs: 5 }) },
+          { id: 'c', behavior: probe(log, 'c') },
+        ],
+      }),
+      { name: 'sup' },
+    );
+    await settle(system);
+    expect(log).toEqual(['start a', 'started a', 'start b', 'started b', 'start c', 'started c']);
+    log.length = 0;
+    await system.close();
+    expect(log).toEqual(['stop c', 'stop b', 'stop a']);
+  });
+
+  it('abandons a child that does not stop within its shutdown time and goes on', async () => {
+    const log: string[] = [];
+    const clock = new SimulatedClock();
+    const { system } = makeSystem(clock);
+    system.spawn(
+      supervisor({
+        children: [
+          { id: 'a', behavior: probe(log, 'a') },
+          { id: 'stuck', behavior: probe(log, 'stuck', { stopHangs: true }), shutdownMs: 250 },
+        ],
+      }),
+      { name: 'sup' },
+    );
+    await settle(system);
+    log.length = 0;
+    let closed = false;
+    const closing = system.close().then(() => {
+      closed = true;
+    });
+    await clock.advance(249);
+    expect(log).toEqual(['stop stuck']);
+    expect(closed).toBe(false);
+    await clock.advance(1);
+    await closing;
+    expect(log).toEqual(['stop stuck', 'stop a']);
+  });
+
+  it('reports the crashing message and restarts with fresh state, counting restarts in the tree', async () => {
+    const log: string[] = [];
+    const { system, events } = makeSystem();
+    const sup = system.spawn(supervisor({ children: [{ id: 'w', behavior: probe(log, 'w') }] }), {
+      name: 'sup',
+    });
+    await settle(system);
+    const w = system.ref<typeof Probe>(`${sup.address}/w`);
+    w.tell('crash', { why: 'bad input' });
+    await settle(system);
+    const crashed = events.find((e) => e.type === 'actor-crashed');
+    expect(crashed).toMatchObject({
+      address: w.address,
+      message: { type: 'crash', body: { why: 'bad input' } },
+    });
+    expect(await w.ask('ping', {})).toBe('pong from w');
+    expect(system.tree().children[0]?.children[0]).toMatchObject({
+      name: 'w',
+      status: 'running',
+      restarts: 1,
+    });
+  });
+
+  it('waits exactly the exponential backoff before each restart', async () => {
+    const log: string[] = [];
+    const clock = new SimulatedClock();
+    const { system, events } = makeSystem(clock);
+    system.spawn(
+      supervisor({
+        intensity: 10,
+        periodMs: 60_000,
+        backoff: exponential({ baseMs: 100, maxMs: 300, jitter: false }),
+        children: [{ id: 'w', behavior: probe(log, 'w') }],
+      }),
+      { name: 'sup' },
+    );
+    await settle(system);
+    const w = system.ref<typeof Probe>('troupe://troupe/local/sup/w');
+    const expected = [100, 200, 300, 300];
+    for (const delay of expected) {
+      log.length = 0;
+      w.tell('crash', { why: 'again' });
+      await settle(system);
+      expect(log).toEqual(['stop w']);
+      await clock.advance(delay - 1);
+      await settle(system);
+      expect(log).toEqual(['stop w']);
+      await clock.advance(1);
+      await settle(system);
+      expect(log).toEqual(['stop w', 'start w', 'started w']);
+    }
+    const scheduled = events.filter((e) => e.type === 'restart-scheduled').map((e) => e.delayMs);
+    expect(scheduled).toEqual(expected);
+  });
+
+  it('spreads backoff by the jitter fraction using the injected random source', async () => {
+    const log: string[] = [];
+    const clock = new SimulatedClock();
+    const { system, events } = makeSystem(clock, () => 1);
+    system.spawn(
+      supervisor({
+        backoff: exponential({ baseMs: 100, maxMs: 1000, jitter: 0.5 }),
+        children: [{ id: 'w', behavior: probe(log, 'w') }],
+      }),
+      { name: 'sup' },
+    );
+    await settle(system);
+    system.ref<typeof Probe>('troupe://troupe/local/sup/w').tell('crash', { why: 'x' });
+    await settle(system);
+    expect(events.filter((e) => e.type === 'restart-scheduled').map((e) => e.delayMs)).toEqual([150]);
+  });
+
+  it('fails to start when a child fails to start, and a root supervisor failure stops the system', async () => {
+    const log: string[] = [];
+    const { system } = makeSystem();
+    system.spawn(
+      supervisor({
+        children: [
+          { id: 'ok', behavior: probe(log, 'ok') },
+          { id: 'bad', behavior: probe(log, 'bad', { failStart: true }) },
+          { id: 'never', behavior: probe(log, 'never') },
+        ],
+      }),
+      { name: 'sup' },
+    );
+    const error = await system.closed();
+    expect(TroupeError.is(error, 'ERR_ESCALATION')).toBe(true);
+    expect(log).not.toContain('start never');
+    expect(log).toContain('stop ok');
+    expect(system.status.tag).toBe('failed');
+  });
+
+  it('answers whichChildren and countChildren, and terminates, restarts and deletes children', async () => {
+    const log: string[] = [];
+    const { system } = makeSystem();
+    const sup = system.spawn(
+      supervisor({
+        children: [
+          { id: 'a', behavior: probe(log, 'a') },
+          { id: 'b', behavior: probe(log, 'b') },
+        ],
+      }),
+      { name: 'sup' },
+    ) as SupervisorRef;
+    await settle(system);
+    expect(await sup.ask('countChildren', {})).toEqual({ specs: 2, active: 2 });
+    await terminateChild(sup, 'a');
+    expect(await sup.ask('whichChildren', {})).toEqual([
+      { id: 'a', address: 'troupe://troupe/local/sup/a', status: 'stopped', restarts: 0 },
+      { id: 'b', address: 'troupe://troupe/local/sup/b', status: 'running', restarts: 0 },
+    ]);
+    await restartChild(sup, 'a');
+    expect(await sup.ask('countChildren', {})).toEqual({ specs: 2, active: 2 });
+    await expect(deleteChild(sup, 'a')).rejects.toMatchObject({ code: 'ERR_ILLEGAL_STATE' });
+    await terminateChild(sup, 'a');
+    await deleteChild(sup, 'a');
+    expect(await sup.ask('countChildren', {})).toEqual({ specs: 1, active: 1 });
+    await expect(terminateChild(sup, 'zzz')).rejects.toMatchObject({ code: 'ERR_ILLEGAL_STATE' });
+  });
+
+  it('rejects bad specs with ERR_INVALID_OPTION', () => {
+    const b = probe([], 'x');
+    expect(() => supervisor({ strategy: 'one_for_some' as never, children: [] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+    expect(() => supervisor({ intensity: -1, children: [] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+    expect(() =>
+      supervisor({
+        children: [
+          { id: 'a', behavior: b },
+          { id: 'a', behavior: b },
+        ],
+      }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    expect(() => supervisor({ children: [{ id: 'a', behavior: b, restart: 'sometimes' as never }] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+    const { system } = makeSystem();
+    expect(() =>
+      system.spawn(supervisor({ children: [] }), { name: 'x', restart: 'sometimes' as never }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+  });
+});
+
+describe('dynamic supervisor', () => {
+  it('starts children at run time up to maxChildren, and restarts them one for one', async () => {
+    const log: string[] = [];
+    const { system } = makeSystem();
+    const sessions = system.spawn(dynamicSupervisor({ maxChildren: 2 }), {
+      name: 'sessions',
+    }) as SupervisorRef;
+    const one = await startChild(sessions, { id: 's1', behavior: probe(log, 's1') });
+    await startChild(sessions, { id: 's2', behavior: probe(log, 's2'), restart: 'temporary' });
+    expect(log).toEqual(['start s1', 'started s1', 'start s2', 'started s2']);
+    await expect(startChild(sessions, { id: 's3', behavior: probe(log, 's3') })).rejects.toMatchObject({
+      code: 'ERR_MAX_CHILDREN',
+    });
+    one.tell('crash', { why: 'x' });
+    await settle(system);
+    expect(await one.ask('ping', {})).toBe('pong from s1');
+    system.ref<typeof Probe>('troupe://troupe/local/sessions/s2').tell('crash', { why: 'y' });
+    await settle(system);
+    expect(await sessions.ask('whichChildren', {})).toEqual([
+      { id: 's1', address: 'troupe://troupe/local/sessions/s1', status: 'running', restarts: 1 },
+    ]);
+    await expect(startChild(sessions, { id: 's1', behavior: probe(log, 's1') })).rejects.toMatchObject({
+      code: 'ERR_NAME_TAKEN',
+    });
+  });
+
+  it('holds a start asked of a restarting supervisor until its fresh incarnation runs', async () => {
+    const log: string[] = [];
+    const slowStop = behavior({
+      protocols: [Probe],
+      handlers: {
+        crash: () => {
+          throw new Error('boom');
+        },
+        ping: () => 'pong',
+      },
+      postStop: () => new Promise<void>((resolve) => setTimeout(resolve, 30)),
+    });
+    const { system, events } = makeSystem();
+    system.spawn(
+      supervisor({ intensity: 5, children: [{ id: 'dyn', behavior: dynamicSupervisor({ intensity: 0 }) }] }),
+      { name: 'top' },
+    );
+    await settle(system);
+    const dyn = system.ref('troupe://troupe/local/top/dyn') as SupervisorRef;
+    const first = await startChild(dyn, { id: 'a', behavior: slowStop });
+    first.tell('crash', { why: 'escalate' });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(system.tree().children[0]?.children[0]?.status).not.toBe('running');
+    await startChild(dyn, { id: 'x', behavior: probe(log, 'x') });
+    const order = events
+      .filter(
+        (e) => (e.type === 'actor-restarted' || e.type === 'actor-started') && /\/(dyn|x)$/.test(e.address),
+      )
+      .map((e) => `${e.type} ${'address' in e ? e.address.split('/').pop() : ''}`);
+    expect(order.indexOf('actor-restarted dyn')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('actor-restarted dyn')).toBeLessThan(order.lastIndexOf('actor-started x'));
+    expect(await dyn.ask('whichChildren', {})).toEqual([
+      { id: 'x', address: 'troupe://troupe/local/top/dyn/x', status: 'running', restarts: 0 },
+    ]);
+  });
+
+  it('rejects a start whose preStart throws, leaving no child behind', async () => {
+    const log: string[] = [];
+    const { system } = makeSystem();
+    const sessions = system.spawn(dynamicSupervisor(), { name: 'sessions' }) as SupervisorRef;
+    await expect(
+      startChild(sessions, { id: 'bad', behavior: probe(log, 'bad', { failStart: true }) }),
+    ).rejects.toMatchObject({
+      code: 'ERR_START_FAILED',
+    });
+    expect(await sessions.ask('countChildren', {})).toEqual({ specs: 0, active: 0 });
+  });
+});
