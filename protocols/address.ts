@@ -2,7 +2,8 @@ import { TroupeError } from './errors.js';
 
 /**
  * An actor's address: `troupe://<system>/<node>/<path>` for an actor on a node,
- * `troupe://<system>/@<kind>/<key>` for a named actor placed by the cluster.
+ * `troupe://<system>/@<kind>/<key>` for a named actor placed by the cluster. `troupe://<system>/<node>/`
+ * (an empty path) names the node itself, the root of its tree, which no message is delivered to.
  */
 export type Address = string;
 
@@ -11,7 +12,7 @@ export interface AddressParts {
   readonly system: string;
   /** The node id, or `@<kind>` for a named actor. */
   readonly node: string;
-  /** Slash-separated actor names from the top of the tree (or the key of a named actor). */
+  /** Slash-separated actor names from the top of the tree (or the key of a named actor); empty for the node. */
   readonly path: string;
 }
 
@@ -33,9 +34,9 @@ export function parseAddress(address: string): AddressParts {
   const rest = address.slice(SCHEME.length);
   const first = rest.indexOf('/');
   const second = first < 0 ? -1 : rest.indexOf('/', first + 1);
-  if (first <= 0 || second <= first + 1 || second === rest.length - 1) throw invalidAddress(address);
+  if (first <= 0 || second <= first + 1) throw invalidAddress(address);
   const path = rest.slice(second + 1);
-  if (path.split('/').some((segment) => segment.length === 0)) throw invalidAddress(address);
+  if (path !== '' && path.split('/').some((segment) => segment.length === 0)) throw invalidAddress(address);
   return { system: rest.slice(0, first), node: rest.slice(first + 1, second), path };
 }
 

@@ -32,10 +32,11 @@ export interface TellOptions {
 }
 
 /**
- * A handle to an actor, local or (later) remote: user code cannot tell which.
+ * A handle to an actor, local or (later) remote: user code cannot tell which. `ActorRef` without a
+ * protocol is the untyped ref (any message name, unknown body) that every typed ref is assignable to.
  * Refs stay valid across restarts; messages to a stopped actor become dead letters.
  */
-export interface ActorRef<P extends AnyProtocol = AnyProtocol> {
+export interface ActorRef<P extends AnyProtocol = any> {
   /** `troupe://<system>/<node>/<path>`. */
   readonly address: Address;
   /**
@@ -78,14 +79,24 @@ export interface ActorContext<S, P extends AnyProtocol> {
   readonly self: ActorRef<P>;
   /** The sender of the current message, when known. */
   readonly sender: ActorRef<any> | undefined;
-  /** Aborted when the actor stops, crashes or its handler passes its deadline. */
+  /**
+   * Aborted when this incarnation ends: the actor stops, crashes, is restarted or a handler passes
+   * its deadline. One signal serves the hooks and every handler of the incarnation, so work started
+   * in `preStart` is cancelled too.
+   */
   readonly signal: AbortSignal;
   readonly parent: ActorRef<any> | undefined;
   readonly system: ActorSystem;
   readonly timers: Timers<P>;
   /** Spawns a child supervised by this actor under its restart policy. */
   spawn<CP extends AnyProtocol, CS>(behavior: Behavior<CP, CS>, options?: SpawnOptions): ActorRef<CP>;
-  /** Stops this actor (no argument: a normal exit) or one of its children (resolves when it has stopped). */
+  /**
+   * Stops this actor (no argument: a normal exit) or one of its children; resolves when it has stopped.
+   * Called in a handler that returns no promise, the stop begins once the handler returns. Called while
+   * a handler's promise is pending (an async handler, or one that returns this promise), the stop
+   * begins at once without waiting for that handler, so awaiting it cannot deadlock: `signal` aborts,
+   * and an ask still gets the handler's reply if it comes.
+   */
   stop(child?: ActorRef<any>): Promise<void>;
   /** The live children, in start order. */
   children(): ActorRef<any>[];

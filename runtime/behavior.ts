@@ -76,7 +76,8 @@ export function handlerTable(
   specs: CompiledBehavior['specs'],
   where: string,
 ): HandlerTable {
-  if (typeof handlers !== 'object' || handlers === null) throw invalidOption('handlers', 'must be an object');
+  if (typeof handlers !== 'object' || handlers === null)
+    throw invalidOption('handlers', 'must be an object', handlers);
   const cached = tables.get(handlers);
   if (cached !== undefined) return cached;
   const table = Object.create(null) as HandlerTable;

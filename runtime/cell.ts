@@ -3,6 +3,7 @@ import {
   asError,
   assertPlainData,
   formatAddress,
+  invalidOption,
   TroupeError,
   type Validated,
   validate,
@@ -138,7 +139,8 @@ export interface Host extends ActorSystem {
   assertAccepting(): void;
   rootFailed(error: Error): void;
   reportDefect(address: Address, error: unknown): void;
-  within(promise: Promise<unknown>, ms: number): Promise<void>;
+  /** Waits for `promise` at most `ms`; with `endedByClose`, close() ends the wait at once. */
+  within(promise: Promise<unknown>, ms: number, endedByClose?: boolean): Promise<void>;
   checkIdle(): void;
   nextTimerGeneration(): number;
 }
@@ -284,8 +286,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   ): Promise<any> {
     const system = this.system;
     return new Promise((resolve, reject) => {
-      if (!(timeoutMs > 0))
-        throw new TroupeError('ERR_INVALID_OPTION', 'ask `timeoutMs` must be a number > 0');
+      if (!(timeoutMs > 0)) throw invalidOption('ask.timeoutMs', 'must be a number > 0', timeoutMs);
       const ask = new PendingAsk(resolve, reject, from, signal, this.address, type);
       if (signal !== undefined) {
         if (signal.aborted) {
@@ -320,6 +321,9 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   get signal(): AbortSignal {
+    if (this.status >= STOPPING) {
+      return AbortSignal.abort(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} has stopped`));
+    }
     this.abortController ??= new AbortController();
     return this.abortController.signal;
   }
@@ -632,7 +636,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
             this.awaitHandler(result, type, body, meta);
             break;
           }
-          if (meta === undefined && this.curMeta === undefined && this.abortController === undefined) {
+          if (meta === undefined && this.curMeta === undefined) {
             this.curType = undefined;
             this.curBody = undefined;
           } else {
@@ -708,16 +712,12 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   private finish(meta: unknown, result: unknown): void {
     if (meta !== undefined) {
       // A stashed ask is answered when it is handled again, not now.
-      if (meta instanceof PendingAsk && this.curMeta === meta) {
-        if (this.settings.validateAll) this.replyValidated(meta, result);
-        else meta.resolve(result);
-      }
+      if (meta instanceof PendingAsk && this.curMeta === meta) this.reply(meta, result);
     }
     // Cleared even without meta: stash() leaves its marker here.
     this.curMeta = undefined;
     this.curType = undefined;
     this.curBody = undefined;
-    if (this.abortController !== undefined) this.abortController = undefined;
   }
 
   private awaitHandler(result: PromiseLike<unknown>, type: string, body: unknown, meta: unknown): void {
@@ -747,19 +747,32 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const settled = Promise.resolve(result).then(
       (value) => {
         deadline?.cancel();
-        if (this.incarnation !== incarnation || (this.flags & BUSY) === 0) return;
+        if (this.incarnation !== incarnation || this.inflight !== settled) {
+          // Late: the actor stopped or restarted meanwhile; the work is done, so its ask hears.
+          if (meta instanceof PendingAsk) this.reply(meta, value);
+          return;
+        }
         this.settleBusy();
         this.finish(meta, value);
         this.afterAsync();
       },
       (error: unknown) => {
         deadline?.cancel();
-        if (this.incarnation !== incarnation || (this.flags & BUSY) === 0) return;
+        if (this.incarnation !== incarnation || this.inflight !== settled) {
+          if (meta instanceof PendingAsk) meta.reject(this.crashedHandling(type, asError(error)));
+          return;
+        }
         this.settleBusy();
         this.crash(asError(error), type, body, meta);
       },
     );
     this.inflight = settled;
+    // The handler asked to stop and then went async: stop now rather than wait for a handler that
+    // may itself be waiting for the stop.
+    if ((this.flags & STOP_REQUESTED) !== 0) {
+      this.settleBusy();
+      this.beginRequestedStop();
+    }
   }
 
   private settleBusy(): void {
@@ -767,6 +780,22 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.inflight = undefined;
     this.system.busy--;
     this.system.checkIdle();
+  }
+
+  /**
+   * Ends this incarnation's busy turn on a crash or restart. A handler in flight runs on detached (its
+   * late reply still reaches its ask); a message still being validated was never handled, so it goes
+   * back to the front of the mailbox for the next incarnation.
+   */
+  private releaseBusy(): void {
+    const validating = this.inflight === undefined;
+    this.settleBusy();
+    if (validating && this.curType !== undefined) {
+      this.unshiftMessage(this.curType, this.curBody, this.curMeta);
+    }
+    this.curType = undefined;
+    this.curBody = undefined;
+    this.curMeta = undefined;
   }
 
   private afterAsync(): void {
@@ -794,15 +823,9 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.curBody = body;
     this.curMeta = meta;
     checked.then((result) => {
-      if (this.incarnation !== incarnation) {
-        // The actor stopped or restarted meanwhile: the message is not handled, so its ask must hear.
-        if (meta instanceof PendingAsk) {
-          meta.reject(
-            new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped before handling "${type}"`),
-          );
-        }
-        return;
-      }
+      // The actor stopped (the message became a dead letter) or restarted (it went back to the
+      // mailbox) meanwhile: releaseBusy and runStop took care of it.
+      if (this.incarnation !== incarnation) return;
       this.settleBusy();
       this.curType = undefined;
       this.curBody = undefined;
@@ -811,6 +834,19 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       else this.rejectInvalid(type, body, meta, result.error);
       if ((this.flags & BUSY) === 0) this.afterAsync();
     });
+  }
+
+  private reply(ask: PendingAsk, value: unknown): void {
+    if (this.settings.validateAll) this.replyValidated(ask, value);
+    else ask.resolve(value);
+  }
+
+  private crashedHandling(type: string | undefined, error: Error): TroupeError {
+    return new TroupeError(
+      'ERR_ACTOR_CRASHED',
+      `${this.address} crashed handling "${type}": ${error.message}`,
+      { cause: error, details: { to: this.address, type } },
+    );
   }
 
   private replyValidated(ask: PendingAsk, value: unknown): void {
@@ -850,14 +886,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.curType = undefined;
     this.curBody = undefined;
     this.curMeta = undefined;
-    if (meta instanceof PendingAsk && !stashed) {
-      meta.reject(
-        new TroupeError('ERR_ACTOR_CRASHED', `${this.address} crashed handling "${type}": ${error.message}`, {
-          cause: error,
-          details: { to: this.address, type },
-        }),
-      );
-    }
+    if (meta instanceof PendingAsk && !stashed) meta.reject(this.crashedHandling(type, error));
     this.fail(error, type === undefined ? undefined : { type, body });
   }
 
@@ -869,7 +898,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.incarnation++;
     this.abortController?.abort(error);
     this.abortController = undefined;
-    if ((this.flags & BUSY) !== 0) this.settleBusy();
+    if ((this.flags & BUSY) !== 0) this.releaseBusy();
     const system = this.system;
     if (system.observed) {
       system.emit({ type: 'actor-crashed', at: system.clock.now(), address: this.address, error, message });
@@ -1163,7 +1192,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.incarnation++;
     this.abortController?.abort(reason);
     this.abortController = undefined;
-    if ((this.flags & BUSY) !== 0) this.settleBusy();
+    if ((this.flags & BUSY) !== 0) this.releaseBusy();
     await this.stopChildren();
     this.cancelTimers();
     this.table = this.behavior.table;
@@ -1244,14 +1273,16 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   private stopSelf(): Promise<void> {
     if (this.status === STOPPED) return Promise.resolve();
     if (this.stopping !== undefined) return this.stopping;
-    if (currentCell === this || (this.flags & BUSY) !== 0) {
-      // Inside our own handler: stop once it returns, so awaiting the stop cannot deadlock.
+    if (currentCell === this && (this.flags & BUSY) === 0) {
+      // Inside our own handler: stop once it returns (at once if it returns a promise: awaitHandler).
       this.flags |= STOP_REQUESTED;
       this.stopping = new Promise<void>((resolve) => {
         this.stopResolve = resolve;
       });
       return this.stopping;
     }
+    // From a pending handler (an async one, after its first await): stop without waiting for it.
+    if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) this.settleBusy();
     return this.selfExit();
   }
 
@@ -1336,8 +1367,19 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const system = this.system;
     if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) {
       const inflight = this.inflight;
+      const meta = this.curMeta;
       this.settleBusy();
-      await system.within(inflight, system.hard ? 0 : this.settings.shutdownMs);
+      await system.within(inflight, this.settings.shutdownMs, true);
+      // A handler that finished in time has answered its ask; one that did not never will.
+      // (When the system stops, its close rejects every outstanding ask with ERR_SYSTEM_STOPPED.)
+      if (meta instanceof PendingAsk && system.state < 2) {
+        meta.reject(
+          new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped while handling "${meta.type}"`),
+        );
+      }
+      this.curType = undefined;
+      this.curBody = undefined;
+      this.curMeta = undefined;
     } else if ((this.flags & BUSY) !== 0) {
       // A message still being validated is not handler work: it is undelivered.
       this.settleBusy();
@@ -1430,7 +1472,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   private makeTimers(): Timers<any> {
     const start = (key: string, delayMs: number, type: string, body: unknown, repeat: boolean) => {
       nonNegative(repeat ? 'intervalMs' : 'delayMs', delayMs);
-      if (repeat && delayMs === 0) throw new TroupeError('ERR_INVALID_OPTION', 'intervalMs must be > 0');
+      if (repeat && delayMs === 0) throw invalidOption('intervalMs', 'must be > 0', delayMs);
       if (this.system.devChecks) assertPlainData(body);
       cancel(key);
       this.timerMap ??= new Map();
@@ -1565,7 +1607,7 @@ export function resolveCellSettings(
 ): CellSettings {
   if (options === undefined && behavior.mailbox === undefined) return base;
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new TroupeError('ERR_INVALID_OPTION', 'spawn options must be an object');
+    throw invalidOption('options', 'spawn options must be an object', options);
   }
   const mailbox = resolveMailbox(
     options?.mailbox,
@@ -1590,7 +1632,5 @@ export function resolveCellSettings(
 }
 
 function badValidate(value: unknown): never {
-  throw new TroupeError('ERR_INVALID_OPTION', `Invalid option \`validate\`: use 'always' or 'boundary'`, {
-    details: { option: 'validate', value },
-  });
+  throw invalidOption('validate', "use 'always' or 'boundary'", value);
 }

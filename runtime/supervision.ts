@@ -90,12 +90,12 @@ function resolveBackoff(backoff: Backoff, where: string): Backoff {
   if (typeof backoff !== 'object' || backoff === null)
     throw invalidOption(where, 'must be an object', backoff);
   if (!Number.isFinite(backoff.baseMs) || backoff.baseMs < 0)
-    throw invalidOption(`${where}.baseMs`, 'must be >= 0');
+    throw invalidOption(`${where}.baseMs`, 'must be >= 0', backoff.baseMs);
   if (!Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.baseMs) {
-    throw invalidOption(`${where}.maxMs`, 'must be >= baseMs');
+    throw invalidOption(`${where}.maxMs`, 'must be >= baseMs', backoff.maxMs);
   }
   if (!Number.isFinite(backoff.jitter) || backoff.jitter < 0 || backoff.jitter > 1) {
-    throw invalidOption(`${where}.jitter`, 'must be between 0 and 1');
+    throw invalidOption(`${where}.jitter`, 'must be between 0 and 1', backoff.jitter);
   }
   return { baseMs: backoff.baseMs, maxMs: backoff.maxMs, jitter: backoff.jitter };
 }

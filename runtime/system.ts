@@ -1,5 +1,11 @@
 import { filter, type Observable, Subject } from 'rxjs';
-import { type Address, type AnyProtocol, parseAddress, TroupeError } from '../protocols/index.js';
+import {
+  type Address,
+  type AnyProtocol,
+  invalidOption,
+  parseAddress,
+  TroupeError,
+} from '../protocols/index.js';
 import type {
   ActorRef,
   ActorSystem,
@@ -185,7 +191,7 @@ class ActorSystemImpl implements Host {
 
   use(middleware: Middleware): () => void {
     if (typeof middleware !== 'object' || middleware === null || typeof middleware.name !== 'string') {
-      throw new TroupeError('ERR_INVALID_OPTION', 'middleware must be an object with a name');
+      throw invalidOption('middleware', 'must be an object with a name', middleware);
     }
     this.middleware.push(middleware);
     this.refreshFlags();
@@ -199,7 +205,7 @@ class ActorSystemImpl implements Host {
   async drain(options?: DrainOptions): Promise<void> {
     if (this.state !== RUNNING) return this.stopPromise ?? this.closedPromise.then(() => undefined);
     const timeoutMs = options?.timeoutMs ?? 5000;
-    if (!(timeoutMs >= 0)) throw new TroupeError('ERR_INVALID_OPTION', 'drain `timeoutMs` must be >= 0');
+    if (!(timeoutMs >= 0)) throw invalidOption('drain.timeoutMs', 'must be a number >= 0', timeoutMs);
     this.state = DRAINING;
     if (this.observed) this.emit({ type: 'system-draining', at: this.clock.now() });
     this.stopPromise = (async () => {
@@ -207,18 +213,33 @@ class ActorSystemImpl implements Host {
       const timeout = new Promise<boolean>((resolve) => {
         timer = this.clock.setTimeout(() => resolve(false), timeoutMs);
       });
-      const drained = await Promise.race([this.idle().then(() => true), timeout]);
+      const cut = new Promise<'closed'>((resolve) => {
+        this.cutDrain = () => resolve('closed');
+      });
+      const drained = await Promise.race([this.idle().then(() => true), timeout, cut]);
       timer?.cancel();
-      const timedOut = !drained;
-      await this.shutdown(undefined, timedOut, false);
+      this.cutDrain = undefined;
+      await this.shutdown(undefined, drained === false, this.hard);
     })();
     return this.stopPromise;
   }
 
   close(): Promise<void> {
-    if (this.stopPromise !== undefined) return this.stopPromise;
+    if (this.stopPromise !== undefined) {
+      // A drain in progress is cut short: stop now, without waiting for handlers in flight.
+      this.goHard();
+      return this.stopPromise;
+    }
     this.stopPromise = this.shutdown(undefined, false, true);
     return this.stopPromise;
+  }
+
+  private goHard(): void {
+    this.hard = true;
+    this.cutDrain?.();
+    const waiters = this.hardWaiters;
+    this.hardWaiters = new Set();
+    for (const wake of waiters) wake();
   }
 
   closed(): Promise<Error | undefined> {
@@ -403,11 +424,12 @@ class ActorSystemImpl implements Host {
       this.options.deadLetterLog(
         `troupe: dead letter "${type}" to ${to} (${reason})${error ? `: ${error.message}` : ''}`,
       );
-      if (this.deadLettersLogged === limit) {
-        this.options.deadLetterLog(
-          `troupe: ${limit} dead letters logged; further ones go only to subscribers of deadLetters$`,
-        );
-      }
+    } else if (this.deadLettersLogged === limit) {
+      // Said once, when the first one goes unlogged.
+      this.deadLettersLogged++;
+      this.options.deadLetterLog(
+        `troupe: ${limit} dead letters logged; further ones go only to subscribers of deadLetters$`,
+      );
     }
   }
 
@@ -467,20 +489,17 @@ class ActorSystemImpl implements Host {
     console.error(`troupe: a lifecycle hook of ${address} failed:`, error);
   }
 
-  within(promise: Promise<unknown>, ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
+  within(promise: Promise<unknown>, ms: number, endedByClose = false): Promise<void> {
+    if (ms <= 0 || (endedByClose && this.hard)) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const timer = this.clock.setTimeout(resolve, ms);
-      promise.then(
-        () => {
-          timer.cancel();
-          resolve();
-        },
-        () => {
-          timer.cancel();
-          resolve();
-        },
-      );
+      const done = () => {
+        timer.cancel();
+        if (endedByClose) this.hardWaiters.delete(done);
+        resolve();
+      };
+      const timer = this.clock.setTimeout(done, ms);
+      if (endedByClose) this.hardWaiters.add(done);
+      promise.then(done, done);
     });
   }
 
@@ -522,7 +541,7 @@ class ActorSystemImpl implements Host {
 
   private async shutdown(error: Error | undefined, drainTimedOut: boolean, hard: boolean): Promise<void> {
     this.state = STOPPING;
-    if (hard) this.hard = true;
+    if (hard) this.goHard();
     await this.guardian.stopChildren();
     this.state = STOPPED;
     this.timeouts.rejectAll(
@@ -535,6 +554,9 @@ class ActorSystemImpl implements Host {
 
   /** During close() a stopping actor does not wait for a handler in flight. */
   hard = false;
+  private cutDrain: (() => void) | undefined;
+  /** Waits in within() that close() ends at once. */
+  private hardWaiters = new Set<() => void>();
 }
 
 function sameMessages(a: AnyProtocol, b: AnyProtocol): boolean {

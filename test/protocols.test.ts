@@ -128,6 +128,8 @@ describe('addresses', () => {
       { system: 'shop', node: 'n1', path: 'orders' },
       { system: 'shop', node: 'n1', path: 'orders/$a1/worker' },
       { system: 'c', node: '@cart', path: '42' },
+      // The node itself: the root of its tree (what system.tree() reports as the root's address).
+      { system: 'shop', node: 'n1', path: '' },
     ]) {
       const address = formatAddress(parts);
       expect(address).toBe(`troupe://${parts.system}/${parts.node}/${parts.path}`);
@@ -145,7 +147,6 @@ describe('addresses', () => {
       'troupe://',
       'troupe://shop',
       'troupe://shop/n1',
-      'troupe://shop/n1/',
       'troupe:///n1/a',
       'troupe://shop//a',
       'troupe://shop/n1/a//b',

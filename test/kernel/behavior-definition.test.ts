@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { ask, type BehaviorDefinition, behavior, defineProtocol, tell } from '../../index.js';
+import { type ActorRef, ask, type BehaviorDefinition, behavior, defineProtocol, tell } from '../../index.js';
 import { closeSystemsAfterEach, makeSystem, thrown } from './helpers.js';
 
 closeSystemsAfterEach();
@@ -111,5 +111,27 @@ describe('behavior()', () => {
     const { system } = makeSystem();
     const fake = { protocols: [Counter] } as unknown as Parameters<typeof system.spawn>[0];
     expect(thrown(() => system.spawn(fake)).code).toBe('ERR_INVALID_OPTION');
+  });
+});
+
+describe('ActorRef', () => {
+  it('lets a typed ref stand where an untyped ActorRef is expected, and the untyped one send anything', async () => {
+    expectTypeOf<ActorRef<typeof Counter>>().toExtend<ActorRef>();
+    const { system } = makeSystem();
+    const typed = system.spawn(
+      behavior({
+        protocols: [Counter],
+        initialState: () => 0,
+        handlers: {
+          add: ({ by }, ctx) => {
+            ctx.state += by;
+          },
+          get: (_b, ctx) => ctx.state,
+        },
+      }),
+    );
+    const refs: ActorRef[] = [typed];
+    refs[0]!.tell('add', { by: 2 });
+    expect(await refs[0]!.ask('get', {})).toBe(2);
   });
 });

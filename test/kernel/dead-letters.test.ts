@@ -118,6 +118,16 @@ describe('the dead-letter log', () => {
     expect(lines[3]).toContain('deadLetters$');
   });
 
+  it('prints no suppression line when exactly the limit was reached', async () => {
+    const lines: string[] = [];
+    const system = track(createSystem({ deadLetterLog: (line) => lines.push(line), deadLetterLogLimit: 3 }));
+    const ref = system.spawn(sink());
+    await system.stop(ref);
+    for (let v = 0; v < 3; v++) ref.tell('put', { v });
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toContain('"put"');
+  });
+
   it('defaults to 10 lines', async () => {
     const lines: string[] = [];
     const system = track(createSystem({ deadLetterLog: (line) => lines.push(line) }));
@@ -138,5 +148,15 @@ describe('the dead-letter log', () => {
     subscription.unsubscribe();
     ref.tell('put', { v: 2 });
     expect(lines).toHaveLength(1);
+  });
+});
+
+describe('the node address', () => {
+  it('parses as the tree root; a message to it is a no-such-actor dead letter', () => {
+    const { system, dead } = makeSystem();
+    const root = system.tree().address;
+    const ref = system.ref(root);
+    ref.tell('anything', {});
+    expect(dead).toEqual([expect.objectContaining({ to: root, reason: 'no-such-actor' })]);
   });
 });

@@ -34,7 +34,10 @@ const logger = behavior({
       await Promise.resolve();
       throw asyncFailure;
     },
-    echo: ({ v }) => v,
+    echo: ({ v }, ctx) => {
+      ctx.state.seen.push(`echo${v}`);
+      return v;
+    },
   },
 });
 
@@ -123,15 +126,28 @@ describe('ask', () => {
     expect((await rejection(long.result)).code).toBe('ERR_ASK_TIMEOUT');
   });
 
-  it('rejects with ERR_ASK_ABORTED when the signal is already aborted, without delivering', async () => {
-    const { system, dead } = makeSystem();
+  it('rejects with ERR_ASK_ABORTED when the signal is already aborted, and does not deliver it', async () => {
+    const { system } = makeSystem();
     const ref = system.spawn(logger);
     const controller = new AbortController();
     controller.abort();
     const error = await rejection(ref.ask('echo', { v: 1 }, { signal: controller.signal }));
     expect(error.code).toBe('ERR_ASK_ABORTED');
     await settle(system);
-    expect(dead).toEqual([]);
+    expect(await ref.ask('echo', { v: 2 })).toBe(2);
+    expect(await ref.ask('read', {})).toEqual(['echo2']);
+  });
+
+  it('chains the reason of an already-aborted signal as the cause', async () => {
+    const { system } = makeSystem();
+    const ref = system.spawn(logger);
+    const controller = new AbortController();
+    const reason = new Error('gave up before asking');
+    controller.abort(reason);
+    const error = await rejection(ref.ask('echo', { v: 1 }, { signal: controller.signal }));
+    expect(error.code).toBe('ERR_ASK_ABORTED');
+    // docs/errors.md, ERR_ASK_ABORTED: "also when the signal had already fired; `cause` is the signal's reason".
+    expect(error.cause).toBe(reason);
   });
 
   it('rejects with ERR_ASK_ABORTED when the signal is aborted while waiting', async () => {

@@ -2,7 +2,8 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type ActorRef, ask, behavior, defineProtocol, tell } from '../../index.js';
-import { settle } from '../../runtime/testkit/index.js';
+import { flushMicrotasks, settle } from '../../runtime/testkit/index.js';
+import { supervisor } from '../../supervisors/index.js';
 import { closeSystemsAfterEach, gate, makeSystem, rejection, within } from './helpers.js';
 
 closeSystemsAfterEach();
@@ -190,3 +191,72 @@ describe("validate: 'boundary' (the default)", () => {
 async function settleSoon(): Promise<void> {
   for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
 }
+
+describe('a restart while a message is being validated', () => {
+  it('hands the message to the next incarnation instead of losing it', async () => {
+    const held = gate();
+    let validations = 0;
+    // The first validation waits for the gate; the one after the restart answers at once.
+    const slow: StandardSchemaV1<{ n: number }> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: async (value) => {
+          validations++;
+          if (validations === 1) await held.promise;
+          return { value: value as { n: number } };
+        },
+      },
+    };
+    const Slow = defineProtocol('val.restart', {
+      put: tell(slow),
+      seen: ask(z.object({}), z.array(z.number())),
+    });
+    const Boom = defineProtocol('val.boom', { boom: tell(z.object({})) });
+    const { system, dead } = makeSystem({ validate: 'always' });
+    const sup = system.spawn(
+      supervisor({
+        strategy: 'one_for_all',
+        children: [
+          {
+            id: 'a',
+            behavior: behavior({
+              protocols: [Slow],
+              initialState: () => [] as number[],
+              handlers: {
+                put: ({ n }, ctx) => {
+                  ctx.state.push(n);
+                },
+                seen: (_b, ctx) => ctx.state,
+              },
+            }),
+          },
+          {
+            id: 'b',
+            behavior: behavior({
+              protocols: [Boom],
+              handlers: {
+                boom: () => {
+                  throw new Error('sibling crash');
+                },
+              },
+            }),
+          },
+        ],
+      }),
+    );
+    await settle(system);
+    const a = system.ref<typeof Slow>(`${sup.address}/a`);
+    const b = system.ref<typeof Boom>(`${sup.address}/b`);
+    a.tell('put', { n: 1 });
+    await flushMicrotasks();
+    expect(validations).toBe(1);
+    b.tell('boom', {});
+    await settle(system);
+    held.open();
+    expect(await within(a.ask('seen', {}), 500, 'seen')).toEqual([1]);
+    expect(validations).toBe(2);
+    expect(system.tree().children[0]?.children.map((c) => c.restarts)).toEqual([1, 1]);
+    expect(dead).toEqual([]);
+  });
+});
