@@ -146,6 +146,13 @@ export interface Host extends ActorSystem {
 }
 
 let currentCell: Cell | undefined;
+/**
+ * Where, in `currentCell`'s mailbox buffer, the message its handler is running on still lies: the run
+ * loop's fast path clears the slot only once the handler returns, and stash() reads it from there.
+ * (Copying the message into the cell instead costs two stores and a GC write barrier per message.)
+ * -1 outside the fast path, and after rescueCurrent() moved the message into the cell.
+ */
+let currentIndex = -1;
 
 /** The actor whose handler is running synchronously right now, if any. */
 export function runningCell(): Cell | undefined {
@@ -165,13 +172,13 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   private status = STARTING;
   private flags = 0;
   private table: HandlerTable;
-  readonly settings: CellSettings;
-  private sysQueue: SystemMessage[] | undefined;
+  state: unknown;
   private curType: string | undefined;
   private curBody: unknown;
   private curMeta: unknown;
+  readonly settings: CellSettings;
+  private sysQueue: SystemMessage[] | undefined;
   private abortController: AbortController | undefined;
-  state: unknown;
   readonly behavior: CompiledBehavior;
   readonly parentCell: Cell | undefined;
   /** The name in the parent's map: a number for anonymous actors, so spawning one allocates no string. */
@@ -397,6 +404,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   stash(): void {
+    this.rescueCurrent();
     if (this.curType === undefined)
       throw new TroupeError('ERR_ILLEGAL_STATE', 'stash() is only allowed in a handler');
     this.stashed ??= [];
@@ -408,6 +416,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   unstashAll(): void {
     const stashed = this.stashed;
     if (stashed === undefined || stashed.length === 0) return;
+    // The messages go in front of the mailbox, into the slot the current message may still hold.
+    this.rescueCurrent();
     this.stashed = undefined;
     for (let i = stashed.length - 3; i >= 0; i -= 3)
       this.unshiftMessage(stashed[i] as string, stashed[i + 1], stashed[i + 2]);
@@ -609,39 +619,53 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         const type = buffer[i] as string;
         const body = buffer[i + 1];
         const meta = buffer[i + 2];
-        buffer[i] = undefined;
-        buffer[i + 1] = undefined;
-        buffer[i + 2] = undefined;
         this.mbHead = i + 3 === buffer.length ? 0 : i + 3;
         this.mbSize--;
         const handler = this.table[type];
         if (slow || handler === undefined || (meta !== undefined && meta instanceof TimerTick)) {
+          buffer[i] = undefined;
+          buffer[i + 1] = undefined;
+          buffer[i + 2] = undefined;
           this.invoke(type, body, meta);
         } else {
-          this.curType = type;
-          this.curBody = body;
+          // The slot stays filled while the handler runs (see currentIndex); the mailbox already counts
+          // it free, and room() never hands it out: it grows before a push would land there.
           // curMeta is undefined between messages, so a message without meta need not write it.
           if (meta !== undefined) this.curMeta = meta;
           currentCell = this;
+          currentIndex = i;
           let result: unknown;
           try {
             result = handler(body, this);
           } catch (error) {
             currentCell = undefined;
+            if (currentIndex === i) {
+              buffer[i] = undefined;
+              buffer[i + 1] = undefined;
+              buffer[i + 2] = undefined;
+            }
+            currentIndex = -1;
             this.crash(asError(error), type, body, meta);
             break;
           }
           currentCell = undefined;
+          // False when the message was moved into the cell (rescueCurrent) so the slot could be reused.
+          const inSlot = currentIndex === i;
+          currentIndex = -1;
+          if (inSlot) {
+            buffer[i] = undefined;
+            buffer[i + 1] = undefined;
+            buffer[i + 2] = undefined;
+          }
           if (result !== undefined && isThenable(result)) {
+            if (inSlot) {
+              this.curType = type;
+              this.curBody = body;
+            }
             this.awaitHandler(result, type, body, meta);
             break;
           }
-          if (meta === undefined && this.curMeta === undefined) {
-            this.curType = undefined;
-            this.curBody = undefined;
-          } else {
-            this.finish(meta, result);
-          }
+          if (meta !== undefined || this.curMeta !== undefined || !inSlot) this.finish(meta, result);
         }
         if (this.status !== RUNNING || this.flags !== SCHEDULED) break;
       }
@@ -656,6 +680,21 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     }
     if ((this.flags & (STOP_REQUESTED | BUSY)) === STOP_REQUESTED) this.beginRequestedStop();
     else this.scheduleIfRunnable();
+  }
+
+  /**
+   * Moves the fast path's current message from its slot into the cell, before anything reuses the
+   * slot or replaces the buffer (unstashAll, a growing mailbox).
+   */
+  protected override rescueCurrent(): void {
+    if (currentCell !== this || currentIndex < 0) return;
+    const buffer = this.mbBuffer!;
+    this.curType = buffer[currentIndex] as string;
+    this.curBody = buffer[currentIndex + 1];
+    buffer[currentIndex] = undefined;
+    buffer[currentIndex + 1] = undefined;
+    buffer[currentIndex + 2] = undefined;
+    currentIndex = -1;
   }
 
   private invoke(type: string, body: unknown, meta: unknown): void {

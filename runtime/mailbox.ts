@@ -59,17 +59,25 @@ export class Mailbox {
     return out;
   }
 
-  /** The buffer, made or grown so that one more message fits. */
+  /**
+   * The buffer, made or grown so that one more message fits. It grows before its last free slot is
+   * used, so the slot just before the head (the message a handler may be running on) is never reused
+   * by a push while that handler runs.
+   */
   private room(): unknown[] {
     const buffer = this.mbBuffer;
     if (buffer === undefined) {
-      this.mbBuffer = new Array(3 * 8);
+      this.mbBuffer = new Array(3 * 4);
       return this.mbBuffer;
     }
-    return this.mbSize * 3 === buffer.length ? this.growBuffer(buffer) : buffer;
+    return (this.mbSize + 1) * 3 === buffer.length ? this.growBuffer(buffer) : buffer;
   }
 
+  /** Called before the buffer is replaced: the cell moves a message it is handling out of its slot. */
+  protected rescueCurrent(): void {}
+
   private growBuffer(old: unknown[]): unknown[] {
+    this.rescueCurrent();
     const next = new Array(old.length * 2);
     let from = this.mbHead;
     for (let n = 0; n < this.mbSize * 3; n += 3) {
