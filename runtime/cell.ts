@@ -145,6 +145,21 @@ export interface Host extends ActorSystem {
   nextTimerGeneration(): number;
 }
 
+/** The cold part of a cell. */
+class CellExtras {
+  watchers: Set<Cell> | undefined = undefined;
+  watching: Set<ActorRef<any>> | undefined = undefined;
+  stashed: unknown[] | undefined = undefined;
+  timerMap: Map<string, { handle: TimerHandle; generation: number; repeat: boolean }> | undefined = undefined;
+  timerApi: Timers<any> | undefined = undefined;
+  stopResolve: (() => void) | undefined = undefined;
+  restartLog: number[] | undefined = undefined;
+  restartToken: object | undefined = undefined;
+  deferred: SystemMessage[] | undefined = undefined;
+  hookError: unknown = undefined;
+  lastFailure: Error | undefined = undefined;
+}
+
 let currentCell: Cell | undefined;
 /**
  * Where, in `currentCell`'s mailbox buffer, the message its handler is running on still lies: the run
@@ -188,21 +203,12 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   /** Restarts of this actor since it was spawned. */
   restarts = 0;
   private childMap: Map<string | number, Cell> | undefined;
-  private watchers: Set<Cell> | undefined;
-  private watching: Set<ActorRef<any>> | undefined;
-  private stashed: unknown[] | undefined;
-  private timerMap: Map<string, { handle: TimerHandle; generation: number; repeat: boolean }> | undefined;
-  private timerApi: Timers<any> | undefined;
   private inflight: Promise<unknown> | undefined;
   private stopping: Promise<void> | undefined;
-  private stopResolve: (() => void) | undefined;
-  private restartLog: number[] | undefined;
-  private restartToken: object | undefined;
-  private deferred: SystemMessage[] | undefined;
-  private hookError: unknown;
-  private lastFailure: Error | undefined;
   /** The reason this actor terminated, once stopped. */
   exitReason: ExitReason | undefined;
+  /** What few actors need (watches, stash, timers, restart bookkeeping), made on first use. */
+  private extras: CellExtras | undefined;
 
   constructor(
     system: Host,
@@ -218,6 +224,94 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.behavior = behavior;
     this.settings = settings;
     this.table = behavior.table;
+  }
+
+  // ---- Cold fields, kept in `extras` so that an idle actor stays small ----
+
+  private cold(): CellExtras {
+    this.extras ??= new CellExtras();
+    return this.extras;
+  }
+
+  private get watchers(): Set<Cell> | undefined {
+    return this.extras?.watchers;
+  }
+  private set watchers(value: Set<Cell> | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().watchers = value;
+  }
+
+  private get watching(): Set<ActorRef<any>> | undefined {
+    return this.extras?.watching;
+  }
+  private set watching(value: Set<ActorRef<any>> | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().watching = value;
+  }
+
+  private get stashed(): unknown[] | undefined {
+    return this.extras?.stashed;
+  }
+  private set stashed(value: unknown[] | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().stashed = value;
+  }
+
+  private get timerMap():
+    | Map<string, { handle: TimerHandle; generation: number; repeat: boolean }>
+    | undefined {
+    return this.extras?.timerMap;
+  }
+  private set timerMap(value:
+    | Map<string, { handle: TimerHandle; generation: number; repeat: boolean }>
+    | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().timerMap = value;
+  }
+
+  private get timerApi(): Timers<any> | undefined {
+    return this.extras?.timerApi;
+  }
+  private set timerApi(value: Timers<any> | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().timerApi = value;
+  }
+
+  private get stopResolve(): (() => void) | undefined {
+    return this.extras?.stopResolve;
+  }
+  private set stopResolve(value: (() => void) | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().stopResolve = value;
+  }
+
+  private get restartLog(): number[] | undefined {
+    return this.extras?.restartLog;
+  }
+  private set restartLog(value: number[] | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().restartLog = value;
+  }
+
+  private get restartToken(): object | undefined {
+    return this.extras?.restartToken;
+  }
+  private set restartToken(value: object | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().restartToken = value;
+  }
+
+  private get deferred(): SystemMessage[] | undefined {
+    return this.extras?.deferred;
+  }
+  private set deferred(value: SystemMessage[] | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().deferred = value;
+  }
+
+  private get hookError(): unknown {
+    return this.extras?.hookError;
+  }
+  private set hookError(value: unknown) {
+    if (value !== undefined || this.extras !== undefined) this.cold().hookError = value;
+  }
+
+  private get lastFailure(): Error | undefined {
+    return this.extras?.lastFailure;
+  }
+  private set lastFailure(value: Error | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().lastFailure = value;
   }
 
   // ---- ActorRef ----
