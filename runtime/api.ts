@@ -242,8 +242,12 @@ export interface ActorSystem {
   spawn<P extends AnyProtocol, S>(behavior: Behavior<P, S>, options?: SpawnOptions): ActorRef<P>;
   /** Stops a top-level actor (and its subtree). */
   stop(ref: ActorRef<any>): Promise<void>;
-  /** A ref for an address; one that names no live actor turns messages into dead letters. */
-  ref<P extends AnyProtocol = AnyProtocol>(address: Address): ActorRef<P>;
+  /**
+   * A ref for an address, on this node or (with a transport) another node of the cluster. Give the
+   * protocol to type the ref and to check remote replies against it. A ref that names no live actor
+   * turns messages into dead letters.
+   */
+  ref<P extends AnyProtocol = AnyProtocol>(address: Address, protocol?: P): ActorRef<P>;
   /** The live actors that speak `protocol`. */
   find<P extends AnyProtocol>(protocol: P): ActorRef<P>[];
   /** The live tree with restart counts. */

@@ -12,7 +12,11 @@ export type DeadLetterReason =
   | 'validation-failed'
   | 'middleware-dropped'
   | 'system-draining'
-  | 'system-stopped';
+  | 'system-stopped'
+  /** A frame larger than the node accepts arrived from the network. */
+  | 'oversize'
+  /** The transport could not send it (outage buffer full, or the transport closed). */
+  | 'transport-failed';
 
 /** A message that was not delivered. Nothing is dropped without one. */
 export interface DeadLetterEvent {

@@ -47,4 +47,11 @@ export {
   restartPolicyDefaults,
   type Strategy,
 } from './supervision.js';
-export { createSystem } from './system.js';
+export { createNode, createSystem } from './system.js';
+export {
+  type Frame,
+  type InProcessNetwork,
+  inProcessNetwork,
+  type Transport,
+  type TransportSink,
+} from './transport.js';

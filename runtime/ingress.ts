@@ -23,20 +23,22 @@ export type IngressResult =
   | { readonly ok: true; readonly reply?: unknown }
   | { readonly ok: false; readonly error: TroupeError };
 
+/** An envelope that passed every check but its body's schema: ready to validate and deliver. */
+export interface Admitted {
+  readonly envelope: Envelope;
+  readonly target: Cell;
+  /** The message name in the target's protocols. */
+  readonly message: string;
+  readonly spec: MessageSpec;
+}
+
 /**
- * Delivers data that arrived from outside this process (a transport decoded it from bytes). Nothing in
- * it is trusted: the envelope shape, the protocol and message names (only registered protocols are
- * known), the target, the deadline and the body against its schema are all checked, and the reply of
- * an ask is checked against its reply schema. Every refusal is a dead letter with its reason and, for
- * an ask, an error result to send back. It never throws.
- *
- * `now` is wall-clock epoch milliseconds for deadlines (envelopes carry epoch deadlines).
+ * The synchronous checks of data that arrived from outside this process: the envelope's shape, the
+ * message (a `<protocol>.<message>` of a registered protocol, or a bare message name of the target's
+ * own protocols), the target, and the deadline. A refusal is a dead letter with its reason (reported
+ * here) and an error for an ask. It never throws.
  */
-export async function deliverEnvelope(
-  host: IngressHost,
-  data: unknown,
-  now = Date.now(),
-): Promise<IngressResult> {
+export function admitEnvelope(host: IngressHost, data: unknown, now: number): Admitted | IngressFailure {
   let envelope: Envelope;
   try {
     envelope = decodeEnvelope(data);
@@ -50,19 +52,49 @@ export async function deliverEnvelope(
   }
   const { to, from, type, body } = envelope;
   const isAsk = envelope.replyTo !== undefined || envelope.correlationId !== undefined;
-  const refuse = (reason: DeadLetterReason, error: TroupeError): IngressResult => {
+  const refuse = (reason: DeadLetterReason, error: TroupeError): IngressFailure => {
     host.deadLetter(to, from, type, body, reason, error);
     return { ok: false, error };
   };
 
-  const names = splitType(type);
-  const protocol = names === undefined ? undefined : host.protocol(names.protocol);
+  let target: Cell | undefined;
+  try {
+    const parts = parseAddress(to);
+    target = host.lookup(parts.system, parts.node, parts.path);
+  } catch (error) {
+    return refuse('malformed', error as TroupeError);
+  }
+
   // Own properties only: a name like `__proto__` must not reach Object.prototype.
-  const spec =
-    names === undefined || protocol === undefined || !Object.hasOwn(protocol.messages, names.message)
-      ? undefined
-      : (protocol.messages[names.message] as MessageSpec);
-  if (names === undefined || protocol === undefined || spec === undefined) {
+  let message: string | undefined;
+  let spec: MessageSpec | undefined;
+  const names = splitType(type);
+  if (names !== undefined) {
+    const protocol = host.protocol(names.protocol);
+    if (protocol !== undefined && Object.hasOwn(protocol.messages, names.message)) {
+      message = names.message;
+      spec = protocol.messages[names.message] as MessageSpec;
+      if (target !== undefined && !target.behavior.protocols.some((p) => p.name === protocol.name)) {
+        return refuse(
+          'unknown-message',
+          new TroupeError('ERR_UNKNOWN_MESSAGE', `${to} does not speak "${protocol.name}"`, {
+            details: { to, type },
+          }),
+        );
+      }
+    }
+  } else if (target !== undefined && !type.includes('.') && Object.hasOwn(target.behavior.specs, type)) {
+    // A bare message name (sent through a ref that was given no protocol): the target's own.
+    message = type;
+    spec = target.behavior.specs[type]!.spec;
+  }
+  if (target === undefined || !target.alive) {
+    return refuse(
+      'no-such-actor',
+      new TroupeError('ERR_NO_SUCH_ACTOR', `no live actor at ${to}`, { details: { to, type } }),
+    );
+  }
+  if (message === undefined || spec === undefined) {
     return refuse(
       'unknown-message',
       new TroupeError('ERR_UNKNOWN_MESSAGE', `"${type}" is not a message of any registered protocol`, {
@@ -78,28 +110,6 @@ export async function deliverEnvelope(
       }),
     );
   }
-
-  let target: Cell | undefined;
-  try {
-    const parts = parseAddress(to);
-    target = host.lookup(parts.system, parts.node, parts.path);
-  } catch (error) {
-    return refuse('malformed', error as TroupeError);
-  }
-  if (target === undefined || !target.alive) {
-    return refuse(
-      'no-such-actor',
-      new TroupeError('ERR_NO_SUCH_ACTOR', `no live actor at ${to}`, { details: { to, type } }),
-    );
-  }
-  if (!target.behavior.protocols.some((p) => p.name === protocol.name)) {
-    return refuse(
-      'unknown-message',
-      new TroupeError('ERR_UNKNOWN_MESSAGE', `${to} does not speak "${protocol.name}"`, {
-        details: { to, type },
-      }),
-    );
-  }
   if (envelope.deadline !== undefined && envelope.deadline <= now) {
     return refuse(
       'expired',
@@ -108,27 +118,72 @@ export async function deliverEnvelope(
       }),
     );
   }
+  return { envelope, target, message, spec };
+}
 
-  const checked = await validate(spec.body, body, `"${type}" to ${to}`);
-  if (!checked.ok) return refuse('validation-failed', checked.error);
+/** A refusal by {@link admitEnvelope}. */
+export type IngressFailure = { readonly ok: false; readonly error: TroupeError };
 
+/**
+ * Delivers data that arrived from outside this process (a transport decoded it from bytes). Nothing in
+ * it is trusted: the envelope shape, the protocol and message names (only registered protocols are
+ * known), the target, the deadline and the body against its schema are all checked, and the reply of
+ * an ask is checked against its reply schema. Every refusal is a dead letter with its reason and, for
+ * an ask, an error result to send back. It never throws.
+ *
+ * `now` is wall-clock epoch milliseconds for deadlines (envelopes carry epoch deadlines).
+ */
+export async function deliverEnvelope(
+  host: IngressHost,
+  data: unknown,
+  now = Date.now(),
+): Promise<IngressResult> {
+  const admitted = admitEnvelope(host, data, now);
+  if (!('target' in admitted)) return admitted;
+  const { envelope } = admitted;
+  const checked = await validate(admitted.spec.body, envelope.body, `"${envelope.type}" to ${envelope.to}`);
+  if (!checked.ok) {
+    host.deadLetter(
+      envelope.to,
+      envelope.from,
+      envelope.type,
+      envelope.body,
+      'validation-failed',
+      checked.error,
+    );
+    return checked;
+  }
+  return handOver(host, admitted, checked.value, now);
+}
+
+/**
+ * Hands a checked body to its target: a tell is queued, an ask is made and its reply checked against
+ * the reply schema. Never throws.
+ */
+export async function handOver(
+  host: IngressHost,
+  admitted: Admitted,
+  body: unknown,
+  now: number,
+): Promise<IngressResult> {
+  const { envelope, target, message, spec } = admitted;
   let sender: ActorRef<any> | undefined;
-  if (from !== undefined) {
+  if (envelope.from !== undefined) {
     try {
-      sender = host.ref(from);
+      sender = host.ref(envelope.from);
     } catch {
       sender = undefined;
     }
   }
   try {
     if (spec.kind === 'tell') {
-      target.tell(names.message, checked.value, sender === undefined ? undefined : { from: sender });
+      target.tell(message, body, sender === undefined ? undefined : { from: sender });
       return { ok: true };
     }
     const timeoutMs =
       envelope.deadline === undefined ? host.askTimeoutMs : Math.max(1, envelope.deadline - now);
-    const reply = await target.request(names.message, checked.value, timeoutMs, undefined, sender);
-    const replyChecked = await validate(spec.reply, reply, `reply to "${type}" from ${to}`);
+    const reply = await target.request(message, body, timeoutMs, undefined, sender);
+    const replyChecked = await validate(spec.reply, reply, `reply to "${envelope.type}" from ${envelope.to}`);
     return replyChecked.ok
       ? { ok: true, reply: replyChecked.value }
       : { ok: false, error: replyChecked.error };

@@ -2,6 +2,7 @@ import { invalidOption } from '../protocols/index.js';
 import type { MailboxOptions } from './api.js';
 import { type Clock, realClock } from './clock.js';
 import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision.js';
+import type { Transport } from './transport.js';
 
 /** Options of `createSystem`. Every one has a default; see {@link systemDefaults}. */
 export interface SystemOptions {
@@ -38,6 +39,18 @@ export interface SystemOptions {
    */
   readonly deadLetterLog?: (line: string) => void;
   readonly deadLetterLogLimit?: number;
+  /**
+   * How this node reaches the other nodes of its cluster (`name`): `natsTransport()` or an
+   * `inProcessNetwork().transport()`. Without one, the system is a single node. The system owns it
+   * and closes it when it stops.
+   */
+  readonly transport?: Transport;
+  /** Largest encoded envelope sent to or accepted from another node. Defaults to 1 MiB. */
+  readonly maxMessageBytes?: number;
+  /** Most envelopes in one network frame. Defaults to 1024. */
+  readonly maxBatchCount?: number;
+  /** Frame size after which a frame goes at once instead of at the end of the turn. Defaults to 256 KiB. */
+  readonly maxBatchBytes?: number;
 }
 
 /** Fully resolved system options. */
@@ -56,6 +69,10 @@ export interface ResolvedSystemOptions {
   readonly shutdownMs: number;
   readonly deadLetterLog: (line: string) => void;
   readonly deadLetterLogLimit: number;
+  readonly transport: Transport | undefined;
+  readonly maxMessageBytes: number;
+  readonly maxBatchCount: number;
+  readonly maxBatchBytes: number;
 }
 
 /** A resolved mailbox configuration. */
@@ -80,6 +97,10 @@ export const systemDefaults: ResolvedSystemOptions = {
   shutdownMs: 5000,
   deadLetterLog: (line) => console.warn(line),
   deadLetterLogLimit: 10,
+  transport: undefined,
+  maxMessageBytes: 1024 * 1024,
+  maxBatchCount: 1024,
+  maxBatchBytes: 256 * 1024,
 };
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -113,7 +134,26 @@ export function resolveSystemOptions(options: SystemOptions = {}): ResolvedSyste
     shutdownMs: nonNegative('shutdownMs', o.shutdownMs),
     deadLetterLog: fn('deadLetterLog', o.deadLetterLog),
     deadLetterLogLimit: nonNegativeInteger('deadLetterLogLimit', o.deadLetterLogLimit),
+    transport: checkTransport(o.transport),
+    maxMessageBytes: positiveInteger('maxMessageBytes', o.maxMessageBytes),
+    maxBatchCount: positiveInteger('maxBatchCount', o.maxBatchCount),
+    maxBatchBytes: positiveInteger('maxBatchBytes', o.maxBatchBytes),
   };
+}
+
+function checkTransport(transport: Transport | undefined): Transport | undefined {
+  if (transport === undefined) return undefined;
+  const t = transport as Partial<Transport> | null;
+  if (
+    typeof t !== 'object' ||
+    t === null ||
+    typeof t.open !== 'function' ||
+    typeof t.publish !== 'function' ||
+    typeof t.close !== 'function'
+  ) {
+    throw invalidOption('transport', 'must be a Transport (open, publish, close)', transport);
+  }
+  return transport;
 }
 
 /** Completes mailbox options over `base`. */

@@ -25,6 +25,7 @@ import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } 
 import type { Clock, TimerHandle } from './clock.js';
 import type { DeadLetterEvent, DeadLetterReason, SystemEvent } from './events.js';
 import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
+import { Router } from './remote.js';
 
 const resolved = Promise.resolve();
 
@@ -47,6 +48,35 @@ const STOPPED = 3;
  */
 export function createSystem(options?: SystemOptions): ActorSystem {
   return new ActorSystemImpl(resolveSystemOptions(options));
+}
+
+/**
+ * Starts a system that is one node of a cluster: like {@link createSystem}, and resolves once its
+ * transport receives, so that other nodes' messages to it are not missed.
+ *
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad option, or without a `transport`.
+ * @example
+ * ```ts
+ * const system = await createNode({ name: 'shop', node: 'n1', transport: await natsTransport({ servers }) });
+ * const counter = system.ref('troupe://shop/n2/counter', Counter);
+ * counter.tell('add', { by: 1 });
+ * ```
+ */
+export async function createNode(options: SystemOptions): Promise<ActorSystem> {
+  const resolvedOptions = resolveSystemOptions(options);
+  if (resolvedOptions.transport === undefined) {
+    throw new TroupeError('ERR_INVALID_OPTION', 'Invalid option `transport`: a node needs one', {
+      details: { option: 'transport', value: undefined },
+    });
+  }
+  const system = new ActorSystemImpl(resolvedOptions);
+  try {
+    await system.opened;
+  } catch (error) {
+    await system.close();
+    throw error;
+  }
+  return system;
 }
 
 const guardianBehavior = (policy: ResolvedSystemOptions['supervision']) =>
@@ -88,6 +118,10 @@ class ActorSystemImpl implements Host {
   private readonly closedPromise: Promise<Error | undefined>;
   private resolveClosed!: (error: Error | undefined) => void;
   private stopPromise: Promise<void> | undefined;
+  /** How this node reaches the others; undefined for a single-node system. */
+  private readonly router: Router | undefined;
+  /** Resolves once the transport receives. */
+  readonly opened: Promise<void>;
 
   constructor(private readonly options: ResolvedSystemOptions) {
     this.name = options.name;
@@ -114,6 +148,15 @@ class ActorSystemImpl implements Host {
     this.closedPromise = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
+    if (options.transport === undefined) {
+      this.router = undefined;
+      this.opened = resolved;
+    } else {
+      this.router = new Router(this, options.transport, options);
+      this.opened = this.router.open();
+      // Reported through createNode; a system made with createSystem logs it instead.
+      this.opened.catch((error: unknown) => this.reportDefect(formatNode(this.name, this.node), error));
+    }
   }
 
   /** 0 running, 1 draining, 2 stopping, 3 stopped. */
@@ -162,8 +205,11 @@ class ActorSystemImpl implements Host {
     return this.guardian.stopChild(ref, false);
   }
 
-  ref<P extends AnyProtocol = AnyProtocol>(address: Address): ActorRef<P> {
+  ref<P extends AnyProtocol = AnyProtocol>(address: Address, protocol?: P): ActorRef<P> {
     const parts = parseAddress(address);
+    if (this.router !== undefined && parts.system === this.name && parts.node !== this.node) {
+      return this.router.refFor(address, parts.node, protocol) as ActorRef<P>;
+    }
     const cell = this.lookup(parts.system, parts.node, parts.path);
     return (cell ??
       new PathRef(this, address, parts.system, parts.node, parts.path)) as unknown as ActorRef<P>;
@@ -547,6 +593,13 @@ class ActorSystemImpl implements Host {
     this.timeouts.rejectAll(
       () => new TroupeError('ERR_SYSTEM_STOPPED', `system "${this.name}" stopped before the reply arrived`),
     );
+    if (this.router !== undefined) {
+      try {
+        await this.router.close();
+      } catch (closeError) {
+        this.reportDefect(formatNode(this.name, this.node), closeError);
+      }
+    }
     if (this.observed) this.emit({ type: 'system-stopped', at: this.clock.now(), error, drainTimedOut });
     this.subject.complete();
     this.resolveClosed(error);
@@ -557,6 +610,10 @@ class ActorSystemImpl implements Host {
   private cutDrain: (() => void) | undefined;
   /** Waits in within() that close() ends at once. */
   private hardWaiters = new Set<() => void>();
+}
+
+function formatNode(system: string, node: string): Address {
+  return `troupe://${system}/${node}/`;
 }
 
 function sameMessages(a: AnyProtocol, b: AnyProtocol): boolean {

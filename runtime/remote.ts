@@ -1,0 +1,555 @@
+import {
+  type Address,
+  type AnyProtocol,
+  assertPlainData,
+  type Envelope,
+  ERROR_CODES,
+  type ErrorCode,
+  formatAddress,
+  type MessageSpec,
+  TroupeError,
+  type Validated,
+  validate,
+} from '../protocols/index.js';
+import type { ActorRef, AskOptions, TellOptions } from './api.js';
+import { PendingAsk, type TimeoutQueue } from './ask.js';
+import { runningCell } from './cell.js';
+import type { Clock } from './clock.js';
+import { type Admitted, admitEnvelope, handOver, type IngressHost } from './ingress.js';
+import type { Frame, Transport, TransportSink } from './transport.js';
+
+/** Limits of what a node sends and accepts. */
+export interface WireLimits {
+  /** Largest encoded envelope; a bigger one is refused at send with `ERR_MESSAGE_TOO_LARGE`. */
+  readonly maxMessageBytes: number;
+  /** Most envelopes in one frame. */
+  readonly maxBatchCount: number;
+  /** Bytes after which a frame is sent without waiting for the end of the turn. */
+  readonly maxBatchBytes: number;
+}
+
+/** What the router needs from its system. */
+export interface RouterHost extends IngressHost {
+  readonly name: string;
+  readonly node: string;
+  readonly clock: Clock;
+  readonly devChecks: boolean;
+  readonly timeouts: TimeoutQueue;
+  /** 0 running, 1 draining, 2 stopping, 3 stopped. */
+  readonly state: number;
+}
+
+/** The reply to an ask, on the wire. */
+type WireReply =
+  | { readonly ok: true; readonly value: unknown }
+  | {
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string; readonly details?: unknown };
+    };
+
+interface Outbox {
+  parts: string[];
+  envelopes: Envelope[];
+  bytes: number;
+  deadline: number | undefined;
+}
+
+const resolved = Promise.resolve();
+const encoder = new TextEncoder();
+
+/**
+ * Moves envelopes between this node and the others of its cluster over a {@link Transport}:
+ * batching per destination node and turn, ask correlation on one reply channel per node, and the
+ * untrusted side of arrival (everything is checked, refusals are dead letters).
+ */
+export class Router implements TransportSink {
+  private readonly outboxes = new Map<string, Outbox>();
+  private readonly replyOutboxes = new Map<string, Outbox>();
+  private flushScheduled = false;
+  private readonly pending = new Map<string, { ask: PendingAsk; spec: MessageSpec | undefined }>();
+  private sequence = 0;
+  private readonly idPrefix: string;
+  private readonly replyAddress: Address;
+  /** Arrivals wait here, in order, behind one whose body is being validated asynchronously. */
+  private readonly backlog: unknown[] = [];
+  private blocked = false;
+  private closed = false;
+
+  constructor(
+    private readonly host: RouterHost,
+    readonly transport: Transport,
+    private readonly limits: WireLimits,
+  ) {
+    this.idPrefix = `${host.node}.${Date.now().toString(36)}.`;
+    this.replyAddress = formatAddress({ system: host.name, node: host.node, path: '' });
+  }
+
+  open(): Promise<void> {
+    return this.transport.open(this.host.name, this.host.node, this);
+  }
+
+  async close(): Promise<void> {
+    this.flush();
+    this.closed = true;
+    await this.transport.close();
+    this.pending.clear();
+  }
+
+  /** A ref to an actor of another node. */
+  refFor(address: Address, node: string, protocol: AnyProtocol | undefined): ActorRef<any> {
+    return new RemoteRef(this, address, node, protocol);
+  }
+
+  // ---- Sending ----
+
+  tell(ref: RemoteRef, type: string, body: unknown, options: TellOptions | undefined): void {
+    if (this.host.devChecks) assertPlainData(body);
+    const from = options?.from ?? runningCell();
+    const envelope: Envelope = {
+      id: this.nextId(),
+      to: ref.address,
+      ...(from === undefined ? {} : { from: from.address }),
+      type: ref.wireType(type),
+      body,
+    };
+    if (this.refuseWhenStopped(envelope)) return;
+    this.enqueue(this.outboxes, ref.node, envelope);
+  }
+
+  ask(ref: RemoteRef, type: string, body: unknown, options: AskOptions | undefined): Promise<unknown> {
+    const host = this.host;
+    const timeoutMs = options?.timeoutMs ?? host.askTimeoutMs;
+    return new Promise((resolve, reject) => {
+      if (!(timeoutMs > 0)) {
+        throw new TroupeError('ERR_INVALID_OPTION', 'Invalid option `ask.timeoutMs`: must be a number > 0', {
+          details: { option: 'ask.timeoutMs', value: timeoutMs },
+        });
+      }
+      if (host.devChecks) assertPlainData(body);
+      const from = runningCell();
+      const id = this.nextId();
+      const settle = () => this.pending.delete(id);
+      const ask = new PendingAsk(
+        (value) => {
+          settle();
+          resolve(value);
+        },
+        (error) => {
+          settle();
+          reject(error);
+        },
+        from,
+        options?.signal,
+        ref.address,
+        type,
+      );
+      const signal = options?.signal;
+      if (signal !== undefined) {
+        if (signal.aborted) {
+          ask.reject(
+            new TroupeError('ERR_ASK_ABORTED', `ask "${type}" to ${ref.address} was aborted`, {
+              cause: signal.reason,
+              details: { to: ref.address, type },
+            }),
+          );
+          return;
+        }
+        ask.listen(signal);
+      }
+      const envelope: Envelope = {
+        id,
+        to: ref.address,
+        ...(from === undefined ? {} : { from: from.address }),
+        type: ref.wireType(type),
+        body,
+        correlationId: id,
+        replyTo: this.replyAddress,
+        deadline: Date.now() + timeoutMs,
+      };
+      if (this.refuseWhenStopped(envelope, ask)) return;
+      this.pending.set(id, { ask, spec: ref.specOf(type) });
+      host.timeouts.add(ask, timeoutMs);
+      try {
+        this.enqueue(this.outboxes, ref.node, envelope);
+      } catch (error) {
+        ask.reject(error);
+      }
+    });
+  }
+
+  private refuseWhenStopped(envelope: Envelope, ask?: PendingAsk): boolean {
+    if (this.host.state < 2 && !this.closed) return false;
+    const error = new TroupeError('ERR_SYSTEM_STOPPED', `system "${this.host.name}" has stopped`);
+    this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, 'system-stopped', error);
+    ask?.reject(error);
+    return true;
+  }
+
+  private nextId(): string {
+    return this.idPrefix + (this.sequence++).toString(36);
+  }
+
+  /**
+   * Encodes and queues an envelope for a node; the frame goes at the end of the turn, or now when it
+   * is full. @throws TroupeError `ERR_MESSAGE_TOO_LARGE`, `ERR_NOT_PLAIN_DATA` (not JSON).
+   */
+  private enqueue(outboxes: Map<string, Outbox>, node: string, envelope: Envelope): void {
+    let json: string;
+    try {
+      json = JSON.stringify(envelope);
+    } catch (cause) {
+      throw new TroupeError('ERR_NOT_PLAIN_DATA', `"${envelope.type}" to ${envelope.to} is not JSON`, {
+        cause,
+        details: { to: envelope.to, type: envelope.type },
+      });
+    }
+    const bytes = json.length <= this.limits.maxMessageBytes / 3 ? json.length : Buffer.byteLength(json);
+    if (bytes > this.limits.maxMessageBytes) {
+      throw new TroupeError(
+        'ERR_MESSAGE_TOO_LARGE',
+        `"${envelope.type}" to ${envelope.to} is ${bytes} bytes; the limit is ${this.limits.maxMessageBytes}`,
+        { details: { to: envelope.to, type: envelope.type, bytes, limit: this.limits.maxMessageBytes } },
+      );
+    }
+    let box = outboxes.get(node);
+    if (box === undefined) {
+      box = { parts: [], envelopes: [], bytes: 0, deadline: undefined };
+      outboxes.set(node, box);
+    }
+    if (box.parts.length > 0 && box.bytes + bytes > this.limits.maxBatchBytes) {
+      this.send(outboxes === this.outboxes ? 'node' : 'reply', node, box);
+    }
+    box.parts.push(json);
+    box.envelopes.push(envelope);
+    box.bytes += bytes + 1;
+    if (envelope.deadline !== undefined && (box.deadline === undefined || envelope.deadline < box.deadline)) {
+      box.deadline = envelope.deadline;
+    }
+    if (box.parts.length >= this.limits.maxBatchCount) {
+      this.send(outboxes === this.outboxes ? 'node' : 'reply', node, box);
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      resolved.then(this.flushTurn);
+    }
+  }
+
+  private readonly flushTurn = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /** Sends every queued frame now. */
+  flush(): void {
+    for (const [node, box] of this.outboxes) if (box.parts.length > 0) this.send('node', node, box);
+    for (const [node, box] of this.replyOutboxes) if (box.parts.length > 0) this.send('reply', node, box);
+  }
+
+  private send(channel: 'node' | 'reply', node: string, box: Outbox): void {
+    const text = box.parts.length === 1 ? box.parts[0]! : `[${box.parts.join(',')}]`;
+    const envelopes = box.envelopes;
+    const frame: Frame = {
+      bytes: encoder.encode(text),
+      deadline: box.deadline,
+      fail: (error) => this.failed(envelopes, error),
+    };
+    box.parts = [];
+    box.envelopes = [];
+    box.bytes = 0;
+    box.deadline = undefined;
+    this.transport.publish(channel, node, frame);
+  }
+
+  /** Envelopes that could not be sent: each is a dead letter, and an ask hears at once. */
+  private failed(envelopes: readonly Envelope[], error: TroupeError): void {
+    for (const envelope of envelopes) {
+      const reason = error.code === 'ERR_NOT_DELIVERED' ? 'expired' : 'transport-failed';
+      this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, reason, error);
+      if (envelope.correlationId !== undefined && envelope.type !== REPLY) {
+        this.pending.get(envelope.correlationId)?.ask.reject(error);
+      }
+    }
+  }
+
+  // ---- Receiving ----
+
+  inbound(bytes: Uint8Array): void {
+    const items = this.decodeFrame(bytes, 'inbound');
+    if (items === undefined) return;
+    if (this.blocked) {
+      for (const item of items) this.backlog.push(item);
+      return;
+    }
+    this.deliverAll(items, 0);
+  }
+
+  /** Delivers arrivals in order; one whose schema answers asynchronously holds back the rest. */
+  private deliverAll(items: readonly unknown[], from: number): void {
+    const now = Date.now();
+    for (let i = from; i < items.length; i++) {
+      const admitted = admitEnvelope(this.host, items[i], now);
+      if (!('target' in admitted)) {
+        this.replyToRefusal(items[i], admitted.error);
+        continue;
+      }
+      const { envelope, spec } = admitted;
+      const checked = validate(spec.body, envelope.body, `"${envelope.type}" to ${envelope.to}`);
+      if (checked instanceof Promise) {
+        this.blocked = true;
+        checked.then((result) => {
+          this.accept(admitted, result, now);
+          const rest = [...items.slice(i + 1), ...this.backlog.splice(0)];
+          this.blocked = false;
+          this.deliverAll(rest, 0);
+        });
+        return;
+      }
+      this.accept(admitted, checked, now);
+    }
+  }
+
+  private accept(admitted: Admitted, checked: Validated, now: number): void {
+    const { envelope } = admitted;
+    if (!checked.ok) {
+      this.host.deadLetter(
+        envelope.to,
+        envelope.from,
+        envelope.type,
+        envelope.body,
+        'validation-failed',
+        checked.error,
+      );
+      this.reply(envelope, { ok: false, error: checked.error });
+      return;
+    }
+    if (admitted.spec.kind === 'tell') {
+      // The common case, without the promise of handOver.
+      const sender = envelope.from === undefined ? undefined : this.senderRef(envelope.from);
+      try {
+        admitted.target.tell(
+          admitted.message,
+          checked.value,
+          sender === undefined ? undefined : { from: sender },
+        );
+      } catch {
+        // A full mailbox under `reject`: the kernel already reported the dead letter.
+      }
+      return;
+    }
+    handOver(this.host, admitted, checked.value, now).then((result) =>
+      this.reply(envelope, result.ok ? { ok: true, reply: result.reply } : result),
+    );
+  }
+
+  private senderRef(from: Address): ActorRef<any> | undefined {
+    try {
+      return this.host.ref(from);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private replyToRefusal(data: unknown, error: TroupeError): void {
+    const e = data as Partial<Envelope> | null;
+    if (typeof e !== 'object' || e === null) return;
+    if (typeof e.replyTo !== 'string' || typeof e.correlationId !== 'string') return;
+    this.reply(e as Envelope, { ok: false, error });
+  }
+
+  /** Sends the outcome of an ask back to the asking node. */
+  private reply(
+    envelope: Envelope,
+    result: { ok: true; reply?: unknown } | { ok: false; error: TroupeError },
+  ): void {
+    if (envelope.replyTo === undefined || envelope.correlationId === undefined) return;
+    let node: string;
+    try {
+      node = nodeOf(envelope.replyTo);
+    } catch {
+      return;
+    }
+    const body: WireReply = result.ok
+      ? { ok: true, value: result.reply }
+      : {
+          ok: false,
+          error: {
+            code: result.error.code,
+            message: result.error.message,
+            ...(result.error.details === undefined ? {} : { details: result.error.details }),
+          },
+        };
+    const reply: Envelope = {
+      id: this.nextId(),
+      to: envelope.replyTo,
+      type: REPLY,
+      body,
+      correlationId: envelope.correlationId,
+    };
+    try {
+      this.enqueue(this.replyOutboxes, node, reply);
+    } catch (error) {
+      // The reply itself cannot go (not JSON, too large): the asker hears that instead.
+      const failure = TroupeError.is(error)
+        ? error
+        : new TroupeError('ERR_NOT_PLAIN_DATA', 'the reply is not JSON', { cause: error });
+      this.enqueue(this.replyOutboxes, node, {
+        ...reply,
+        body: { ok: false, error: { code: failure.code, message: failure.message } },
+      });
+    }
+  }
+
+  replies(bytes: Uint8Array): void {
+    const items = this.decodeFrame(bytes, 'replies');
+    if (items === undefined) return;
+    for (const item of items) this.settleReply(item);
+  }
+
+  private settleReply(item: unknown): void {
+    const e = item as Partial<Envelope> | null;
+    const correlationId = typeof e === 'object' && e !== null ? e.correlationId : undefined;
+    const body = typeof e === 'object' && e !== null ? (e.body as Partial<WireReply> | undefined) : undefined;
+    const to = typeof e?.to === 'string' ? e.to : this.replyAddress;
+    if (
+      typeof correlationId !== 'string' ||
+      typeof body !== 'object' ||
+      body === null ||
+      typeof body.ok !== 'boolean'
+    ) {
+      this.host.deadLetter(
+        to,
+        undefined,
+        REPLY,
+        item,
+        'malformed',
+        new TroupeError('ERR_VALIDATION', 'Malformed reply: it needs a correlationId and a body { ok }'),
+      );
+      return;
+    }
+    const entry = this.pending.get(correlationId);
+    if (entry === undefined) {
+      this.host.deadLetter(
+        to,
+        undefined,
+        REPLY,
+        body,
+        'expired',
+        new TroupeError('ERR_ASK_TIMEOUT', `a reply to an ask that is no longer waiting (${correlationId})`),
+      );
+      return;
+    }
+    const { ask, spec } = entry;
+    if (body.ok === true) {
+      if (spec?.kind !== 'ask') {
+        ask.resolve((body as { value: unknown }).value);
+        return;
+      }
+      const checked = validate(
+        spec.reply,
+        (body as { value: unknown }).value,
+        `reply to "${ask.type}" from ${ask.to}`,
+      );
+      const settle = (r: Validated) => (r.ok ? ask.resolve(r.value) : ask.reject(r.error));
+      if (checked instanceof Promise) checked.then(settle);
+      else settle(checked);
+      return;
+    }
+    ask.reject(remoteError((body as { error?: unknown }).error, ask.to));
+  }
+
+  /** Parses a frame; a frame that is not JSON is one dead letter. */
+  private decodeFrame(bytes: Uint8Array, channel: string): unknown[] | undefined {
+    const to = this.replyAddress;
+    const limit = Math.max(this.limits.maxMessageBytes, this.limits.maxBatchBytes) + 1024;
+    if (bytes.length > limit) {
+      this.host.deadLetter(
+        to,
+        undefined,
+        `(${channel} frame)`,
+        undefined,
+        'oversize',
+        new TroupeError(
+          'ERR_MESSAGE_TOO_LARGE',
+          `a ${bytes.length}-byte frame arrived; the limit is ${limit}`,
+          {
+            details: { bytes: bytes.length, limit },
+          },
+        ),
+      );
+      return undefined;
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
+    } catch (cause) {
+      this.host.deadLetter(
+        to,
+        undefined,
+        `(${channel} frame)`,
+        undefined,
+        'malformed',
+        new TroupeError('ERR_VALIDATION', `a ${channel} frame is not JSON`, { cause }),
+      );
+      return undefined;
+    }
+    return Array.isArray(data) ? data : [data];
+  }
+}
+
+/** The message type of a reply envelope. */
+const REPLY = '$reply';
+
+function nodeOf(address: Address): string {
+  const rest = address.slice('troupe://'.length);
+  const first = rest.indexOf('/');
+  const second = rest.indexOf('/', first + 1);
+  if (!address.startsWith('troupe://') || first <= 0 || second <= first + 1) {
+    throw new TroupeError('ERR_INVALID_ADDRESS', `${JSON.stringify(address)} is not a Troupe address`);
+  }
+  return rest.slice(first + 1, second);
+}
+
+/** Rebuilds an error that came back from another node; its code is checked against the catalogue. */
+function remoteError(data: unknown, to: Address): TroupeError {
+  const e = (typeof data === 'object' && data !== null ? data : {}) as {
+    code?: unknown;
+    message?: unknown;
+    details?: unknown;
+  };
+  const known = typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code);
+  const message = typeof e.message === 'string' ? e.message : `${to} answered with an error`;
+  return new TroupeError(known ? (e.code as ErrorCode) : 'ERR_REMOTE', message, {
+    details: {
+      remote: to,
+      ...(known ? {} : { code: e.code }),
+      ...(e.details === undefined ? {} : { cause: e.details }),
+    },
+  });
+}
+
+/** A ref to an actor of another node of this cluster. */
+export class RemoteRef implements ActorRef<any> {
+  constructor(
+    private readonly router: Router,
+    readonly address: Address,
+    readonly node: string,
+    private readonly protocol: AnyProtocol | undefined,
+  ) {}
+
+  tell(type: string, body: unknown, options?: TellOptions): void {
+    this.router.tell(this, type, body, options);
+  }
+
+  ask(type: string, body: unknown, options?: AskOptions): Promise<any> {
+    return this.router.ask(this, type, body, options);
+  }
+
+  /** `<protocol>.<message>` when the protocol is known, else the bare name the target resolves. */
+  wireType(type: string): string {
+    return this.protocol === undefined ? type : `${this.protocol.name}.${type}`;
+  }
+
+  specOf(type: string): MessageSpec | undefined {
+    if (this.protocol === undefined || !Object.hasOwn(this.protocol.messages, type)) return undefined;
+    return this.protocol.messages[type] as MessageSpec;
+  }
+}

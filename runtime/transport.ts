@@ -1,0 +1,84 @@
+import { TroupeError } from '../protocols/index.js';
+
+/**
+ * One message on the wire: a batch of encoded envelopes for one node. `deadline` is the earliest
+ * deadline among them (epoch ms); `fail` reports every envelope in it as undelivered.
+ */
+export interface Frame {
+  readonly bytes: Uint8Array;
+  readonly deadline: number | undefined;
+  fail(error: TroupeError): void;
+}
+
+/** Where a node's frames arrive. Everything that arrives is untrusted bytes. */
+export interface TransportSink {
+  /** A frame for actors of this node. */
+  inbound(bytes: Uint8Array): void;
+  /** A frame of replies to asks this node made. */
+  replies(bytes: Uint8Array): void;
+}
+
+/**
+ * The port through which a node's system talks to the other nodes of its cluster. It moves frames;
+ * the system encodes, batches, routes and checks them. Adapters: {@link inProcessNetwork} (nodes in
+ * one process) and the NATS transport (`natsTransport`).
+ */
+export interface Transport {
+  /** A name for errors and logs, e.g. `nats` or `in-process`. */
+  readonly kind: string;
+  /** Starts receiving as `node` of `cluster`. Called once by the system that owns the transport. */
+  open(cluster: string, node: string, sink: TransportSink): Promise<void>;
+  /**
+   * Sends a frame to a node's inbox or reply channel. Never throws: a frame that cannot be sent,
+   * now or later, is failed through `frame.fail`.
+   */
+  publish(channel: 'node' | 'reply', node: string, frame: Frame): void;
+  /** Stops receiving and releases the connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * A network of nodes inside one process: each `transport()` is one node's view. Frames are delivered
+ * asynchronously (a microtask later), as a real network would, never in the sender's call stack.
+ */
+export interface InProcessNetwork {
+  transport(): Transport;
+}
+
+/** Makes an {@link InProcessNetwork}: several systems in one process talking as a cluster. */
+export function inProcessNetwork(): InProcessNetwork {
+  const sinks = new Map<string, TransportSink>();
+  const key = (cluster: string, node: string) => `${cluster}\u0000${node}`;
+  return {
+    transport(): Transport {
+      let cluster: string | undefined;
+      let self: string | undefined;
+      return {
+        kind: 'in-process',
+        async open(c, node, sink) {
+          cluster = c;
+          self = node;
+          sinks.set(key(c, node), sink);
+        },
+        publish(channel, node, frame) {
+          queueMicrotask(() => {
+            const sink = cluster === undefined ? undefined : sinks.get(key(cluster, node));
+            if (sink === undefined) {
+              frame.fail(
+                new TroupeError('ERR_NO_ROUTE', `no node "${node}" in cluster "${cluster}" of this network`, {
+                  details: { node, cluster },
+                }),
+              );
+              return;
+            }
+            if (channel === 'node') sink.inbound(frame.bytes);
+            else sink.replies(frame.bytes);
+          });
+        },
+        async close() {
+          if (cluster !== undefined && self !== undefined) sinks.delete(key(cluster, self));
+        },
+      };
+    },
+  };
+}

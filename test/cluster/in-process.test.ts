@@ -1,0 +1,129 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  type ActorSystem,
+  ask,
+  behavior,
+  createNode,
+  type DeadLetterEvent,
+  defineProtocol,
+  inProcessNetwork,
+  tell,
+} from '../../index.js';
+
+const Counter = defineProtocol('ip.counter', {
+  add: tell(z.object({ by: z.number() })),
+  get: ask(z.object({}), z.number()),
+  fail: ask(z.object({}), z.number()),
+  echoSender: ask(z.object({}), z.string()),
+});
+
+const counter = behavior({
+  protocols: [Counter],
+  initialState: () => 0,
+  handlers: {
+    add: ({ by }, ctx) => {
+      ctx.state += by;
+    },
+    get: (_b, ctx) => ctx.state,
+    fail: () => {
+      throw new Error('nope');
+    },
+    echoSender: (_b, ctx) => ctx.sender?.address ?? 'none',
+  },
+});
+
+const open: ActorSystem[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+
+async function cluster(nodes: string[]) {
+  const network = inProcessNetwork();
+  const systems: ActorSystem[] = [];
+  const dead: DeadLetterEvent[] = [];
+  for (const node of nodes) {
+    const system = await createNode({
+      name: 'c',
+      node,
+      transport: network.transport(),
+      deadLetterLog: () => {},
+    });
+    system.deadLetters$.subscribe((d) => dead.push(d));
+    systems.push(system);
+    open.push(system);
+  }
+  return { systems, dead };
+}
+
+describe('remote refs over an in-process network', () => {
+  it('tells and asks an actor of another node with the local API, in order', async () => {
+    const { systems } = await cluster(['a', 'b']);
+    const [a, b] = systems as [ActorSystem, ActorSystem];
+    b.spawn(counter, { name: 'counter' });
+    const remote = a.ref('troupe://c/b/counter', Counter);
+    for (let i = 1; i <= 100; i++) remote.tell('add', { by: i });
+    expect(await remote.ask('get', {})).toBe(5050);
+  });
+
+  it('rejects a remote ask with the remote error code', async () => {
+    const { systems } = await cluster(['a', 'b']);
+    const [a, b] = systems as [ActorSystem, ActorSystem];
+    b.spawn(counter, { name: 'counter' });
+    const remote = a.ref('troupe://c/b/counter', Counter);
+    await expect(remote.ask('fail', {})).rejects.toMatchObject({ code: 'ERR_ACTOR_CRASHED' });
+    await expect(a.ref('troupe://c/b/nobody', Counter).ask('get', {})).rejects.toMatchObject({
+      code: 'ERR_NO_SUCH_ACTOR',
+    });
+  });
+
+  it('works through an untyped ref too (the target resolves the bare message name)', async () => {
+    const { systems } = await cluster(['a', 'b']);
+    const [a, b] = systems as [ActorSystem, ActorSystem];
+    b.spawn(counter, { name: 'counter' });
+    const remote = a.ref('troupe://c/b/counter');
+    remote.tell('add', { by: 2 });
+    expect(await remote.ask('get', {})).toBe(2);
+  });
+
+  it('gives the receiver a sender ref that reaches back across nodes', async () => {
+    const { systems } = await cluster(['a', 'b']);
+    const [a, b] = systems as [ActorSystem, ActorSystem];
+    b.spawn(counter, { name: 'counter' });
+    const Probe = defineProtocol('ip.probe', { go: ask(z.object({}), z.string()) });
+    const probe = a.spawn(
+      behavior({
+        protocols: [Probe],
+        handlers: { go: (_b, ctx) => ctx.system.ref('troupe://c/b/counter', Counter).ask('echoSender', {}) },
+      }),
+      { name: 'probe' },
+    );
+    expect(await probe.ask('go', {})).toBe('troupe://c/a/probe');
+  });
+
+  it('refuses an oversize message at send with ERR_MESSAGE_TOO_LARGE', async () => {
+    const network = inProcessNetwork();
+    const a = await createNode({
+      name: 'c',
+      node: 'a',
+      transport: network.transport(),
+      maxMessageBytes: 1000,
+    });
+    open.push(a);
+    const remote = a.ref('troupe://c/b/counter');
+    expect(() => remote.tell('add', { by: 1, pad: 'x'.repeat(2000) })).toThrow(
+      expect.objectContaining({ code: 'ERR_MESSAGE_TOO_LARGE' }),
+    );
+  });
+
+  it('turns a message to an unknown node into a transport-failed dead letter, and fails its ask', async () => {
+    const { systems, dead } = await cluster(['a']);
+    const remote = systems[0]!.ref('troupe://c/zz/counter', Counter);
+    remote.tell('add', { by: 1 });
+    await expect(remote.ask('get', {})).rejects.toMatchObject({ code: 'ERR_NO_ROUTE' });
+    expect(dead.map((d) => [d.reason, d.error?.code])).toEqual([
+      ['transport-failed', 'ERR_NO_ROUTE'],
+      ['transport-failed', 'ERR_NO_ROUTE'],
+    ]);
+  });
+});
