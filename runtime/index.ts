@@ -38,6 +38,7 @@ export {
   stopChildSlot,
   withContext,
 } from './kernel.js';
+export { type NatsTransportOptions, natsTransport } from './nats.js';
 export { type SystemOptions, systemDefaults } from './options.js';
 export {
   type Backoff,

@@ -51,7 +51,10 @@ interface Outbox {
   parts: string[];
   envelopes: Envelope[];
   bytes: number;
+  /** The latest deadline of the envelopes; undefined when one has none (it never expires). */
   deadline: number | undefined;
+  /** True while every envelope has a deadline. */
+  expires: boolean;
 }
 
 const resolved = Promise.resolve();
@@ -213,7 +216,7 @@ export class Router implements TransportSink {
     }
     let box = outboxes.get(node);
     if (box === undefined) {
-      box = { parts: [], envelopes: [], bytes: 0, deadline: undefined };
+      box = { parts: [], envelopes: [], bytes: 0, deadline: undefined, expires: true };
       outboxes.set(node, box);
     }
     if (box.parts.length > 0 && box.bytes + bytes > this.limits.maxBatchBytes) {
@@ -222,9 +225,8 @@ export class Router implements TransportSink {
     box.parts.push(json);
     box.envelopes.push(envelope);
     box.bytes += bytes + 1;
-    if (envelope.deadline !== undefined && (box.deadline === undefined || envelope.deadline < box.deadline)) {
-      box.deadline = envelope.deadline;
-    }
+    if (envelope.deadline === undefined) box.expires = false;
+    else if (box.deadline === undefined || envelope.deadline > box.deadline) box.deadline = envelope.deadline;
     if (box.parts.length >= this.limits.maxBatchCount) {
       this.send(outboxes === this.outboxes ? 'node' : 'reply', node, box);
     } else if (!this.flushScheduled) {
@@ -249,13 +251,14 @@ export class Router implements TransportSink {
     const envelopes = box.envelopes;
     const frame: Frame = {
       bytes: encoder.encode(text),
-      deadline: box.deadline,
+      deadline: box.expires ? box.deadline : undefined,
       fail: (error) => this.failed(envelopes, error),
     };
     box.parts = [];
     box.envelopes = [];
     box.bytes = 0;
     box.deadline = undefined;
+    box.expires = true;
     this.transport.publish(channel, node, frame);
   }
 
@@ -488,6 +491,17 @@ export class Router implements TransportSink {
         undefined,
         'malformed',
         new TroupeError('ERR_VALIDATION', `a ${channel} frame is not JSON`, { cause }),
+      );
+      return undefined;
+    }
+    if (Array.isArray(data) && data.length === 0) {
+      this.host.deadLetter(
+        to,
+        undefined,
+        `(${channel} frame)`,
+        data,
+        'malformed',
+        new TroupeError('ERR_VALIDATION', `a ${channel} frame holds no envelope`),
       );
       return undefined;
     }

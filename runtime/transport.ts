@@ -1,8 +1,9 @@
 import { TroupeError } from '../protocols/index.js';
 
 /**
- * One message on the wire: a batch of encoded envelopes for one node. `deadline` is the earliest
- * deadline among them (epoch ms); `fail` reports every envelope in it as undelivered.
+ * One message on the wire: a batch of encoded envelopes for one node. `deadline` (epoch ms) is when
+ * every envelope in it has expired, undefined when one of them never does; `fail` reports every
+ * envelope in it as undelivered.
  */
 export interface Frame {
   readonly bytes: Uint8Array;

@@ -1,0 +1,143 @@
+/**
+ * Nodes over a real, private nats-server (test/harness): remote tell and ask, isolation of clusters,
+ * the outage buffer across a server restart, and its limit.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  type ActorSystem,
+  ask,
+  behavior,
+  createNode,
+  type DeadLetterEvent,
+  defineProtocol,
+  type NatsTransportOptions,
+  natsTransport,
+  tell,
+} from '../../index.js';
+import { NatsServer } from '../harness/nats.js';
+
+const Counter = defineProtocol('nt.counter', {
+  add: tell(z.object({ by: z.number() })),
+  get: ask(z.object({}), z.number()),
+});
+const counter = behavior({
+  protocols: [Counter],
+  initialState: () => 0,
+  handlers: {
+    add: ({ by }, ctx) => {
+      ctx.state += by;
+    },
+    get: (_b, ctx) => ctx.state,
+  },
+});
+
+let server: NatsServer;
+beforeAll(async () => {
+  server = await NatsServer.start();
+});
+afterAll(async () => {
+  await server.dispose();
+});
+
+const open: ActorSystem[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((s) => s.close()));
+  if (!server.running) await server.restart();
+});
+
+async function node(
+  name: string,
+  id: string,
+  options: Partial<NatsTransportOptions> = {},
+): Promise<{ system: ActorSystem; dead: DeadLetterEvent[] }> {
+  const transport = await natsTransport({ servers: server.url, ...options });
+  const system = await createNode({ name, node: id, transport, deadLetterLog: () => {} });
+  const dead: DeadLetterEvent[] = [];
+  system.deadLetters$.subscribe((d) => dead.push(d));
+  open.push(system);
+  return { system, dead };
+}
+
+async function eventually<T>(probe: () => T | Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (ok(value) || Date.now() > until) return value;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('nodes over NATS', () => {
+  it('tell and ask an actor on another node, in order', async () => {
+    const a = await node('shop', 'a');
+    const b = await node('shop', 'b');
+    b.system.spawn(counter, { name: 'counter' });
+    const remote = a.system.ref('troupe://shop/b/counter', Counter);
+    for (let i = 1; i <= 1000; i++) remote.tell('add', { by: i });
+    expect(await remote.ask('get', {})).toBe(500_500);
+  });
+
+  it('keeps two clusters on one NATS apart', async () => {
+    const x = await node('x', 'n1');
+    const y = await node('y', 'n1');
+    const xb = await node('x', 'n2');
+    const yb = await node('y', 'n2');
+    xb.system.spawn(counter, { name: 'counter' });
+    yb.system.spawn(counter, { name: 'counter' });
+    x.system.ref('troupe://x/n2/counter', Counter).tell('add', { by: 1 });
+    y.system.ref('troupe://y/n2/counter', Counter).tell('add', { by: 100 });
+    expect(await x.system.ref('troupe://x/n2/counter', Counter).ask('get', {})).toBe(1);
+    expect(await y.system.ref('troupe://y/n2/counter', Counter).ask('get', {})).toBe(100);
+    // A cluster cannot even address the other: the name is part of the address.
+    x.system.ref('troupe://y/n2/counter', Counter).tell('add', { by: 1000 });
+    expect(await y.system.ref('troupe://y/n2/counter', Counter).ask('get', {})).toBe(100);
+  });
+
+  it('keeps clusters with the same name apart by subject prefix', async () => {
+    const a = await node('same', 'a', { prefix: 'tenant1' });
+    const b1 = await node('same', 'b', { prefix: 'tenant1' });
+    const b2 = await node('same', 'b', { prefix: 'tenant2' });
+    b1.system.spawn(counter, { name: 'counter' });
+    b2.system.spawn(counter, { name: 'counter' });
+    a.system.ref('troupe://same/b/counter', Counter).tell('add', { by: 5 });
+    expect(await a.system.ref('troupe://same/b/counter', Counter).ask('get', {})).toBe(5);
+    expect(await b2.system.ref('troupe://same/b/counter', Counter).ask('get', {})).toBe(0);
+  });
+
+  it('holds messages while the NATS server is down and delivers them after it restarts', async () => {
+    const a = await node('shop', 'a');
+    const b = await node('shop', 'b');
+    b.system.spawn(counter, { name: 'counter' });
+    const remote = a.system.ref('troupe://shop/b/counter', Counter);
+    remote.tell('add', { by: 1 });
+    expect(await remote.ask('get', {})).toBe(1);
+    await server.stop(true);
+    // Let both clients notice the disconnect.
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 100; i++) remote.tell('add', { by: 1 });
+    await server.restart();
+    const total = await eventually(
+      () => remote.ask('get', {}, { timeoutMs: 1000 }).catch(() => -1),
+      (v) => v === 101,
+      10_000,
+    );
+    expect(total).toBe(101);
+    expect(a.dead).toEqual([]);
+  });
+
+  it('fails messages with ERR_OUTBOX_FULL once the outage buffer is full', async () => {
+    const a = await node('shop', 'a', { outboxBytes: 2000 });
+    const remote = a.system.ref('troupe://shop/b/counter', Counter);
+    await server.stop(true);
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 100; i++) {
+      remote.tell('add', { by: i });
+      // One frame per turn: let each go to the transport.
+      await new Promise((r) => setImmediate(r));
+    }
+    const full = a.dead.filter((d) => d.error?.code === 'ERR_OUTBOX_FULL');
+    expect(full.length).toBeGreaterThan(50);
+    expect(full[0]).toMatchObject({ reason: 'transport-failed', messageType: 'nt.counter.add' });
+  });
+});
