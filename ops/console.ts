@@ -1,4 +1,4 @@
-import { type Address, parseAddress } from '../protocols/index.js';
+import { type Address, invalidOption, parseAddress } from '../protocols/index.js';
 import type { ActorSystem, SystemEvent, TreeNode } from '../runtime/index.js';
 
 /** Options of {@link renderTree}. */
@@ -227,7 +227,7 @@ function formatTime(at: number): string {
  * subscriber, so it builds events and no longer writes dead letters to its `deadLetterLog`.
  *
  * @returns A function that stops the watch after drawing a last frame (idempotent).
- * @throws TypeError when `intervalMs`, `events` or `width` is out of range.
+ * @throws TroupeError `ERR_INVALID_OPTION` when `intervalMs`, `events` or `width` is out of range.
  * @example
  * ```ts
  * const stop = watchSystem(system, { redraw: process.stdout.isTTY, color: process.stdout.isTTY });
@@ -242,11 +242,11 @@ export function watchSystem(system: ActorSystem, options: WatchOptions = {}): ()
   const redraw = options.redraw ?? watchDefaults.redraw;
   const keep = options.events ?? watchDefaults.events;
   const width = options.width;
-  if (!(intervalMs > 0)) throw new TypeError('watchSystem: `intervalMs` must be a number > 0');
+  if (!(intervalMs > 0)) throw invalidOption('intervalMs', 'must be a number > 0', intervalMs);
   if (!Number.isInteger(keep) || keep < 0)
-    throw new TypeError('watchSystem: `events` must be an integer >= 0');
+    throw invalidOption('events', 'must be an integer >= 0', options.events);
   if (width !== undefined && !(Number.isInteger(width) && width >= 1)) {
-    throw new TypeError('watchSystem: `width` must be an integer >= 1');
+    throw invalidOption('width', 'must be an integer >= 1', options.width);
   }
 
   const recent: SystemEvent[] = [];

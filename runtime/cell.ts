@@ -970,6 +970,21 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   private reply(ask: PendingAsk, value: unknown): void {
+    if (ask.settled) {
+      // The asker stopped waiting (timeout, abort): the reply is not lost silently.
+      const asker = (ask.from as ActorRef<any> | undefined)?.address ?? '(the asker)';
+      this.system.deadLetter(
+        asker,
+        this.address,
+        ask.type,
+        value,
+        'expired',
+        new TroupeError('ERR_ASK_TIMEOUT', `a reply to "${ask.type}" came after the ask stopped waiting`, {
+          details: { from: this.address, type: ask.type },
+        }),
+      );
+      return;
+    }
     if (this.settings.validateAll) this.replyValidated(ask, value);
     else ask.resolve(value);
   }

@@ -13,12 +13,24 @@ export interface Clock {
   setTimeout(callback: () => void, delayMs: number): TimerHandle;
 }
 
-/** The real clock: `performance.now()` plus Node timers (unref'd so they never keep a process alive). */
+/** Node's longest timer delay; a longer one would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The real clock: `performance.now()` plus Node timers (unref'd so they never keep a process alive).
+ * Delays past Node's limit (about 24.8 days) wait in steps, so they fire when due, not at once.
+ */
 export const realClock: Clock = {
   now: () => performance.now(),
   setTimeout(callback, delayMs) {
-    const timer = setTimeout(callback, delayMs);
-    timer.unref?.();
+    const due = performance.now() + delayMs;
+    let timer: ReturnType<typeof setTimeout>;
+    const arm = (ms: number) => {
+      timer = setTimeout(ms > MAX_TIMER_MS ? step : callback, Math.min(ms, MAX_TIMER_MS));
+      timer.unref?.();
+    };
+    const step = () => arm(due - performance.now());
+    arm(delayMs);
     return { cancel: () => clearTimeout(timer) };
   },
 };

@@ -27,6 +27,7 @@ export { type Clock, realClock, type TimerHandle } from './clock.js';
 export type { DeadLetterEvent, DeadLetterReason, SystemEvent, SystemEventType } from './events.js';
 export type { IngressResult } from './ingress.js';
 export {
+  checkSpawnOptions,
   childNamed,
   childSlots,
   deleteChildSlot,

@@ -184,9 +184,16 @@ export async function handOver(
       envelope.deadline === undefined ? host.askTimeoutMs : Math.max(1, envelope.deadline - now);
     const reply = await target.request(message, body, timeoutMs, undefined, sender);
     const replyChecked = await validate(spec.reply, reply, `reply to "${envelope.type}" from ${envelope.to}`);
-    return replyChecked.ok
-      ? { ok: true, reply: replyChecked.value }
-      : { ok: false, error: replyChecked.error };
+    if (replyChecked.ok) return { ok: true, reply: replyChecked.value };
+    host.deadLetter(
+      envelope.from ?? '(the asker)',
+      envelope.to,
+      envelope.type,
+      reply,
+      'validation-failed',
+      replyChecked.error,
+    );
+    return { ok: false, error: replyChecked.error };
   } catch (error) {
     if (TroupeError.is(error)) return { ok: false, error };
     return { ok: false, error: new TroupeError('ERR_ACTOR_CRASHED', String(error), { cause: error }) };

@@ -1,7 +1,9 @@
 import { type AnyProtocol, TroupeError } from '../protocols/index.js';
 import type { ActorContext, ActorRef, ActorStatus, ActorSystem, Behavior, SpawnOptions } from './api.js';
-import { Cell } from './cell.js';
+import { compiled } from './behavior.js';
+import { Cell, resolveCellSettings } from './cell.js';
 import { deliverEnvelope, type IngressHost, type IngressResult } from './ingress.js';
+import { systemDefaults } from './options.js';
 
 /**
  * Runs `fn` with the actor's context in its system lane, serialized with its supervision work.
@@ -119,4 +121,23 @@ export function deliverFromBoundary(
   now?: number,
 ): Promise<IngressResult> {
   return deliverEnvelope(system as unknown as IngressHost, data, now);
+}
+
+/**
+ * Checks spawn options the way `spawn` would, without spawning: for specs that are spawned later
+ * (a supervisor's children), so a bad option fails where it is written.
+ * @throws TroupeError `ERR_INVALID_OPTION` naming the first bad option.
+ */
+export function checkSpawnOptions(b: Behavior<any, any>, options: SpawnOptions): void {
+  resolveCellSettings(
+    {
+      restart: 'transient',
+      shutdownMs: systemDefaults.shutdownMs,
+      mailbox: systemDefaults.mailbox,
+      supervision: systemDefaults.supervision,
+      validateAll: false,
+    },
+    compiled(b),
+    options,
+  );
 }

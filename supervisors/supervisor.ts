@@ -5,6 +5,7 @@ import {
   type ActorRef,
   type Backoff,
   type Behavior,
+  checkSpawnOptions,
   childNamed,
   childSlots,
   deleteChildSlot,
@@ -248,6 +249,7 @@ function checkSpec(spec: ChildSpec): void {
       spec.restart,
     );
   }
+  checkSpawnOptions(spec.behavior, spawnOptions(spec));
 }
 
 function spawnOptions(spec: ChildSpec): SpawnOptions {

@@ -263,6 +263,23 @@ describe('supervisor', () => {
       system.spawn(supervisor({ children: [] }), { name: 'x', restart: 'sometimes' as never }),
     ).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
   });
+
+  it("checks each child spec's spawn options when the supervisor is defined, not when it starts", () => {
+    const b = probe([], 'x');
+    for (const [option, value, spec] of [
+      ['mailbox.capacity', -1, { mailbox: { capacity: -1 } }],
+      ['shutdownMs', -5, { shutdownMs: -5 }],
+      ['supervision.intensity', -1, { supervision: { intensity: -1 } }],
+    ] as const) {
+      let error: unknown;
+      try {
+        supervisor({ children: [{ id: 'a', behavior: b, ...spec }] });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, option).toMatchObject({ code: 'ERR_INVALID_OPTION', details: { option, value } });
+    }
+  });
 });
 
 describe('dynamic supervisor', () => {

@@ -2,6 +2,7 @@
  * The test kit: a simulated clock and helpers that wait for a system to settle.
  * @packageDocumentation
  */
+import { TroupeError } from '../../protocols/index.js';
 import type { ActorSystem } from '../api.js';
 
 export { flushMicrotasks, SimulatedClock } from './clock.js';
@@ -12,6 +13,10 @@ export { flushMicrotasks, SimulatedClock } from './clock.js';
  */
 export function settle(system: ActorSystem): Promise<void> {
   const idle = (system as unknown as { idle?: () => Promise<void> }).idle;
-  if (typeof idle !== 'function') throw new TypeError('settle() needs a system made by createSystem()');
+  if (typeof idle !== 'function') {
+    throw new TroupeError('ERR_INVALID_OPTION', 'settle() needs a system made by createSystem()', {
+      details: { option: 'system', value: system },
+    });
+  }
   return idle.call(system);
 }

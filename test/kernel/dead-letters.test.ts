@@ -160,3 +160,29 @@ describe('the node address', () => {
     expect(dead).toEqual([expect.objectContaining({ to: root, reason: 'no-such-actor' })]);
   });
 });
+
+describe('a reply after the ask stopped waiting', () => {
+  it('is an expired dead letter, not lost', async () => {
+    const Slow = defineProtocol('dl.slow', { work: ask(z.object({}), z.string()) });
+    const g = gate();
+    const { system, dead } = makeSystem();
+    const ref = system.spawn(
+      behavior({
+        protocols: [Slow],
+        handlers: {
+          work: async () => {
+            await g.promise;
+            return 'late';
+          },
+        },
+      }),
+      { name: 'slow' },
+    );
+    expect((await rejection(ref.ask('work', {}, { timeoutMs: 10 }))).code).toBe('ERR_ASK_TIMEOUT');
+    g.open();
+    await settle(system);
+    expect(dead).toEqual([
+      expect.objectContaining({ from: ref.address, messageType: 'work', body: 'late', reason: 'expired' }),
+    ]);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ask, behavior, defineProtocol, tell } from '../../index.js';
+import { ask, behavior, defineProtocol, realClock, tell } from '../../index.js';
 import { flushMicrotasks, SimulatedClock, settle } from '../../runtime/testkit/index.js';
 import { closeSystemsAfterEach, type Gate, gate, makeSystem, thrown } from './helpers.js';
 
@@ -240,5 +240,20 @@ describe('timers and the lifecycle', () => {
     blocker.gate!.open();
     await settle(system);
     expect(await ref.ask('ticks', {})).toEqual([]);
+  });
+});
+
+describe('the real clock', () => {
+  it('waits out delays longer than Node timers allow instead of firing at once', async () => {
+    let fired = false;
+    const handle = realClock.setTimeout(
+      () => {
+        fired = true;
+      },
+      2 ** 31 + 1000,
+    );
+    await new Promise((r) => setTimeout(r, 30));
+    handle.cancel();
+    expect(fired).toBe(false);
   });
 });
