@@ -2,7 +2,10 @@ import {
   type ConnectionOptions,
   connect,
   type NatsConnection,
+  NoRespondersError,
+  RequestError,
   type Subscription,
+  TimeoutError,
 } from '@nats-io/transport-node';
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
@@ -27,6 +30,11 @@ export interface NatsTransportOptions {
    * message fails with `ERR_OUTBOX_FULL` (a dead letter; an ask rejects). Defaults to 16 MiB.
    */
   readonly outboxBytes?: number;
+  /**
+   * How long a held frame whose messages have no deadline (tells) may wait for its node after NATS
+   * is back, before it fails with `ERR_NOT_DELIVERED`. Defaults to 30 s.
+   */
+  readonly replayTimeoutMs?: number;
   /** Any other nats.js connection option (reconnect timing, ping interval, name...). */
   readonly connection?: Partial<ConnectionOptions>;
 }
@@ -51,6 +59,8 @@ export async function natsTransport(options: NatsTransportOptions): Promise<Tran
   if (!Number.isInteger(outboxBytes) || outboxBytes < 0) {
     throw invalidOption('outboxBytes', 'must be an integer >= 0', outboxBytes);
   }
+  const replayTimeoutMs = options.replayTimeoutMs ?? 30_000;
+  if (!(replayTimeoutMs > 0)) throw invalidOption('replayTimeoutMs', 'must be a number > 0', replayTimeoutMs);
   if (options.prefix !== undefined && !SUBJECT_TOKEN.test(options.prefix)) {
     throw invalidOption(
       'prefix',
@@ -84,20 +94,24 @@ export async function natsTransport(options: NatsTransportOptions): Promise<Tran
       },
     );
   }
-  return new NatsTransport(nc, options.prefix, outboxBytes);
+  return new NatsTransport(nc, options.prefix, outboxBytes, replayTimeoutMs);
 }
 
-interface Buffered {
-  readonly subject: string;
-  readonly frame: Frame;
+/** Frames waiting for one subject while NATS is unreachable, or while they are being replayed. */
+interface Held {
+  readonly frames: Frame[];
+  /** When the oldest frame was held: frames without a deadline give up `replayTimeoutMs` after it. */
+  since: number;
+  replaying: boolean;
 }
 
 class NatsTransport implements Transport {
   readonly kind = 'nats';
   private prefix: string | undefined;
   private up = true;
-  private readonly buffer: Buffered[] = [];
-  private bufferedBytes = 0;
+  /** Per subject, so one unreachable node does not hold back the others. */
+  private readonly held = new Map<string, Held>();
+  private heldBytes = 0;
   private expiry: ReturnType<typeof setInterval> | undefined;
   private readonly subscriptions: Subscription[] = [];
   private closing = false;
@@ -106,19 +120,20 @@ class NatsTransport implements Transport {
     private readonly nc: NatsConnection,
     prefix: string | undefined,
     private readonly outboxBytes: number,
+    private readonly replayTimeoutMs: number,
   ) {
     this.prefix = prefix;
     void this.watch();
   }
 
-  /** Follows the connection: down on disconnect, up (and flush the buffer) on reconnect. */
+  /** Follows the connection: down on disconnect, up (and replay what is held) on reconnect. */
   private async watch(): Promise<void> {
     try {
       for await (const status of this.nc.status()) {
         if (status.type === 'disconnect' || status.type === 'reconnecting') this.up = false;
         else if (status.type === 'reconnect') {
           this.up = true;
-          this.flushBuffer();
+          for (const subject of this.held.keys()) void this.replay(subject);
         }
       }
     } catch {
@@ -133,12 +148,17 @@ class NatsTransport implements Transport {
     this.subscriptions.push(
       this.nc.subscribe(inbox, {
         callback: (error, msg) => {
-          if (error === null) sink.inbound(msg.data);
+          if (error !== null) return;
+          // A replayed frame asks for an acknowledgement: it proves someone received it.
+          if (msg.reply !== undefined && msg.reply !== '') msg.respond();
+          sink.inbound(msg.data);
         },
       }),
       this.nc.subscribe(replies, {
         callback: (error, msg) => {
-          if (error === null) sink.replies(msg.data);
+          if (error !== null) return;
+          if (msg.reply !== undefined && msg.reply !== '') msg.respond();
+          sink.replies(msg.data);
         },
       }),
     );
@@ -158,51 +178,111 @@ class NatsTransport implements Transport {
       );
       return;
     }
-    // Behind frames already waiting, so that order per destination holds.
-    if (this.up && this.buffer.length === 0) {
+    // Behind frames already held for this subject, so that order per destination holds.
+    if (this.up && !this.held.has(subject)) {
       try {
         this.nc.publish(subject, frame.bytes);
         return;
       } catch {
-        // The connection broke under us: keep the frame for the reconnect.
+        // The connection broke under us: hold the frame for the reconnect.
         this.up = false;
       }
     }
-    this.hold({ subject, frame });
+    this.hold(subject, frame);
   }
 
-  private hold(entry: Buffered): void {
-    const size = entry.frame.bytes.length;
-    if (this.bufferedBytes + size > this.outboxBytes) {
-      entry.frame.fail(
+  private hold(subject: string, frame: Frame): void {
+    const size = frame.bytes.length;
+    if (this.heldBytes + size > this.outboxBytes) {
+      frame.fail(
         new TroupeError(
           'ERR_OUTBOX_FULL',
           `NATS is unreachable and the outage buffer (${this.outboxBytes} bytes) is full`,
-          {
-            details: { subject: entry.subject, outboxBytes: this.outboxBytes },
-          },
+          { details: { subject, outboxBytes: this.outboxBytes } },
         ),
       );
       return;
     }
-    this.buffer.push(entry);
-    this.bufferedBytes += size;
-    this.expiry ??= setInterval(() => this.expire(), 100);
-    this.expiry.unref?.();
+    let held = this.held.get(subject);
+    if (held === undefined) {
+      held = { frames: [], since: Date.now(), replaying: false };
+      this.held.set(subject, held);
+    }
+    held.frames.push(frame);
+    this.heldBytes += size;
+    if (this.expiry === undefined) {
+      this.expiry = setInterval(() => this.expire(), 100);
+      this.expiry.unref?.();
+    }
+    if (this.up) void this.replay(subject);
   }
 
-  /** Fails the buffered frames whose every message is past its deadline. */
+  /**
+   * Sends what is held for a subject, oldest first, each as a request that the receiving node
+   * acknowledges: after an outage the receiver may not have subscribed again yet, and a plain
+   * publish would then be lost. "No responders" means not received: wait and try again.
+   */
+  private async replay(subject: string): Promise<void> {
+    const held = this.held.get(subject);
+    if (held === undefined || held.replaying) return;
+    held.replaying = true;
+    try {
+      while (this.up && !this.closing && held.frames.length > 0) {
+        const frame = held.frames[0]!;
+        try {
+          await this.nc.request(subject, frame.bytes, { timeout: 2000 });
+        } catch (error) {
+          if (this.closing) return;
+          const noResponders =
+            error instanceof RequestError ? error.isNoResponders() : error instanceof NoRespondersError;
+          if (noResponders) {
+            await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+          // A timeout: someone subscribes but did not answer in time; the frame went out.
+          if (!(error instanceof TimeoutError) && !(error instanceof RequestError)) {
+            this.up = !this.nc.isClosed() && this.up;
+            await new Promise((r) => setTimeout(r, 100));
+            continue;
+          }
+        }
+        if (held.frames[0] === frame) {
+          held.frames.shift();
+          this.heldBytes -= frame.bytes.length;
+          held.since = Date.now();
+        }
+      }
+    } finally {
+      held.replaying = false;
+      if (held.frames.length === 0 && this.held.get(subject) === held) this.held.delete(subject);
+      if (this.held.size === 0) this.stopExpiry();
+    }
+  }
+
+  /**
+   * Fails held frames whose every message is past its deadline, and frames without a deadline held
+   * longer than `replayTimeoutMs`.
+   */
   private expire(): void {
     const now = Date.now();
-    for (let i = 0; i < this.buffer.length; i++) {
-      const { frame } = this.buffer[i]!;
-      if (frame.deadline !== undefined && frame.deadline <= now) {
-        this.buffer.splice(i--, 1);
-        this.bufferedBytes -= frame.bytes.length;
-        frame.fail(new TroupeError('ERR_NOT_DELIVERED', 'NATS stayed unreachable past the deadline'));
+    for (const [subject, held] of this.held) {
+      for (let i = 0; i < held.frames.length; i++) {
+        const frame = held.frames[i]!;
+        const expired =
+          frame.deadline === undefined ? now - held.since > this.replayTimeoutMs : frame.deadline <= now;
+        // The frame being replayed stays until its request settles.
+        if (!expired || (i === 0 && held.replaying)) continue;
+        held.frames.splice(i--, 1);
+        this.heldBytes -= frame.bytes.length;
+        frame.fail(
+          new TroupeError('ERR_NOT_DELIVERED', `${subject} stayed unreachable past the deadline`, {
+            details: { subject },
+          }),
+        );
       }
+      if (held.frames.length === 0 && !held.replaying) this.held.delete(subject);
     }
-    if (this.buffer.length === 0) this.stopExpiry();
+    if (this.held.size === 0) this.stopExpiry();
   }
 
   private stopExpiry(): void {
@@ -210,29 +290,19 @@ class NatsTransport implements Transport {
     this.expiry = undefined;
   }
 
-  private flushBuffer(): void {
-    while (this.up && this.buffer.length > 0) {
-      const entry = this.buffer[0]!;
-      try {
-        this.nc.publish(entry.subject, entry.frame.bytes);
-      } catch {
-        this.up = false;
-        return;
-      }
-      this.buffer.shift();
-      this.bufferedBytes -= entry.frame.bytes.length;
-    }
-    if (this.buffer.length === 0) this.stopExpiry();
-  }
-
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.stopExpiry();
-    for (const entry of this.buffer.splice(0)) {
-      entry.frame.fail(new TroupeError('ERR_NOT_DELIVERED', 'the node stopped while NATS was unreachable'));
+    for (const held of this.held.values()) {
+      for (const frame of held.frames.splice(0)) {
+        frame.fail(
+          new TroupeError('ERR_NOT_DELIVERED', 'the node stopped before NATS could take the message'),
+        );
+      }
     }
-    this.bufferedBytes = 0;
+    this.held.clear();
+    this.heldBytes = 0;
     if (this.nc.isClosed()) return;
     try {
       if (this.up) await this.nc.flush();

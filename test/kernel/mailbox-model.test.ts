@@ -140,7 +140,6 @@ async function actual(plan: Plan): Promise<string[]> {
 
 describe('the mailbox against a reference model', () => {
   it('handles every message once, in order, through self-sends, stash and unstash', async () => {
-    let failedSeed: number | undefined;
     await fc.assert(
       fc.asyncProperty(planArb, async (plan) => {
         expect(await actual(plan)).toEqual(model(plan));
@@ -150,7 +149,6 @@ describe('the mailbox against a reference model', () => {
         numRuns: 200,
         reporter: (details) => {
           if (details.failed) {
-            failedSeed = SEED;
             throw new Error(
               `${fc.defaultReportMessage(details) ?? 'failed'}\nmailbox model failed with seed ${SEED} (FC_SEED=${SEED} to replay)`,
             );
