@@ -110,6 +110,8 @@ export interface Host extends ActorSystem {
   readonly hard: boolean;
   emit(event: SystemEvent): void;
   schedule(cell: Cell): void;
+  /** Schedules a cell that used its whole turn; the dispatcher then reads the clock. */
+  requeue(cell: Cell): void;
   refuseExternal(
     to: Cell,
     type: string,
@@ -704,7 +706,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       const slow = system.slowReceive || this.settings.validateAll;
       while (this.mbSize > 0) {
         if (budget-- === 0) {
-          system.schedule(this);
+          system.requeue(this);
           return;
         }
         // The mailbox's shift, inlined: this loop is the kernel's hottest path.

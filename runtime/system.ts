@@ -323,6 +323,14 @@ class ActorSystemImpl implements Host {
     else resolved.then(this.runQueue);
   }
 
+  requeue(cell: Cell): void {
+    this.fullTurn = true;
+    this.schedule(cell);
+  }
+
+  /** Set when a turn used its whole budget: a heavy turn, after which the clock is read. */
+  private fullTurn = false;
+
   private readonly endBurst = (): void => {
     this.burstStart = 0;
     this.overSlice = false;
@@ -330,17 +338,29 @@ class ActorSystemImpl implements Host {
 
   private burstSchedules = 0;
   private overSlice = false;
+  /** When the dispatcher last read the clock. */
+  private lastCheck = 0;
+  /**
+   * Slow turns: handlers have been taking long (over 50 µs a turn), so the dispatcher gives each
+   * actor one message per turn and reads the clock after every turn; fast turns read it every 32.
+   * This bounds a time slice by about one handler's run, not 32 turns of `throughput` messages.
+   */
+  private slowTurns = false;
+  private fastStreak = 0;
 
   private readonly runQueue = (): void => {
     // The slice is measured from the start of the burst (the first turn since a macrotask), so a
-    // turn itself does not read the clock until it has run 32 actors.
+    // turn itself does not read the clock until it has run 32 actors (one when turns are slow).
     if (this.burstStart === 0) {
       this.burstStart = performance.now();
+      this.lastCheck = this.burstStart;
       this.burstSchedules = 0;
       setImmediate(this.endBurst);
     }
-    const throughput = this.throughput;
-    let n = 0;
+    // Turns between clock reads: 32 while turns are fast, 1 while they are slow.
+    let checkEvery = this.slowTurns ? 1 : 32;
+    let budget = this.slowTurns ? 1 : this.throughput;
+    let turns = 0;
     while (this.ringSize > 0) {
       const ring = this.ring;
       const cell = ring[this.ringHead]!;
@@ -348,15 +368,33 @@ class ActorSystemImpl implements Host {
       this.ringHead = (this.ringHead + 1) & (ring.length - 1);
       this.ringSize--;
       try {
-        cell.run(throughput);
+        cell.run(budget);
       } catch (error) {
         // Handlers' throws are caught in the cell; reaching here is a kernel defect. Keep dispatching.
         this.reportDefect(cell.address, error);
       }
-      if ((++n & 31) === 0 && performance.now() - this.burstStart > this.timeSliceMs) {
-        this.overSlice = true;
-        setImmediate(this.runQueue);
-        return;
+      if (++turns >= checkEvery || this.fullTurn) {
+        this.fullTurn = false;
+        const now = performance.now();
+        const perTurn = (now - this.lastCheck) / turns;
+        this.lastCheck = now;
+        turns = 0;
+        if (perTurn > 0.05) {
+          this.slowTurns = true;
+          this.fastStreak = 0;
+        } else if (perTurn >= 0.005) {
+          this.fastStreak = 0;
+        } else if (this.slowTurns && ++this.fastStreak >= 32) {
+          // Back to fast turns after 32 quick ones in a row, not after one.
+          this.slowTurns = false;
+        }
+        checkEvery = this.slowTurns ? 1 : 32;
+        budget = this.slowTurns ? 1 : this.throughput;
+        if (now - this.burstStart > this.timeSliceMs) {
+          this.overSlice = true;
+          setImmediate(this.runQueue);
+          return;
+        }
       }
     }
     this.pending = false;

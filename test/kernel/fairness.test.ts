@@ -158,3 +158,35 @@ describe('system messages go before user messages', () => {
     ]);
   });
 });
+
+describe('the time slice', () => {
+  it('lets the event loop run while an actor keeps itself busy with slow handlers', async () => {
+    const Busy = defineProtocol('fair.busy', { step: tell(z.object({ n: z.number() })) });
+    let handled = 0;
+    const spinFor = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) {
+        // A handler that blocks for `ms`, as CPU-bound work does.
+      }
+    };
+    const { system } = makeSystem({ timeSliceMs: 5 });
+    const ref = system.spawn(
+      behavior({
+        protocols: [Busy],
+        handlers: {
+          step: ({ n }, ctx) => {
+            handled++;
+            spinFor(1);
+            if (n > 0) ctx.self.tell('step', { n: n - 1 });
+          },
+        },
+      }),
+    );
+    ref.tell('step', { n: 2000 });
+    // A timer due at once must run long before 2000 one-millisecond messages are through: within
+    // the first turn (64 messages at most) and a few slices after it.
+    const seenByTimer = await new Promise<number>((resolve) => setTimeout(() => resolve(handled), 0));
+    expect(seenByTimer).toBeLessThan(200);
+    await system.stop(ref);
+  });
+});
