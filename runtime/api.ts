@@ -100,7 +100,12 @@ export interface ActorContext<S, P extends AnyProtocol> {
   stop(child?: ActorRef<any>): Promise<void>;
   /** The live children, in start order. */
   children(): ActorRef<any>[];
-  /** Delivers a `terminated` signal when `ref` stops (at once if it is already dead). */
+  /**
+   * Delivers a Terminated notice to the behaviour's `terminated` hook when `ref` stops (at once if it
+   * is already dead). The notice queues in the mailbox behind messages that arrived before it, so it
+   * comes after what the watched actor sent first.
+   * @throws TroupeError `ERR_ILLEGAL_STATE` when the behaviour has no `terminated` hook.
+   */
   watch(ref: ActorRef<any>): void;
   unwatch(ref: ActorRef<any>): void;
   /** Replaces the handlers for the next messages (same protocols, same state). */

@@ -71,7 +71,6 @@ class TimerTick {
 type SystemMessage =
   | { kind: 'start'; waiter: StartWaiter | undefined }
   | { kind: 'child-exit'; child: Cell; error: Error | undefined; incarnation: number }
-  | { kind: 'terminated'; ref: ActorRef<any>; reason: ExitReason }
   | { kind: 'task'; run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 interface StartWaiter {
@@ -467,21 +466,42 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
 
   watch(ref: ActorRef<any>): void {
     if ((ref as unknown) === this) return;
+    if (this.behavior.definition.terminated === undefined) {
+      throw new TroupeError(
+        'ERR_ILLEGAL_STATE',
+        `${this.address} watches ${ref.address} but its behaviour has no \`terminated\` hook to hear of it`,
+        { details: { watcher: this.address, target: ref.address } },
+      );
+    }
     const target = ref instanceof Cell ? ref : this.system.ref(ref.address);
     this.watching ??= new Set();
     if (!(target instanceof Cell)) {
       // No live actor has that address: it is as good as terminated (Akka: existence not confirmed).
       this.watching.add(ref);
-      this.pushSystem({ kind: 'terminated', ref, reason: { kind: 'unknown' } });
+      this.notifyTerminated(ref, { kind: 'unknown' });
       return;
     }
     this.watching.add(target);
     if (target.status === STOPPED) {
-      this.pushSystem({ kind: 'terminated', ref: target, reason: target.exitReason ?? { kind: 'normal' } });
+      this.notifyTerminated(target, target.exitReason ?? { kind: 'normal' });
       return;
     }
     target.watchers ??= new Set();
     target.watchers.add(this);
+  }
+
+  /**
+   * Queues a Terminated notice in the user mailbox, behind the messages that arrived before it (so
+   * a watcher hears of the end after what the watched actor sent it, as in Erlang and Akka). It
+   * ignores the mailbox's capacity: a notice is never dropped.
+   */
+  private notifyTerminated(ref: ActorRef<any>, reason: ExitReason): void {
+    if (this.status >= STOPPING) return;
+    this.pushMessage('$terminated', { ref, reason }, TERMINATED);
+    if (this.flags === 0 && this.status === RUNNING) {
+      this.flags = SCHEDULED;
+      this.system.schedule(this);
+    }
   }
 
   unwatch(ref: ActorRef<any>): void {
@@ -654,7 +674,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
 
   /** A message that cannot be handled: a dead letter, and a rejection for an ask. */
   private undeliverable(type: string, body: unknown, meta: unknown, reason: DeadLetterReason): void {
-    if (meta === STASHED || (meta instanceof TimerTick && reason === 'actor-stopped')) return;
+    if (meta === STASHED || meta === TERMINATED || (meta instanceof TimerTick && reason === 'actor-stopped'))
+      return;
     const error =
       reason === 'actor-stopped'
         ? new TroupeError('ERR_ACTOR_STOPPED', `${this.address} has stopped`, {
@@ -794,6 +815,11 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   private invoke(type: string, body: unknown, meta: unknown): void {
+    if (meta === TERMINATED) {
+      const notice = body as { ref: ActorRef<any>; reason: ExitReason };
+      this.deliverTerminated(notice.ref, notice.reason);
+      return;
+    }
     if (meta instanceof TimerTick && !this.timerCurrent(meta)) return;
     const handler = this.table[type];
     if (handler === undefined) {
@@ -1065,9 +1091,6 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         // A report about an earlier incarnation (already restarted by a group restart) is stale.
         if (message.child.incarnation !== message.incarnation) return;
         this.runSystemAction(() => this.superviseExit(message.child, message.error));
-        return;
-      case 'terminated':
-        this.deliverTerminated(message.ref, message.reason);
         return;
       case 'task':
         if (this.status >= STOPPING) {
@@ -1553,8 +1576,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const watchers = this.watchers;
     this.watchers = undefined;
     if (watchers !== undefined) {
-      for (const watcher of watchers)
-        watcher.pushSystem({ kind: 'terminated', ref: this, reason: this.exitReason });
+      for (const watcher of watchers) watcher.notifyTerminated(this, this.exitReason);
     }
     const watching = this.watching;
     this.watching = undefined;
@@ -1722,6 +1744,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 const STASHED = Symbol('stashed');
+/** The meta of a Terminated notice in the mailbox; its body is `{ ref, reason }`. */
+const TERMINATED = Symbol('terminated');
 
 function senderAddress(meta: unknown): Address | undefined {
   if (meta instanceof Cell) return meta.address;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type ActorRef, ask, behavior, defineProtocol, type ExitReason, tell } from '../../index.js';
-import { settle } from '../../runtime/testkit/index.js';
-import { closeSystemsAfterEach, makeSystem } from './helpers.js';
+import { flushMicrotasks, settle } from '../../runtime/testkit/index.js';
+import { closeSystemsAfterEach, gate, makeSystem } from './helpers.js';
 
 closeSystemsAfterEach();
 
@@ -220,5 +220,78 @@ describe('unwatch', () => {
     await system.stop(t);
     await settle(system);
     expect(seen).toEqual([]);
+  });
+});
+
+describe('Terminated and the messages before it', () => {
+  it('reaches the watcher after the messages the watched actor sent before it stopped', async () => {
+    const Inbox = defineProtocol('w.inbox', {
+      note: tell(z.object({ n: z.number() })),
+      watchIt: tell(z.object({ address: z.string() })),
+      hold: tell(z.object({})),
+    });
+    const held = gate();
+    const Sender = defineProtocol('w.sender', { burst: tell(z.object({ to: z.string() })) });
+    const log: string[] = [];
+    const { system } = makeSystem();
+    const inbox = system.spawn(
+      behavior({
+        protocols: [Inbox],
+        handlers: {
+          note: ({ n }) => {
+            log.push(`note${n}`);
+          },
+          watchIt: ({ address }, ctx) => ctx.watch(ctx.system.ref(address)),
+          // Busy while the notes and the notice arrive, so both wait in the watcher's queues.
+          hold: () => held.promise,
+        },
+        terminated: () => {
+          log.push('terminated');
+        },
+      }),
+    );
+    const sender = system.spawn(
+      behavior({
+        protocols: [Sender],
+        handlers: {
+          burst: ({ to }, ctx) => {
+            const target = ctx.system.ref(to, Inbox);
+            for (let n = 1; n <= 3; n++) target.tell('note', { n });
+            void ctx.stop();
+          },
+        },
+      }),
+    );
+    inbox.tell('watchIt', { address: sender.address });
+    await settle(system);
+    inbox.tell('hold', {});
+    sender.tell('burst', { to: inbox.address });
+    await flushMicrotasks();
+    await new Promise((r) => setTimeout(r, 10));
+    held.open();
+    await settle(system);
+    expect(log).toEqual(['note1', 'note2', 'note3', 'terminated']);
+  });
+
+  it('refuses watch() in a behaviour without a terminated hook, instead of dropping the notice', async () => {
+    const Plain = defineProtocol('w.plain', { watchIt: ask(z.object({ address: z.string() }), z.string()) });
+    const { system } = makeSystem();
+    const other = system.spawn(target);
+    const plain = system.spawn(
+      behavior({
+        protocols: [Plain],
+        handlers: {
+          watchIt: ({ address }, ctx) => {
+            try {
+              ctx.watch(ctx.system.ref(address));
+              return 'watched';
+            } catch (error) {
+              return (error as { code: string }).code;
+            }
+          },
+        },
+      }),
+    );
+    expect(await plain.ask('watchIt', { address: other.address })).toBe('ERR_ILLEGAL_STATE');
   });
 });
