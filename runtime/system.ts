@@ -418,7 +418,16 @@ class ActorSystemImpl implements Host {
     ask: PendingAsk | undefined,
   ): boolean {
     if (this.state === RUNNING) return false;
-    if ((this.state === DRAINING || this.state === STOPPING) && from !== undefined) return false;
+    // While draining, actors of this system finish their work: a sender that is one of them (running
+    // now, or named as `from`) may still send. A remote sender or an outside caller may not.
+    if (
+      (this.state === DRAINING || this.state === STOPPING) &&
+      from !== undefined &&
+      from instanceof Cell &&
+      from.system === this
+    ) {
+      return false;
+    }
     const draining = this.state === DRAINING;
     const error = new TroupeError(
       draining ? 'ERR_SYSTEM_DRAINING' : 'ERR_SYSTEM_STOPPED',

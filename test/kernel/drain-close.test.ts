@@ -6,6 +6,7 @@ import {
   behavior,
   createSystem,
   defineProtocol,
+  deliverFromBoundary,
   type SystemEvent,
   tell,
 } from '../../index.js';
@@ -276,5 +277,32 @@ describe('supervision option', () => {
     expect(thrown(() => system.spawn(jobber('a', []), { supervision: { strategy } })).code).toBe(
       'ERR_INVALID_OPTION',
     );
+  });
+});
+
+describe('drain() and senders from elsewhere', () => {
+  it('refuses a message that names a sender outside this system, from a caller or a boundary', async () => {
+    const slow = gate();
+    const { system, dead } = makeSystem();
+    const other = track(createSystem({ name: 'other', deadLetterLog: () => {} }));
+    const stranger = other.spawn(jobber('x', []));
+    const ref = system.spawn(jobber('a', [], slow.promise), { name: 'a' });
+    ref.tell('slow', { id: 1 });
+    await flushMicrotasks();
+    const draining = system.drain({ timeoutMs: 1000 });
+    ref.tell('work', { id: 2 }, { from: stranger });
+    await deliverFromBoundary(system, {
+      id: 'e1',
+      to: ref.address,
+      from: 'troupe://other/n9/x',
+      type: 'dc.job.work',
+      body: { id: 3 },
+    });
+    slow.open();
+    await draining;
+    expect(dead.map((d) => [d.reason, (d.body as { id?: number }).id])).toEqual([
+      ['system-draining', 2],
+      ['system-draining', 3],
+    ]);
   });
 });
