@@ -1486,7 +1486,12 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
 
   /** Stops a child on the parent's behalf (no restart) and frees or keeps its slot. */
   async stopChild(child: Cell, keepSlot: boolean): Promise<void> {
-    await child.stopNow({ kind: 'shutdown' });
+    const stopping = child.stopNow({ kind: 'shutdown' });
+    // OTP's shutdown timeout bounds the child's whole stop (its handler in flight, its subtree and
+    // its postStop together); past it the parent goes on and the child finishes stopping on its own.
+    const ms = child.settings.shutdownMs;
+    if (ms > 0) await this.system.within(stopping, ms);
+    else await stopping;
     if (!keepSlot) this.removeChild(child);
   }
 

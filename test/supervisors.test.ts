@@ -18,7 +18,7 @@ import {
   tell,
   terminateChild,
 } from '../index.js';
-import { SimulatedClock, settle } from '../runtime/testkit/index.js';
+import { flushMicrotasks, SimulatedClock, settle } from '../runtime/testkit/index.js';
 
 const Probe = defineProtocol('sup-test.probe', {
   crash: tell(z.object({ why: z.string() })),
@@ -116,6 +116,45 @@ describe('supervisor', () => {
     expect(closed).toBe(false);
     await clock.advance(1);
     await closing;
+    expect(log).toEqual(['stop stuck', 'stop a']);
+  });
+
+  it("bounds a child's whole stop (handler in flight, then postStop) by one shutdown time", async () => {
+    const log: string[] = [];
+    const clock = new SimulatedClock();
+    const { system } = makeSystem(clock);
+    const Hang = defineProtocol('sup.hang', { hang: tell(z.object({})) });
+    const stuck = behavior({
+      protocols: [Hang],
+      handlers: { hang: () => new Promise<void>(() => {}) },
+      postStop: () => {
+        log.push('stop stuck');
+        return new Promise<void>(() => {});
+      },
+    });
+    const sup = system.spawn(
+      supervisor({
+        children: [
+          { id: 'a', behavior: probe(log, 'a') },
+          { id: 'stuck', behavior: stuck, shutdownMs: 100 },
+        ],
+      }),
+      { name: 'sup' },
+    );
+    await settle(system);
+    system.ref(`${sup.address}/stuck`, Hang).tell('hang', {});
+    await flushMicrotasks();
+    log.length = 0;
+    // A graceful stop (close() would not wait for the handler at all).
+    let stopped = false;
+    const stopping = system.stop(sup).then(() => {
+      stopped = true;
+    });
+    await clock.advance(99);
+    expect(stopped).toBe(false);
+    await clock.advance(1);
+    await stopping;
+    // Not 100 ms for the handler and another 100 for postStop: one shutdown time in all.
     expect(log).toEqual(['stop stuck', 'stop a']);
   });
 
