@@ -1295,6 +1295,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   ): Promise<void> {
     // Every member of the group is restarted because of the failed child: that is each one's reason.
     const reason = error ?? new Error(`${failed.address} exited and is permanent`);
+    // The failed child first (in OTP it has already terminated), then the others, last started first.
+    await failed.takeDown(reason);
     for (let i = group.length - 1; i >= 0; i--) {
       const sibling = group[i]!;
       if (sibling === failed) continue;
@@ -1304,7 +1306,6 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       }
       await sibling.takeDown(reason);
     }
-    await failed.takeDown(reason);
     const members = group.filter((c) => c === failed || c.settings.restart !== 'temporary');
     const system = this.system;
     if (delayMs <= 0) {

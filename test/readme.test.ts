@@ -63,4 +63,21 @@ describe('README', () => {
       'recalled 2 notes: actors handle one message at a time | supervisors restart crashed actors\n',
     );
   }, 90_000);
+
+  it('runs the demo (the first command) to the end by itself, with a tree and restarts on screen', async () => {
+    const { stdout } = await promisify(execFile)(
+      'npx',
+      ['tsx', 'examples/demo.ts', '--duration', '2', '--seed', '7'],
+      { cwd: root, timeout: 60_000 },
+    );
+    expect(stdout).toMatch(/restarts=[1-9]/);
+    expect(stdout).toContain('System drained and stopped cleanly.');
+  }, 90_000);
+
+  it('gives a command that runs the demo and one that runs every test, the latter also in .ci/run', () => {
+    expect(readme).toContain('npm install && npm run demo');
+    expect(readme).toContain('npm install && npm test');
+    const ci = readFileSync(join(root, '.ci', 'run'), 'utf8');
+    expect(ci).toMatch(/^npm install && npm test$/m);
+  });
 });

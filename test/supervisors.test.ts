@@ -158,6 +158,37 @@ describe('supervisor', () => {
     expect(log).toEqual(['stop stuck', 'stop a']);
   });
 
+  it.each([
+    [
+      'one_for_all',
+      ['stop b', 'stop c', 'stop a', 'start a', 'started a', 'start b', 'started b', 'start c', 'started c'],
+    ],
+    ['rest_for_one', ['stop b', 'stop c', 'start b', 'started b', 'start c', 'started c']],
+    ['one_for_one', ['stop b', 'start b', 'started b']],
+  ] as const)(
+    'restarts under %s: the failed child stops first, the rest last-first, then all start in order',
+    async (strategy, expected) => {
+      const log: string[] = [];
+      const { system } = makeSystem();
+      const sup = system.spawn(
+        supervisor({
+          strategy,
+          children: [
+            { id: 'a', behavior: probe(log, 'a') },
+            { id: 'b', behavior: probe(log, 'b') },
+            { id: 'c', behavior: probe(log, 'c') },
+          ],
+        }),
+        { name: 'sup' },
+      );
+      await settle(system);
+      log.length = 0;
+      system.ref<typeof Probe>(`${sup.address}/b`).tell('crash', { why: 'injected' });
+      await settle(system);
+      expect(log).toEqual(expected);
+    },
+  );
+
   it('reports the crashing message and restarts with fresh state, counting restarts in the tree', async () => {
     const log: string[] = [];
     const { system, events } = makeSystem();

@@ -135,3 +135,39 @@ describe('ActorRef', () => {
     expect(await refs[0]!.ask('get', {})).toBe(2);
   });
 });
+
+describe('typed refs', () => {
+  it('check message names, bodies, replies and tell/ask kinds at compile time', async () => {
+    const { system } = makeSystem({ validate: 'always' });
+    const ref = system.spawn(
+      behavior({
+        protocols: [Counter],
+        initialState: () => 0,
+        handlers: {
+          add: ({ by }, ctx) => {
+            ctx.state += by;
+          },
+          get: (_b, ctx) => ctx.state,
+        },
+      }),
+    );
+    const compileChecks = () => {
+      // @ts-expect-error the body of `add` is { by: number }
+      ref.tell('add', { by: 'two' });
+      // @ts-expect-error no message `remove` in the protocol
+      ref.tell('remove', {});
+      // @ts-expect-error `get` is an ask, not a tell
+      ref.tell('get', {});
+      // @ts-expect-error `add` is a tell, not an ask
+      void ref.ask('add', { by: 1 });
+      const reply: Promise<number> = ref.ask('get', {});
+      // @ts-expect-error the reply of `get` is a number
+      const wrong: Promise<string> = ref.ask('get', {});
+      return [reply, wrong];
+    };
+    void compileChecks;
+    // At run time, with validation on, the same mistakes are refused rather than handled.
+    (ref as ActorRef).tell('add', { by: 'two' });
+    expect(await ref.ask('get', {})).toBe(0);
+  });
+});
