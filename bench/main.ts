@@ -26,6 +26,7 @@ import {
   type SystemOptions,
   tell,
 } from '../index.js';
+import { remoteCases, tearDownRemote } from './remote.js';
 
 const require = createRequire(import.meta.url);
 const nact = require('nact') as {
@@ -532,9 +533,10 @@ function format(value: number): string {
 }
 
 async function main(): Promise<void> {
-  const selected = cases.filter((c) => only === undefined || c.name.includes(only));
+  const all = [...cases, ...remoteCases({ quick, sideBySide, result })];
+  const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {
-    console.error(`bench: no case matches "${only}"; cases: ${cases.map((c) => c.name).join(', ')}`);
+    console.error(`bench: no case matches "${only}"; cases: ${all.map((c) => c.name).join(', ')}`);
     process.exit(2);
   }
   const results: Result[] = [];
@@ -567,6 +569,7 @@ async function main(): Promise<void> {
     .filter((r) => !r.pass)
     .map((r) => `${r.case} (${r.goal}, got ratio ${r.ratio.toFixed(2)})`);
   if (missed.length > 0) console.error(`bench: goals missed: ${missed.join('; ')}`);
+  await tearDownRemote();
   process.exit(0);
 }
 

@@ -9,6 +9,10 @@ export class PendingAsk {
   settled = false;
   deadline = 0;
   private onAbort: (() => void) | undefined;
+  /** Told when the ask settles, however it settles (a remote ask leaves its router's table). */
+  release: ((ask: PendingAsk) => void) | undefined = undefined;
+  /** The correlation id of a remote ask. */
+  key: string | undefined = undefined;
 
   constructor(
     private readonly resolveFn: (value: unknown) => void,
@@ -45,6 +49,7 @@ export class PendingAsk {
   private settle(): void {
     this.settled = true;
     if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    if (this.release !== undefined) this.release(this);
   }
 }
 
