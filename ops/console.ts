@@ -209,6 +209,18 @@ function describeEvent(event: SystemEvent): [string, Style | undefined, string, 
         'system',
         event.error?.message ?? (event.drainTimedOut ? 'drain timed out' : ''),
       ];
+    case 'member-up':
+      return ['member-up', 'green', event.node, ''];
+    case 'member-suspect':
+      return ['suspect', 'yellow', event.node, 'missed a heartbeat'];
+    case 'member-leaving':
+      return ['leaving', 'cyan', event.node, ''];
+    case 'member-down':
+      return ['member-down', 'red', event.node, event.reason];
+    case 'activation-started':
+      return ['activated', 'green', shortAddress(event.address), `on ${event.node}, fence ${event.fence}`];
+    case 'activation-stopped':
+      return ['deactivated', 'dim', shortAddress(event.address), event.reason];
   }
 }
 

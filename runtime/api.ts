@@ -253,6 +253,13 @@ export interface ActorSystem {
    * turns messages into dead letters.
    */
   ref<P extends AnyProtocol = AnyProtocol>(address: Address, protocol?: P): ActorRef<P>;
+  /**
+   * A ref to the named (virtual) actor `kind`/`key` (`troupe://<cluster>/@<kind>/<key>`): activated on
+   * its first message on the node that placement picks, at most once in the cluster, passivated when
+   * idle, and activated again elsewhere if its node dies. The kind must be in the `kinds` option.
+   * @throws TroupeError `ERR_NO_ROUTE` for a kind this node does not have; `ERR_INVALID_NAME` for an empty key.
+   */
+  actorOf<P extends AnyProtocol = AnyProtocol>(kind: string, key: string, protocol?: P): ActorRef<P>;
   /** The live actors that speak `protocol`. */
   find<P extends AnyProtocol>(protocol: P): ActorRef<P>[];
   /** The live tree with restart counts. */

@@ -550,6 +550,21 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     return this.status < STOPPING;
   }
 
+  /** Running, with nothing queued and nothing in flight. */
+  get idle(): boolean {
+    return (
+      this.status === RUNNING &&
+      this.mbSize === 0 &&
+      (this.flags & ~SCHEDULED) === 0 &&
+      (this.sysQueue === undefined || this.sysQueue.length === 0)
+    );
+  }
+
+  /** Stops this actor as its parent would (a shutdown, no restart), freeing its slot. */
+  stopFromParent(): Promise<void> {
+    return this.parentCell === undefined ? Promise.resolve() : this.parentCell.stopChild(this, false);
+  }
+
   get mailboxSize(): number {
     return this.mbSize;
   }
@@ -559,6 +574,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     b: Behavior<any, any>,
     options: SpawnOptions | undefined,
     waiter: StartWaiter | undefined,
+    address?: Address,
   ): Cell {
     const system = this.system;
     system.assertAccepting();
@@ -577,6 +593,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       this.childMap.delete(name);
     }
     const child = new Cell(system, this, name, behavior, settings);
+    if (address !== undefined) child.cachedAddress = address;
     this.childMap.set(name, child);
     system.register(child);
     if (system.observed) {

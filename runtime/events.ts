@@ -83,6 +83,33 @@ export type SystemEvent =
       readonly capacity: number;
     }
   | { readonly type: 'system-draining'; readonly at: number }
+  /** A cluster member was seen for the first time, or again after being suspect. */
+  | { readonly type: 'member-up'; readonly at: number; readonly node: string }
+  /** A member missed a heartbeat. */
+  | { readonly type: 'member-suspect'; readonly at: number; readonly node: string }
+  /** A member announced it is leaving: named actors are no longer placed there. */
+  | { readonly type: 'member-leaving'; readonly at: number; readonly node: string }
+  /** A member is gone: it left, or missed `downAfterMissed` heartbeats. */
+  | {
+      readonly type: 'member-down';
+      readonly at: number;
+      readonly node: string;
+      readonly reason: 'unreachable' | 'left';
+    }
+  /** A named actor was activated on this node; `fence` is its lease revision. */
+  | {
+      readonly type: 'activation-started';
+      readonly at: number;
+      readonly address: Address;
+      readonly node: string;
+      readonly fence: number;
+    }
+  | {
+      readonly type: 'activation-stopped';
+      readonly at: number;
+      readonly address: Address;
+      readonly reason: 'passivated' | 'handed-over' | 'stopped';
+    }
   | {
       readonly type: 'system-stopped';
       readonly at: number;

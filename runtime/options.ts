@@ -1,6 +1,7 @@
 import { invalidOption } from '../protocols/index.js';
-import type { MailboxOptions } from './api.js';
+import type { Behavior, MailboxOptions } from './api.js';
 import { type Clock, realClock } from './clock.js';
+import type { KindOptions } from './cluster.js';
 import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision.js';
 import type { Transport } from './transport.js';
 
@@ -51,6 +52,15 @@ export interface SystemOptions {
   readonly maxBatchCount?: number;
   /** Frame size after which a frame goes at once instead of at the end of the turn. Defaults to 256 KiB. */
   readonly maxBatchBytes?: number;
+  /**
+   * Kinds of named (virtual) actors this node can host: `system.actorOf(kind, key)` reaches the one
+   * activation of a key anywhere in the cluster. Every node of a cluster registers the same kinds.
+   */
+  readonly kinds?: Readonly<Record<string, Behavior<any, any> | KindOptions>>;
+  /** How often a node says it is alive. Defaults to 1000 ms. */
+  readonly heartbeatMs?: number;
+  /** Missed heartbeats after which a member is down and its named actors move. Defaults to 3. */
+  readonly downAfterMissed?: number;
 }
 
 /** Fully resolved system options. */
@@ -73,6 +83,9 @@ export interface ResolvedSystemOptions {
   readonly maxMessageBytes: number;
   readonly maxBatchCount: number;
   readonly maxBatchBytes: number;
+  readonly kinds: ReadonlyMap<string, Required<KindOptions>>;
+  readonly heartbeatMs: number;
+  readonly downAfterMissed: number;
 }
 
 /** A resolved mailbox configuration. */
@@ -101,6 +114,9 @@ export const systemDefaults: ResolvedSystemOptions = {
   maxMessageBytes: 1024 * 1024,
   maxBatchCount: 1024,
   maxBatchBytes: 256 * 1024,
+  kinds: new Map(),
+  heartbeatMs: 1000,
+  downAfterMissed: 3,
 };
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -138,7 +154,33 @@ export function resolveSystemOptions(options: SystemOptions = {}): ResolvedSyste
     maxMessageBytes: positiveInteger('maxMessageBytes', o.maxMessageBytes),
     maxBatchCount: positiveInteger('maxBatchCount', o.maxBatchCount),
     maxBatchBytes: positiveInteger('maxBatchBytes', o.maxBatchBytes),
+    kinds: resolveKinds(options.kinds),
+    heartbeatMs: positive('heartbeatMs', o.heartbeatMs),
+    downAfterMissed: positiveInteger('downAfterMissed', o.downAfterMissed),
   };
+}
+
+const KIND = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+function resolveKinds(kinds: SystemOptions['kinds']): ReadonlyMap<string, Required<KindOptions>> {
+  const out = new Map<string, Required<KindOptions>>();
+  if (kinds === undefined) return out;
+  if (typeof kinds !== 'object' || kinds === null) throw invalidOption('kinds', 'must be an object', kinds);
+  for (const [kind, value] of Object.entries(kinds)) {
+    if (!KIND.test(kind))
+      throw invalidOption(`kinds.${kind}`, 'a kind is a letter, then letters, digits, "_" or "-"', kind);
+    const options = (
+      typeof value === 'object' && value !== null && 'behavior' in value ? value : { behavior: value }
+    ) as KindOptions;
+    if (typeof options.behavior !== 'object' || options.behavior === null) {
+      throw invalidOption(`kinds.${kind}`, 'must be a behaviour or { behavior, passivateAfterMs }', value);
+    }
+    out.set(kind, {
+      behavior: options.behavior,
+      passivateAfterMs: positive(`kinds.${kind}.passivateAfterMs`, options.passivateAfterMs ?? 60_000),
+    });
+  }
+  return out;
 }
 
 function checkTransport(transport: Transport | undefined): Transport | undefined {

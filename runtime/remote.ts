@@ -17,6 +17,7 @@ import type { ActorRef, AskOptions, TellOptions } from './api.js';
 import { PendingAsk, type TimeoutQueue } from './ask.js';
 import { type Cell, runningCell } from './cell.js';
 import type { Clock } from './clock.js';
+import type { Cluster } from './cluster.js';
 import { type Admitted, admitEnvelope, type IngressFailure, type IngressHost } from './ingress.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
 
@@ -79,6 +80,12 @@ export class Router implements TransportSink {
   private readonly backlog: unknown[] = [];
   private blocked = false;
   private closed = false;
+  /** Membership and placement, on a node with named actors. */
+  cluster: Cluster | undefined;
+  /** `troupe://<cluster>/@`: the start of every named actor's address in this cluster. */
+  private readonly namedPrefix: string;
+  /** Items routed already (by the cluster), to deliver here without routing them again. */
+  private readonly routed = new WeakSet<object>();
 
   constructor(
     private readonly host: RouterHost,
@@ -87,6 +94,7 @@ export class Router implements TransportSink {
   ) {
     this.idPrefix = `${host.node}.${Date.now().toString(36)}.`;
     this.replyAddress = formatAddress({ system: host.name, node: host.node, path: '' });
+    this.namedPrefix = `troupe://${host.name}/@`;
   }
 
   open(): Promise<void> {
@@ -105,17 +113,76 @@ export class Router implements TransportSink {
     return new RemoteRef(this, address, node, protocol);
   }
 
+  /** A ref to the named actor `kind`/`key`, wherever the cluster places it. */
+  namedRefFor(kind: string, key: string, protocol: AnyProtocol | undefined): ActorRef<any> {
+    const address = formatAddress({ system: this.host.name, node: `@${kind}`, path: key });
+    return new RemoteRef(this, address, '', protocol, { kind, key });
+  }
+
+  /** Delivers an envelope (a decoded object) here, without routing it again. */
+  deliverLocal(item: unknown): void {
+    if (typeof item === 'object' && item !== null) this.routed.add(item);
+    this.inboundItems([item]);
+  }
+
+  /** Sends a decoded envelope to another node as it is (a named actor's message on its way). */
+  forward(node: string, envelope: Envelope): void {
+    try {
+      this.enqueue(this.outboxes, node, envelope);
+    } catch (error) {
+      this.failed([envelope], error as TroupeError);
+    }
+  }
+
+  /** Where an envelope goes: a named actor's goes through the cluster unless it was routed. */
+  private routeNamed(item: unknown): boolean {
+    const cluster = this.cluster;
+    if (cluster === undefined || typeof item !== 'object' || item === null || this.routed.has(item))
+      return false;
+    const to = (item as { to?: unknown }).to;
+    if (typeof to !== 'string' || !to.startsWith(this.namedPrefix)) return false;
+    const slash = to.indexOf('/', this.namedPrefix.length);
+    if (slash < 0 || slash === to.length - 1) return false;
+    try {
+      decodeEnvelope(item);
+    } catch {
+      return false; // The full checks report it.
+    }
+    cluster.route(item as Envelope, to.slice(this.namedPrefix.length, slash), to.slice(slash + 1));
+    return true;
+  }
+
   // ---- Sending ----
 
   tell(ref: RemoteRef, type: string, body: unknown, options: TellOptions | undefined): void {
     if (this.host.devChecks) assertPlainData(body);
     const from = options?.from ?? runningCell();
+    const fence = from === undefined ? undefined : this.cluster?.fences.get(from);
     const envelope: Envelope =
       from === undefined
         ? { id: this.nextId(), to: ref.address, type: ref.wireType(type), body }
-        : { id: this.nextId(), to: ref.address, from: from.address, type: ref.wireType(type), body };
+        : fence === undefined
+          ? { id: this.nextId(), to: ref.address, from: from.address, type: ref.wireType(type), body }
+          : { id: this.nextId(), to: ref.address, from: from.address, type: ref.wireType(type), body, fence };
     if (this.refuseWhenStopped(envelope)) return;
+    if (ref.named !== undefined) {
+      this.sendNamed(ref.named, envelope);
+      return;
+    }
     this.enqueue(this.outboxes, ref.node, envelope, ref.head(type));
+  }
+
+  private sendNamed(named: { kind: string; key: string }, envelope: Envelope): void {
+    if (this.host.devChecks) {
+      // A message to a named actor may be delivered here without crossing the wire: check it is JSON.
+      JSON.stringify(envelope.body);
+    }
+    if (this.cluster === undefined) {
+      throw new TroupeError('ERR_NO_ROUTE', `${envelope.to} is a named actor but this node has no kinds`, {
+        details: { to: envelope.to },
+      });
+    }
+    this.cluster.route(envelope, named.kind, named.key);
   }
 
   ask(ref: RemoteRef, type: string, body: unknown, options: AskOptions | undefined): Promise<unknown> {
@@ -160,7 +227,8 @@ export class Router implements TransportSink {
       this.pending.set(id, { ask, spec: ref.specOf(type) });
       host.timeouts.add(ask, timeoutMs);
       try {
-        this.enqueue(this.outboxes, ref.node, envelope, ref.head(type));
+        if (ref.named !== undefined) this.sendNamed(ref.named, envelope);
+        else this.enqueue(this.outboxes, ref.node, envelope, ref.head(type));
       } catch (error) {
         ask.reject(error);
       }
@@ -270,7 +338,10 @@ export class Router implements TransportSink {
 
   inbound(bytes: Uint8Array): void {
     const items = this.decodeFrame(bytes, 'inbound');
-    if (items === undefined) return;
+    if (items !== undefined) this.inboundItems(items);
+  }
+
+  private inboundItems(items: unknown[]): void {
     if (this.blocked) {
       for (const item of items) this.backlog.push(item);
       return;
@@ -282,6 +353,7 @@ export class Router implements TransportSink {
   private deliverAll(items: readonly unknown[], from: number): void {
     const now = Date.now();
     for (let i = from; i < items.length; i++) {
+      if (this.routeNamed(items[i])) continue;
       const admitted = this.admitKnown(items[i], now) ?? admitEnvelope(this.host, items[i], now);
       if (!('target' in admitted)) {
         this.replyToRefusal(items[i], admitted.error);
@@ -606,6 +678,7 @@ function routeOf(
 function encodeWithHead(envelope: Envelope, head: string): string {
   let json = `{"id":"${envelope.id}",${head}`;
   if (envelope.from !== undefined) json += `,"from":${JSON.stringify(envelope.from)}`;
+  if (envelope.fence !== undefined) json += `,"fence":${envelope.fence}`;
   if (envelope.correlationId !== undefined) {
     json += `,"correlationId":"${envelope.correlationId}","replyTo":${JSON.stringify(envelope.replyTo)},"deadline":${envelope.deadline}`;
   }
@@ -652,6 +725,8 @@ export class RemoteRef implements ActorRef<any> {
     readonly address: Address,
     readonly node: string,
     private readonly protocol: AnyProtocol | undefined,
+    /** Set for a named actor's ref: the cluster places it. */
+    readonly named?: { readonly kind: string; readonly key: string },
   ) {}
 
   tell(type: string, body: unknown, options?: TellOptions): void {

@@ -2,6 +2,7 @@ import { filter, type Observable, Subject } from 'rxjs';
 import {
   type Address,
   type AnyProtocol,
+  type Envelope,
   invalidOption,
   parseAddress,
   TroupeError,
@@ -23,9 +24,11 @@ import { PendingAsk, TimeoutQueue } from './ask.js';
 import { type CompiledBehavior, compiled, supervisingBehavior } from './behavior.js';
 import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } from './cell.js';
 import type { Clock, TimerHandle } from './clock.js';
+import { Cluster, type ClusterHost } from './cluster.js';
 import type { DeadLetterEvent, DeadLetterReason, SystemEvent } from './events.js';
 import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
 import { Router } from './remote.js';
+import { inProcessNetwork } from './transport.js';
 
 const resolved = Promise.resolve();
 
@@ -82,7 +85,7 @@ export async function createNode(options: SystemOptions): Promise<ActorSystem> {
 const guardianBehavior = (policy: ResolvedSystemOptions['supervision']) =>
   compiled(supervisingBehavior({ protocols: [], handlers: {} }, policy, false));
 
-class ActorSystemImpl implements Host {
+class ActorSystemImpl implements Host, ClusterHost {
   readonly name: string;
   readonly node: string;
   readonly clock: Clock;
@@ -120,6 +123,10 @@ class ActorSystemImpl implements Host {
   private stopPromise: Promise<void> | undefined;
   /** How this node reaches the others; undefined for a single-node system. */
   private readonly router: Router | undefined;
+  /** Membership and named actors; undefined without `kinds`. */
+  private cluster: Cluster | undefined;
+  /** The parent of this node's activations of named actors. */
+  private activationParent: Cell | undefined;
   /** Resolves once the transport receives. */
   readonly opened: Promise<void>;
 
@@ -148,15 +155,57 @@ class ActorSystemImpl implements Host {
     this.closedPromise = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
-    if (options.transport === undefined) {
+    // Named actors need a router even on a single node: a private loopback network.
+    const transport =
+      options.transport ?? (options.kinds.size > 0 ? inProcessNetwork().transport() : undefined);
+    if (transport === undefined) {
       this.router = undefined;
+      this.cluster = undefined;
       this.opened = resolved;
     } else {
-      this.router = new Router(this, options.transport, options);
-      this.opened = this.router.open();
+      const router = new Router(this, transport, options);
+      this.router = router;
+      this.cluster = undefined;
+      let opening = router.open();
+      if (options.kinds.size > 0) {
+        const store = transport.store;
+        if (store === undefined) {
+          throw invalidOption(
+            'transport',
+            'named actors (`kinds`) need a transport with a cluster store',
+            transport,
+          );
+        }
+        opening = opening.then(async () => {
+          const cluster = new Cluster(this, await store.call(transport, this.name), options);
+          this.cluster = cluster;
+          router.cluster = cluster;
+          await cluster.start();
+        });
+      }
+      this.opened = opening;
       // Reported through createNode; a system made with createSystem logs it instead.
       this.opened.catch((error: unknown) => this.reportDefect(formatNode(this.name, this.node), error));
     }
+  }
+
+  // ---- ClusterHost ----
+
+  spawnActivation(behavior: Behavior<any, any>, address: Address): Cell {
+    this.activationParent ??= this.guardian.spawnChild(
+      supervisingBehavior({ protocols: [], handlers: {} }, this.options.supervision, false),
+      undefined,
+      undefined,
+    );
+    return this.activationParent.spawnChild(behavior, { restart: 'transient' }, undefined, address);
+  }
+
+  deliverLocal(item: unknown): void {
+    this.router?.deliverLocal(item);
+  }
+
+  forward(node: string, item: Envelope): void {
+    this.router?.forward(node, item);
   }
 
   /** 0 running, 1 draining, 2 stopping, 3 stopped. */
@@ -205,8 +254,29 @@ class ActorSystemImpl implements Host {
     return this.guardian.stopChild(ref, false);
   }
 
+  actorOf<P extends AnyProtocol = AnyProtocol>(kind: string, key: string, protocol?: P): ActorRef<P> {
+    if (this.router === undefined || !this.options.kinds.has(kind)) {
+      throw new TroupeError(
+        'ERR_NO_ROUTE',
+        `this node has no kind "${kind}" of named actors (option \`kinds\`)`,
+        {
+          details: { kind, kinds: [...this.options.kinds.keys()] },
+        },
+      );
+    }
+    if (typeof key !== 'string' || key.length === 0) {
+      throw new TroupeError('ERR_INVALID_NAME', "a named actor's key must be a non-empty string", {
+        details: { key },
+      });
+    }
+    return this.router.namedRefFor(kind, key, protocol) as ActorRef<P>;
+  }
+
   ref<P extends AnyProtocol = AnyProtocol>(address: Address, protocol?: P): ActorRef<P> {
     const parts = parseAddress(address);
+    if (this.router !== undefined && parts.system === this.name && parts.node.startsWith('@')) {
+      return this.router.namedRefFor(parts.node.slice(1), parts.path, protocol) as ActorRef<P>;
+    }
     if (this.router !== undefined && parts.system === this.name && parts.node !== this.node) {
       return this.router.refFor(address, parts.node, protocol) as ActorRef<P>;
     }
@@ -252,6 +322,9 @@ class ActorSystemImpl implements Host {
     if (this.state !== RUNNING) return this.stopPromise ?? this.closedPromise.then(() => undefined);
     const timeoutMs = options?.timeoutMs ?? 5000;
     if (!(timeoutMs >= 0)) throw invalidOption('drain.timeoutMs', 'must be a number >= 0', timeoutMs);
+    // A cluster node first hands its named actors over, while everything still runs.
+    if (this.cluster !== undefined) await this.cluster.leave();
+    if (this.state !== RUNNING) return this.stopPromise ?? this.closedPromise.then(() => undefined);
     this.state = DRAINING;
     if (this.observed) this.emit({ type: 'system-draining', at: this.clock.now() });
     this.stopPromise = (async () => {
@@ -623,6 +696,7 @@ class ActorSystemImpl implements Host {
 
   /** The cell at an address of this node, if any (also used at send time by refs made from addresses). */
   lookup(system: string, node: string, path: string): Cell | undefined {
+    if (system === this.name && node.startsWith('@')) return this.cluster?.activation(node.slice(1), path);
     if (system !== this.name || node !== this.node) return undefined;
     let cell: Cell | undefined = this.guardian;
     for (const segment of path.split('/')) {
@@ -640,6 +714,13 @@ class ActorSystemImpl implements Host {
     this.timeouts.rejectAll(
       () => new TroupeError('ERR_SYSTEM_STOPPED', `system "${this.name}" stopped before the reply arrived`),
     );
+    if (this.cluster !== undefined) {
+      try {
+        await this.cluster.stop();
+      } catch (stopError) {
+        this.reportDefect(formatNode(this.name, this.node), stopError);
+      }
+    }
     if (this.router !== undefined) {
       try {
         await this.router.close();

@@ -1,4 +1,5 @@
 import { TroupeError } from '../protocols/index.js';
+import type { ClusterStore, MemberState } from './cluster.js';
 
 /**
  * One message on the wire: a batch of encoded envelopes for one node. `deadline` (epoch ms) is when
@@ -36,6 +37,8 @@ export interface Transport {
   publish(channel: 'node' | 'reply', node: string, frame: Frame): void;
   /** Stops receiving and releases the connection. */
   close(): Promise<void>;
+  /** The shared membership and lease store of the cluster, for nodes with named actors. */
+  store?(cluster: string): Promise<ClusterStore>;
 }
 
 /**
@@ -50,6 +53,7 @@ export interface InProcessNetwork {
 export function inProcessNetwork(): InProcessNetwork {
   const sinks = new Map<string, TransportSink>();
   const key = (cluster: string, node: string) => `${cluster}\u0000${node}`;
+  const stores = new Map<string, MemoryStoreState>();
   return {
     transport(): Transport {
       let cluster: string | undefined;
@@ -79,7 +83,58 @@ export function inProcessNetwork(): InProcessNetwork {
         async close() {
           if (cluster !== undefined && self !== undefined) sinks.delete(key(cluster, self));
         },
+        async store(c) {
+          let state = stores.get(c);
+          if (state === undefined) {
+            state = { members: new Map(), listeners: new Set(), leases: new Map(), revision: 0 };
+            stores.set(c, state);
+          }
+          return memoryStore(state);
+        },
       };
+    },
+  };
+}
+
+interface MemoryStoreState {
+  readonly members: Map<string, MemberState>;
+  readonly listeners: Set<(node: string, state: MemberState | 'gone') => void>;
+  readonly leases: Map<string, { node: string; revision: number }>;
+  revision: number;
+}
+
+/** The cluster store of an in-process network: the same rules as the KV one, in memory. */
+function memoryStore(state: MemoryStoreState): ClusterStore {
+  let mine: ((node: string, s: MemberState | 'gone') => void) | undefined;
+  const tell = (node: string, s: MemberState | 'gone') => {
+    for (const listener of state.listeners) queueMicrotask(() => listener(node, s));
+  };
+  return {
+    async announce(node, s) {
+      state.members.set(node, s);
+      tell(node, s);
+    },
+    async withdraw(node) {
+      state.members.delete(node);
+      tell(node, 'gone');
+    },
+    async watch(listener) {
+      mine = listener;
+      state.listeners.add(listener);
+      for (const [node, s] of state.members) listener(node, s);
+    },
+    async lease(k, node, takeOver) {
+      const held = state.leases.get(k);
+      if (held !== undefined && !takeOver(held.node)) return { holder: held.node };
+      const revision = ++state.revision;
+      state.leases.set(k, { node, revision });
+      return { fence: revision };
+    },
+    async release(k, fence) {
+      if (state.leases.get(k)?.revision === fence) state.leases.delete(k);
+    },
+    async close() {
+      if (mine !== undefined) state.listeners.delete(mine);
     },
   };
 }
