@@ -24,7 +24,7 @@ export type {
 } from './api.js';
 export { behavior, supervisingBehavior } from './behavior.js';
 export { type Clock, realClock, type TimerHandle } from './clock.js';
-export type { ClusterStore, KindOptions, MemberState } from './cluster.js';
+export type { ClusterStore, KindOptions, MemberState } from './cluster-types.js';
 export type { DeadLetterEvent, DeadLetterReason, SystemEvent, SystemEventType } from './events.js';
 export type { IngressResult } from './ingress.js';
 export {

@@ -1,7 +1,7 @@
 import { invalidOption } from '../protocols/index.js';
 import type { Behavior, MailboxOptions } from './api.js';
 import { type Clock, realClock } from './clock.js';
-import type { KindOptions } from './cluster.js';
+import type { KindOptions } from './cluster-types.js';
 import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision.js';
 import type { Transport } from './transport.js';
 

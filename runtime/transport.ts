@@ -1,5 +1,5 @@
 import { TroupeError } from '../protocols/index.js';
-import type { ClusterStore, MemberState } from './cluster.js';
+import type { ClusterStore, MemberState } from './cluster-types.js';
 
 /**
  * One message on the wire: a batch of encoded envelopes for one node. `deadline` (epoch ms) is when
