@@ -1,3 +1,4 @@
+import { type KV, Kvm } from '@nats-io/kv';
 import {
   type ConnectionOptions,
   connect,
@@ -8,6 +9,7 @@ import {
   TimeoutError,
 } from '@nats-io/transport-node';
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import type { ClusterStore, MemberState } from './cluster-types.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
 
 /** Options of {@link natsTransport}. */
@@ -166,6 +168,19 @@ class NatsTransport implements Transport {
     await this.nc.flush();
   }
 
+  /**
+   * The cluster's membership and leases in two JetStream KV buckets named after the prefix:
+   * `<prefix>_members` (one key per node, a heartbeat each beat, entries expire after a minute) and
+   * `<prefix>_leases` (one key per named actor; its revision is the fencing token).
+   */
+  async store(cluster: string): Promise<ClusterStore> {
+    const prefix = (this.prefix ?? `troupe.${cluster}`).replace(/[^A-Za-z0-9_-]/g, '_');
+    const kvm = new Kvm(this.nc);
+    const members = await kvm.create(`${prefix}_members`, { history: 1, ttl: 60_000 });
+    const leases = await kvm.create(`${prefix}_leases`, { history: 1 });
+    return new KvStore(members, leases);
+  }
+
   private subject(channel: 'node' | 'reply', node: string): string {
     return `${this.prefix}.${channel}.${node}`;
   }
@@ -310,5 +325,93 @@ class NatsTransport implements Transport {
       // Closing anyway.
     }
     await this.nc.close();
+  }
+}
+
+/** A lease key for KV: the actor's id in base64url (KV keys allow few characters). */
+function leaseKey(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+class KvStore implements ClusterStore {
+  private stopWatch: (() => void) | undefined;
+
+  constructor(
+    private readonly members: KV,
+    private readonly leases: KV,
+  ) {}
+
+  async announce(node: string, state: MemberState): Promise<void> {
+    await this.members.put(node, JSON.stringify({ state }));
+  }
+
+  async withdraw(node: string): Promise<void> {
+    await this.members.delete(node);
+  }
+
+  async watch(listener: (node: string, state: MemberState | 'gone') => void): Promise<void> {
+    const entries = await this.members.watch({ key: '>' });
+    this.stopWatch = () => entries.stop();
+    void (async () => {
+      for await (const entry of entries) {
+        if (entry.operation !== 'PUT') {
+          listener(entry.key, 'gone');
+          continue;
+        }
+        let state: unknown;
+        try {
+          state = (entry.json() as { state?: unknown }).state;
+        } catch {
+          continue; // Not ours: someone else wrote to the bucket.
+        }
+        if (state === 'up' || state === 'leaving') listener(entry.key, state);
+      }
+    })().catch(() => {
+      // The watch ends with the connection.
+    });
+  }
+
+  async lease(
+    id: string,
+    node: string,
+    takeOver: (holder: string) => boolean,
+  ): Promise<{ readonly fence: number } | { readonly holder: string }> {
+    const key = leaseKey(id);
+    const value = JSON.stringify({ node });
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        return { fence: await this.leases.create(key, value) };
+      } catch {
+        // Taken (or a race): look at who holds it.
+      }
+      const entry = await this.leases.get(key);
+      if (entry === null || entry.operation !== 'PUT') continue;
+      let holder: string | undefined;
+      try {
+        holder = (entry.json() as { node?: string }).node;
+      } catch {
+        holder = undefined;
+      }
+      if (holder !== undefined && !takeOver(holder)) return { holder };
+      try {
+        // Compare-and-set on the revision: of two nodes taking over, one wins.
+        return { fence: await this.leases.update(key, value, entry.revision) };
+      } catch {
+        // Someone else moved first: look again.
+      }
+    }
+    throw new TroupeError('ERR_TRANSPORT', `could not take the lease of ${id}: too much contention`);
+  }
+
+  async release(id: string, fence: number): Promise<void> {
+    try {
+      await this.leases.delete(leaseKey(id), { previousSeq: fence });
+    } catch {
+      // Taken over meanwhile: not ours to release any more.
+    }
+  }
+
+  async close(): Promise<void> {
+    this.stopWatch?.();
   }
 }
