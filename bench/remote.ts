@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type ActorSystem, behavior, createNode, natsTransport } from '../index.js';
 import { NatsServer } from '../test/harness/nats.js';
+import { NodeProcess } from '../test/harness/node-process.js';
 import { Peer, Waiter } from './remote-protocol.js';
 
 export interface BenchResult {
@@ -239,6 +240,62 @@ export function remoteCases(tools: BenchTools): BenchCase[] {
           pairs,
           this.goal,
           (x) => x.ratio >= 1,
+        );
+      },
+    },
+    {
+      name: 'cluster.failover',
+      unit: 'ms',
+      goal: 'reported',
+      async run() {
+        const r = await setUp();
+        // Three node processes with the default failure detection: a heartbeat a second, down after
+        // three missed. kill -9 the node hosting a named actor, then ask it through a survivor until
+        // a survivor's activation answers.
+        const heartbeatMs = 1000;
+        const detection = heartbeatMs * 3;
+        const times: number[] = [];
+        for (let round = 0; round < (quick ? 1 : 3); round++) {
+          const cluster = `failover${round}`;
+          const ids = ['a', 'b', 'c'];
+          const nodes = await Promise.all(
+            ids.map((id) => NodeProcess.start(r.server.url, cluster, id, heartbeatMs)),
+          );
+          try {
+            await new Promise((res) => setTimeout(res, 2 * heartbeatMs));
+            const first = await nodes[0]!.call<{ node: string }>({ cmd: 'balance', key: 'k' });
+            const victim = nodes.find((n) => n.node === first.node)!;
+            const survivor = nodes.find((n) => n !== victim)!;
+            const start = performance.now();
+            victim.kill();
+            for (;;) {
+              try {
+                const answer = await survivor.call<{ node: string }>({
+                  cmd: 'balance',
+                  key: 'k',
+                  timeoutMs: 200,
+                });
+                if (answer.node !== victim.node) break;
+              } catch {
+                // Not yet: the victim is not declared down, or its actor has not moved yet.
+              }
+            }
+            times.push(performance.now() - start);
+          } finally {
+            await Promise.all(nodes.map((n) => n.stop()));
+          }
+        }
+        const ms = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)]!;
+        return tools.result(
+          this.name,
+          this.unit,
+          ms,
+          'detection time configured',
+          detection,
+          false,
+          [[ms, detection]],
+          this.goal,
+          () => true,
         );
       },
     },
