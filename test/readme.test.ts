@@ -80,4 +80,21 @@ describe('README', () => {
     const ci = readFileSync(join(root, '.ci', 'run'), 'utf8');
     expect(ci).toMatch(/^npm install && npm test$/m);
   });
+
+  it("runs the cluster example: a killed node's carts come back on the survivors", async () => {
+    const { stdout } = await promisify(execFile)('npx', ['tsx', 'examples/cluster.ts', '--duration', '10'], {
+      cwd: root,
+      timeout: 60_000,
+    });
+    const killed = /kill -9 (node-[abc])/.exec(stdout)?.[1];
+    expect(killed, stdout).toBeDefined();
+    const after = stdout
+      .slice(stdout.indexOf('kill -9'))
+      .split('\n')
+      .filter((l) => l.includes('cart-1@'));
+    const last = after.at(-1)!;
+    expect(last, stdout).not.toContain('waiting');
+    expect(last, stdout).not.toContain(`@${killed}`);
+    expect(last.match(/cart-\d@node-[abc]/g), stdout).toHaveLength(6);
+  }, 90_000);
 });
