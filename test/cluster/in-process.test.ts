@@ -127,3 +127,34 @@ describe('remote refs over an in-process network', () => {
     ]);
   });
 });
+
+describe('batching', () => {
+  it('sends the envelopes of one turn to one node as one frame, and the next turn as another', async () => {
+    const network = inProcessNetwork();
+    const inner = network.transport();
+    const frames: number[] = [];
+    const counting = {
+      ...inner,
+      publish: (channel: 'node' | 'reply', node: string, frame: Parameters<typeof inner.publish>[2]) => {
+        if (channel === 'node') frames.push(JSON.parse(Buffer.from(frame.bytes).toString()).length ?? 1);
+        inner.publish(channel, node, frame);
+      },
+    };
+    const a = await createNode({ name: 'c', node: 'a', transport: counting, deadLetterLog: () => {} });
+    const b = await createNode({
+      name: 'c',
+      node: 'b',
+      transport: network.transport(),
+      deadLetterLog: () => {},
+    });
+    open.push(a, b);
+    b.spawn(counter, { name: 'counter' });
+    const remote = a.ref('troupe://c/b/counter', Counter);
+    for (let i = 0; i < 100; i++) remote.tell('add', { by: 1 });
+    await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 50; i++) remote.tell('add', { by: 1 });
+    expect(await remote.ask('get', {})).toBe(150);
+    // The ask goes in the same turn as the last 50 tells: one frame of 51.
+    expect(frames).toEqual([100, 51]);
+  });
+});

@@ -141,3 +141,47 @@ describe('nodes over NATS', () => {
     expect(full[0]).toMatchObject({ reason: 'transport-failed', messageType: 'nt.counter.add' });
   });
 });
+
+describe('NATS security options', () => {
+  it('passes user and password through, and fails with ERR_TRANSPORT without them', async () => {
+    const secured = await NatsServer.start({ args: ['--user', 'troupe', '--pass', 's3cret'] });
+    try {
+      await expect(
+        natsTransport({ servers: secured.url, connection: { maxReconnectAttempts: 0 } }),
+      ).rejects.toMatchObject({ code: 'ERR_TRANSPORT' });
+      const a = await createNode({
+        name: 'sec',
+        node: 'a',
+        transport: await natsTransport({ servers: secured.url, user: 'troupe', pass: 's3cret' }),
+        deadLetterLog: () => {},
+      });
+      const b = await createNode({
+        name: 'sec',
+        node: 'b',
+        transport: await natsTransport({ servers: secured.url, user: 'troupe', pass: 's3cret' }),
+        deadLetterLog: () => {},
+      });
+      open.push(a, b);
+      b.spawn(counter, { name: 'counter' });
+      a.ref('troupe://sec/b/counter', Counter).tell('add', { by: 4 });
+      expect(await a.ref('troupe://sec/b/counter', Counter).ask('get', {})).toBe(4);
+    } finally {
+      await Promise.all(open.splice(0).map((s) => s.close()));
+      await secured.dispose();
+    }
+  });
+
+  it('passes a token through', async () => {
+    const secured = await NatsServer.start({ args: ['--auth', 'tok3n'] });
+    try {
+      const transport = await natsTransport({ servers: secured.url, token: 'tok3n' });
+      const a = await createNode({ name: 'tok', node: 'a', transport, deadLetterLog: () => {} });
+      await a.close();
+      await expect(
+        natsTransport({ servers: secured.url, token: 'wrong', connection: { maxReconnectAttempts: 0 } }),
+      ).rejects.toMatchObject({ code: 'ERR_TRANSPORT' });
+    } finally {
+      await secured.dispose();
+    }
+  });
+});
