@@ -65,7 +65,12 @@ function setUp(): Promise<Remote> {
   remote ??= (async () => {
     const server = await NatsServer.start();
     const peer = fork(join(import.meta.dirname, 'remote-peer.ts'), [server.url], {
-      execArgv: ['--import', 'tsx'],
+      // TROUPE_PROFILE_PEER=<dir> writes a CPU profile of the peer, to see where its time goes.
+      execArgv: [
+        ...(process.env.TROUPE_PROFILE_PEER ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TROUPE_PROFILE_PEER}`] : []),
+        '--import',
+        'tsx',
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     await new Promise<void>((resolve, reject) => {
