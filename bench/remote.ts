@@ -67,7 +67,9 @@ function setUp(): Promise<Remote> {
     const peer = fork(join(import.meta.dirname, 'remote-peer.ts'), [server.url], {
       // TROUPE_PROFILE_PEER=<dir> writes a CPU profile of the peer, to see where its time goes.
       execArgv: [
-        ...(process.env.TROUPE_PROFILE_PEER ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TROUPE_PROFILE_PEER}`] : []),
+        ...(process.env.TROUPE_PROFILE_PEER
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TROUPE_PROFILE_PEER}`]
+          : []),
         '--import',
         'tsx',
       ],

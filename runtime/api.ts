@@ -10,6 +10,7 @@ import type {
   ReplyOf,
   TellKeys,
   TellSpec,
+  TraceContext,
 } from '../protocols/index.js';
 import type { DeadLetterEvent, SystemEvent } from './events.js';
 import type { RestartPolicy, RestartType } from './supervision.js';
@@ -20,6 +21,11 @@ export interface AskOptions {
   readonly timeoutMs?: number;
   /** Aborting it rejects the ask with `ERR_ASK_ABORTED`. */
   readonly signal?: AbortSignal;
+  /**
+   * The W3C trace context the request belongs to. Inside a handler it defaults to the current
+   * message's, so a trace follows a request from node to node.
+   */
+  readonly trace?: TraceContext;
 }
 
 /** Options of one `tell`. */
@@ -29,6 +35,8 @@ export interface TellOptions {
    * the sender by default; after an `await` it is not known unless given here.
    */
   readonly from?: ActorRef<any>;
+  /** The W3C trace context; inside a handler it defaults to the current message's. */
+  readonly trace?: TraceContext;
 }
 
 /**
@@ -79,6 +87,8 @@ export interface ActorContext<S, P extends AnyProtocol> {
   readonly self: ActorRef<P>;
   /** The sender of the current message, when known. */
   readonly sender: ActorRef<any> | undefined;
+  /** The W3C trace context the current message came with, if any (remote messages carry theirs). */
+  readonly trace: TraceContext | undefined;
   /**
    * Aborted when this incarnation ends: the actor stops, crashes, is restarted or a handler passes
    * its deadline. One signal serves the hooks and every handler of the incarnation, so work started

@@ -1,4 +1,4 @@
-import { TroupeError } from '../protocols/index.js';
+import { type TraceContext, TroupeError } from '../protocols/index.js';
 import type { Clock, TimerHandle } from './clock.js';
 
 /**
@@ -13,6 +13,8 @@ export class PendingAsk {
   release: ((ask: PendingAsk) => void) | undefined = undefined;
   /** The correlation id of a remote ask. */
   key: string | undefined = undefined;
+  /** The W3C trace context the request came with. */
+  trace: TraceContext | undefined = undefined;
 
   constructor(
     private readonly resolveFn: (value: unknown) => void,

@@ -4,6 +4,7 @@ import {
   assertPlainData,
   formatAddress,
   invalidOption,
+  type TraceContext,
   TroupeError,
   type Validated,
   validate,
@@ -345,7 +346,15 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   tell(type: string, body: unknown, options?: TellOptions): void {
     const from = options === undefined ? currentCell : (options.from ?? currentCell);
     if (this.system.slowSend && !this.admit(type, body, from, undefined)) return;
-    this.enqueue(type, body, from);
+    const trace = options === undefined ? undefined : (options.trace ?? currentCell?.trace);
+    this.enqueue(type, body, trace === undefined ? from : new Traced(from, trace));
+  }
+
+  get trace(): TraceContext | undefined {
+    const meta = this.curMeta;
+    if (meta instanceof Traced) return meta.trace;
+    if (meta instanceof PendingAsk) return meta.trace;
+    return undefined;
   }
 
   /** Development checks, a stopped or draining system, send middleware: false when refused. */
@@ -375,6 +384,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       options?.timeoutMs ?? this.system.askTimeoutMs,
       options?.signal,
       currentCell,
+      options?.trace ?? currentCell?.trace,
     );
   }
 
@@ -385,11 +395,13 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     timeoutMs: number,
     signal: AbortSignal | undefined,
     from: ActorRef<any> | undefined,
+    trace?: TraceContext,
   ): Promise<any> {
     const system = this.system;
     return new Promise((resolve, reject) => {
       if (!(timeoutMs > 0)) throw invalidOption('ask.timeoutMs', 'must be a number > 0', timeoutMs);
       const ask = new PendingAsk(resolve, reject, from, signal, this.address, type);
+      if (trace !== undefined) ask.trace = trace;
       if (signal !== undefined) {
         if (signal.aborted) {
           ask.reject(
@@ -418,6 +430,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const meta = this.curMeta;
     if (meta instanceof Cell) return meta;
     if (meta instanceof PendingAsk) return meta.from as Cell | undefined;
+    if (meta instanceof Traced) return meta.from;
     if (meta instanceof TimerTick) return this;
     return meta as ActorRef<any> | undefined;
   }
@@ -1770,9 +1783,18 @@ const STASHED = Symbol('stashed');
 /** The meta of a Terminated notice in the mailbox; its body is `{ ref, reason }`. */
 const TERMINATED = Symbol('terminated');
 
+/** The meta of a message that came with a trace context: its sender and the context. */
+class Traced {
+  constructor(
+    readonly from: ActorRef<any> | undefined,
+    readonly trace: TraceContext,
+  ) {}
+}
+
 function senderAddress(meta: unknown): Address | undefined {
   if (meta instanceof Cell) return meta.address;
   if (meta instanceof PendingAsk) return (meta.from as Cell | undefined)?.address;
+  if (meta instanceof Traced) return meta.from?.address;
   if (typeof meta === 'object' && meta !== null && 'address' in meta) return (meta as ActorRef).address;
   return undefined;
 }

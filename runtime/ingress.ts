@@ -177,12 +177,22 @@ export async function handOver(
   }
   try {
     if (spec.kind === 'tell') {
-      target.tell(message, body, sender === undefined ? undefined : { from: sender });
+      target.tell(
+        message,
+        body,
+        envelope.trace === undefined
+          ? sender === undefined
+            ? undefined
+            : { from: sender }
+          : sender === undefined
+            ? { trace: envelope.trace }
+            : { from: sender, trace: envelope.trace },
+      );
       return { ok: true };
     }
     const timeoutMs =
       envelope.deadline === undefined ? host.askTimeoutMs : Math.max(1, envelope.deadline - now);
-    const reply = await target.request(message, body, timeoutMs, undefined, sender);
+    const reply = await target.request(message, body, timeoutMs, undefined, sender, envelope.trace);
     const replyChecked = await validate(spec.reply, reply, `reply to "${envelope.type}" from ${envelope.to}`);
     if (replyChecked.ok) return { ok: true, reply: replyChecked.value };
     host.deadLetter(

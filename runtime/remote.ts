@@ -156,14 +156,17 @@ export class Router implements TransportSink {
 
   tell(ref: RemoteRef, type: string, body: unknown, options: TellOptions | undefined): void {
     if (this.host.devChecks) assertPlainData(body);
-    const from = options?.from ?? runningCell();
+    const running = runningCell();
+    const from = options?.from ?? running;
     const fence = from === undefined ? undefined : this.cluster?.fences.get(from);
-    const envelope: Envelope =
+    const trace = options?.trace ?? running?.trace;
+    let envelope: Envelope =
       from === undefined
         ? { id: this.nextId(), to: ref.address, type: ref.wireType(type), body }
         : fence === undefined
           ? { id: this.nextId(), to: ref.address, from: from.address, type: ref.wireType(type), body }
           : { id: this.nextId(), to: ref.address, from: from.address, type: ref.wireType(type), body, fence };
+    if (trace !== undefined) envelope = { ...envelope, trace };
     if (this.refuseWhenStopped(envelope)) return;
     if (ref.named !== undefined) {
       this.sendNamed(ref.named, envelope);
@@ -196,6 +199,8 @@ export class Router implements TransportSink {
       }
       if (host.devChecks) assertPlainData(body);
       const from = runningCell();
+      const trace = options?.trace ?? from?.trace;
+      const fence = from === undefined ? undefined : this.cluster?.fences.get(from);
       const id = this.nextId();
       const ask = new PendingAsk(resolve, reject, from, options?.signal, ref.address, type);
       ask.key = id;
@@ -222,6 +227,8 @@ export class Router implements TransportSink {
         correlationId: id,
         replyTo: this.replyAddress,
         deadline: Date.now() + timeoutMs,
+        ...(trace === undefined ? {} : { trace }),
+        ...(fence === undefined ? {} : { fence }),
       };
       if (this.refuseWhenStopped(envelope, ask)) return;
       this.pending.set(id, { ask, spec: ref.specOf(type) });
@@ -443,11 +450,7 @@ export class Router implements TransportSink {
     if (admitted.spec.kind === 'tell') {
       const sender = envelope.from === undefined ? undefined : this.senderRef(envelope.from);
       try {
-        admitted.target.tell(
-          admitted.message,
-          checked.value,
-          sender === undefined ? undefined : { from: sender },
-        );
+        admitted.target.tell(admitted.message, checked.value, tellOptions(sender, envelope.trace));
       } catch {
         // A full mailbox under `reject`: the kernel already reported the dead letter.
       }
@@ -460,7 +463,14 @@ export class Router implements TransportSink {
       envelope.deadline === undefined ? this.host.askTimeoutMs : Math.max(1, envelope.deadline - now);
     let reply: Promise<unknown>;
     try {
-      reply = admitted.target.request(admitted.message, checked.value, timeoutMs, undefined, sender);
+      reply = admitted.target.request(
+        admitted.message,
+        checked.value,
+        timeoutMs,
+        undefined,
+        sender,
+        envelope.trace,
+      );
     } catch (error) {
       reply = Promise.reject(error);
     }
@@ -679,12 +689,22 @@ function encodeWithHead(envelope: Envelope, head: string): string {
   let json = `{"id":"${envelope.id}",${head}`;
   if (envelope.from !== undefined) json += `,"from":${JSON.stringify(envelope.from)}`;
   if (envelope.fence !== undefined) json += `,"fence":${envelope.fence}`;
+  if (envelope.trace !== undefined) json += `,"trace":${JSON.stringify(envelope.trace)}`;
   if (envelope.correlationId !== undefined) {
     json += `,"correlationId":"${envelope.correlationId}","replyTo":${JSON.stringify(envelope.replyTo)},"deadline":${envelope.deadline}`;
   }
   const body = JSON.stringify(envelope.body);
   // JSON has no `undefined`: such a body is left out, as JSON.stringify of the envelope would.
   return body === undefined ? `${json}}` : `${json},"body":${body}}`;
+}
+
+/** Tell options that carry a remote message's sender and trace context, allocating only when needed. */
+export function tellOptions(
+  from: ActorRef<any> | undefined,
+  trace: Envelope['trace'],
+): TellOptions | undefined {
+  if (trace === undefined) return from === undefined ? undefined : { from };
+  return from === undefined ? { trace } : { from, trace };
 }
 
 /** The message type of a reply envelope. */

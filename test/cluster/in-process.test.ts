@@ -158,3 +158,49 @@ describe('batching', () => {
     expect(frames).toEqual([100, 51]);
   });
 });
+
+describe('trace context', () => {
+  it('follows a request from node to node: given to an ask, seen by a handler, carried by its sends', async () => {
+    const Relay = defineProtocol('ip.relay', { relay: ask(z.object({}), z.string()) });
+    const Sink = defineProtocol('ip.sink', {
+      note: tell(z.object({})),
+      seen: ask(z.object({}), z.array(z.string())),
+    });
+    const { systems } = await cluster(['a', 'b', 'c']);
+    const [a, b, c] = systems as [ActorSystem, ActorSystem, ActorSystem];
+    c.spawn(
+      behavior({
+        protocols: [Sink],
+        initialState: () => [] as string[],
+        handlers: {
+          note: (_b, ctx) => {
+            ctx.state.push(ctx.trace?.traceparent ?? 'none');
+          },
+          seen: (_b, ctx) => ctx.state,
+        },
+      }),
+      { name: 'sink' },
+    );
+    b.spawn(
+      behavior({
+        protocols: [Relay],
+        handlers: {
+          relay: (_b, ctx) => {
+            ctx.system.ref('troupe://c/c/sink', Sink).tell('note', {});
+            return ctx.trace?.traceparent ?? 'none';
+          },
+        },
+      }),
+      { name: 'relay' },
+    );
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const relay = a.ref('troupe://c/b/relay', Relay);
+    expect(await relay.ask('relay', {}, { trace: { traceparent } })).toBe(traceparent);
+    expect(await relay.ask('relay', {})).toBe('none');
+    const sink = a.ref('troupe://c/c/sink', Sink);
+    const until = Date.now() + 2000;
+    let seen: string[] = [];
+    while (seen.length < 2 && Date.now() < until) seen = await sink.ask('seen', {});
+    expect(seen).toEqual([traceparent, 'none']);
+  });
+});
