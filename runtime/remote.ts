@@ -18,7 +18,13 @@ import { PendingAsk, type TimeoutQueue } from './ask.js';
 import { type Cell, runningCell } from './cell.js';
 import type { Clock } from './clock.js';
 import type { Cluster } from './cluster.js';
-import { type Admitted, admitEnvelope, type IngressFailure, type IngressHost } from './ingress.js';
+import {
+  type Admitted,
+  admitEnvelope,
+  boundaryTimeout,
+  type IngressFailure,
+  type IngressHost,
+} from './ingress.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
 
 /** Limits of what a node sends and accepts. */
@@ -460,7 +466,7 @@ export class Router implements TransportSink {
     // when it arrives there, which is the boundary the reply crosses.
     const sender = envelope.from === undefined ? undefined : this.senderRef(envelope.from);
     const timeoutMs =
-      envelope.deadline === undefined ? this.host.askTimeoutMs : Math.max(1, envelope.deadline - now);
+      envelope.deadline === undefined ? this.host.askTimeoutMs : boundaryTimeout(envelope.deadline - now);
     let reply: Promise<unknown>;
     try {
       reply = admitted.target.request(

@@ -2,6 +2,13 @@
  * Nodes over a real, private nats-server (test/harness): remote tell and ask, isolation of clusters,
  * the outage buffer across a server restart, and its limit.
  */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createUser } from '@nats-io/nkeys';
+import { nkeyAuthenticator } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -182,6 +189,73 @@ describe('NATS security options', () => {
       ).rejects.toMatchObject({ code: 'ERR_TRANSPORT' });
     } finally {
       await secured.dispose();
+    }
+  });
+});
+
+describe('NATS nkeys and TLS', () => {
+  it('passes an nkey authenticator through', async () => {
+    const user = createUser();
+    const dir = await mkdtemp(join(tmpdir(), 'troupe-nkey-'));
+    const conf = join(dir, 'server.conf');
+    await writeFile(conf, `authorization { users = [ { nkey: "${user.getPublicKey()}" } ] }\n`);
+    const secured = await NatsServer.start({ args: ['-c', conf] });
+    try {
+      const transport = await natsTransport({
+        servers: secured.url,
+        authenticator: nkeyAuthenticator(user.getSeed()),
+      });
+      const a = await createNode({ name: 'nk', node: 'a', transport, deadLetterLog: () => {} });
+      a.spawn(counter, { name: 'counter' });
+      await a.close();
+      await expect(
+        natsTransport({ servers: secured.url, connection: { maxReconnectAttempts: 0 } }),
+      ).rejects.toMatchObject({ code: 'ERR_TRANSPORT' });
+    } finally {
+      await secured.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('passes TLS options through', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'troupe-tls-'));
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    const secured = await NatsServer.start({ args: ['--tls', '--tlscert', cert, '--tlskey', key] });
+    try {
+      const transport = await natsTransport({ servers: secured.url, tls: { caFile: cert } });
+      const a = await createNode({ name: 'tls', node: 'a', transport, deadLetterLog: () => {} });
+      const b = await createNode({
+        name: 'tls',
+        node: 'b',
+        transport: await natsTransport({ servers: secured.url, tls: { caFile: cert } }),
+        deadLetterLog: () => {},
+      });
+      b.spawn(counter, { name: 'counter' });
+      a.ref('troupe://tls/b/counter', Counter).tell('add', { by: 2 });
+      expect(await a.ref('troupe://tls/b/counter', Counter).ask('get', {})).toBe(2);
+      await a.close();
+      await b.close();
+    } finally {
+      await secured.dispose();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
