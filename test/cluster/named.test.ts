@@ -165,3 +165,47 @@ describe('named actors', () => {
     );
   });
 });
+
+describe('fencing tokens', () => {
+  it('are carried by the envelopes a named actor sends', async () => {
+    const Probe = defineProtocol('nm.probe', { hit: tell(z.object({})) });
+    const Pinger = defineProtocol('nm.pinger', { ping: tell(z.object({ to: z.string() })) });
+    const network = inProcessNetwork();
+    const inner = network.transport();
+    const sent: string[] = [];
+    const spying = {
+      ...inner,
+      publish: (channel: 'node' | 'reply', node: string, frame: Parameters<typeof inner.publish>[2]) => {
+        sent.push(Buffer.from(frame.bytes).toString());
+        inner.publish(channel, node, frame);
+      },
+    };
+    const pinger = behavior({
+      protocols: [Pinger],
+      handlers: {
+        ping: ({ to }, ctx) => ctx.system.ref(to, Probe).tell('hit', {}),
+      },
+    });
+    const a = await createNode({
+      name: 'f',
+      node: 'a',
+      transport: spying,
+      kinds: { pinger },
+      deadLetterLog: () => {},
+    });
+    const b = await createNode({
+      name: 'f',
+      node: 'b',
+      transport: network.transport(),
+      deadLetterLog: () => {},
+    });
+    open.push(a, b);
+    let hits = 0;
+    b.spawn(behavior({ protocols: [Probe], handlers: { hit: () => void hits++ } }), { name: 'probe' });
+    a.actorOf('pinger', 'p1', Pinger).tell('ping', { to: 'troupe://f/b/probe' });
+    const until = Date.now() + 2000;
+    while (hits === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    const hit = sent.map((s) => JSON.parse(s)).find((e) => e.type === 'nm.probe.hit');
+    expect(hit).toMatchObject({ from: 'troupe://f/@pinger/p1', fence: expect.any(Number) });
+  });
+});
