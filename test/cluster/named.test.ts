@@ -9,10 +9,12 @@ import {
   type ActorSystem,
   ask,
   behavior,
+  type ClusterStore,
   createNode,
   defineProtocol,
   inProcessNetwork,
   type SystemEvent,
+  type Transport,
   tell,
 } from '../../index.js';
 
@@ -39,15 +41,47 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 
+/**
+ * A transport whose node can "crash": from then on its store calls do nothing, so closing the system
+ * neither withdraws it nor releases its leases, as with a killed process.
+ */
+function crashable(transport: Transport): { transport: Transport; crash: () => void } {
+  let crashed = false;
+  const skip =
+    <A extends unknown[]>(f: (...args: A) => Promise<void>) =>
+    (...args: A) =>
+      crashed ? Promise.resolve() : f(...args);
+  return {
+    transport: {
+      ...transport,
+      store: async (name: string) => {
+        const store: ClusterStore = await transport.store!(name);
+        return {
+          ...store,
+          announce: skip(store.announce),
+          withdraw: skip(store.withdraw),
+          release: skip(store.release),
+        };
+      },
+    },
+    crash: () => {
+      crashed = true;
+    },
+  };
+}
+
 async function cluster(nodes: string[], passivateAfterMs = 60_000) {
   const network = inProcessNetwork();
   const systems = new Map<string, ActorSystem>();
+  const crashes = new Map<string, () => void>();
   const events: SystemEvent[] = [];
   for (const node of nodes) {
+    const { transport, crash } = crashable(network.transport());
+    crashes.set(node, crash);
     const system = await createNode({
       name: 'bank',
       node,
-      transport: network.transport(),
+      transport,
       kinds: { account: { behavior: account, passivateAfterMs } },
       heartbeatMs: 40,
       downAfterMissed: 3,
@@ -59,7 +93,7 @@ async function cluster(nodes: string[], passivateAfterMs = 60_000) {
   }
   // Let every node hear every other.
   await new Promise((r) => setTimeout(r, 100));
-  return { systems, events };
+  return { systems, events, crashes };
 }
 
 describe('named actors', () => {
@@ -91,12 +125,13 @@ describe('named actors', () => {
   });
 
   it('activates again on a survivor once the host is down, with a higher fence', async () => {
-    const { systems, events } = await cluster(['a', 'b', 'c']);
+    const { systems, events, crashes } = await cluster(['a', 'b', 'c']);
     const a = systems.get('a')!;
     const first = await a.actorOf('account', 'k1', Account).ask('balance', {});
     const host = first.node;
     const survivor = [...systems.keys()].find((n) => n !== host)!;
     // The host stops heartbeating without a goodbye, like a killed process.
+    crashes.get(host)!();
     await systems.get(host)!.close();
     const until = Date.now() + 2000;
     while (!events.some((e) => e.type === 'member-down' && e.node === host) && Date.now() < until) {
@@ -156,6 +191,20 @@ describe('named actors', () => {
     );
     expect((await a.actorOf('account', 'idle', Account).ask('balance', {})).balance).toBe(0);
     expect(events.filter((e) => e.type === 'activation-started')).toHaveLength(2);
+  });
+
+  it("moves a closed node's named actors at once: it withdraws and gives its leases back", async () => {
+    const { systems, events } = await cluster(['a', 'b']);
+    const a = systems.get('a')!;
+    const keys = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'];
+    const before = await Promise.all(keys.map((k) => a.actorOf('account', k, Account).ask('balance', {})));
+    expect(before.some((x) => x.node === 'b')).toBe(true);
+    await systems.get('b')!.close();
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'member-down', node: 'b', reason: 'left' }),
+    );
+    const after = await Promise.all(keys.map((k) => a.actorOf('account', k, Account).ask('balance', {})));
+    expect(after.map((x) => x.node)).toEqual(keys.map(() => 'a'));
   });
 
   it('refuses a kind the node does not have with ERR_NO_ROUTE', async () => {
