@@ -7,18 +7,23 @@ export type Validated = { ok: true; value: unknown } | { ok: false; error: Troup
 /**
  * Validates `value` against a Standard Schema. Sync schemas answer synchronously; async ones
  * return a promise. A failure is a `ERR_VALIDATION` error naming `what` and each issue's path.
+ * With `to`, `what` is a message type and the failure names `"<what>" to <to>` (built only then).
  */
 export function validate(
   schema: StandardSchemaV1,
   value: unknown,
   what: string,
+  to?: string,
 ): Validated | Promise<Validated> {
   let result: StandardSchemaV1.Result<unknown> | Promise<StandardSchemaV1.Result<unknown>>;
   try {
     result = schema['~standard'].validate(value);
   } catch (cause) {
+    if (to !== undefined) what = `"${what}" to ${to}`;
     return { ok: false, error: new TroupeError('ERR_VALIDATION', `${what}: the schema threw`, { cause }) };
   }
+  if (to !== undefined && (result instanceof Promise || result.issues !== undefined))
+    what = `"${what}" to ${to}`;
   if (result instanceof Promise) {
     return result.then(
       (r) => toValidated(r, what),

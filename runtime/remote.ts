@@ -373,7 +373,7 @@ export class Router implements TransportSink {
         continue;
       }
       const { envelope, spec } = admitted;
-      const checked = validate(spec.body, envelope.body, `"${envelope.type}" to ${envelope.to}`);
+      const checked = validate(spec.body, envelope.body, envelope.type, envelope.to);
       if (checked instanceof Promise) {
         this.blocked = true;
         checked.then((result) => {
