@@ -25,6 +25,8 @@ export interface ClusterStore {
   ): Promise<{ readonly fence: number } | { readonly holder: string }>;
   /** Gives the lease back, if it is still the one with this fence. */
   release(key: string, fence: number): Promise<void>;
+  /** The fence of the lease on `key` now, or undefined when nobody holds it. */
+  fence(key: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 

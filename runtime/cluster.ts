@@ -26,14 +26,8 @@ export interface ClusterHost {
   deliverLocal(item: unknown): void;
   /** Sends an envelope (a decoded object) to another node as it is. */
   forward(node: string, item: Envelope): void;
-  deadLetter(
-    to: Address,
-    from: Address | undefined,
-    type: string,
-    body: unknown,
-    reason: 'no-such-actor' | 'expired',
-    error: TroupeError,
-  ): void;
+  /** A message that cannot reach a named actor: a dead letter, and an error reply to an ask. */
+  undeliverable(envelope: Envelope, error: TroupeError): void;
 }
 
 interface Member {
@@ -137,7 +131,13 @@ export class Cluster {
       queue.push(envelope);
       return;
     }
-    const hops = typeof envelope.hops === 'number' ? envelope.hops : 0;
+    // From the wire: anything but a small count is treated as a first hop.
+    const hops =
+      Number.isInteger(envelope.hops) &&
+      (envelope.hops as number) >= 0 &&
+      (envelope.hops as number) < MAX_HOPS
+        ? (envelope.hops as number)
+        : 0;
     const owner = this.owner(kind, key);
     if (owner !== undefined && owner !== this.host.node && hops === 0) {
       this.host.forward(owner, { ...envelope, hops: 1 } as Envelope);
@@ -148,7 +148,12 @@ export class Cluster {
       return;
     }
     this.waiting.set(id, [envelope]);
-    void this.activate(id, kind, key, kindOptions, hops);
+    this.activate(id, kind, key, kindOptions, hops).catch((error: unknown) =>
+      this.failWaiting(
+        id,
+        new TroupeError('ERR_NOT_DELIVERED', `${kind}/${key} could not be activated`, { cause: error }),
+      ),
+    );
   }
 
   /** Takes the lease and starts the activation, or passes the waiting messages to the holder. */
@@ -184,7 +189,14 @@ export class Cluster {
       return;
     }
     const address = formatAddress({ system: this.host.name, node: `@${kind}`, path: key });
-    const cell = this.host.spawnActivation(kindOptions.behavior, address);
+    let cell: Cell;
+    try {
+      cell = this.host.spawnActivation(kindOptions.behavior, address);
+    } catch (error) {
+      // The node is stopping: give the lease back at once and tell the waiting messages why.
+      await this.store.release(id, result.fence).catch(() => {});
+      throw error;
+    }
     this.activations.set(id, {
       cell,
       fence: result.fence,
@@ -238,12 +250,8 @@ export class Cluster {
   }
 
   private giveUp(envelope: Envelope, kind: string, key: string): void {
-    this.host.deadLetter(
-      envelope.to,
-      envelope.from,
-      envelope.type,
-      envelope.body,
-      'no-such-actor',
+    this.host.undeliverable(
+      envelope,
       new TroupeError('ERR_NOT_DELIVERED', `no node could take ${kind}/${key}`, { details: { kind, key } }),
     );
   }
@@ -251,9 +259,7 @@ export class Cluster {
   private failWaiting(id: string, error: TroupeError): void {
     const queue = this.waiting.get(id) ?? [];
     this.waiting.delete(id);
-    for (const envelope of queue) {
-      this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, 'no-such-actor', error);
-    }
+    for (const envelope of queue) this.host.undeliverable(envelope, error);
   }
 
   // ---- Membership ----
@@ -317,8 +323,38 @@ export class Cluster {
         }
       }
       this.passivateIdle(now);
+      // Every five heartbeats: an activation whose lease another node took (after a partition in
+      // which each side thought the other down) stops, so one activation is left.
+      if (++this.ticks % 20 === 0) void this.verifyLeases();
       this.detect();
     }, heartbeatMs / 4);
+  }
+
+  private ticks = 0;
+
+  private async verifyLeases(): Promise<void> {
+    for (const [id, activation] of [...this.activations]) {
+      let fence: number | undefined;
+      try {
+        fence = await this.store.fence(id);
+      } catch {
+        return; // The store is away: try again later.
+      }
+      if (fence === activation.fence || this.activations.get(id) !== activation || activation.handingOver)
+        continue;
+      activation.handingOver = true;
+      await activation.cell.stopFromParent();
+      // Not ours any more: nothing to release.
+      this.activations.delete(id);
+      if (this.host.observed) {
+        this.host.emit({
+          type: 'activation-stopped',
+          at: this.host.clock.now(),
+          address: activation.cell.address,
+          reason: 'lease-lost',
+        });
+      }
+    }
   }
 
   private passivateIdle(now: number): void {
@@ -372,8 +408,14 @@ export class Cluster {
    * A graceful leave: others stop placing actors here at once; each activation finishes what its
    * mailbox holds and gives its lease back, and what arrives meanwhile goes to the next owner.
    */
-  async leave(): Promise<void> {
-    if (this.leaving || this.stopped) return;
+  leave(): Promise<void> {
+    this.leavePromise ??= this.stopped ? Promise.resolve() : this.runLeave();
+    return this.leavePromise;
+  }
+
+  private leavePromise: Promise<void> | undefined;
+
+  private async runLeave(): Promise<void> {
     this.leaving = true;
     this.members.get(this.host.node)!.state = 'leaving';
     try {

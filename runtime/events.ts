@@ -108,7 +108,8 @@ export type SystemEvent =
       readonly type: 'activation-stopped';
       readonly at: number;
       readonly address: Address;
-      readonly reason: 'passivated' | 'handed-over' | 'stopped';
+      /** `lease-lost`: another node took the lease (after a partition); this activation stopped. */
+      readonly reason: 'passivated' | 'handed-over' | 'stopped' | 'lease-lost';
     }
   | {
       readonly type: 'system-stopped';

@@ -153,14 +153,23 @@ class NatsTransport implements Transport {
           if (error !== null) return;
           // A replayed frame asks for an acknowledgement: it proves someone received it.
           if (msg.reply !== undefined && msg.reply !== '') msg.respond();
-          sink.inbound(msg.data);
+          // Never let a throw reach nats.js's reader loop: it would stop reading.
+          try {
+            sink.inbound(msg.data);
+          } catch {
+            // The router reports what it refuses; a throw here is a defect it already logged.
+          }
         },
       }),
       this.nc.subscribe(replies, {
         callback: (error, msg) => {
           if (error !== null) return;
           if (msg.reply !== undefined && msg.reply !== '') msg.respond();
-          sink.replies(msg.data);
+          try {
+            sink.replies(msg.data);
+          } catch {
+            // As above.
+          }
         },
       }),
     );
@@ -198,9 +207,21 @@ class NatsTransport implements Transport {
       try {
         this.nc.publish(subject, frame.bytes);
         return;
-      } catch {
-        // The connection broke under us: hold the frame for the reconnect.
-        this.up = false;
+      } catch (cause) {
+        // nats.js buffers while it reconnects; a throw is about this frame (a subject NATS refuses,
+        // a payload past the server's max_payload) or a closed connection, not an outage to wait out.
+        frame.fail(
+          this.nc.isClosed()
+            ? new TroupeError('ERR_NOT_DELIVERED', 'the NATS connection is closed', {
+                cause,
+                details: { subject },
+              })
+            : new TroupeError('ERR_TRANSPORT', `NATS refused a frame for ${subject}: ${String(cause)}`, {
+                cause,
+                details: { subject, bytes: frame.bytes.length },
+              }),
+        );
+        return;
       }
     }
     this.hold(subject, frame);
@@ -251,6 +272,14 @@ class NatsTransport implements Transport {
           const noResponders =
             error instanceof RequestError ? error.isNoResponders() : error instanceof NoRespondersError;
           if (noResponders) {
+            // Nobody there yet: wait, unless the frame has expired by now.
+            if (this.expired(frame, held, Date.now())) {
+              held.frames.shift();
+              this.heldBytes -= frame.bytes.length;
+              held.since = Date.now();
+              frame.fail(this.notDelivered(subject));
+              continue;
+            }
             await new Promise((r) => setTimeout(r, 100));
             continue;
           }
@@ -283,21 +312,25 @@ class NatsTransport implements Transport {
     for (const [subject, held] of this.held) {
       for (let i = 0; i < held.frames.length; i++) {
         const frame = held.frames[i]!;
-        const expired =
-          frame.deadline === undefined ? now - held.since > this.replayTimeoutMs : frame.deadline <= now;
-        // The frame being replayed stays until its request settles.
-        if (!expired || (i === 0 && held.replaying)) continue;
+        // The frame being replayed stays until its request settles (replay checks it too).
+        if (!this.expired(frame, held, now) || (i === 0 && held.replaying)) continue;
         held.frames.splice(i--, 1);
         this.heldBytes -= frame.bytes.length;
-        frame.fail(
-          new TroupeError('ERR_NOT_DELIVERED', `${subject} stayed unreachable past the deadline`, {
-            details: { subject },
-          }),
-        );
+        frame.fail(this.notDelivered(subject));
       }
       if (held.frames.length === 0 && !held.replaying) this.held.delete(subject);
     }
     if (this.held.size === 0) this.stopExpiry();
+  }
+
+  private expired(frame: Frame, held: Held, now: number): boolean {
+    return frame.deadline === undefined ? now - held.since > this.replayTimeoutMs : frame.deadline <= now;
+  }
+
+  private notDelivered(subject: string): TroupeError {
+    return new TroupeError('ERR_NOT_DELIVERED', `${subject} stayed unreachable past the deadline`, {
+      details: { subject, expired: true },
+    });
   }
 
   private stopExpiry(): void {
@@ -409,6 +442,11 @@ class KvStore implements ClusterStore {
     } catch {
       // Taken over meanwhile: not ours to release any more.
     }
+  }
+
+  async fence(id: string): Promise<number | undefined> {
+    const entry = await this.leases.get(leaseKey(id));
+    return entry === null || entry.operation !== 'PUT' ? undefined : entry.revision;
   }
 
   async close(): Promise<void> {

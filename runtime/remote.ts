@@ -39,6 +39,7 @@ export interface WireLimits {
 
 /** What the router needs from its system. */
 export interface RouterHost extends IngressHost {
+  reportDefect(address: Address, error: unknown): void;
   readonly name: string;
   readonly node: string;
   readonly clock: Clock;
@@ -86,8 +87,11 @@ export class Router implements TransportSink {
   private readonly backlog: unknown[] = [];
   private blocked = false;
   private closed = false;
-  /** Membership and placement, on a node with named actors. */
-  cluster: Cluster | undefined;
+  /** Membership and placement, on a node with named actors (attached once it has started). */
+  private cluster: Cluster | undefined;
+  /** True on a node with named actors: their messages wait here until the cluster is attached. */
+  expectsCluster = false;
+  private readonly early: { envelope: Envelope; kind: string; key: string }[] = [];
   /** `troupe://<cluster>/@`: the start of every named actor's address in this cluster. */
   private readonly namedPrefix: string;
   /** Items routed already (by the cluster), to deliver here without routing them again. */
@@ -119,10 +123,30 @@ export class Router implements TransportSink {
     return new RemoteRef(this, address, node, protocol);
   }
 
+  /** The cluster has started: route the named actors' messages that came before. */
+  attach(cluster: Cluster): void {
+    this.cluster = cluster;
+    for (const { envelope, kind, key } of this.early.splice(0)) cluster.route(envelope, kind, key);
+  }
+
+  /** The fence of a local named actor, for the envelopes it sends. */
+  private fenceOf(from: ActorRef<any>): number | undefined {
+    return this.cluster?.fences.get(from);
+  }
+
   /** A ref to the named actor `kind`/`key`, wherever the cluster places it. */
   namedRefFor(kind: string, key: string, protocol: AnyProtocol | undefined): ActorRef<any> {
     const address = formatAddress({ system: this.host.name, node: `@${kind}`, path: key });
     return new RemoteRef(this, address, '', protocol, { kind, key });
+  }
+
+  /** A message that cannot be delivered: a dead letter, and for an ask an error (here or sent back). */
+  undeliverable(envelope: Envelope, error: TroupeError): void {
+    this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, 'no-such-actor', error);
+    if (envelope.correlationId === undefined) return;
+    const waiting = this.pending.get(envelope.correlationId);
+    if (waiting !== undefined) waiting.ask.reject(error);
+    else this.reply(envelope, { ok: false, error });
   }
 
   /** Delivers an envelope (a decoded object) here, without routing it again. */
@@ -143,8 +167,9 @@ export class Router implements TransportSink {
   /** Where an envelope goes: a named actor's goes through the cluster unless it was routed. */
   private routeNamed(item: unknown): boolean {
     const cluster = this.cluster;
-    if (cluster === undefined || typeof item !== 'object' || item === null || this.routed.has(item))
+    if (!this.expectsCluster || typeof item !== 'object' || item === null || this.routed.has(item)) {
       return false;
+    }
     const to = (item as { to?: unknown }).to;
     if (typeof to !== 'string' || !to.startsWith(this.namedPrefix)) return false;
     const slash = to.indexOf('/', this.namedPrefix.length);
@@ -154,7 +179,10 @@ export class Router implements TransportSink {
     } catch {
       return false; // The full checks report it.
     }
-    cluster.route(item as Envelope, to.slice(this.namedPrefix.length, slash), to.slice(slash + 1));
+    const kind = to.slice(this.namedPrefix.length, slash);
+    const key = to.slice(slash + 1);
+    if (cluster === undefined) this.early.push({ envelope: item as Envelope, kind, key });
+    else cluster.route(item as Envelope, kind, key);
     return true;
   }
 
@@ -164,7 +192,7 @@ export class Router implements TransportSink {
     if (this.host.devChecks) assertPlainData(body);
     const running = runningCell();
     const from = options?.from ?? running;
-    const fence = from === undefined ? undefined : this.cluster?.fences.get(from);
+    const fence = from === undefined ? undefined : this.fenceOf(from);
     const trace = options?.trace ?? running?.trace;
     let envelope: Envelope =
       from === undefined
@@ -186,12 +214,13 @@ export class Router implements TransportSink {
       // A message to a named actor may be delivered here without crossing the wire: check it is JSON.
       JSON.stringify(envelope.body);
     }
-    if (this.cluster === undefined) {
+    if (this.cluster !== undefined) this.cluster.route(envelope, named.kind, named.key);
+    else if (this.expectsCluster) this.early.push({ envelope, kind: named.kind, key: named.key });
+    else {
       throw new TroupeError('ERR_NO_ROUTE', `${envelope.to} is a named actor but this node has no kinds`, {
         details: { to: envelope.to },
       });
     }
-    this.cluster.route(envelope, named.kind, named.key);
   }
 
   ask(ref: RemoteRef, type: string, body: unknown, options: AskOptions | undefined): Promise<unknown> {
@@ -206,7 +235,7 @@ export class Router implements TransportSink {
       if (host.devChecks) assertPlainData(body);
       const from = runningCell();
       const trace = options?.trace ?? from?.trace;
-      const fence = from === undefined ? undefined : this.cluster?.fences.get(from);
+      const fence = from === undefined ? undefined : this.fenceOf(from);
       const id = this.nextId();
       const ask = new PendingAsk(resolve, reject, from, options?.signal, ref.address, type);
       ask.key = id;
@@ -316,8 +345,15 @@ export class Router implements TransportSink {
 
   /** Sends every queued frame now. */
   flush(): void {
-    for (const [node, box] of this.outboxes) if (box.envelopes.length > 0) this.send('node', node, box);
-    for (const [node, box] of this.replyOutboxes) if (box.envelopes.length > 0) this.send('reply', node, box);
+    // Boxes live for a turn: destinations named by the wire (reply addresses) do not pile up.
+    for (const [node, box] of this.outboxes) {
+      if (box.envelopes.length > 0) this.send('node', node, box);
+      this.outboxes.delete(node);
+    }
+    for (const [node, box] of this.replyOutboxes) {
+      if (box.envelopes.length > 0) this.send('reply', node, box);
+      this.replyOutboxes.delete(node);
+    }
   }
 
   private send(channel: 'node' | 'reply', node: string, box: Outbox): void {
@@ -338,11 +374,15 @@ export class Router implements TransportSink {
 
   /** Envelopes that could not be sent: each is a dead letter, and an ask hears at once. */
   private failed(envelopes: readonly Envelope[], error: TroupeError): void {
+    const reason = error.details?.expired === true ? 'expired' : 'transport-failed';
     for (const envelope of envelopes) {
-      const reason = error.code === 'ERR_NOT_DELIVERED' ? 'expired' : 'transport-failed';
       this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, reason, error);
-      if (envelope.correlationId !== undefined && envelope.type !== REPLY) {
-        this.pending.get(envelope.correlationId)?.ask.reject(error);
+      if (envelope.correlationId === undefined || envelope.type === REPLY) continue;
+      const waiting = this.pending.get(envelope.correlationId);
+      // Our own ask hears at once; one forwarded for another node's asker gets an error reply.
+      if (waiting !== undefined) waiting.ask.reject(error);
+      else if (envelope.replyTo !== undefined && envelope.replyTo !== this.replyAddress) {
+        this.reply(envelope, { ok: false, error });
       }
     }
   }
@@ -351,7 +391,13 @@ export class Router implements TransportSink {
 
   inbound(bytes: Uint8Array): void {
     const items = this.decodeFrame(bytes, 'inbound');
-    if (items !== undefined) this.inboundItems(items);
+    if (items === undefined) return;
+    try {
+      this.inboundItems(items);
+    } catch (error) {
+      // A defect, not the sender's fault: report it and keep receiving.
+      this.host.reportDefect(this.replyAddress, error);
+    }
   }
 
   private inboundItems(items: unknown[]): void {
@@ -377,10 +423,13 @@ export class Router implements TransportSink {
       if (checked instanceof Promise) {
         this.blocked = true;
         checked.then((result) => {
-          this.accept(admitted, result, now);
-          const rest = [...items.slice(i + 1), ...this.backlog.splice(0)];
-          this.blocked = false;
-          this.deliverAll(rest, 0);
+          try {
+            this.accept(admitted, result, now);
+          } finally {
+            const rest = [...items.slice(i + 1), ...this.backlog.splice(0)];
+            this.blocked = false;
+            this.deliverAll(rest, 0);
+          }
         });
         return;
       }
@@ -525,6 +574,7 @@ export class Router implements TransportSink {
     result: { ok: true; reply?: unknown } | { ok: false; error: TroupeError },
   ): void {
     if (envelope.replyTo === undefined || envelope.correlationId === undefined) return;
+    if (envelope.correlationId.length > MAX_CORRELATION_ID) return;
     let node: string;
     try {
       node = nodeOf(envelope.replyTo);
@@ -555,17 +605,28 @@ export class Router implements TransportSink {
       const failure = TroupeError.is(error)
         ? error
         : new TroupeError('ERR_NOT_PLAIN_DATA', 'the reply is not JSON', { cause: error });
-      this.enqueue(this.replyOutboxes, node, {
-        ...reply,
-        body: { ok: false, error: { code: failure.code, message: failure.message } },
-      });
+      try {
+        this.enqueue(this.replyOutboxes, node, {
+          ...reply,
+          body: { ok: false, error: { code: failure.code, message: failure.message } },
+        });
+      } catch {
+        // Not even the error fits: the asker's own deadline ends its wait.
+        this.host.deadLetter(envelope.replyTo, envelope.to, REPLY, body, 'transport-failed', failure);
+      }
     }
   }
 
   replies(bytes: Uint8Array): void {
     const items = this.decodeFrame(bytes, 'replies');
     if (items === undefined) return;
-    for (const item of items) this.settleReply(item);
+    for (const item of items) {
+      try {
+        this.settleReply(item);
+      } catch (error) {
+        this.host.reportDefect(this.replyAddress, error);
+      }
+    }
   }
 
   private settleReply(item: unknown): void {
@@ -716,15 +777,23 @@ export function tellOptions(
 /** The message type of a reply envelope. */
 const REPLY = '$reply';
 
+/** A node id as a reply can be sent to it: what `createSystem` accepts as `node`, and not too long. */
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** The node of an address that came from the wire. @throws TroupeError `ERR_INVALID_ADDRESS`. */
 function nodeOf(address: Address): string {
   const rest = address.slice('troupe://'.length);
   const first = rest.indexOf('/');
   const second = rest.indexOf('/', first + 1);
-  if (!address.startsWith('troupe://') || first <= 0 || second <= first + 1) {
-    throw new TroupeError('ERR_INVALID_ADDRESS', `${JSON.stringify(address)} is not a Troupe address`);
+  const node = rest.slice(first + 1, second);
+  if (!address.startsWith('troupe://') || first <= 0 || second <= first + 1 || !NODE_ID.test(node)) {
+    throw new TroupeError('ERR_INVALID_ADDRESS', `${JSON.stringify(address)} is not a Troupe node address`);
   }
-  return rest.slice(first + 1, second);
+  return node;
 }
+
+/** Longest correlation id a reply is sent for (ours are short; a longer one is forged). */
+const MAX_CORRELATION_ID = 256;
 
 /** Rebuilds an error that came back from another node; its code is checked against the catalogue. */
 function remoteError(data: unknown, to: Address): TroupeError {

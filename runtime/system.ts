@@ -163,24 +163,26 @@ class ActorSystemImpl implements Host, ClusterHost {
       this.cluster = undefined;
       this.opened = resolved;
     } else {
+      const store = transport.store;
+      if (options.kinds.size > 0 && store === undefined) {
+        throw invalidOption(
+          'transport',
+          'named actors (`kinds`) need a transport with a cluster store',
+          transport,
+        );
+      }
       const router = new Router(this, transport, options);
       this.router = router;
       this.cluster = undefined;
       let opening = router.open();
-      if (options.kinds.size > 0) {
-        const store = transport.store;
-        if (store === undefined) {
-          throw invalidOption(
-            'transport',
-            'named actors (`kinds`) need a transport with a cluster store',
-            transport,
-          );
-        }
+      if (options.kinds.size > 0 && store !== undefined) {
+        // Named actors' messages wait in the router until the cluster has started.
+        router.expectsCluster = true;
         opening = opening.then(async () => {
           const cluster = new Cluster(this, await store.call(transport, this.name), options);
           this.cluster = cluster;
-          router.cluster = cluster;
           await cluster.start();
+          router.attach(cluster);
         });
       }
       this.opened = opening;
@@ -206,6 +208,10 @@ class ActorSystemImpl implements Host, ClusterHost {
 
   forward(node: string, item: Envelope): void {
     this.router?.forward(node, item);
+  }
+
+  undeliverable(envelope: Envelope, error: TroupeError): void {
+    this.router?.undeliverable(envelope, error);
   }
 
   /** 0 running, 1 draining, 2 stopping, 3 stopped. */
@@ -322,8 +328,9 @@ class ActorSystemImpl implements Host, ClusterHost {
     if (this.state !== RUNNING) return this.stopPromise ?? this.closedPromise.then(() => undefined);
     const timeoutMs = options?.timeoutMs ?? 5000;
     if (!(timeoutMs >= 0)) throw invalidOption('drain.timeoutMs', 'must be a number >= 0', timeoutMs);
-    // A cluster node first hands its named actors over, while everything still runs.
-    if (this.cluster !== undefined) await this.cluster.leave();
+    // A cluster node first hands its named actors over, while everything still runs; the drain's
+    // timeout bounds that too (what is not handed over by then stops with the tree).
+    if (this.cluster !== undefined) await this.within(this.cluster.leave(), timeoutMs);
     if (this.state !== RUNNING) return this.stopPromise ?? this.closedPromise.then(() => undefined);
     this.state = DRAINING;
     if (this.observed) this.emit({ type: 'system-draining', at: this.clock.now() });

@@ -76,8 +76,12 @@ export function inProcessNetwork(): InProcessNetwork {
               );
               return;
             }
-            if (channel === 'node') sink.inbound(frame.bytes);
-            else sink.replies(frame.bytes);
+            try {
+              if (channel === 'node') sink.inbound(frame.bytes);
+              else sink.replies(frame.bytes);
+            } catch {
+              // The receiving router reports its own defects; the network goes on.
+            }
           });
         },
         async close() {
@@ -132,6 +136,9 @@ function memoryStore(state: MemoryStoreState): ClusterStore {
     },
     async release(k, fence) {
       if (state.leases.get(k)?.revision === fence) state.leases.delete(k);
+    },
+    async fence(k) {
+      return state.leases.get(k)?.revision;
     },
     async close() {
       if (mine !== undefined) state.listeners.delete(mine);

@@ -45,7 +45,7 @@ afterEach(async () => {
  * A transport whose node can "crash": from then on its store calls do nothing, so closing the system
  * neither withdraws it nor releases its leases, as with a killed process.
  */
-function crashable(transport: Transport): { transport: Transport; crash: () => void } {
+function crashable(transport: Transport): { transport: Transport; crash: () => void; recover: () => void } {
   let crashed = false;
   const skip =
     <A extends unknown[]>(f: (...args: A) => Promise<void>) =>
@@ -67,6 +67,9 @@ function crashable(transport: Transport): { transport: Transport; crash: () => v
     crash: () => {
       crashed = true;
     },
+    recover: () => {
+      crashed = false;
+    },
   };
 }
 
@@ -74,10 +77,12 @@ async function cluster(nodes: string[], passivateAfterMs = 60_000) {
   const network = inProcessNetwork();
   const systems = new Map<string, ActorSystem>();
   const crashes = new Map<string, () => void>();
+  const recoveries = new Map<string, () => void>();
   const events: SystemEvent[] = [];
   for (const node of nodes) {
-    const { transport, crash } = crashable(network.transport());
+    const { transport, crash, recover } = crashable(network.transport());
     crashes.set(node, crash);
+    recoveries.set(node, recover);
     const system = await createNode({
       name: 'bank',
       node,
@@ -93,7 +98,7 @@ async function cluster(nodes: string[], passivateAfterMs = 60_000) {
   }
   // Let every node hear every other.
   await new Promise((r) => setTimeout(r, 100));
-  return { systems, events, crashes };
+  return { systems, events, crashes, recoveries };
 }
 
 describe('named actors', () => {
@@ -205,6 +210,35 @@ describe('named actors', () => {
     );
     const after = await Promise.all(keys.map((k) => a.actorOf('account', k, Account).ask('balance', {})));
     expect(after.map((x) => x.node)).toEqual(keys.map(() => 'a'));
+  });
+
+  it('stops the older activation once a partition heals and the lease belongs to another node', async () => {
+    const { systems, events, crashes, recoveries } = await cluster(['a', 'b']);
+    const a = systems.get('a')!;
+    // Find a key that b hosts.
+    let key = '';
+    for (let i = 0; key === ''; i++) {
+      if ((await a.actorOf('account', `p${i}`, Account).ask('balance', {})).node === 'b') key = `p${i}`;
+    }
+    // b goes silent (a partition): a declares it down and takes the key over.
+    crashes.get('b')!();
+    const until = Date.now() + 2000;
+    while (!events.some((e) => e.type === 'member-down' && e.node === 'b') && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect((await a.actorOf('account', key, Account).ask('balance', {})).node).toBe('a');
+    // The partition heals: b finds its lease gone and stops its activation.
+    recoveries.get('b')!();
+    const healed = Date.now() + 2000;
+    const lost = () =>
+      events.some(
+        (e) =>
+          e.type === 'activation-stopped' &&
+          e.reason === 'lease-lost' &&
+          e.address === `troupe://bank/@account/${key}`,
+      );
+    while (!lost() && Date.now() < healed) await new Promise((r) => setTimeout(r, 10));
+    expect(lost()).toBe(true);
   });
 
   it('refuses a kind the node does not have with ERR_NO_ROUTE', async () => {

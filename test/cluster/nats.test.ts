@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createUser } from '@nats-io/nkeys';
-import { nkeyAuthenticator } from '@nats-io/transport-node';
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -257,5 +257,44 @@ describe('NATS nkeys and TLS', () => {
       await secured.dispose();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('forged requests', () => {
+  it('keep the node sending and receiving: a reply address NATS refuses, a huge correlation id', async () => {
+    const a = await node('forge', 'a');
+    const b = await node('forge', 'b');
+    b.system.spawn(counter, { name: 'counter' });
+    const nc = await connect({ servers: server.url });
+    try {
+      const forged = (extra: Record<string, unknown>) =>
+        new TextEncoder().encode(
+          JSON.stringify({
+            id: 'x',
+            to: 'troupe://forge/b/counter',
+            type: 'nt.counter.get',
+            body: {},
+            ...extra,
+          }),
+        );
+      nc.publish('troupe.forge.node.b', forged({ correlationId: 'c1', replyTo: 'troupe://forge/x y/' }));
+      nc.publish(
+        'troupe.forge.node.b',
+        forged({ correlationId: '\u00ff'.repeat(400_000), replyTo: 'troupe://forge/a/' }),
+      );
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const remote = a.system.ref('troupe://forge/b/counter', Counter);
+    remote.tell('add', { by: 7 });
+    expect(await remote.ask('get', {}, { timeoutMs: 2000 })).toBe(7);
+    expect(
+      await b.system
+        .ref('troupe://forge/a/nobody', Counter)
+        .ask('get', {})
+        .catch((e) => e.code),
+    ).toBe('ERR_NO_SUCH_ACTOR');
   });
 });
