@@ -1,7 +1,60 @@
 /**
- * Troupe: an actor-model runtime for AI agents. This entry re-exports the public faces of each layer.
+ * Troupe: an actor-model runtime for AI agents. This entry re-exports the public faces of each layer,
+ * without the runtime's kernel hooks for building supervisors (those stay on `troupe/runtime`).
  * @packageDocumentation
  */
 export * from './protocols/index.js';
-export * from './runtime/index.js';
+export type {
+  ActorContext,
+  ActorRef,
+  ActorStatus,
+  ActorSystem,
+  AskOptions,
+  Backoff,
+  Behavior,
+  BehaviorDefinition,
+  Clock,
+  ClusterStore,
+  DeadLetterEvent,
+  DeadLetterReason,
+  DrainOptions,
+  ExitReason,
+  Frame,
+  Handlers,
+  IngressResult,
+  InProcessNetwork,
+  KindOptions,
+  MailboxOptions,
+  MemberState,
+  MessageInfo,
+  Middleware,
+  NatsTransportOptions,
+  RestartPolicy,
+  RestartType,
+  SpawnOptions,
+  Strategy,
+  SystemEvent,
+  SystemEventType,
+  SystemOptions,
+  SystemStatus,
+  TellOptions,
+  TimerHandle,
+  Timers,
+  Transport,
+  TransportSink,
+  TreeNode,
+} from './runtime/index.js';
+export {
+  behavior,
+  createNode,
+  createSystem,
+  deliverFromBoundary,
+  exponential,
+  inProcessNetwork,
+  natsTransport,
+  realClock,
+  restartPolicyDefaults,
+  supervisingBehavior,
+  systemDefaults,
+} from './runtime/index.js';
 export * from './supervisors/index.js';

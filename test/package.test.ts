@@ -44,3 +44,28 @@ it('declares every package the shipped code imports as a dependency', () => {
   const missing = [...used].filter(([name]) => !deps.has(name)).map(([name, file]) => `${name} (${file})`);
   expect(missing, 'imported at run time but not in dependencies').toEqual([]);
 });
+
+it('keeps the kernel hooks for supervisors out of the main entry, and the public API in it', async () => {
+  const troupe = await import('../index.js');
+  for (const name of [
+    'createSystem',
+    'createNode',
+    'natsTransport',
+    'inProcessNetwork',
+    'supervisor',
+    'defineProtocol',
+  ]) {
+    expect(troupe, name).toHaveProperty(name);
+  }
+  for (const name of [
+    'withContext',
+    'spawnAndStart',
+    'childSlots',
+    'restartChildSlot',
+    'checkSpawnOptions',
+  ]) {
+    expect(troupe, name).not.toHaveProperty(name);
+  }
+  const runtime = await import('../runtime/index.js');
+  expect(runtime).toHaveProperty('withContext');
+});
