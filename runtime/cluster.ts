@@ -124,6 +124,14 @@ export class Cluster {
         this.host.deliverLocal(envelope);
         return;
       }
+      if (activation.cell.alive && !this.leaving && !this.stopped) {
+        // Being passivated: the message waits and activates the key again once the old activation
+        // is gone, so there are never two at once.
+        const queue = this.waiting.get(id);
+        if (queue === undefined) this.waiting.set(id, [envelope]);
+        else queue.push(envelope);
+        return;
+      }
       if (!activation.cell.alive) void this.retire(id, activation);
     }
     const queue = this.waiting.get(id);
@@ -381,6 +389,25 @@ export class Cluster {
     while (activation.cell.alive && !activation.cell.idle) await sleep(5);
     await activation.cell.stopFromParent();
     await this.retire(id, activation, reason);
+    // Messages that came during a passivation activate the key again (here or where it belongs).
+    const waiting = this.waiting.get(id);
+    if (waiting !== undefined && reason === 'passivated' && !this.leaving && !this.stopped) {
+      const kind = kindOf(id);
+      const kindOptions = this.settings.kinds.get(kind);
+      if (kindOptions !== undefined) {
+        this.activate(id, kind, id.slice(kind.length + 1), kindOptions, 0).catch((error: unknown) =>
+          this.failWaiting(
+            id,
+            new TroupeError('ERR_NOT_DELIVERED', `${id} could not be activated`, { cause: error }),
+          ),
+        );
+      }
+    } else if (waiting !== undefined) {
+      // Leaving or stopping: what waited goes to the next owner.
+      this.waiting.delete(id);
+      const kind = kindOf(id);
+      for (const envelope of waiting) this.passOn(envelope, kind, id.slice(kind.length + 1), 0);
+    }
   }
 
   private retire(

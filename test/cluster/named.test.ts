@@ -241,6 +241,33 @@ describe('named actors', () => {
     expect(lost()).toBe(true);
   });
 
+  it('never runs two activations of a key while passivating and activating again', async () => {
+    handled.clear();
+    const { systems, events } = await cluster(['a'], 20);
+    const a = systems.get('a')!;
+    const ref = a.actorOf('account', 'flappy', Account);
+    let sent = 0;
+    for (let round = 0; round < 30; round++) {
+      ref.tell('deposit', { amount: 1 });
+      sent++;
+      await new Promise((r) => setTimeout(r, 10 + (round % 5) * 10));
+    }
+    await ref.ask('balance', {});
+    expect(handled.get('troupe://bank/@account/flappy')).toBe(sent);
+    // Started and stopped alternate: never a second start before the stop.
+    const lifecycle = events
+      .filter(
+        (e) =>
+          (e.type === 'activation-started' || e.type === 'activation-stopped') &&
+          e.address.endsWith('/flappy'),
+      )
+      .map((e) => e.type);
+    expect(lifecycle.length).toBeGreaterThan(2);
+    lifecycle.forEach((type, i) => {
+      expect(type, `event ${i}`).toBe(i % 2 === 0 ? 'activation-started' : 'activation-stopped');
+    });
+  });
+
   it('refuses a kind the node does not have with ERR_NO_ROUTE', async () => {
     const { systems } = await cluster(['a']);
     expect(() => systems.get('a')!.actorOf('nope', 'k')).toThrow(
