@@ -352,8 +352,12 @@ export class Cluster {
         continue;
       activation.handingOver = true;
       await activation.cell.stopFromParent();
-      // Not ours any more: nothing to release.
+      // Not ours any more: nothing to release. What waited for it goes where the lease now is.
       this.activations.delete(id);
+      const waiting = this.waiting.get(id);
+      this.waiting.delete(id);
+      const kind = kindOf(id);
+      for (const envelope of waiting ?? []) this.route(envelope, kind, id.slice(kind.length + 1));
       if (this.host.observed) {
         this.host.emit({
           type: 'activation-stopped',

@@ -210,10 +210,6 @@ export class Router implements TransportSink {
   }
 
   private sendNamed(named: { kind: string; key: string }, envelope: Envelope): void {
-    if (this.host.devChecks) {
-      // A message to a named actor may be delivered here without crossing the wire: check it is JSON.
-      JSON.stringify(envelope.body);
-    }
     if (this.cluster !== undefined) this.cluster.route(envelope, named.kind, named.key);
     else if (this.expectsCluster) this.early.push({ envelope, kind: named.kind, key: named.key });
     else {
