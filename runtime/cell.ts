@@ -397,27 +397,48 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     from: ActorRef<any> | undefined,
     trace?: TraceContext,
   ): Promise<any> {
-    const system = this.system;
     return new Promise((resolve, reject) => {
       if (!(timeoutMs > 0)) throw invalidOption('ask.timeoutMs', 'must be a number > 0', timeoutMs);
-      const ask = new PendingAsk(resolve, reject, from, signal, this.address, type);
-      if (trace !== undefined) ask.trace = trace;
-      if (signal !== undefined) {
-        if (signal.aborted) {
-          ask.reject(
-            new TroupeError('ERR_ASK_ABORTED', `ask "${type}" to ${this.address} was aborted`, {
-              cause: signal.reason,
-              details: { to: this.address, type },
-            }),
-          );
-          return;
-        }
-        ask.listen(signal);
+      this.requestWith(type, body, timeoutMs, signal, from, trace, resolve, reject);
+    });
+  }
+
+  /**
+   * An ask whose outcome goes to `resolve`/`reject` directly, without a promise: for a boundary that
+   * only forwards the reply (the router sends it back to the asking node).
+   */
+  requestWith(
+    type: string,
+    body: unknown,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    from: ActorRef<any> | undefined,
+    trace: TraceContext | undefined,
+    resolve: (value: unknown) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    const system = this.system;
+    const ask = new PendingAsk(resolve, reject, from, signal, this.address, type);
+    if (trace !== undefined) ask.trace = trace;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        ask.reject(
+          new TroupeError('ERR_ASK_ABORTED', `ask "${type}" to ${this.address} was aborted`, {
+            cause: signal.reason,
+            details: { to: this.address, type },
+          }),
+        );
+        return;
       }
+      ask.listen(signal);
+    }
+    try {
       if (system.slowSend && !this.admit(type, body, from, ask)) return;
       system.timeouts.add(ask, timeoutMs);
       this.enqueue(type, body, ask);
-    });
+    } catch (error) {
+      ask.reject(error);
+    }
   }
 
   // ---- ActorContext ----
