@@ -27,6 +27,7 @@ export interface Envelope {
   readonly fence?: number;
 }
 
+const REQUIRED_STRINGS = ['id', 'to', 'type'] as const;
 const OPTIONAL_STRINGS = ['from', 'correlationId', 'replyTo'] as const;
 
 /**
@@ -37,7 +38,7 @@ export function decodeEnvelope(data: unknown): Envelope {
   if (typeof data !== 'object' || data === null || Array.isArray(data))
     throw bad('the envelope is not an object');
   const e = data as Record<string, unknown>;
-  for (const field of ['id', 'to', 'type'] as const) {
+  for (const field of REQUIRED_STRINGS) {
     if (typeof e[field] !== 'string' || (e[field] as string).length === 0)
       throw bad(`\`${field}\` must be a string`);
   }

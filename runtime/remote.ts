@@ -437,6 +437,8 @@ export class Router implements TransportSink {
     }
   }
 
+  private lastTo: string | undefined;
+  private lastTarget: Cell | undefined;
   /** Live targets by address, so that most arrivals skip parsing their address. */
   private readonly targets = new Map<string, Cell>();
   /** Per behaviour, what each wire type names: the message and its spec. */
@@ -452,8 +454,11 @@ export class Router implements TransportSink {
     const to = (data as { to?: unknown }).to;
     const type = (data as { type?: unknown }).type;
     if (typeof to !== 'string' || typeof type !== 'string') return undefined;
-    const target = this.targets.get(to);
+    // Arrivals come in runs to one actor: a one-entry cache before the map.
+    const target = to === this.lastTo ? this.lastTarget : this.targets.get(to);
     if (target === undefined || !target.alive) return this.learnTarget(to, data, now);
+    this.lastTo = to;
+    this.lastTarget = target;
     let routes = this.routes.get(target.behavior);
     if (routes === undefined) {
       routes = new Map();
