@@ -489,6 +489,8 @@ export class Router implements TransportSink {
     if ('target' in admitted) {
       if (this.targets.size >= 10_000) this.targets.clear();
       this.targets.set(to, admitted.target);
+      this.lastTo = to;
+      this.lastTarget = admitted.target;
     }
     return admitted;
   }

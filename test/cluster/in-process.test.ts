@@ -204,3 +204,18 @@ describe('trace context', () => {
     expect(seen).toEqual([traceparent, 'none']);
   });
 });
+
+describe('an actor replaced at the same address', () => {
+  it('gets the messages sent to the address after the old one stopped', async () => {
+    const { systems } = await cluster(['a', 'b']);
+    const [a, b] = systems as [ActorSystem, ActorSystem];
+    const first = b.spawn(counter, { name: 'counter' });
+    const remote = a.ref('troupe://c/b/counter', Counter);
+    remote.tell('add', { by: 1 });
+    expect(await remote.ask('get', {})).toBe(1);
+    await b.stop(first);
+    b.spawn(counter, { name: 'counter' });
+    remote.tell('add', { by: 5 });
+    expect(await remote.ask('get', {})).toBe(5);
+  });
+});
