@@ -59,8 +59,18 @@ type WireReply =
     };
 
 interface Outbox {
-  /** The envelopes' JSON, comma-separated (built by concatenation: cheaper than join). */
+  /** The frame's elements' JSON, comma-separated (built by concatenation: cheaper than join). */
   text: string;
+  /** Elements in `text`, and whether the only one is a plain envelope (sent without brackets). */
+  pieces: number;
+  single: boolean;
+  /**
+   * The run being built: tells with the same `to`, `type` and `from` and nothing else, sent as one
+   * `{"$run":1,"to":..,"type":..,"from":..,"items":[[id, body], ...]}` element so the shared fields
+   * are written and parsed once. `runKey` is its serialized shared fields.
+   */
+  runKey: string | undefined;
+  runText: string;
   envelopes: Envelope[];
   bytes: number;
   /** The latest deadline of the envelopes; undefined when one has none (it never expires). */
@@ -297,22 +307,38 @@ export class Router implements TransportSink {
    */
   private enqueue(outboxes: Map<string, Outbox>, node: string, envelope: Envelope, head?: string): void {
     let json: string;
+    let runKey: string | undefined;
     try {
-      // A tell through a ref: its `to` and `type` were serialized once (`head`); only the rest now.
-      json =
-        envelope.type === REPLY
-          ? // A reply needs only its correlation id and outcome: the reply subject says the rest.
-            `{"correlationId":${JSON.stringify(envelope.correlationId)},"body":${JSON.stringify(envelope.body)}}`
-          : head === undefined
-            ? JSON.stringify(envelope)
-            : encodeWithHead(envelope, head);
+      if (
+        head !== undefined &&
+        envelope.correlationId === undefined &&
+        envelope.deadline === undefined &&
+        envelope.trace === undefined &&
+        envelope.fence === undefined
+      ) {
+        // A plain tell through a ref: it joins a run of tells with the same shared fields.
+        runKey = envelope.from === undefined ? head : `${head},"from":${JSON.stringify(envelope.from)}`;
+        const body = JSON.stringify(envelope.body);
+        json = body === undefined ? `["${envelope.id}"]` : `["${envelope.id}",${body}]`;
+      } else {
+        // A tell through a ref: its `to` and `type` were serialized once (`head`); only the rest now.
+        json =
+          envelope.type === REPLY
+            ? // A reply needs only its correlation id and outcome: the reply subject says the rest.
+              `{"correlationId":${JSON.stringify(envelope.correlationId)},"body":${JSON.stringify(envelope.body)}}`
+            : head === undefined
+              ? JSON.stringify(envelope)
+              : encodeWithHead(envelope, head);
+      }
     } catch (cause) {
       throw new TroupeError('ERR_NOT_PLAIN_DATA', `"${envelope.type}" to ${envelope.to} is not JSON`, {
         cause,
         details: { to: envelope.to, type: envelope.type },
       });
     }
-    const bytes = json.length <= this.limits.maxMessageBytes / 3 ? json.length : Buffer.byteLength(json);
+    const length = json.length + (runKey === undefined ? 0 : runKey.length);
+    const bytes =
+      length <= this.limits.maxMessageBytes / 3 ? length : Buffer.byteLength(json) + (runKey?.length ?? 0);
     if (bytes > this.limits.maxMessageBytes) {
       throw new TroupeError(
         'ERR_MESSAGE_TOO_LARGE',
@@ -322,13 +348,35 @@ export class Router implements TransportSink {
     }
     let box = outboxes.get(node);
     if (box === undefined) {
-      box = { text: '', envelopes: [], bytes: 0, deadline: undefined, expires: true };
+      box = {
+        text: '',
+        pieces: 0,
+        single: false,
+        runKey: undefined,
+        runText: '',
+        envelopes: [],
+        bytes: 0,
+        deadline: undefined,
+        expires: true,
+      };
       outboxes.set(node, box);
     }
     if (box.envelopes.length > 0 && box.bytes + bytes > this.limits.maxBatchBytes) {
       this.send(outboxes === this.outboxes ? 'node' : 'reply', node, box);
     }
-    box.text = box.envelopes.length === 0 ? json : `${box.text},${json}`;
+    if (runKey !== undefined) {
+      if (box.runKey === runKey) box.runText = `${box.runText},${json}`;
+      else {
+        closeRun(box);
+        box.runKey = runKey;
+        box.runText = json;
+      }
+    } else {
+      closeRun(box);
+      box.text = box.pieces === 0 ? json : `${box.text},${json}`;
+      box.pieces++;
+      box.single = box.pieces === 1;
+    }
     box.envelopes.push(envelope);
     box.bytes += bytes + 1;
     if (envelope.deadline === undefined) box.expires = false;
@@ -357,7 +405,8 @@ export class Router implements TransportSink {
   }
 
   private send(channel: 'node' | 'reply', node: string, box: Outbox): void {
-    const text = box.envelopes.length === 1 ? box.text : `[${box.text}]`;
+    closeRun(box);
+    const text = box.pieces === 1 && box.single ? box.text : `[${box.text}]`;
     const envelopes = box.envelopes;
     const frame: Frame = {
       bytes: Buffer.from(text, 'utf8'),
@@ -365,6 +414,8 @@ export class Router implements TransportSink {
       fail: (error) => this.failed(envelopes, error),
     };
     box.text = '';
+    box.pieces = 0;
+    box.single = false;
     box.envelopes = [];
     box.bytes = 0;
     box.deadline = undefined;
@@ -730,7 +781,8 @@ export class Router implements TransportSink {
       );
       return undefined;
     }
-    return Array.isArray(data) ? data : [data];
+    const items = Array.isArray(data) ? data : [data];
+    return items.some(isRun) ? expandRuns(items) : items;
   }
 }
 
@@ -775,6 +827,54 @@ export function tellOptions(
 ): TellOptions | undefined {
   if (trace === undefined) return from === undefined ? undefined : { from };
   return from === undefined ? { trace } : { from, trace };
+}
+
+/** Ends the run being built in an outbox: it becomes one element of the frame. */
+function closeRun(box: Outbox): void {
+  if (box.runKey === undefined) return;
+  const piece = `{"$run":1,${box.runKey},"items":[${box.runText}]}`;
+  box.text = box.pieces === 0 ? piece : `${box.text},${piece}`;
+  box.pieces++;
+  box.single = false;
+  box.runKey = undefined;
+  box.runText = '';
+}
+
+function isRun(item: unknown): boolean {
+  return typeof item === 'object' && item !== null && (item as { $run?: unknown }).$run === 1;
+}
+
+/**
+ * Turns each run in a frame back into envelopes (untrusted: what is malformed stays malformed, so
+ * the full checks refuse it as a dead letter).
+ */
+function expandRuns(items: readonly unknown[]): unknown[] {
+  const out: unknown[] = [];
+  for (const item of items) {
+    if (!isRun(item)) {
+      out.push(item);
+      continue;
+    }
+    const run = item as { to?: unknown; type?: unknown; from?: unknown; items?: unknown };
+    const list = run.items;
+    if (
+      typeof run.to !== 'string' ||
+      typeof run.type !== 'string' ||
+      (run.from !== undefined && typeof run.from !== 'string') ||
+      !Array.isArray(list) ||
+      list.length === 0
+    ) {
+      out.push(item); // Not an envelope: refused as malformed, once.
+      continue;
+    }
+    const { to, type, from } = run as { to: string; type: string; from?: string };
+    for (const entry of list) {
+      const id: unknown = Array.isArray(entry) ? entry[0] : undefined;
+      const body: unknown = Array.isArray(entry) ? entry[1] : entry;
+      out.push(from === undefined ? { id, to, type, body } : { id, to, from, type, body });
+    }
+  }
+  return out;
 }
 
 /** The message type of a reply envelope. */

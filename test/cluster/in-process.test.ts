@@ -136,7 +136,12 @@ describe('batching', () => {
     const counting = {
       ...inner,
       publish: (channel: 'node' | 'reply', node: string, frame: Parameters<typeof inner.publish>[2]) => {
-        if (channel === 'node') frames.push(JSON.parse(Buffer.from(frame.bytes).toString()).length ?? 1);
+        if (channel === 'node') {
+          // A frame holds envelopes and runs of tells ({ $run, items }): count the envelopes.
+          const data = JSON.parse(Buffer.from(frame.bytes).toString()) as unknown;
+          const elements = (Array.isArray(data) ? data : [data]) as { $run?: number; items?: unknown[] }[];
+          frames.push(elements.reduce((n, e) => n + (e.$run === 1 ? e.items!.length : 1), 0));
+        }
         inner.publish(channel, node, frame);
       },
     };
@@ -217,5 +222,48 @@ describe('an actor replaced at the same address', () => {
     b.spawn(counter, { name: 'counter' });
     remote.tell('add', { by: 5 });
     expect(await remote.ask('get', {})).toBe(5);
+  });
+});
+
+describe('runs of tells on the wire', () => {
+  it('delivers a well-formed run and refuses each malformed part as a dead letter', async () => {
+    const network = inProcessNetwork();
+    const b = await createNode({
+      name: 'c',
+      node: 'b',
+      transport: network.transport(),
+      deadLetterLog: () => {},
+    });
+    open.push(b);
+    const dead: string[] = [];
+    b.deadLetters$.subscribe((d) => dead.push(d.reason));
+    b.spawn(counter, { name: 'counter' });
+    const raw = network.transport();
+    await raw.open('c', 'x', { inbound: () => {}, replies: () => {} });
+    const send = (value: unknown) =>
+      raw.publish('node', 'b', {
+        bytes: new TextEncoder().encode(JSON.stringify(value)),
+        deadline: undefined,
+        fail: () => {},
+      });
+    const to = 'troupe://c/b/counter';
+    send([
+      {
+        $run: 1,
+        to,
+        type: 'ip.counter.add',
+        items: [
+          ['i1', { by: 1 }],
+          ['i2', { by: 2 }],
+        ],
+      },
+      { $run: 1, to, type: 'ip.counter.add', items: [] },
+      { $run: 1, to: 42, type: 'ip.counter.add', items: [['i3', { by: 3 }]] },
+      { $run: 1, to, type: 'ip.counter.add', items: [[7, { by: 4 }], { by: 5 }, ['i6', { by: 'six' }]] },
+    ]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await b.ref(to, Counter).ask('get', {})).toBe(3);
+    // The empty run, the run with a bad `to`, a numeric id, an item that is no pair, a bad body.
+    expect(dead).toEqual(['malformed', 'malformed', 'malformed', 'malformed', 'validation-failed']);
   });
 });
