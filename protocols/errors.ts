@@ -33,7 +33,8 @@ export const ERROR_CODES = {
     'An operation was called where it is not allowed (for example `stash()` outside a handler).',
   ERR_MESSAGE_TOO_LARGE: "An envelope is larger than the node's `maxMessageBytes`.",
   ERR_OUTBOX_FULL: "The transport's outage buffer is full; the message was not sent.",
-  ERR_NOT_DELIVERED: 'A message waited in the outage buffer past its deadline and was not sent.',
+  ERR_NOT_DELIVERED:
+    'A message could not be delivered: the transport or the cluster could not take it in time.',
   ERR_NO_ROUTE: 'An address names another node or cluster that this system cannot reach.',
   ERR_TRANSPORT: 'The transport could not connect or failed.',
   ERR_REMOTE: 'Another node answered an ask with an error whose code this node does not know.',
