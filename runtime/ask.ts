@@ -37,7 +37,11 @@ export class PendingAsk {
     this.rejectFn(error);
   }
 
-  listen(signal: AbortSignal): void {
+  /**
+   * Rejects with `ERR_ASK_ABORTED` when `signal` aborts. False (and rejected already) when it had
+   * aborted before: the ask must not be sent.
+   */
+  listen(signal: AbortSignal): boolean {
     this.onAbort = () =>
       this.reject(
         new TroupeError('ERR_ASK_ABORTED', `ask "${this.type}" to ${this.to} was aborted`, {
@@ -45,7 +49,12 @@ export class PendingAsk {
           details: { to: this.to, type: this.type },
         }),
       );
+    if (signal.aborted) {
+      this.onAbort();
+      return false;
+    }
     signal.addEventListener('abort', this.onAbort, { once: true });
+    return true;
   }
 
   private settle(): void {

@@ -420,18 +420,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const system = this.system;
     const ask = new PendingAsk(resolve, reject, from, signal, this.address, type);
     if (trace !== undefined) ask.trace = trace;
-    if (signal !== undefined) {
-      if (signal.aborted) {
-        ask.reject(
-          new TroupeError('ERR_ASK_ABORTED', `ask "${type}" to ${this.address} was aborted`, {
-            cause: signal.reason,
-            details: { to: this.address, type },
-          }),
-        );
-        return;
-      }
-      ask.listen(signal);
-    }
+    if (signal !== undefined && !ask.listen(signal)) return;
     try {
       if (system.slowSend && !this.admit(type, body, from, ask)) return;
       system.timeouts.add(ask, timeoutMs);

@@ -8,7 +8,7 @@ import {
   TroupeError,
   validate,
 } from '../protocols/index.js';
-import type { ActorRef } from './api.js';
+import type { ActorRef, TellOptions } from './api.js';
 import { Cell, type Host } from './cell.js';
 import type { DeadLetterReason } from './events.js';
 
@@ -65,28 +65,14 @@ export function admitEnvelope(host: IngressHost, data: unknown, now: number): Ad
     return refuse('malformed', error as TroupeError);
   }
 
-  // Own properties only: a name like `__proto__` must not reach Object.prototype.
-  let message: string | undefined;
-  let spec: MessageSpec | undefined;
-  const names = splitType(type);
-  if (names !== undefined) {
-    const protocol = host.protocol(names.protocol);
-    if (protocol !== undefined && Object.hasOwn(protocol.messages, names.message)) {
-      message = names.message;
-      spec = protocol.messages[names.message] as MessageSpec;
-      if (target !== undefined && !target.behavior.protocols.some((p) => p.name === protocol.name)) {
-        return refuse(
-          'unknown-message',
-          new TroupeError('ERR_UNKNOWN_MESSAGE', `${to} does not speak "${protocol.name}"`, {
-            details: { to, type },
-          }),
-        );
-      }
-    }
-  } else if (target !== undefined && !type.includes('.') && Object.hasOwn(target.behavior.specs, type)) {
-    // A bare message name (sent through a ref that was given no protocol): the target's own.
-    message = type;
-    spec = target.behavior.specs[type]!.spec;
+  const route = resolveMessage(host, target, type);
+  if (route !== null && 'unspoken' in route) {
+    return refuse(
+      'unknown-message',
+      new TroupeError('ERR_UNKNOWN_MESSAGE', `${to} does not speak "${route.unspoken}"`, {
+        details: { to, type },
+      }),
+    );
   }
   if (target === undefined || !target.alive) {
     return refuse(
@@ -94,7 +80,7 @@ export function admitEnvelope(host: IngressHost, data: unknown, now: number): Ad
       new TroupeError('ERR_NO_SUCH_ACTOR', `no live actor at ${to}`, { details: { to, type } }),
     );
   }
-  if (message === undefined || spec === undefined) {
+  if (route === null) {
     return refuse(
       'unknown-message',
       new TroupeError('ERR_UNKNOWN_MESSAGE', `"${type}" is not a message of any registered protocol`, {
@@ -102,6 +88,7 @@ export function admitEnvelope(host: IngressHost, data: unknown, now: number): Ad
       }),
     );
   }
+  const { message, spec } = route;
   if (spec.kind === 'ask' && !isAsk) {
     return refuse(
       'malformed',
@@ -128,6 +115,39 @@ export function admitEnvelope(host: IngressHost, data: unknown, now: number): Ad
  */
 export function boundaryTimeout(leftMs: number): number {
   return Math.max(250, Math.ceil(leftMs / 250) * 250);
+}
+
+/** Tell options that carry a remote message's sender and trace context, allocating only when needed. */
+export function tellOptions(
+  from: ActorRef<any> | undefined,
+  trace: Envelope['trace'],
+): TellOptions | undefined {
+  if (trace === undefined) return from === undefined ? undefined : { from };
+  return from === undefined ? { trace } : { from, trace };
+}
+
+/**
+ * What a wire type names for a target: its message and spec, the protocol the target does not
+ * speak, or null for nothing known. A `<protocol>.<message>` is looked up among the registered
+ * protocols; a bare message name (sent through a ref given no protocol) among the target's own.
+ * Own properties only: a name like `__proto__` never reaches Object.prototype.
+ */
+export function resolveMessage(
+  host: Pick<IngressHost, 'protocol'>,
+  target: Cell | undefined,
+  type: string,
+): { readonly message: string; readonly spec: MessageSpec } | { readonly unspoken: string } | null {
+  const names = splitType(type);
+  if (names === undefined) {
+    if (target === undefined || !Object.hasOwn(target.behavior.specs, type)) return null;
+    return { message: type, spec: target.behavior.specs[type]!.spec };
+  }
+  const protocol = host.protocol(names.protocol);
+  if (protocol === undefined || !Object.hasOwn(protocol.messages, names.message)) return null;
+  if (target !== undefined && !target.behavior.protocols.some((p) => p.name === protocol.name)) {
+    return { unspoken: protocol.name };
+  }
+  return { message: names.message, spec: protocol.messages[names.message] as MessageSpec };
 }
 
 /** A refusal by {@link admitEnvelope}. */
@@ -186,17 +206,7 @@ export async function handOver(
   }
   try {
     if (spec.kind === 'tell') {
-      target.tell(
-        message,
-        body,
-        envelope.trace === undefined
-          ? sender === undefined
-            ? undefined
-            : { from: sender }
-          : sender === undefined
-            ? { trace: envelope.trace }
-            : { from: sender, trace: envelope.trace },
-      );
+      target.tell(message, body, tellOptions(sender, envelope.trace));
       return { ok: true };
     }
     const timeoutMs =

@@ -8,8 +8,8 @@ import {
   ERROR_CODES,
   type ErrorCode,
   formatAddress,
+  invalidOption,
   type MessageSpec,
-  splitType,
   TroupeError,
   type Validated,
   validate,
@@ -25,6 +25,8 @@ import {
   boundaryTimeout,
   type IngressFailure,
   type IngressHost,
+  resolveMessage,
+  tellOptions,
 } from './ingress.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
 
@@ -153,11 +155,25 @@ export class Router implements TransportSink {
 
   /** A message that cannot be delivered: a dead letter, and for an ask an error (here or sent back). */
   undeliverable(envelope: Envelope, error: TroupeError): void {
-    this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, 'no-such-actor', error);
-    if (envelope.correlationId === undefined) return;
+    this.undelivered(envelope, 'no-such-actor', error);
+  }
+
+  /**
+   * One envelope that will not arrive: a dead letter, and for an ask the error, at once to our own
+   * asker or in a reply to another node's.
+   */
+  private undelivered(
+    envelope: Envelope,
+    reason: 'no-such-actor' | 'expired' | 'transport-failed',
+    error: TroupeError,
+  ): void {
+    this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, reason, error);
+    if (envelope.correlationId === undefined || envelope.type === REPLY) return;
     const waiting = this.pending.get(envelope.correlationId);
     if (waiting !== undefined) waiting.ask.reject(error);
-    else this.reply(envelope, { ok: false, error });
+    else if (envelope.replyTo !== undefined && envelope.replyTo !== this.replyAddress) {
+      this.reply(envelope, { ok: false, error });
+    }
   }
 
   /** Delivers an envelope (a decoded object) here, without routing it again. */
@@ -234,11 +250,7 @@ export class Router implements TransportSink {
     const host = this.host;
     const timeoutMs = options?.timeoutMs ?? host.askTimeoutMs;
     return new Promise((resolve, reject) => {
-      if (!(timeoutMs > 0)) {
-        throw new TroupeError('ERR_INVALID_OPTION', 'Invalid option `ask.timeoutMs`: must be a number > 0', {
-          details: { option: 'ask.timeoutMs', value: timeoutMs },
-        });
-      }
+      if (!(timeoutMs > 0)) throw invalidOption('ask.timeoutMs', 'must be a number > 0', timeoutMs);
       if (host.devChecks) assertPlainData(body);
       const from = runningCell();
       const trace = options?.trace ?? from?.trace;
@@ -247,19 +259,7 @@ export class Router implements TransportSink {
       const ask = new PendingAsk(resolve, reject, from, options?.signal, ref.address, type);
       ask.key = id;
       ask.release = this.forget;
-      const signal = options?.signal;
-      if (signal !== undefined) {
-        if (signal.aborted) {
-          ask.reject(
-            new TroupeError('ERR_ASK_ABORTED', `ask "${type}" to ${ref.address} was aborted`, {
-              cause: signal.reason,
-              details: { to: ref.address, type },
-            }),
-          );
-          return;
-        }
-        ask.listen(signal);
-      }
+      if (options?.signal !== undefined && !ask.listen(options.signal)) return;
       const envelope: Envelope = {
         id,
         to: ref.address,
@@ -426,16 +426,7 @@ export class Router implements TransportSink {
   /** Envelopes that could not be sent: each is a dead letter, and an ask hears at once. */
   private failed(envelopes: readonly Envelope[], error: TroupeError): void {
     const reason = error.details?.expired === true ? 'expired' : 'transport-failed';
-    for (const envelope of envelopes) {
-      this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, reason, error);
-      if (envelope.correlationId === undefined || envelope.type === REPLY) continue;
-      const waiting = this.pending.get(envelope.correlationId);
-      // Our own ask hears at once; one forwarded for another node's asker gets an error reply.
-      if (waiting !== undefined) waiting.ask.reject(error);
-      else if (envelope.replyTo !== undefined && envelope.replyTo !== this.replyAddress) {
-        this.reply(envelope, { ok: false, error });
-      }
-    }
+    for (const envelope of envelopes) this.undelivered(envelope, reason, error);
   }
 
   // ---- Receiving ----
@@ -517,7 +508,8 @@ export class Router implements TransportSink {
     }
     let route = routes.get(type);
     if (route === undefined) {
-      route = routeOf(this.host, target, type);
+      const resolved = resolveMessage(this.host, target, type);
+      route = resolved === null || 'unspoken' in resolved ? null : resolved;
       if (routes.size < 1024) routes.set(type, route);
     }
     if (route === null) return undefined;
@@ -786,23 +778,6 @@ export class Router implements TransportSink {
   }
 }
 
-/** What a wire type names for a target: its message and spec, or null (the full checks refuse it). */
-function routeOf(
-  host: IngressHost,
-  target: Cell,
-  type: string,
-): { message: string; spec: MessageSpec } | null {
-  const names = splitType(type);
-  if (names === undefined) {
-    if (!Object.hasOwn(target.behavior.specs, type)) return null;
-    return { message: type, spec: target.behavior.specs[type]!.spec };
-  }
-  const protocol = host.protocol(names.protocol);
-  if (protocol === undefined || !Object.hasOwn(protocol.messages, names.message)) return null;
-  if (!target.behavior.protocols.some((p) => p.name === protocol.name)) return null;
-  return { message: names.message, spec: protocol.messages[names.message] as MessageSpec };
-}
-
 /**
  * Serializes an envelope sent through a ref whose `to` and `type` were serialized once (`head`). The
  * id, correlation id and reply address are this node's own (no characters to escape).
@@ -818,15 +793,6 @@ function encodeWithHead(envelope: Envelope, head: string): string {
   const body = JSON.stringify(envelope.body);
   // JSON has no `undefined`: such a body is left out, as JSON.stringify of the envelope would.
   return body === undefined ? `${json}}` : `${json},"body":${body}}`;
-}
-
-/** Tell options that carry a remote message's sender and trace context, allocating only when needed. */
-export function tellOptions(
-  from: ActorRef<any> | undefined,
-  trace: Envelope['trace'],
-): TellOptions | undefined {
-  if (trace === undefined) return from === undefined ? undefined : { from };
-  return from === undefined ? { trace } : { from, trace };
 }
 
 /** Ends the run being built in an outbox: it becomes one element of the frame. */
