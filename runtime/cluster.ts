@@ -352,20 +352,8 @@ export class Cluster {
         continue;
       activation.handingOver = true;
       await activation.cell.stopFromParent();
-      // Not ours any more: nothing to release. What waited for it goes where the lease now is.
-      this.activations.delete(id);
-      const waiting = this.waiting.get(id);
-      this.waiting.delete(id);
-      const kind = kindOf(id);
-      for (const envelope of waiting ?? []) this.route(envelope, kind, id.slice(kind.length + 1));
-      if (this.host.observed) {
-        this.host.emit({
-          type: 'activation-stopped',
-          at: this.host.clock.now(),
-          address: activation.cell.address,
-          reason: 'lease-lost',
-        });
-      }
+      await this.retire(id, activation, 'lease-lost');
+      this.reroute(id);
     }
   }
 
@@ -393,37 +381,36 @@ export class Cluster {
     while (activation.cell.alive && !activation.cell.idle) await sleep(5);
     await activation.cell.stopFromParent();
     await this.retire(id, activation, reason);
-    // Messages that came during a passivation activate the key again (here or where it belongs).
+    this.reroute(id);
+  }
+
+  /**
+   * Routes again, in order, what waited for an activation that is now gone: it activates the key
+   * again here, goes where the lease or the placement now is, or, on a leaving node, to the next owner.
+   */
+  private reroute(id: string): void {
     const waiting = this.waiting.get(id);
-    if (waiting !== undefined && reason === 'passivated' && !this.leaving && !this.stopped) {
-      const kind = kindOf(id);
-      const kindOptions = this.settings.kinds.get(kind);
-      if (kindOptions !== undefined) {
-        this.activate(id, kind, id.slice(kind.length + 1), kindOptions, 0).catch((error: unknown) =>
-          this.failWaiting(
-            id,
-            new TroupeError('ERR_NOT_DELIVERED', `${id} could not be activated`, { cause: error }),
-          ),
-        );
-      }
-    } else if (waiting !== undefined) {
-      // Leaving or stopping: what waited goes to the next owner.
-      this.waiting.delete(id);
-      const kind = kindOf(id);
-      for (const envelope of waiting) this.passOn(envelope, kind, id.slice(kind.length + 1), 0);
-    }
+    if (waiting === undefined) return;
+    this.waiting.delete(id);
+    const kind = kindOf(id);
+    const key = id.slice(kind.length + 1);
+    for (const envelope of waiting) this.route(envelope, kind, key);
   }
 
   private retire(
     id: string,
     activation: Activation,
-    reason: 'passivated' | 'handed-over' | 'stopped' = 'stopped',
+    reason: 'passivated' | 'handed-over' | 'stopped' | 'lease-lost' = 'stopped',
   ): Promise<void> {
     if (this.activations.get(id) !== activation) return Promise.resolve();
     this.activations.delete(id);
-    const released = this.store.release(id, activation.fence).catch(() => {
-      // A lease left behind is taken over once this node is seen down, or by this node again.
-    });
+    // A lost lease is another node's now: nothing to give back.
+    const released =
+      reason === 'lease-lost'
+        ? Promise.resolve()
+        : this.store.release(id, activation.fence).catch(() => {
+            // A lease left behind is taken over once this node is seen down, or by this node again.
+          });
     if (this.host.observed) {
       this.host.emit({
         type: 'activation-stopped',
