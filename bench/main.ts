@@ -26,7 +26,7 @@ import {
   type SystemOptions,
   tell,
 } from '../index.js';
-import { remoteCases, tearDownRemote } from './remote.js';
+import { type BenchCase as Case, type BenchResult as Result, remoteCases, tearDownRemote } from './remote.js';
 
 const require = createRequire(import.meta.url);
 const nact = require('nact') as {
@@ -53,17 +53,6 @@ if (caseAt >= 0 && (only === undefined || only.startsWith('--'))) {
 }
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc (npm run bench does)');
-
-interface Result {
-  case: string;
-  unit: string;
-  troupe: number;
-  baseline: string;
-  baselineValue: number;
-  ratio: number;
-  goal: string;
-  pass: boolean;
-}
 
 const Load = defineProtocol('bench.load', {
   add: tell(z.object({ n: z.number() })),
@@ -189,8 +178,6 @@ function nactCounter(parent: unknown, name = `a${nactNames++}`): unknown {
 }
 
 // ---- cases ----
-
-type Case = { name: string; unit: string; goal: string; run: () => Promise<Result> };
 
 function result(
   name: string,

@@ -133,6 +133,44 @@ export function remoteCases(tools: BenchTools): BenchCase[] {
   const { quick } = tools;
   // Nine paired rounds: these cases sit near their goals, where a few noisy rounds would decide.
   const rounds = quick ? 1 : 9;
+  /** Asks to the peer's echo, `inFlight` at a time, against nats.js request/reply doing the same. */
+  const echoCase = (name: string, unit: string, inFlight: number, total: number, min: number): BenchCase => ({
+    name,
+    unit,
+    goal: `ratio >= ${min}`,
+    async run() {
+      const r = await setUp();
+      const echo = r.system.ref('troupe://bench/peer/sink', Peer);
+      const measure = async (one: () => Promise<unknown>) => {
+        let next = 0;
+        const start = performance.now();
+        const worker = async () => {
+          while (next < total) {
+            next++;
+            await one();
+          }
+        };
+        await Promise.all(Array.from({ length: inFlight }, worker));
+        return total / ((performance.now() - start) / 1000);
+      };
+      const [t, b, pairs] = await tools.sideBySide(
+        () => measure(() => echo.ask('echo', BODY)),
+        () => measure(() => r.nc.request('raw.echo', BYTES, { timeout: 5000 })),
+        rounds,
+      );
+      return tools.result(
+        name,
+        unit,
+        t,
+        'nats.js request/reply',
+        b,
+        true,
+        pairs,
+        this.goal,
+        (x) => x.ratio >= min,
+      );
+    },
+  });
   return [
     {
       name: 'remote.tell',
@@ -182,75 +220,8 @@ export function remoteCases(tools: BenchTools): BenchCase[] {
         );
       },
     },
-    {
-      name: 'remote.ask.256-in-flight',
-      unit: 'asks/s',
-      goal: 'ratio >= 3',
-      async run() {
-        const r = await setUp();
-        const echo = r.system.ref('troupe://bench/peer/sink', Peer);
-        const total = quick ? 5_000 : 50_000;
-        const inFlight = async (one: () => Promise<unknown>) => {
-          let next = 0;
-          const start = performance.now();
-          const worker = async () => {
-            while (next < total) {
-              next++;
-              await one();
-            }
-          };
-          await Promise.all(Array.from({ length: 256 }, worker));
-          return total / ((performance.now() - start) / 1000);
-        };
-        const [t, b, pairs] = await tools.sideBySide(
-          () => inFlight(() => echo.ask('echo', BODY)),
-          () => inFlight(() => r.nc.request('raw.echo', BYTES, { timeout: 5000 })),
-          rounds,
-        );
-        return tools.result(
-          this.name,
-          this.unit,
-          t,
-          'nats.js request/reply',
-          b,
-          true,
-          pairs,
-          this.goal,
-          (x) => x.ratio >= 3,
-        );
-      },
-    },
-    {
-      name: 'remote.ask.sequential',
-      unit: 'round trips/s',
-      goal: 'ratio >= 1',
-      async run() {
-        const r = await setUp();
-        const echo = r.system.ref('troupe://bench/peer/sink', Peer);
-        const total = quick ? 500 : 5_000;
-        const sequential = async (one: () => Promise<unknown>) => {
-          const start = performance.now();
-          for (let i = 0; i < total; i++) await one();
-          return total / ((performance.now() - start) / 1000);
-        };
-        const [t, b, pairs] = await tools.sideBySide(
-          () => sequential(() => echo.ask('echo', BODY)),
-          () => sequential(() => r.nc.request('raw.echo', BYTES, { timeout: 5000 })),
-          rounds,
-        );
-        return tools.result(
-          this.name,
-          this.unit,
-          t,
-          'nats.js request/reply',
-          b,
-          true,
-          pairs,
-          this.goal,
-          (x) => x.ratio >= 1,
-        );
-      },
-    },
+    echoCase('remote.ask.256-in-flight', 'asks/s', 256, quick ? 5_000 : 50_000, 3),
+    echoCase('remote.ask.sequential', 'round trips/s', 1, quick ? 500 : 5_000, 1),
     {
       name: 'cluster.failover',
       unit: 'ms',
