@@ -10,6 +10,7 @@ import {
   formatAddress,
   invalidOption,
   type MessageSpec,
+  parseAddress,
   TroupeError,
   type Validated,
   validate,
@@ -851,12 +852,12 @@ const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** The node of an address that came from the wire. @throws TroupeError `ERR_INVALID_ADDRESS`. */
 function nodeOf(address: Address): string {
-  const rest = address.slice('troupe://'.length);
-  const first = rest.indexOf('/');
-  const second = rest.indexOf('/', first + 1);
-  const node = rest.slice(first + 1, second);
-  if (!address.startsWith('troupe://') || first <= 0 || second <= first + 1 || !NODE_ID.test(node)) {
-    throw new TroupeError('ERR_INVALID_ADDRESS', `${JSON.stringify(address)} is not a Troupe node address`);
+  const { node } = parseAddress(address);
+  if (!NODE_ID.test(node)) {
+    throw new TroupeError(
+      'ERR_INVALID_ADDRESS',
+      `${JSON.stringify(address)} names no node a reply can reach`,
+    );
   }
   return node;
 }

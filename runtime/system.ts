@@ -3,6 +3,7 @@ import {
   type Address,
   type AnyProtocol,
   type Envelope,
+  formatAddress,
   invalidOption,
   parseAddress,
   TroupeError,
@@ -187,7 +188,9 @@ class ActorSystemImpl implements Host, ClusterHost {
       }
       this.opened = opening;
       // Reported through createNode; a system made with createSystem logs it instead.
-      this.opened.catch((error: unknown) => this.reportDefect(formatNode(this.name, this.node), error));
+      this.opened.catch((error: unknown) =>
+        this.reportDefect(formatAddress({ system: this.name, node: this.node, path: '' }), error),
+      );
     }
   }
 
@@ -725,14 +728,14 @@ class ActorSystemImpl implements Host, ClusterHost {
       try {
         await this.cluster.stop();
       } catch (stopError) {
-        this.reportDefect(formatNode(this.name, this.node), stopError);
+        this.reportDefect(formatAddress({ system: this.name, node: this.node, path: '' }), stopError);
       }
     }
     if (this.router !== undefined) {
       try {
         await this.router.close();
       } catch (closeError) {
-        this.reportDefect(formatNode(this.name, this.node), closeError);
+        this.reportDefect(formatAddress({ system: this.name, node: this.node, path: '' }), closeError);
       }
     }
     if (this.observed) this.emit({ type: 'system-stopped', at: this.clock.now(), error, drainTimedOut });
@@ -745,10 +748,6 @@ class ActorSystemImpl implements Host, ClusterHost {
   private cutDrain: (() => void) | undefined;
   /** Waits in within() that close() ends at once. */
   private hardWaiters = new Set<() => void>();
-}
-
-function formatNode(system: string, node: string): Address {
-  return `troupe://${system}/${node}/`;
 }
 
 function sameMessages(a: AnyProtocol, b: AnyProtocol): boolean {
