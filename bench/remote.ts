@@ -131,8 +131,8 @@ if (BYTES.length !== 64) throw new Error('the remote bodies must be 64 bytes');
 
 export function remoteCases(tools: BenchTools): BenchCase[] {
   const { quick } = tools;
-  // Nine paired rounds: these cases sit near their goals, where a few noisy rounds would decide.
-  const rounds = quick ? 1 : 9;
+  // Ten rounds, five blocks (see sideBySide in main.ts): these cases sit near their goals.
+  const rounds = quick ? 1 : 10;
   /** Asks to the peer's echo, `inFlight` at a time, against nats.js request/reply doing the same. */
   const echoCase = (name: string, unit: string, inFlight: number, total: number, min: number): BenchCase => ({
     name,
