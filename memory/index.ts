@@ -1,7 +1,29 @@
 /**
  * Memory: the event-sourced journal (in-memory, PGlite, Postgres), persistent actors, projections and
- * full-text recall. This layer arrives with the event-sourcing issue; today it exports nothing.
- * It may import from `protocols`, `runtime` and `supervisors`.
+ * full-text recall. It may import from `protocols`, `runtime` and `supervisors`.
  * @packageDocumentation
  */
-export {};
+export { inMemoryJournal } from './in-memory.js';
+export {
+  type AppendOptions,
+  type AppendResult,
+  type Checkpoint,
+  type Journal,
+  type JournalOptions,
+  journalDefaults,
+  type NewEvent,
+  type Snapshot,
+  START,
+  type StoredEvent,
+  type SubscribeOptions,
+} from './journal.js';
+export { type PgliteJournalOptions, pgliteJournal } from './pglite.js';
+export { type PostgresJournalOptions, postgresJournal } from './postgres.js';
+export {
+  type MetricRow,
+  SCHEMA_VERSION,
+  type SqlExecutor,
+  type SqlJournal,
+  type SqlJournalOptions,
+  type UsageRow,
+} from './sql.js';

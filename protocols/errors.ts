@@ -38,6 +38,12 @@ export const ERROR_CODES = {
   ERR_NO_ROUTE: 'An address names another node or cluster that this system cannot reach.',
   ERR_TRANSPORT: 'The transport could not connect or failed.',
   ERR_REMOTE: 'Another node answered an ask with an error whose code this node does not know.',
+  ERR_JOURNAL_CONFLICT: 'An append expected another stream version: another writer appended first.',
+  ERR_FENCED:
+    'An append carried a fencing token older than the newest seen for its stream: the activation is stale.',
+  ERR_JOURNAL_CORRUPT: 'A stored event or snapshot cannot be decoded or fails its schema.',
+  ERR_JOURNAL_UNAVAILABLE: "The journal's store (Postgres, PGlite) could not be reached or failed.",
+  ERR_SEARCH_UNAVAILABLE: 'The search index (Meilisearch) could not be reached or refused a request.',
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

@@ -1,0 +1,599 @@
+import { Observable } from 'rxjs';
+import { invalidOption, TroupeError } from '../protocols/index.js';
+
+/** An event to append: its type and data (plain JSON), and optional metadata. */
+export interface NewEvent {
+  readonly type: string;
+  readonly data: unknown;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A place in the global log. Global reads run in the order of `(tx, position)`: `tx` is the writing
+ * transaction's id, so a reader never passes an event whose transaction has yet to commit.
+ * {@link START} is before every event.
+ */
+export interface Checkpoint {
+  readonly tx: number;
+  readonly position: number;
+}
+
+/** Before the first event of the global log. */
+export const START: Checkpoint = Object.freeze({ tx: 0, position: 0 });
+
+/** An event as stored. Versions count from 1 within a stream. */
+export interface StoredEvent {
+  readonly stream: string;
+  readonly version: number;
+  readonly type: string;
+  readonly data: unknown;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** The message id of the append that wrote it, if it had one. */
+  readonly messageId: string | undefined;
+  /** Where it is in the global log; a reader resumes after it. */
+  readonly checkpoint: Checkpoint;
+  /** Epoch milliseconds of the append. */
+  readonly createdAt: number;
+}
+
+/** Options of one append. */
+export interface AppendOptions {
+  /**
+   * The version the stream must have before the append (0: the stream must not exist yet), or
+   * `'any'` (default). A mismatch rejects with `ERR_JOURNAL_CONFLICT`.
+   */
+  readonly expectedVersion?: number | 'any';
+  /**
+   * Makes the append idempotent: appending again with an id the stream already holds appends
+   * nothing and resolves with the first append's result (`duplicate: true`).
+   */
+  readonly messageId?: string;
+  /**
+   * The writer's fencing token (a named actor's lease revision). The journal refuses (`ERR_FENCED`)
+   * an append whose fence is older than the newest it has seen for the stream.
+   */
+  readonly fence?: number;
+}
+
+/** What an append did. */
+export interface AppendResult {
+  readonly stream: string;
+  /** The version of the first event appended (the stream's version + 1 when nothing was appended). */
+  readonly fromVersion: number;
+  /** The stream's version after the append. */
+  readonly toVersion: number;
+  /** True when the message id was already in the stream and nothing was appended. */
+  readonly duplicate: boolean;
+}
+
+/** A stream's state at a version, saved so recovery need not replay every event. */
+export interface Snapshot {
+  readonly stream: string;
+  readonly version: number;
+  readonly state: unknown;
+  readonly createdAt: number;
+}
+
+/** Options of a live subscription to the global log. */
+export interface SubscribeOptions {
+  /** Deliver events after this checkpoint. Defaults to {@link START}. */
+  readonly after?: Checkpoint;
+  /** Events read per query while catching up. Defaults to 500. */
+  readonly batchSize?: number;
+}
+
+/**
+ * The event journal: streams of events with optimistic concurrency, idempotent appends, fencing, a
+ * gapless global log with live subscriptions, snapshots and checkpoints. Build one with
+ * `inMemoryJournal()`, `pgliteJournal()` or `postgresJournal()`; all three pass one contract suite.
+ *
+ * Appends made in the same turn of the event loop (by many actors, say) go to the store together, in
+ * one transaction; each still resolves with its own result or error (group commit).
+ */
+export interface Journal {
+  /**
+   * Appends `events` to `stream`, durably, as one unit: all of them or none.
+   * @throws TroupeError `ERR_JOURNAL_CONFLICT` when `expectedVersion` is not the stream's version;
+   * `ERR_FENCED` for a stale fence; `ERR_VALIDATION` for a bad stream name, event or option;
+   * `ERR_JOURNAL_UNAVAILABLE` when the store failed (the append may then have committed: retry with
+   * the same message id).
+   */
+  append(stream: string, events: readonly NewEvent[], options?: AppendOptions): Promise<AppendResult>;
+  /** The events of `stream` from `fromVersion` (default 1), in version order, at most `limit`. */
+  readStream(stream: string, options?: { fromVersion?: number; limit?: number }): Promise<StoredEvent[]>;
+  /** The stream's version: the number of events ever appended to it (0 when it does not exist). */
+  streamVersion(stream: string): Promise<number>;
+  /**
+   * Up to `limit` (default 500) events of the global log after `after` (default {@link START}). An
+   * event is returned only once every transaction that could come before it has ended, so reading on
+   * from the last event's checkpoint never skips one.
+   */
+  readAll(options?: { after?: Checkpoint; limit?: number }): Promise<StoredEvent[]>;
+  /**
+   * The global log from `after` on: catches up, then follows new events as they commit (Postgres
+   * wakes it with LISTEN/NOTIFY). Each event carries its checkpoint. Errors end the Observable.
+   */
+  subscribe(options?: SubscribeOptions): Observable<StoredEvent>;
+  /** Saves a snapshot of `stream` at `version`; an older one than the stored one is ignored. */
+  saveSnapshot(stream: string, version: number, state: unknown): Promise<void>;
+  /**
+   * The stream's latest snapshot, if any.
+   * @throws TroupeError `ERR_JOURNAL_CORRUPT` when the stored snapshot cannot be decoded.
+   */
+  loadSnapshot(stream: string): Promise<Snapshot | undefined>;
+  /**
+   * Retention: deletes the events of `stream` that its latest snapshot covers; resolves with how many.
+   * Readers of the global log that have not yet passed them will never see them.
+   */
+  pruneToSnapshot(stream: string): Promise<number>;
+  /** The stored checkpoint of a reader (a projection) named `name`, or undefined. */
+  loadCheckpoint(name: string): Promise<Checkpoint | undefined>;
+  /** Stores the checkpoint of the reader `name`. */
+  saveCheckpoint(name: string, checkpoint: Checkpoint): Promise<void>;
+  /** Ends subscriptions and releases the store (a pool it made, a PGlite it opened). Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** One append as a store sees it: validated, the data already JSON. */
+export interface AppendRequest {
+  readonly stream: string;
+  readonly events: readonly { readonly type: string; readonly data: string; readonly metadata: string }[];
+  readonly expectedVersion: number | undefined;
+  readonly messageId: string | undefined;
+  readonly fence: number | undefined;
+}
+
+/** A row as a store reads it, before it is checked. */
+export interface RawEvent {
+  readonly stream: unknown;
+  readonly version: unknown;
+  readonly type: unknown;
+  readonly data: unknown;
+  readonly metadata: unknown;
+  readonly messageId: unknown;
+  readonly tx: unknown;
+  readonly position: unknown;
+  readonly createdAt: unknown;
+}
+
+/**
+ * What each journal adapter implements; {@link createJournal} adds group commit, argument checks,
+ * decoding and subscriptions on top.
+ */
+export interface JournalStore {
+  /** How many batches may be in flight at once. */
+  readonly concurrency: number;
+  /** Applies the requests in order, in one transaction; one result or error per request. */
+  appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]>;
+  readStream(stream: string, fromVersion: number, limit: number): Promise<RawEvent[]>;
+  streamVersion(stream: string): Promise<number>;
+  readAll(after: Checkpoint, limit: number): Promise<RawEvent[]>;
+  saveSnapshot(stream: string, version: number, state: string): Promise<void>;
+  loadSnapshot(stream: string): Promise<{ version: unknown; state: unknown; createdAt: unknown } | undefined>;
+  pruneToSnapshot(stream: string): Promise<number>;
+  loadCheckpoint(name: string): Promise<Checkpoint | undefined>;
+  saveCheckpoint(name: string, checkpoint: Checkpoint): Promise<void>;
+  /** Calls `listener` after appends commit (any writer's, where the store can tell); returns an unsubscribe. */
+  onCommit(listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+/** Options shared by every journal. */
+export interface JournalOptions {
+  /** Most events in one group-commit transaction. Defaults to 5,000. */
+  readonly maxBatchEvents?: number;
+  /**
+   * How often a caught-up subscription polls even without a wake-up, in ms: a safety net for a lost
+   * notification and for writers the store cannot hear. Defaults to 1,000.
+   */
+  readonly pollMs?: number;
+}
+
+/** The defaults of {@link JournalOptions}. */
+export const journalDefaults = { maxBatchEvents: 5000, pollMs: 1000 } as const;
+
+interface Pending {
+  readonly request: AppendRequest;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** The separator of the message ids of an append's later events; refused inside a message id. */
+export const MESSAGE_ID_SEPARATOR = '\u001f';
+
+/** Builds a {@link Journal} over a store adapter. For adapter authors; users call the factories. */
+export function createJournal(store: JournalStore, options: JournalOptions = {}): Journal {
+  return new GroupCommitJournal(store, resolveJournalOptions(options));
+}
+
+export function resolveJournalOptions(options: JournalOptions): Required<JournalOptions> {
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object');
+  const maxBatchEvents = options.maxBatchEvents ?? journalDefaults.maxBatchEvents;
+  if (!Number.isInteger(maxBatchEvents) || maxBatchEvents < 1)
+    throw invalidOption('maxBatchEvents', 'must be a positive integer', maxBatchEvents);
+  const pollMs = options.pollMs ?? journalDefaults.pollMs;
+  if (!Number.isFinite(pollMs) || pollMs < 1) throw invalidOption('pollMs', 'must be at least 1', pollMs);
+  return { maxBatchEvents, pollMs };
+}
+
+/** The {@link Journal} over a store: group commit, checks, decoding, subscriptions. */
+export class GroupCommitJournal implements Journal {
+  private pending: Pending[] = [];
+  private pendingEvents = 0;
+  private inFlight = 0;
+  private scheduled = false;
+  private closing: Promise<void> | undefined;
+  private readonly subscriptions = new Set<() => void>();
+
+  constructor(
+    private readonly store: JournalStore,
+    private readonly options: Required<JournalOptions>,
+  ) {}
+
+  append(stream: string, events: readonly NewEvent[], options?: AppendOptions): Promise<AppendResult> {
+    let request: AppendRequest;
+    try {
+      this.checkOpen();
+      request = appendRequest(stream, events, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.push({ request, resolve, reject });
+      this.pendingEvents += request.events.length;
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.store.concurrency) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: the batch takes every append made in this turn of the event
+    // loop, whichever actors made them.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.pending.length > 0 && this.inFlight < this.store.concurrency) {
+      let count = 0;
+      let events = 0;
+      while (count < this.pending.length) {
+        const size = this.pending[count]!.request.events.length;
+        if (count > 0 && events + size > this.options.maxBatchEvents) break;
+        events += size;
+        count++;
+      }
+      const batch = this.pending.splice(0, count);
+      this.pendingEvents -= events;
+      this.inFlight++;
+      this.store.appendBatch(batch.map((p) => p.request)).then(
+        (results) => {
+          for (let i = 0; i < batch.length; i++) {
+            const result = results[i]!;
+            if (result instanceof Error) batch[i]!.reject(result);
+            else batch[i]!.resolve(result);
+          }
+          this.batchDone();
+        },
+        (error: unknown) => {
+          const failure = unavailable('append', error);
+          for (const p of batch) p.reject(failure);
+          this.batchDone();
+        },
+      );
+    }
+  }
+
+  private batchDone(): void {
+    this.inFlight--;
+    if (this.pending.length > 0) this.flush();
+  }
+
+  async readStream(
+    stream: string,
+    options: { fromVersion?: number; limit?: number } = {},
+  ): Promise<StoredEvent[]> {
+    this.checkOpen();
+    checkStream(stream);
+    const fromVersion = options.fromVersion ?? 1;
+    if (!Number.isInteger(fromVersion) || fromVersion < 1)
+      throw invalidOption('fromVersion', 'must be a positive integer', fromVersion);
+    const limit = checkLimit(options.limit, Number.MAX_SAFE_INTEGER);
+    const rows = await guard('readStream', () => this.store.readStream(stream, fromVersion, limit));
+    return rows.map(decodeEvent);
+  }
+
+  async streamVersion(stream: string): Promise<number> {
+    this.checkOpen();
+    checkStream(stream);
+    return guard('streamVersion', () => this.store.streamVersion(stream));
+  }
+
+  async readAll(options: { after?: Checkpoint; limit?: number } = {}): Promise<StoredEvent[]> {
+    this.checkOpen();
+    const after = checkCheckpoint(options.after ?? START, 'after');
+    const limit = checkLimit(options.limit, 500);
+    const rows = await guard('readAll', () => this.store.readAll(after, limit));
+    return rows.map(decodeEvent);
+  }
+
+  subscribe(options: SubscribeOptions = {}): Observable<StoredEvent> {
+    const start = checkCheckpoint(options.after ?? START, 'after');
+    const batchSize = checkLimit(options.batchSize, 500);
+    return new Observable<StoredEvent>((subscriber) => {
+      let after = start;
+      let reading = false;
+      let again = false;
+      let done = false;
+      let poll: NodeJS.Timeout | undefined;
+      const read = async (): Promise<void> => {
+        if (reading) {
+          again = true;
+          return;
+        }
+        reading = true;
+        try {
+          do {
+            again = false;
+            for (;;) {
+              if (done) return;
+              const events = await this.readAll({ after, limit: batchSize });
+              for (const event of events) {
+                if (done) return;
+                after = event.checkpoint;
+                subscriber.next(event);
+              }
+              if (events.length < batchSize) break;
+            }
+          } while (again && !done);
+        } catch (error) {
+          if (!done) subscriber.error(error);
+        } finally {
+          reading = false;
+        }
+      };
+      const stopListening = this.store.onCommit(() => void read());
+      poll = setInterval(() => void read(), this.options.pollMs);
+      poll.unref?.();
+      const end = (): void => {
+        done = true;
+        stopListening();
+        if (poll !== undefined) clearInterval(poll);
+        poll = undefined;
+        this.subscriptions.delete(end);
+      };
+      this.subscriptions.add(() => {
+        end();
+        subscriber.complete();
+      });
+      void read();
+      return end;
+    });
+  }
+
+  async saveSnapshot(stream: string, version: number, state: unknown): Promise<void> {
+    this.checkOpen();
+    checkStream(stream);
+    if (!Number.isInteger(version) || version < 1)
+      throw invalidOption('version', 'must be a positive integer', version);
+    const json = toJson(state, `the snapshot of "${stream}"`);
+    await guard('saveSnapshot', () => this.store.saveSnapshot(stream, version, json));
+  }
+
+  async loadSnapshot(stream: string): Promise<Snapshot | undefined> {
+    this.checkOpen();
+    checkStream(stream);
+    const row = await guard('loadSnapshot', () => this.store.loadSnapshot(stream));
+    if (row === undefined) return undefined;
+    const version = Number(row.version);
+    if (!Number.isInteger(version) || version < 1 || row.state === undefined) {
+      throw new TroupeError('ERR_JOURNAL_CORRUPT', `the snapshot of "${stream}" cannot be decoded`, {
+        details: { stream, version: row.version },
+      });
+    }
+    return { stream, version, state: row.state, createdAt: toMillis(row.createdAt) };
+  }
+
+  async pruneToSnapshot(stream: string): Promise<number> {
+    this.checkOpen();
+    checkStream(stream);
+    return guard('pruneToSnapshot', () => this.store.pruneToSnapshot(stream));
+  }
+
+  async loadCheckpoint(name: string): Promise<Checkpoint | undefined> {
+    this.checkOpen();
+    checkName(name);
+    return guard('loadCheckpoint', () => this.store.loadCheckpoint(name));
+  }
+
+  async saveCheckpoint(name: string, checkpoint: Checkpoint): Promise<void> {
+    this.checkOpen();
+    checkName(name);
+    checkCheckpoint(checkpoint, 'checkpoint');
+    await guard('saveCheckpoint', () => this.store.saveCheckpoint(name, checkpoint));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const end of [...this.subscriptions]) end();
+      // Appends already taken still go to the store; wait for them before releasing it.
+      while (this.pending.length > 0 || this.inFlight > 0 || this.scheduled) {
+        await new Promise((r) => setImmediate(r));
+      }
+      await this.store.close();
+    })();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closing !== undefined) throw new TroupeError('ERR_ILLEGAL_STATE', 'the journal is closed');
+  }
+}
+
+/** Runs a store call, turning a driver's failure into `ERR_JOURNAL_UNAVAILABLE`. */
+async function guard<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw unavailable(what, error);
+  }
+}
+
+/** `ERR_JOURNAL_UNAVAILABLE` for a store failure; Troupe errors pass as they are. */
+export function unavailable(what: string, error: unknown): TroupeError {
+  if (TroupeError.is(error)) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new TroupeError('ERR_JOURNAL_UNAVAILABLE', `the journal's ${what} failed: ${reason}`, {
+    cause: error,
+  });
+}
+
+function checkStream(stream: unknown): asserts stream is string {
+  if (typeof stream !== 'string' || stream.length === 0 || stream.length > 512) {
+    throw new TroupeError('ERR_VALIDATION', 'a stream name must be a string of 1 to 512 characters', {
+      details: { stream },
+    });
+  }
+}
+
+function checkName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0)
+    throw invalidOption('name', 'must be a non-empty string', name);
+}
+
+function checkLimit(limit: number | undefined, fallback: number): number {
+  if (limit === undefined) return fallback;
+  if (!Number.isInteger(limit) || limit < 1)
+    throw invalidOption('limit', 'must be a positive integer', limit);
+  return limit;
+}
+
+function checkCheckpoint(checkpoint: Checkpoint, option: string): Checkpoint {
+  if (
+    typeof checkpoint !== 'object' ||
+    checkpoint === null ||
+    !Number.isSafeInteger(checkpoint.tx) ||
+    !Number.isSafeInteger(checkpoint.position) ||
+    checkpoint.tx < 0 ||
+    checkpoint.position < 0
+  ) {
+    throw invalidOption(option, 'must be a checkpoint { tx, position } of non-negative integers', checkpoint);
+  }
+  return checkpoint;
+}
+
+function toJson(value: unknown, what: string): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (cause) {
+    throw new TroupeError('ERR_VALIDATION', `${what} is not JSON data`, { cause });
+  }
+  if (json === undefined) throw new TroupeError('ERR_VALIDATION', `${what} is not JSON data`);
+  return json;
+}
+
+function appendRequest(
+  stream: string,
+  events: readonly NewEvent[],
+  options: AppendOptions = {},
+): AppendRequest {
+  checkStream(stream);
+  if (!Array.isArray(events)) {
+    throw new TroupeError('ERR_VALIDATION', `the events for "${stream}" must be an array`);
+  }
+  const { expectedVersion = 'any', messageId, fence } = options;
+  if (expectedVersion !== 'any' && (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0))
+    throw invalidOption('expectedVersion', "must be a non-negative integer or 'any'", expectedVersion);
+  if (
+    messageId !== undefined &&
+    (typeof messageId !== 'string' ||
+      messageId.length === 0 ||
+      messageId.length > 256 ||
+      messageId.includes(MESSAGE_ID_SEPARATOR))
+  ) {
+    throw invalidOption('messageId', 'must be a string of 1 to 256 characters without U+001F', messageId);
+  }
+  if (fence !== undefined && (!Number.isSafeInteger(fence) || fence < 0))
+    throw invalidOption('fence', 'must be a non-negative integer', fence);
+  const encoded = events.map((event, i) => {
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type === '') {
+      throw new TroupeError('ERR_VALIDATION', `event ${i} for "${stream}" needs a non-empty string type`, {
+        details: { stream, index: i },
+      });
+    }
+    const metadata = event.metadata ?? {};
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+      throw new TroupeError('ERR_VALIDATION', `the metadata of event ${i} for "${stream}" must be an object`);
+    }
+    return {
+      type: event.type,
+      data: toJson(event.data ?? null, `the data of event ${i} ("${event.type}") for "${stream}"`),
+      metadata: toJson(metadata, `the metadata of event ${i} for "${stream}"`),
+    };
+  });
+  return {
+    stream,
+    events: encoded,
+    expectedVersion: expectedVersion === 'any' ? undefined : expectedVersion,
+    messageId,
+    fence,
+  };
+}
+
+/** Checks a stored row, so a damaged one fails loudly with its stream and version. */
+function decodeEvent(row: RawEvent): StoredEvent {
+  const version = Number(row.version);
+  const tx = Number(row.tx);
+  const position = Number(row.position);
+  const problem =
+    typeof row.stream !== 'string'
+      ? 'no stream'
+      : !Number.isSafeInteger(version) || version < 1
+        ? 'a bad version'
+        : typeof row.type !== 'string' || row.type === ''
+          ? 'no type'
+          : row.data === undefined
+            ? 'no data'
+            : typeof row.metadata !== 'object' || row.metadata === null || Array.isArray(row.metadata)
+              ? 'metadata that is not an object'
+              : !Number.isSafeInteger(tx) || !Number.isSafeInteger(position)
+                ? 'a bad position'
+                : undefined;
+  if (problem !== undefined) {
+    throw corrupt(String(row.stream), row.version, `has ${problem}`);
+  }
+  const messageId =
+    typeof row.messageId === 'string' ? row.messageId.split(MESSAGE_ID_SEPARATOR)[0] : undefined;
+  return {
+    stream: row.stream as string,
+    version,
+    type: row.type as string,
+    data: row.data,
+    metadata: row.metadata as Record<string, unknown>,
+    messageId,
+    checkpoint: { tx, position },
+    createdAt: toMillis(row.createdAt),
+  };
+}
+
+/** `ERR_JOURNAL_CORRUPT` naming the stream and version of a damaged event. */
+export function corrupt(stream: string, version: unknown, problem: string, cause?: unknown): TroupeError {
+  return new TroupeError('ERR_JOURNAL_CORRUPT', `event ${String(version)} of stream "${stream}" ${problem}`, {
+    details: { stream, version },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function toMillis(value: unknown): number {
+  if (value instanceof Date) return value.getTime();
+  return Number(value);
+}

@@ -1,0 +1,196 @@
+import pg from 'pg';
+import { invalidOption } from '../protocols/index.js';
+import {
+  type SqlDriver,
+  type SqlExecutor,
+  type SqlJournal,
+  type SqlJournalOptions,
+  sqlJournal,
+} from './sql.js';
+
+/** Options of {@link postgresJournal}. */
+export interface PostgresJournalOptions extends SqlJournalOptions {
+  /** `postgres://user@host:port/db`. Required unless `pool` is given. */
+  readonly connectionString?: string;
+  /** A `pg` pool you made yourself; the journal then leaves it open on `close()`. */
+  readonly pool?: pg.Pool;
+  /** Connections of the pool the journal makes. Defaults to 4. */
+  readonly poolSize?: number;
+  /** How many group-commit transactions may run at once. Defaults to 2. */
+  readonly concurrency?: number;
+}
+
+/**
+ * The journal on PostgreSQL (or TimescaleDB) through `pg`. Runs the migrations before it resolves,
+ * under an advisory lock, so nodes may start together. Live subscriptions are woken by
+ * LISTEN/NOTIFY; a lost connection is replaced by itself (calls meanwhile fail with
+ * `ERR_JOURNAL_UNAVAILABLE`).
+ *
+ * @throws TroupeError `ERR_INVALID_OPTION` for bad options; `ERR_JOURNAL_UNAVAILABLE` when the
+ * server cannot be reached or migrated.
+ * @example
+ * ```ts
+ * const journal = await postgresJournal({ connectionString: process.env.DATABASE_URL });
+ * ```
+ */
+export async function postgresJournal(options: PostgresJournalOptions): Promise<SqlJournal> {
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object');
+  const { connectionString, pool, poolSize = 4, concurrency = 2 } = options;
+  if (pool === undefined && (typeof connectionString !== 'string' || connectionString === ''))
+    throw invalidOption('connectionString', 'is required unless a pool is given', connectionString);
+  if (!Number.isInteger(poolSize) || poolSize < 1)
+    throw invalidOption('poolSize', 'must be a positive integer', poolSize);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > poolSize)
+    throw invalidOption('concurrency', 'must be a positive integer no larger than poolSize', concurrency);
+  const owned = pool === undefined;
+  const thePool = pool ?? new pg.Pool({ connectionString, max: poolSize });
+  return sqlJournal(new PgDriver(thePool, owned, concurrency, connectionString), options);
+}
+
+class PgDriver implements SqlDriver {
+  private readonly listeners = new Map<string, Set<() => void>>();
+  private listener: PgListener | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly owned: boolean,
+    readonly concurrency: number,
+    private readonly connectionString: string | undefined,
+  ) {
+    // An idle connection whose server went away emits here; the pool drops it and makes a new one
+    // when asked. Without a listener Node would crash the process.
+    pool.on('error', () => {});
+  }
+
+  async query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }> {
+    const result = await this.pool.query(text, params);
+    return { rows: result.rows as R[] };
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn({
+        query: async <R>(text: string, params?: unknown[]) => ({
+          rows: (await client.query(text, params)).rows as R[],
+        }),
+      });
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = error as Error;
+      }
+      throw error;
+    } finally {
+      // A connection that cannot even roll back is destroyed rather than reused.
+      client.release(broken);
+    }
+  }
+
+  async listen(channel: string, listener: () => void): Promise<() => Promise<void>> {
+    let set = this.listeners.get(channel);
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(channel, set);
+    }
+    set.add(listener);
+    this.listener ??= new PgListener(this.pool, this.connectionString, (ch) => {
+      for (const l of this.listeners.get(ch) ?? []) l();
+    });
+    await this.listener.add(channel);
+    return async () => {
+      set.delete(listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.listener?.close();
+    if (this.owned) await this.pool.end();
+  }
+}
+
+/**
+ * One connection that LISTENs, outside the pool, and connects again (with backoff) when it is lost;
+ * after a reconnect every channel is woken once, for what was missed meanwhile.
+ */
+class PgListener {
+  private client: pg.Client | undefined;
+  private readonly channels = new Set<string>();
+  private connecting: Promise<void> | undefined;
+  private closed = false;
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly connectionString: string | undefined,
+    private readonly notify: (channel: string) => void,
+  ) {}
+
+  async add(channel: string): Promise<void> {
+    if (this.channels.has(channel)) return;
+    this.channels.add(channel);
+    if (this.client !== undefined) await this.client.query(`LISTEN "${channel}"`);
+    else await this.connect();
+  }
+
+  private connect(): Promise<void> {
+    this.connecting ??= this.open().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async open(delayMs = 100): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client(this.connectionString ?? this.pool.options);
+    const lost = () => {
+      if (this.client !== client) return;
+      this.client = undefined;
+      client.end().catch(() => {});
+      this.scheduleReconnect(delayMs);
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', (n) => this.notify(n.channel));
+    try {
+      await client.connect();
+      for (const channel of this.channels) await client.query(`LISTEN "${channel}"`);
+    } catch {
+      client.end().catch(() => {});
+      this.scheduleReconnect(delayMs);
+      return;
+    }
+    if (this.closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.client = client;
+    for (const channel of this.channels) this.notify(channel);
+  }
+
+  private scheduleReconnect(delayMs: number): void {
+    if (this.closed || this.retry !== undefined) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.open(Math.min(delayMs * 2, 2000));
+    }, delayMs);
+    this.retry.unref?.();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    await this.connecting?.catch(() => {});
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => {});
+  }
+}

@@ -1,0 +1,470 @@
+import { invalidOption, TroupeError } from '../protocols/index.js';
+import { duplicateKey, planBatch, type StreamFacts } from './batch.js';
+import {
+  type AppendRequest,
+  type AppendResult,
+  type Checkpoint,
+  GroupCommitJournal,
+  type Journal,
+  type JournalOptions,
+  type JournalStore,
+  MESSAGE_ID_SEPARATOR,
+  type RawEvent,
+  resolveJournalOptions,
+} from './journal.js';
+
+/** Runs SQL: a pool, a client inside a transaction, a PGlite. */
+export interface SqlExecutor {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/** What the SQL journal needs from a driver (`pg` or PGlite). */
+export interface SqlDriver extends SqlExecutor {
+  /** How many transactions may run at once. */
+  readonly concurrency: number;
+  /** Runs `fn` in a transaction on one connection: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Calls `listener` on each NOTIFY on `channel`, and after a lost connection comes back. */
+  listen(channel: string, listener: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** Options of the SQL journals (Postgres and PGlite). */
+export interface SqlJournalOptions extends JournalOptions {
+  /**
+   * The prefix of the journal's table names, so several journals can share a database.
+   * Lower-case letters, digits and `_`. Defaults to `troupe_`.
+   */
+  readonly prefix?: string;
+}
+
+/** One row of the runtime metrics table (a hypertable under TimescaleDB). */
+export interface MetricRow {
+  /** Defaults to now. */
+  readonly time?: Date;
+  readonly node: string;
+  readonly name: string;
+  readonly value: number;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** One row of the agent usage table (a hypertable under TimescaleDB): tokens and cost of a model call. */
+export interface UsageRow {
+  /** Defaults to now. */
+  readonly time?: Date;
+  readonly agent: string;
+  readonly model: string;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly costUsd?: number;
+}
+
+/**
+ * A journal in SQL (Postgres or PGlite): the {@link Journal} plus what lives beside it in the same
+ * database: transactions for read models (a projection stores its checkpoint in the same
+ * transaction), and the time-series tables of metrics and agent usage.
+ */
+export interface SqlJournal extends Journal {
+  /** The table names, with the prefix. */
+  readonly tables: Readonly<
+    Record<'events' | 'streams' | 'snapshots' | 'checkpoints' | 'fences' | 'metrics' | 'usage', string>
+  >;
+  /** True when TimescaleDB is installed in the database and the time-series tables are hypertables. */
+  readonly timescale: boolean;
+  /** Runs `fn` in one transaction of the journal's database. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Stores a reader's checkpoint within `tx`, so it commits with the reader's own writes. */
+  saveCheckpointIn(tx: SqlExecutor, name: string, checkpoint: Checkpoint): Promise<void>;
+  /** Appends rows to the metrics table. */
+  recordMetrics(rows: readonly MetricRow[]): Promise<void>;
+  /** Appends rows to the agent usage table. */
+  recordUsage(rows: readonly UsageRow[]): Promise<void>;
+}
+
+/**
+ * The migrations, in order. Each runs once per database and prefix, in one transaction with the
+ * others, under an advisory lock so nodes that start together do not race. `$` is the prefix.
+ */
+const MIGRATIONS: readonly {
+  readonly version: number;
+  readonly name: string;
+  readonly statements: readonly string[];
+}[] = [
+  {
+    version: 1,
+    name: 'event log, streams, snapshots, checkpoints, fences',
+    statements: [
+      `CREATE TABLE $streams (stream_id text PRIMARY KEY, version bigint NOT NULL)`,
+      // The event log stays a plain table: a hypertable cannot enforce unique(stream_id, version)
+      // without the time column in the key.
+      `CREATE TABLE $events (
+        global_position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        stream_id text NOT NULL,
+        version bigint NOT NULL,
+        type text NOT NULL,
+        data jsonb NOT NULL,
+        metadata jsonb NOT NULL DEFAULT '{}',
+        message_id text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (stream_id, version),
+        UNIQUE (stream_id, message_id)
+      )`,
+      `CREATE INDEX $events_commit_order ON $events (transaction_id, global_position)`,
+      `CREATE TABLE $snapshots (stream_id text PRIMARY KEY, version bigint NOT NULL, state jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
+      `CREATE TABLE $checkpoints (name text PRIMARY KEY, tx bigint NOT NULL, position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+      `CREATE TABLE $fences (stream_id text PRIMARY KEY, fence bigint NOT NULL)`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'time series: runtime metrics and agent usage',
+    statements: [
+      `CREATE TABLE $metrics (time timestamptz NOT NULL DEFAULT now(), node text NOT NULL, name text NOT NULL, value double precision NOT NULL, labels jsonb NOT NULL DEFAULT '{}')`,
+      `CREATE INDEX $metrics_name_time ON $metrics (name, time DESC)`,
+      `CREATE TABLE $usage (time timestamptz NOT NULL DEFAULT now(), agent text NOT NULL, model text NOT NULL, input_tokens integer NOT NULL, output_tokens integer NOT NULL, cost_usd double precision)`,
+      `CREATE INDEX $usage_agent_time ON $usage (agent, time DESC)`,
+    ],
+  },
+];
+
+/** The newest migration version. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/**
+ * Runs the migrations the database lacks, under an advisory lock, in one transaction; then, when the
+ * `timescaledb` extension is installed, turns the time-series tables into hypertables. Resolves with
+ * whether they are hypertables.
+ */
+export async function migrate(driver: SqlDriver, prefix: string): Promise<boolean> {
+  return driver.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${prefix}migrations`]);
+    await tx.query(
+      `CREATE TABLE IF NOT EXISTS ${prefix}migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const { rows } = await tx.query<{ version: number }>(`SELECT version FROM ${prefix}migrations`);
+    const applied = new Set(rows.map((r) => Number(r.version)));
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      for (const statement of migration.statements) await tx.query(statement.replaceAll('$', prefix));
+      await tx.query(`INSERT INTO ${prefix}migrations (version, name) VALUES ($1, $2)`, [
+        migration.version,
+        migration.name,
+      ]);
+    }
+    const timescale = await tx.query(`SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'`);
+    if (timescale.rows.length === 0) return false;
+    for (const table of ['metrics', 'usage']) {
+      await tx.query(
+        `SELECT create_hypertable($1::regclass, 'time', if_not_exists => true, migrate_data => true)`,
+        [`${prefix}${table}`],
+      );
+    }
+    return true;
+  });
+}
+
+/** Checks a table prefix: it is written into SQL. */
+export function checkPrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || !/^[a-z_][a-z0-9_]{0,39}$/.test(prefix)) {
+    throw invalidOption(
+      'prefix',
+      'must be lower-case letters, digits and _ (at most 40), not starting with a digit',
+      prefix,
+    );
+  }
+  return prefix;
+}
+
+/** Builds an SQL journal over a driver, after migrating its database. */
+export async function sqlJournal(driver: SqlDriver, options: SqlJournalOptions = {}): Promise<SqlJournal> {
+  const resolved = resolveJournalOptions(options);
+  const prefix = checkPrefix(options.prefix ?? 'troupe_');
+  let timescale: boolean;
+  try {
+    timescale = await migrate(driver, prefix);
+  } catch (error) {
+    await driver.close().catch(() => {});
+    throw new TroupeError(
+      'ERR_JOURNAL_UNAVAILABLE',
+      `the journal's migrations failed: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const store = new SqlStore(driver, prefix);
+  return new SqlJournalImpl(store, resolved, timescale);
+}
+
+class SqlJournalImpl extends GroupCommitJournal implements SqlJournal {
+  readonly tables: SqlJournal['tables'];
+
+  constructor(
+    private readonly sql: SqlStore,
+    options: Required<JournalOptions>,
+    readonly timescale: boolean,
+  ) {
+    super(sql, options);
+    this.tables = sql.tables;
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.sql.driver.transaction(fn);
+  }
+
+  saveCheckpointIn(tx: SqlExecutor, name: string, checkpoint: Checkpoint): Promise<void> {
+    return this.sql.saveCheckpoint(name, checkpoint, tx);
+  }
+
+  async recordMetrics(rows: readonly MetricRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.sql.driver.query(
+      `INSERT INTO ${this.tables.metrics} (time, node, name, value, labels)
+       SELECT coalesce(t, now()), n, m, v, l FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::float8[], $5::jsonb[]) AS r(t, n, m, v, l)`,
+      [
+        rows.map((r) => r.time ?? null),
+        rows.map((r) => r.node),
+        rows.map((r) => r.name),
+        rows.map((r) => r.value),
+        rows.map((r) => JSON.stringify(r.labels ?? {})),
+      ],
+    );
+  }
+
+  async recordUsage(rows: readonly UsageRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.sql.driver.query(
+      `INSERT INTO ${this.tables.usage} (time, agent, model, input_tokens, output_tokens, cost_usd)
+       SELECT coalesce(t, now()), a, m, i, o, c FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::int[], $5::int[], $6::float8[]) AS r(t, a, m, i, o, c)`,
+      [
+        rows.map((r) => r.time ?? null),
+        rows.map((r) => r.agent),
+        rows.map((r) => r.model),
+        rows.map((r) => r.inputTokens),
+        rows.map((r) => r.outputTokens),
+        rows.map((r) => r.costUsd ?? null),
+      ],
+    );
+  }
+}
+
+const EVENT_COLUMNS = `stream_id AS stream, version, type, data, metadata, message_id AS "messageId",
+  transaction_id::text AS tx, global_position AS position, created_at AS "createdAt"`;
+
+/** The journal's SQL, shared by the Postgres and PGlite adapters. */
+class SqlStore implements JournalStore {
+  readonly concurrency: number;
+  readonly tables: SqlJournal['tables'];
+  private readonly channel: string;
+
+  constructor(
+    readonly driver: SqlDriver,
+    private readonly prefix: string,
+  ) {
+    this.concurrency = driver.concurrency;
+    const t = (name: string) => `${prefix}${name}`;
+    this.tables = {
+      events: t('events'),
+      streams: t('streams'),
+      snapshots: t('snapshots'),
+      checkpoints: t('checkpoints'),
+      fences: t('fences'),
+      metrics: t('metrics'),
+      usage: t('usage'),
+    };
+    this.channel = t('events');
+  }
+
+  appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
+    const streams = [...new Set(requests.map((r) => r.stream))];
+    const { events, streams: streamTable, fences } = this.tables;
+    return this.driver
+      .transaction(async (tx) => {
+        // Advisory locks first, in one order, before anything writes: the transaction id is taken
+        // at the first write, so a stream's later version always has a later transaction id and
+        // global reads in transaction order keep each stream in version order.
+        await tx.query(
+          `SELECT pg_advisory_xact_lock(h) FROM
+             (SELECT DISTINCT hashtextextended($2 || s, 0) AS h FROM unnest($1::text[]) AS s ORDER BY h) AS locks`,
+          [streams, this.prefix],
+        );
+        const known = await tx.query<{ stream: string; version: string | null; fence: string | null }>(
+          `SELECT q.s AS stream, s.version, f.fence FROM unnest($1::text[]) AS q(s)
+             LEFT JOIN ${streamTable} s ON s.stream_id = q.s LEFT JOIN ${fences} f ON f.stream_id = q.s`,
+          [streams],
+        );
+        const facts = new Map<string, StreamFacts>();
+        for (const row of known.rows) {
+          facts.set(row.stream, {
+            version: row.version === null ? 0 : Number(row.version),
+            fence: row.fence === null ? undefined : Number(row.fence),
+          });
+        }
+        const duplicates = await this.duplicates(tx, requests);
+        const plan = planBatch(requests, facts, duplicates);
+        if (plan.rows.length === 0 && plan.fences.size === 0) return plan.results;
+        const rows = plan.rows;
+        await tx.query(
+          `WITH inserted AS (
+             INSERT INTO ${events} (stream_id, version, type, data, metadata, message_id)
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[])
+             RETURNING 1),
+           versions AS (
+             INSERT INTO ${streamTable} (stream_id, version) SELECT * FROM unnest($7::text[], $8::int8[])
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version RETURNING 1),
+           fenced AS (
+             INSERT INTO ${fences} (stream_id, fence) SELECT * FROM unnest($9::text[], $10::int8[])
+             ON CONFLICT (stream_id) DO UPDATE SET fence = greatest(${fences}.fence, excluded.fence) RETURNING 1)
+           SELECT pg_notify($11, '') WHERE EXISTS (SELECT 1 FROM inserted)`,
+          [
+            rows.map((r) => r.stream),
+            rows.map((r) => r.version),
+            rows.map((r) => r.type),
+            rows.map((r) => r.data),
+            rows.map((r) => r.metadata),
+            rows.map((r) => r.messageId),
+            [...plan.versions.keys()],
+            [...plan.versions.values()],
+            [...plan.fences.keys()],
+            [...plan.fences.values()],
+            this.channel,
+          ],
+        );
+        return plan.results;
+      })
+      .catch((error: unknown) => {
+        // Another writer that skipped the locks (an old node, a hand-written INSERT) took a version.
+        if ((error as { code?: string }).code === '23505') {
+          throw new TroupeError('ERR_JOURNAL_CONFLICT', 'another writer appended to a stream of this batch', {
+            cause: error,
+          });
+        }
+        throw error;
+      });
+  }
+
+  /** The earlier appends of the batch's message ids: their first version and event count. */
+  private async duplicates(
+    tx: SqlExecutor,
+    requests: readonly AppendRequest[],
+  ): Promise<Map<string, AppendResult>> {
+    const found = new Map<string, AppendResult>();
+    const withId = requests.filter((r) => r.messageId !== undefined);
+    if (withId.length === 0) return found;
+    const { rows } = await tx.query<{ stream: string; id: string; version: string; count: string }>(
+      `SELECT e.stream_id AS stream, e.message_id AS id, e.version,
+         1 + (SELECT count(*) FROM ${this.tables.events} x WHERE x.stream_id = e.stream_id
+                AND x.version > e.version AND starts_with(x.message_id, e.message_id || $3)) AS count
+       FROM ${this.tables.events} e JOIN unnest($1::text[], $2::text[]) AS q(s, m)
+         ON e.stream_id = q.s AND e.message_id = q.m`,
+      [withId.map((r) => r.stream), withId.map((r) => r.messageId), MESSAGE_ID_SEPARATOR],
+    );
+    for (const row of rows) {
+      const fromVersion = Number(row.version);
+      found.set(duplicateKey(row.stream, row.id), {
+        stream: row.stream,
+        fromVersion,
+        toVersion: fromVersion + Number(row.count) - 1,
+        duplicate: true,
+      });
+    }
+    return found;
+  }
+
+  async readStream(stream: string, fromVersion: number, limit: number): Promise<RawEvent[]> {
+    const { rows } = await this.driver.query<RawEvent>(
+      `SELECT ${EVENT_COLUMNS} FROM ${this.tables.events} WHERE stream_id = $1 AND version >= $2
+       ORDER BY version LIMIT $3`,
+      [stream, fromVersion, Math.min(limit, 2 ** 31 - 1)],
+    );
+    return rows;
+  }
+
+  async streamVersion(stream: string): Promise<number> {
+    const { rows } = await this.driver.query<{ version: string }>(
+      `SELECT version FROM ${this.tables.streams} WHERE stream_id = $1`,
+      [stream],
+    );
+    return rows.length === 0 ? 0 : Number(rows[0]!.version);
+  }
+
+  async readAll(after: Checkpoint, limit: number): Promise<RawEvent[]> {
+    // Only transactions below the snapshot's xmin have all ended; a later one may still commit rows
+    // that sort before ones already visible, so the read stops there.
+    const { rows } = await this.driver.query<RawEvent>(
+      `SELECT ${EVENT_COLUMNS} FROM ${this.tables.events}
+       WHERE (transaction_id, global_position) > ($1::text::xid8, $2::int8)
+         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+       ORDER BY transaction_id, global_position LIMIT $3`,
+      [String(after.tx), after.position, Math.min(limit, 2 ** 31 - 1)],
+    );
+    return rows;
+  }
+
+  async saveSnapshot(stream: string, version: number, state: string): Promise<void> {
+    const table = this.tables.snapshots;
+    await this.driver.query(
+      `INSERT INTO ${table} (stream_id, version, state) VALUES ($1, $2, $3::jsonb)
+       ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state, created_at = now()
+       WHERE ${table}.version < excluded.version`,
+      [stream, version, state],
+    );
+  }
+
+  async loadSnapshot(stream: string) {
+    const { rows } = await this.driver.query<{ version: unknown; state: unknown; createdAt: unknown }>(
+      `SELECT version, state, created_at AS "createdAt" FROM ${this.tables.snapshots} WHERE stream_id = $1`,
+      [stream],
+    );
+    return rows[0];
+  }
+
+  async pruneToSnapshot(stream: string): Promise<number> {
+    const { rows } = await this.driver.query<{ count: string }>(
+      `WITH pruned AS (
+         DELETE FROM ${this.tables.events} e USING ${this.tables.snapshots} s
+         WHERE s.stream_id = $1 AND e.stream_id = $1 AND e.version <= s.version RETURNING 1)
+       SELECT count(*) AS count FROM pruned`,
+      [stream],
+    );
+    return Number(rows[0]!.count);
+  }
+
+  async loadCheckpoint(name: string): Promise<Checkpoint | undefined> {
+    const { rows } = await this.driver.query<{ tx: string; position: string }>(
+      `SELECT tx, position FROM ${this.tables.checkpoints} WHERE name = $1`,
+      [name],
+    );
+    return rows.length === 0 ? undefined : { tx: Number(rows[0]!.tx), position: Number(rows[0]!.position) };
+  }
+
+  async saveCheckpoint(name: string, checkpoint: Checkpoint, tx: SqlExecutor = this.driver): Promise<void> {
+    await tx.query(
+      `INSERT INTO ${this.tables.checkpoints} (name, tx, position) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, updated_at = now()`,
+      [name, checkpoint.tx, checkpoint.position],
+    );
+  }
+
+  onCommit(listener: () => void): () => void {
+    let stop: (() => Promise<void>) | undefined;
+    let stopped = false;
+    this.driver.listen(this.channel, listener).then(
+      (unlisten) => {
+        if (stopped) void unlisten();
+        else stop = unlisten;
+      },
+      // Without notifications the subscription still polls.
+      () => {},
+    );
+    return () => {
+      stopped = true;
+      void stop?.();
+    };
+  }
+
+  close(): Promise<void> {
+    return this.driver.close();
+  }
+}
