@@ -3,6 +3,8 @@
  * without the runtime's kernel hooks for building supervisors (those stay on `troupe/runtime`).
  * @packageDocumentation
  */
+
+export * from './memory/index.js';
 export * from './protocols/index.js';
 export type {
   ActorContext,

@@ -17,6 +17,14 @@ export {
   type StoredEvent,
   type SubscribeOptions,
 } from './journal.js';
+export {
+  type CommandHandlers,
+  type Effect,
+  type EventOf,
+  type EventSchemas,
+  type PersistentDefinition,
+  persistentBehavior,
+} from './persistent.js';
 export { type PgliteJournalOptions, pgliteJournal } from './pglite.js';
 export { type PostgresJournalOptions, postgresJournal } from './postgres.js';
 export {

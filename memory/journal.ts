@@ -42,17 +42,17 @@ export interface AppendOptions {
    * The version the stream must have before the append (0: the stream must not exist yet), or
    * `'any'` (default). A mismatch rejects with `ERR_JOURNAL_CONFLICT`.
    */
-  readonly expectedVersion?: number | 'any';
+  readonly expectedVersion?: number | 'any' | undefined;
   /**
    * Makes the append idempotent: appending again with an id the stream already holds appends
    * nothing and resolves with the first append's result (`duplicate: true`).
    */
-  readonly messageId?: string;
+  readonly messageId?: string | undefined;
   /**
    * The writer's fencing token (a named actor's lease revision). The journal refuses (`ERR_FENCED`)
    * an append whose fence is older than the newest it has seen for the stream.
    */
-  readonly fence?: number;
+  readonly fence?: number | undefined;
 }
 
 /** What an append did. */
@@ -569,7 +569,11 @@ function decodeEvent(row: RawEvent): StoredEvent {
                 ? 'a bad position'
                 : undefined;
   if (problem !== undefined) {
-    throw corrupt(String(row.stream), row.version, `has ${problem}`);
+    throw corrupt(
+      String(row.stream),
+      Number.isSafeInteger(version) ? version : row.version,
+      `has ${problem}`,
+    );
   }
   const messageId =
     typeof row.messageId === 'string' ? row.messageId.split(MESSAGE_ID_SEPARATOR)[0] : undefined;

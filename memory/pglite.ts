@@ -1,4 +1,4 @@
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { invalidOption } from '../protocols/index.js';
 import {
   type SqlDriver,
@@ -34,7 +34,10 @@ export async function pgliteJournal(options: PgliteJournalOptions = {}): Promise
   if (options.db === undefined && options.dataDir !== undefined && typeof options.dataDir !== 'string')
     throw invalidOption('dataDir', 'must be a directory path or memory://', options.dataDir);
   const owned = options.db === undefined;
-  const db = options.db ?? (await PGlite.create(options.dataDir ?? 'memory://'));
+  // Loaded on first use: most programs that import Troupe never open a PGlite.
+  const db =
+    options.db ??
+    (await (await import('@electric-sql/pglite')).PGlite.create(options.dataDir ?? 'memory://'));
   return sqlJournal(new PgliteDriver(db, owned), options);
 }
 

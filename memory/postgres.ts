@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { invalidOption } from '../protocols/index.js';
 import {
   type SqlDriver,
@@ -42,9 +42,11 @@ export async function postgresJournal(options: PostgresJournalOptions): Promise<
     throw invalidOption('poolSize', 'must be a positive integer', poolSize);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > poolSize)
     throw invalidOption('concurrency', 'must be a positive integer no larger than poolSize', concurrency);
+  // Loaded on first use: most programs that import Troupe never talk to Postgres.
+  const driver = (await import('pg')).default;
   const owned = pool === undefined;
-  const thePool = pool ?? new pg.Pool({ connectionString, max: poolSize });
-  return sqlJournal(new PgDriver(thePool, owned, concurrency, connectionString), options);
+  const thePool = pool ?? new driver.Pool({ connectionString, max: poolSize });
+  return sqlJournal(new PgDriver(driver, thePool, owned, concurrency, connectionString), options);
 }
 
 class PgDriver implements SqlDriver {
@@ -53,6 +55,7 @@ class PgDriver implements SqlDriver {
   private closed = false;
 
   constructor(
+    private readonly driver: typeof pg,
     private readonly pool: pg.Pool,
     private readonly owned: boolean,
     readonly concurrency: number,
@@ -100,7 +103,7 @@ class PgDriver implements SqlDriver {
       this.listeners.set(channel, set);
     }
     set.add(listener);
-    this.listener ??= new PgListener(this.pool, this.connectionString, (ch) => {
+    this.listener ??= new PgListener(this.driver, this.pool, this.connectionString, (ch) => {
       for (const l of this.listeners.get(ch) ?? []) l();
     });
     await this.listener.add(channel);
@@ -129,6 +132,7 @@ class PgListener {
   private retry: NodeJS.Timeout | undefined;
 
   constructor(
+    private readonly driver: typeof pg,
     private readonly pool: pg.Pool,
     private readonly connectionString: string | undefined,
     private readonly notify: (channel: string) => void,
@@ -150,7 +154,7 @@ class PgListener {
 
   private async open(delayMs = 100): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client(this.connectionString ?? this.pool.options);
+    const client = new this.driver.Client(this.connectionString ?? this.pool.options);
     const lost = () => {
       if (this.client !== client) return;
       this.client = undefined;

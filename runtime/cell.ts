@@ -145,6 +145,8 @@ export interface Host extends ActorSystem {
   within(promise: Promise<unknown>, ms: number, endedByClose?: boolean): Promise<void>;
   checkIdle(): void;
   nextTimerGeneration(): number;
+  /** The fencing token of a named actor's activation on this node; undefined for other actors. */
+  fenceOf(cell: Cell): number | undefined;
 }
 
 /** The cold part of a cell. */

@@ -28,6 +28,7 @@ export type { ClusterStore, KindOptions, MemberState } from './cluster-types.js'
 export type { DeadLetterEvent, DeadLetterReason, SystemEvent, SystemEventType } from './events.js';
 export type { IngressResult } from './ingress.js';
 export {
+  activationFence,
   checkSpawnOptions,
   childNamed,
   childSlots,

@@ -112,6 +112,15 @@ export function ownBehavior(ctx: ActorContext<any, any>): Behavior<any, any> {
 }
 
 /**
+ * The fencing token of the actor behind `ctx` when it is a named actor's activation (its lease
+ * revision), else undefined. A journal refuses writes that carry an older fence than it has seen.
+ */
+export function activationFence(ctx: ActorContext<any, any>): number | undefined {
+  const cell = ctx as unknown as Cell;
+  return cell.system.fenceOf(cell);
+}
+
+/**
  * Delivers an envelope that crossed a process boundary into `system` (for transports). Untrusted data
  * is checked end to end and every refusal is a dead letter; see {@link IngressResult}.
  */

@@ -205,6 +205,10 @@ class ActorSystemImpl implements Host, ClusterHost {
     return this.activationParent.spawnChild(behavior, { restart: 'transient' }, undefined, address);
   }
 
+  fenceOf(cell: Cell): number | undefined {
+    return this.cluster?.fences.get(cell);
+  }
+
   deliverLocal(item: unknown): void {
     this.router?.deliverLocal(item);
   }

@@ -1,0 +1,321 @@
+/**
+ * Persistent actors: recovery from snapshot and events on start and restart, events durable before the
+ * reply and before side effects, effectively-once commands, schema checks at append and on read, and
+ * a named persistent actor that moves to another node and recovers there, fenced.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  type ActorSystem,
+  ask,
+  behavior,
+  createNode,
+  createSystem,
+  defineProtocol,
+  inMemoryJournal,
+  inProcessNetwork,
+  type Journal,
+  persistentBehavior,
+  postgresJournal,
+  type SqlJournal,
+  type SystemEvent,
+  tell,
+} from '../../index.js';
+import { PostgresServer } from '../harness/postgres.js';
+import { until } from './journal-contract.js';
+
+const Account = defineProtocol('pa.account', {
+  deposit: ask(z.object({ amount: z.number(), commandId: z.string().optional() }), z.number()),
+  depositBad: ask(z.object({}), z.number()),
+  balance: ask(z.object({}), z.number()),
+  crash: tell(z.object({})),
+  notify: tell(z.object({ to: z.string() })),
+});
+
+const sideEffects: { balance: number; durableVersion: number }[] = [];
+
+function accountOf(journal: Journal, options: { snapshotEvery?: number; pruneOnSnapshot?: boolean } = {}) {
+  return persistentBehavior({
+    protocols: [Account],
+    journal,
+    persistenceId: ({ name }) => `account-${name}`,
+    initialState: () => ({ balance: 0 }),
+    events: {
+      deposited: z.object({ amount: z.number().positive() }),
+    },
+    apply: {
+      deposited: (state, { amount }) => ({ balance: state.balance + amount }),
+    },
+    commands: {
+      deposit: ({ amount }, ctx) => ({
+        events: [{ type: 'deposited', data: { amount } }],
+        reply: (s) => s.balance,
+        thenRun: async (s) => {
+          sideEffects.push({
+            balance: s.balance,
+            durableVersion: await journal.streamVersion(`account-${ctx.self.address.split('/').pop()}`),
+          });
+        },
+      }),
+      // A negative amount fails the event's schema.
+      depositBad: () => ({ events: [{ type: 'deposited', data: { amount: -5 } }], reply: (s) => s.balance }),
+      balance: () => ({ reply: (s) => s.balance }),
+      crash: () => {
+        throw new Error('boom');
+      },
+      notify: () => undefined,
+    },
+    ...options,
+  });
+}
+
+const systems: ActorSystem[] = [];
+const system = () => {
+  const s = createSystem({ deadLetterLog: () => {} });
+  systems.push(s);
+  return s;
+};
+afterEach(async () => {
+  await Promise.all(systems.splice(0).map((s) => s.close()));
+  sideEffects.length = 0;
+});
+
+describe('persistent actors', () => {
+  it('persists events before the reply and the side effects, and recovers on restart and in a new system', async () => {
+    const journal = inMemoryJournal();
+    const account = system().spawn(accountOf(journal), { name: 'alice' });
+    expect(await account.ask('deposit', { amount: 10 })).toBe(10);
+    expect(await journal.streamVersion('account-alice')).toBe(1);
+    expect(await account.ask('deposit', { amount: 5 })).toBe(15);
+    expect(sideEffects).toEqual([
+      { balance: 10, durableVersion: 1 },
+      { balance: 15, durableVersion: 2 },
+    ]);
+    account.tell('crash', {});
+    expect(await account.ask('balance', {})).toBe(15);
+    const again = system().spawn(accountOf(journal), { name: 'alice' });
+    expect(await again.ask('balance', {})).toBe(15);
+  });
+
+  it('handles a redelivered command id once: no new events and no second side effect', async () => {
+    const journal = inMemoryJournal();
+    const account = system().spawn(accountOf(journal), { name: 'bob' });
+    expect(await account.ask('deposit', { amount: 7, commandId: 'c-1' })).toBe(7);
+    expect(await account.ask('deposit', { amount: 7, commandId: 'c-1' })).toBe(7);
+    expect(await account.ask('deposit', { amount: 1, commandId: 'c-2' })).toBe(8);
+    expect(await journal.streamVersion('account-bob')).toBe(2);
+    expect(sideEffects.map((e) => e.balance)).toEqual([7, 8]);
+    // Also after a restart, when the first handling is only in the journal.
+    account.tell('crash', {});
+    expect(await account.ask('deposit', { amount: 7, commandId: 'c-1' })).toBe(8);
+    expect(await journal.streamVersion('account-bob')).toBe(2);
+  });
+
+  it('snapshots every N events, recovers from the snapshot plus later events, and prunes when asked', async () => {
+    const journal = inMemoryJournal();
+    const reads: number[] = [];
+    const spied: Journal = {
+      ...journal,
+      append: journal.append.bind(journal),
+      loadSnapshot: journal.loadSnapshot.bind(journal),
+      saveSnapshot: journal.saveSnapshot.bind(journal),
+      pruneToSnapshot: journal.pruneToSnapshot.bind(journal),
+      streamVersion: journal.streamVersion.bind(journal),
+      readStream: (stream, options) => {
+        reads.push(options?.fromVersion ?? 1);
+        return journal.readStream(stream, options);
+      },
+    };
+    const account = system().spawn(accountOf(spied, { snapshotEvery: 10, pruneOnSnapshot: true }), {
+      name: 'carol',
+    });
+    for (let i = 0; i < 25; i++) await account.ask('deposit', { amount: 1 });
+    expect(await journal.loadSnapshot('account-carol')).toMatchObject({
+      version: 20,
+      state: { balance: 20 },
+    });
+    expect((await journal.readStream('account-carol')).map((e) => e.version)).toEqual([21, 22, 23, 24, 25]);
+    reads.length = 0;
+    account.tell('crash', {});
+    expect(await account.ask('balance', {})).toBe(25);
+    expect(reads).toEqual([21]);
+  });
+
+  it('refuses events that fail their schema: nothing is appended and the actor restarts intact', async () => {
+    const journal = inMemoryJournal();
+    const account = system().spawn(accountOf(journal), { name: 'dan' });
+    await account.ask('deposit', { amount: 3 });
+    const error = await account.ask('depositBad', {}).catch((e) => e);
+    expect(error).toMatchObject({ code: 'ERR_ACTOR_CRASHED', cause: { code: 'ERR_VALIDATION' } });
+    expect(await journal.streamVersion('account-dan')).toBe(1);
+    expect(await account.ask('balance', {})).toBe(3);
+  });
+
+  it('checks its definition', () => {
+    const journal = inMemoryJournal();
+    const base = {
+      protocols: [Account],
+      journal,
+      persistenceId: 'x',
+      initialState: () => ({ balance: 0 }),
+      events: { deposited: z.object({ amount: z.number() }) },
+      apply: { deposited: (s: { balance: number }) => s },
+      commands: {
+        deposit: () => ({ reply: () => 0 }),
+        depositBad: () => ({ reply: () => 0 }),
+        balance: () => ({ reply: () => 0 }),
+        crash: () => undefined,
+        notify: () => undefined,
+      },
+    };
+    expect(() => persistentBehavior({ ...base, apply: {} as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_MISSING_HANDLER' }),
+    );
+    expect(() =>
+      persistentBehavior({ ...base, commands: { ...base.commands, notify: undefined as never } }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_MISSING_HANDLER' }));
+    expect(() => persistentBehavior({ ...base, snapshotEvery: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+    expect(() => persistentBehavior({ ...base, journal: {} as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+    expect(() => persistentBehavior({ ...base, persistenceId: '' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+  });
+});
+
+describe('persistent actors on Postgres', () => {
+  let server: PostgresServer;
+  let n = 0;
+  const journals: SqlJournal[] = [];
+  const journal = async () => {
+    const j = await postgresJournal({ connectionString: server.url, prefix: `p${process.pid}_${++n}_` });
+    journals.push(j);
+    return j;
+  };
+  beforeAll(async () => {
+    server = await PostgresServer.fromEnvironment();
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(journals.map((j) => j.close()));
+    await server?.dispose();
+  });
+
+  it('fails the recovery of an actor with a corrupt event loudly, naming stream and version; others go on', async () => {
+    const j = await journal();
+    const s = system();
+    const events: SystemEvent[] = [];
+    s.events$.subscribe((e) => events.push(e));
+    const erin = s.spawn(accountOf(j), { name: 'erin' });
+    const frank = s.spawn(accountOf(j), { name: 'frank' });
+    for (const amount of [1, 2, 3]) await erin.ask('deposit', { amount });
+    await frank.ask('deposit', { amount: 9 });
+    await s.stop(erin);
+    await j.transaction((tx) =>
+      tx.query(
+        `UPDATE ${j.tables.events} SET data = '{"amount": "lots"}' WHERE stream_id = 'account-erin' AND version = 2`,
+      ),
+    );
+    s.spawn(accountOf(j), { name: 'erin', restart: 'temporary' });
+    await until(() => events.some((e) => e.type === 'actor-crashed' && e.address.endsWith('/erin')));
+    const crash = events.find((e) => e.type === 'actor-crashed' && e.address.endsWith('/erin')) as Extract<
+      SystemEvent,
+      { type: 'actor-crashed' }
+    >;
+    expect(crash.error).toMatchObject({
+      code: 'ERR_START_FAILED',
+      cause: { code: 'ERR_JOURNAL_CORRUPT', details: { stream: 'account-erin', version: 2 } },
+    });
+    expect(await frank.ask('deposit', { amount: 1 })).toBe(10);
+    expect(s.status.tag).toBe('running');
+    // A row broken below the schema (metadata that is not an object) fails the journal's own read.
+    await j.transaction((tx) =>
+      tx.query(
+        `UPDATE ${j.tables.events} SET metadata = '[1]' WHERE stream_id = 'account-frank' AND version = 1`,
+      ),
+    );
+    await expect(j.readStream('account-frank')).rejects.toMatchObject({
+      code: 'ERR_JOURNAL_CORRUPT',
+      details: { stream: 'account-frank', version: 1 },
+    });
+  });
+
+  it('moves a named persistent actor to another node, where it recovers; the old fence cannot write', async () => {
+    const j = await journal();
+    const network = inProcessNetwork();
+    const kinds = { account: { behavior: accountOf(j) } };
+    const nodes: ActorSystem[] = [];
+    for (const node of ['a', 'b']) {
+      const s = await createNode({
+        name: 'pc',
+        node,
+        transport: network.transport(),
+        kinds,
+        deadLetterLog: () => {},
+      });
+      nodes.push(s);
+      systems.push(s);
+    }
+    const [a, b] = nodes as [ActorSystem, ActorSystem];
+    const started: { node: string; fence: number }[] = [];
+    for (const s of nodes) {
+      s.events$.subscribe((e) => {
+        if (e.type === 'activation-started') started.push({ node: e.node, fence: e.fence });
+      });
+    }
+    const ref = a.actorOf('account', 'grace', Account);
+    for (let i = 1; i <= 4; i++) await ref.ask('deposit', { amount: i });
+    expect(started).toHaveLength(1);
+    const first = started[0]!;
+    const owner = first.node === 'a' ? a : b;
+    const other = owner === a ? b : a;
+    await owner.drain();
+    const moved = other.actorOf('account', 'grace', Account);
+    expect(await moved.ask('deposit', { amount: 100 })).toBe(110);
+    expect(started).toHaveLength(2);
+    expect(started[1]!.node).toBe(other.node);
+    expect(started[1]!.fence).toBeGreaterThan(first.fence);
+    // The first activation's fence is stale now.
+    await expect(
+      j.append('account-grace', [{ type: 'deposited', data: { amount: 1 } }], { fence: first.fence }),
+    ).rejects.toMatchObject({ code: 'ERR_FENCED' });
+    expect(await j.streamVersion('account-grace')).toBe(5);
+  });
+});
+
+it('type-checks command handlers against the protocol and the events', () => {
+  const journal = inMemoryJournal();
+  const P = defineProtocol('pa.typed', {
+    get: ask(z.object({}), z.number()),
+    put: tell(z.object({ n: z.number() })),
+  });
+  persistentBehavior({
+    protocols: [P],
+    journal,
+    persistenceId: 'typed',
+    initialState: () => 0,
+    events: { put: z.object({ n: z.number() }) },
+    apply: { put: (s, { n }) => s + n },
+    commands: {
+      get: () => ({ reply: (s) => s }),
+      // @ts-expect-error an event type that is not declared
+      put: ({ n }) => ({ events: [{ type: 'other', data: { n } }] }),
+    },
+  });
+  persistentBehavior({
+    protocols: [P],
+    journal,
+    persistenceId: 'typed',
+    initialState: () => 0,
+    events: { put: z.object({ n: z.number() }) },
+    apply: { put: (s, { n }) => s + n },
+    commands: {
+      // @ts-expect-error an ask must reply
+      get: () => ({}),
+      put: ({ n }) => ({ events: [{ type: 'put', data: { n } }] }),
+    },
+  });
+  expect(behavior).toBeTypeOf('function');
+});
