@@ -17,6 +17,7 @@ export {
   type StoredEvent,
   type SubscribeOptions,
 } from './journal.js';
+export { type MeilisearchIndexOptions, meilisearchIndex } from './meilisearch.js';
 export {
   type CommandHandlers,
   type Effect,
@@ -27,6 +28,22 @@ export {
 } from './persistent.js';
 export { type PgliteJournalOptions, pgliteJournal } from './pglite.js';
 export { type PostgresJournalOptions, postgresJournal } from './postgres.js';
+export {
+  type Projection,
+  type ProjectionOptions,
+  type SearchProjectionOptions,
+  startProjection,
+  startSearchProjection,
+} from './projection.js';
+export {
+  type EmbeddedSearchIndexOptions,
+  embeddedSearchIndex,
+  type SearchDocument,
+  type SearchFieldValue,
+  type SearchHit,
+  type SearchIndex,
+  type SearchOptions,
+} from './search.js';
 export {
   type MetricRow,
   SCHEMA_VERSION,

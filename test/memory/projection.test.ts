@@ -1,0 +1,164 @@
+/**
+ * Projections: a read model in the journal's Postgres updated with its checkpoint in one transaction
+ * (exactly once across crashes and concurrent writers), a read model elsewhere (at least once), and
+ * a search index kept in sync with memory events.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  embeddedSearchIndex,
+  inMemoryJournal,
+  postgresJournal,
+  type SqlJournal,
+  type StoredEvent,
+  startProjection,
+  startSearchProjection,
+} from '../../index.js';
+import { PostgresServer } from '../harness/postgres.js';
+
+let server: PostgresServer;
+let n = 0;
+const journals: SqlJournal[] = [];
+async function journal(): Promise<SqlJournal> {
+  const j = await postgresJournal({ connectionString: server.url, prefix: `pj${process.pid}_${++n}_` });
+  journals.push(j);
+  return j;
+}
+beforeAll(async () => {
+  server = await PostgresServer.fromEnvironment();
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(journals.map((j) => j.close()));
+  await server?.dispose();
+});
+
+describe('projections', () => {
+  it('updates a read model and its checkpoint in one transaction: after a crash it resumes, no event skipped or repeated', async () => {
+    const j = await journal();
+    const seen = `${j.tables.events}_seen`;
+    await j.transaction((tx) =>
+      tx.query(`CREATE TABLE ${seen} (stream text, version bigint, PRIMARY KEY (stream, version))`),
+    );
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 40; i++)
+      writes.push(
+        j.append(`s-${i % 7}`, [
+          { type: 'e', data: { i } },
+          { type: 'e', data: { i } },
+        ]),
+      );
+    await Promise.all(writes);
+    let batches = 0;
+    const handle = async (events: readonly StoredEvent[], tx: unknown) => {
+      const t = tx as { query: (q: string, p: unknown[]) => Promise<unknown> };
+      await t.query(`INSERT INTO ${seen} SELECT * FROM unnest($1::text[], $2::bigint[])`, [
+        events.map((e) => e.stream),
+        events.map((e) => e.version),
+      ]);
+      // The third batch crashes after writing: its rows and its checkpoint must both roll back.
+      if (++batches === 3) throw new Error('crash in the middle of a batch');
+    };
+    const first = await startProjection({ journal: j, name: 'seen', handle, batchSize: 10, maxAttempts: 1 });
+    const failure = await first.closed();
+    expect(failure).toMatchObject({
+      code: 'ERR_PROJECTION_FAILED',
+      details: { projection: 'seen', attempts: 1 },
+    });
+    expect(await j.loadCheckpoint('seen')).toEqual(first.checkpoint);
+    const rows = async () =>
+      (await j.transaction((tx) => tx.query<{ n: string }>(`SELECT count(*) AS n FROM ${seen}`))).rows[0]!.n;
+    expect(Number(await rows())).toBe(20);
+    // Resumed, while other writers go on appending.
+    const second = await startProjection({ journal: j, name: 'seen', handle, batchSize: 10 });
+    const more: Promise<unknown>[] = [];
+    for (let i = 0; i < 30; i++) more.push(j.append(`t-${i % 5}`, [{ type: 'e', data: { i } }]));
+    await Promise.all(more);
+    await second.caughtUp();
+    expect(Number(await rows())).toBe(110);
+    const all = await j.readAll({ limit: 1000 });
+    expect(second.checkpoint).toEqual(all[all.length - 1]!.checkpoint);
+    await second.stop();
+    expect(await second.closed()).toBeUndefined();
+  });
+
+  it('retries a failing batch, then goes on', async () => {
+    const j = await journal();
+    await j.append('s', [{ type: 'a', data: 1 }]);
+    let calls = 0;
+    const handled: number[] = [];
+    const p = await startProjection({
+      journal: j,
+      name: 'flaky',
+      retryDelayMs: 1,
+      handle: (events) => {
+        if (++calls < 3) throw new Error('transient');
+        handled.push(...events.map((e) => e.version));
+      },
+    });
+    await p.caughtUp();
+    expect(handled).toEqual([1]);
+    expect(calls).toBe(3);
+    await p.stop();
+  });
+
+  it('runs over a journal without SQL, storing the checkpoint after the handler (at least once)', async () => {
+    const j = inMemoryJournal();
+    const totals = new Map<string, number>();
+    const handle = (events: readonly StoredEvent[]) => {
+      for (const e of events) totals.set(e.stream, (totals.get(e.stream) ?? 0) + (e.data as number));
+    };
+    await j.append('a', [
+      { type: 'x', data: 1 },
+      { type: 'x', data: 2 },
+    ]);
+    const p = await startProjection({ journal: j, name: 'totals', handle });
+    await j.append('b', [{ type: 'x', data: 5 }]);
+    await p.caughtUp();
+    expect(Object.fromEntries(totals)).toEqual({ a: 3, b: 5 });
+    await p.stop();
+    await j.append('a', [{ type: 'x', data: 10 }]);
+    const resumed = await startProjection({ journal: j, name: 'totals', handle });
+    await resumed.caughtUp();
+    expect(Object.fromEntries(totals)).toEqual({ a: 13, b: 5 });
+    await resumed.stop();
+    await expect(
+      startProjection({ journal: j, name: 'x', handle, transactional: true }),
+    ).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+    });
+    await expect(startProjection({ journal: j, name: '', handle })).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+    });
+  });
+
+  it('keeps a search index in sync with memory events', async () => {
+    const j = await journal();
+    const index = embeddedSearchIndex();
+    const p = await startSearchProjection({
+      journal: j,
+      name: 'recall',
+      index,
+      toIndex: (e) => {
+        const data = e.data as { id: string; text?: string };
+        if (e.type === 'remembered')
+          return { upsert: [{ id: data.id, text: data.text!, fields: { agent: e.stream } }] };
+        if (e.type === 'forgotten') return { remove: [data.id] };
+        return undefined;
+      },
+    });
+    await j.append('agent-1', [
+      { type: 'remembered', data: { id: 'm1', text: 'the deployment failed on Tuesday' } },
+      { type: 'remembered', data: { id: 'm2', text: 'the customer prefers email' } },
+      { type: 'noted', data: {} },
+    ]);
+    await j.append('agent-2', [
+      { type: 'remembered', data: { id: 'm3', text: 'deployments need approval' } },
+    ]);
+    await p.caughtUp();
+    expect((await index.search('deploy')).map((h) => h.id).sort()).toEqual(['m1', 'm3']);
+    expect((await index.search('deploy', { filter: { agent: 'agent-2' } })).map((h) => h.id)).toEqual(['m3']);
+    await j.append('agent-1', [{ type: 'forgotten', data: { id: 'm1' } }]);
+    await p.caughtUp();
+    expect((await index.search('deploy')).map((h) => h.id)).toEqual(['m3']);
+    await p.stop();
+  });
+});
