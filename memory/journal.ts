@@ -111,7 +111,8 @@ export interface Journal {
   readAll(options?: { after?: Checkpoint; limit?: number }): Promise<StoredEvent[]>;
   /**
    * The global log from `after` on: catches up, then follows new events as they commit (Postgres
-   * wakes it with LISTEN/NOTIFY). Each event carries its checkpoint. Errors end the Observable.
+   * wakes it with LISTEN/NOTIFY). Each event carries its checkpoint. While the store is unreachable
+   * it keeps trying; other errors (`ERR_JOURNAL_CORRUPT`) end the Observable.
    */
   subscribe(options?: SubscribeOptions): Observable<StoredEvent>;
   /** Saves a snapshot of `stream` at `version`; an older one than the stored one is ignored. */
@@ -351,7 +352,8 @@ export class GroupCommitJournal implements Journal {
             }
           } while (again && !done);
         } catch (error) {
-          if (!done) subscriber.error(error);
+          // An outage is waited out: the next wake-up or poll reads again from the same place.
+          if (!done && !TroupeError.is(error, 'ERR_JOURNAL_UNAVAILABLE')) subscriber.error(error);
         } finally {
           reading = false;
         }

@@ -73,6 +73,10 @@ class PgDriver implements SqlDriver {
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A checked-out client that loses its server emits 'error' besides failing its query; the
+    // query's failure is what counts, and an unheard 'error' event would crash the process.
+    const ignore = () => {};
+    client.on('error', ignore);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -92,6 +96,7 @@ class PgDriver implements SqlDriver {
       throw error;
     } finally {
       // A connection that cannot even roll back is destroyed rather than reused.
+      client.off('error', ignore);
       client.release(broken);
     }
   }

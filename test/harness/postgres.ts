@@ -151,6 +151,10 @@ export class PostgresServer {
       'listen_addresses=127.0.0.1',
       '-c',
       'fsync=off',
+      // TimescaleDB, where installed, must be preloaded before CREATE EXTENSION can work.
+      ...(existsSync(join(bin, '..', 'lib', 'timescaledb.so'))
+        ? ['-c', 'shared_preload_libraries=timescaledb']
+        : []),
     ];
     const child = spawn(
       user.prefix[0] ?? join(bin, 'postgres'),

@@ -1,0 +1,83 @@
+/**
+ * What the SQL journals share: migrations that several nodes may run at once, the time-series tables,
+ * and TimescaleDB hypertables where the extension is installed.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { postgresJournal, SCHEMA_VERSION, type SqlJournal } from '../../index.js';
+import { PostgresServer } from '../harness/postgres.js';
+
+let server: PostgresServer;
+let raw: pg.Pool;
+beforeAll(async () => {
+  server = await PostgresServer.fromEnvironment();
+  raw = new pg.Pool({ connectionString: server.url });
+}, 60_000);
+afterAll(async () => {
+  await raw?.end();
+  await server?.dispose();
+});
+
+const prefix = `m${process.pid}_`;
+
+it('migrates once when several nodes start at once, and again is a no-op', async () => {
+  const journals = await Promise.all(
+    Array.from({ length: 6 }, () => postgresJournal({ connectionString: server.url, prefix })),
+  );
+  const { rows } = await raw.query(`SELECT version FROM ${prefix}migrations ORDER BY version`);
+  expect(rows.map((r) => r.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+  await journals[0]!.append('s', [{ type: 'a', data: 1 }]);
+  const again = await postgresJournal({ connectionString: server.url, prefix });
+  expect(await again.streamVersion('s')).toBe(1);
+  await Promise.all([...journals, again].map((j) => j.close()));
+});
+
+it('records runtime metrics and agent usage in the time-series tables', async () => {
+  const j: SqlJournal = await postgresJournal({ connectionString: server.url, prefix: `${prefix}ts_` });
+  await j.recordMetrics([
+    { node: 'a', name: 'mailbox.size', value: 3, labels: { actor: 'x' } },
+    { node: 'a', name: 'mailbox.size', value: 5, time: new Date('2026-01-01T00:00:00Z') },
+  ]);
+  await j.recordUsage([
+    { agent: 'planner', model: 'm-1', inputTokens: 120, outputTokens: 30, costUsd: 0.002 },
+  ]);
+  const metrics = await raw.query(`SELECT name, value, labels FROM ${j.tables.metrics} ORDER BY time`);
+  expect(metrics.rows).toEqual([
+    { name: 'mailbox.size', value: 5, labels: {} },
+    { name: 'mailbox.size', value: 3, labels: { actor: 'x' } },
+  ]);
+  const usage = await raw.query(`SELECT agent, input_tokens, output_tokens FROM ${j.tables.usage}`);
+  expect(usage.rows).toEqual([{ agent: 'planner', input_tokens: 120, output_tokens: 30 }]);
+  await j.close();
+});
+
+it('refuses a bad table prefix and an unreachable server with typed errors', async () => {
+  await expect(postgresJournal({ connectionString: server.url, prefix: 'Bad-Prefix' })).rejects.toMatchObject(
+    {
+      code: 'ERR_INVALID_OPTION',
+    },
+  );
+  await expect(
+    postgresJournal({ connectionString: 'postgres://postgres@127.0.0.1:1/none' }),
+  ).rejects.toMatchObject({
+    code: 'ERR_JOURNAL_UNAVAILABLE',
+  });
+});
+
+it('turns the time-series tables into hypertables under TimescaleDB, and keeps the event log plain', async (ctx) => {
+  const available = await raw.query(`SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'`);
+  if (available.rows.length === 0) {
+    console.warn(
+      'timescale test: skipped, because the timescaledb extension is not installed on this PostgreSQL (Debian does not package it); everything else runs on plain Postgres',
+    );
+    ctx.skip();
+  }
+  await raw.query('CREATE EXTENSION IF NOT EXISTS timescaledb');
+  const j = await postgresJournal({ connectionString: server.url, prefix: `${prefix}tsdb_` });
+  expect(j.timescale).toBe(true);
+  const { rows } = await raw.query(
+    `SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1`,
+  );
+  expect(rows.map((r) => r.hypertable_name)).toEqual([j.tables.usage, j.tables.metrics].sort());
+  await j.close();
+});
