@@ -27,6 +27,7 @@ import {
   type SystemOptions,
   tell,
 } from '../index.js';
+import { journalCases, tearDownJournal } from './journal.js';
 import { type BenchCase as Case, type BenchResult as Result, remoteCases, tearDownRemote } from './remote.js';
 
 const require = createRequire(import.meta.url);
@@ -529,7 +530,11 @@ function format(value: number): string {
 }
 
 async function main(): Promise<void> {
-  const all = [...cases, ...remoteCases({ quick, sideBySide, result })];
+  const all = [
+    ...cases,
+    ...remoteCases({ quick, sideBySide, result }),
+    ...journalCases({ quick, sideBySide, result }),
+  ];
   const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {
     console.error(`bench: no case matches "${only}"; cases: ${all.map((c) => c.name).join(', ')}`);
@@ -566,6 +571,7 @@ async function main(): Promise<void> {
     .map((r) => `${r.case} (${r.goal}, got ratio ${r.ratio.toFixed(2)})`);
   if (missed.length > 0) console.error(`bench: goals missed: ${missed.join('; ')}`);
   await tearDownRemote();
+  await tearDownJournal();
   process.exit(0);
 }
 

@@ -111,10 +111,12 @@ class MemoryStore implements JournalStore {
     const snapshot = this.snapshots.get(stream);
     const s = this.streams.get(stream);
     if (snapshot === undefined || s === undefined) return 0;
-    const keep = s.events.filter((e) => e.version > snapshot.version);
+    // As in SQL, the newest event stays.
+    const covered = (e: MemoryEvent) => e.version <= snapshot.version && e.version < s.version;
+    const keep = s.events.filter((e) => !covered(e));
     const pruned = s.events.length - keep.length;
     s.events = keep;
-    this.log = this.log.filter((e) => e.stream !== stream || e.version > snapshot.version);
+    this.log = this.log.filter((e) => e.stream !== stream || !covered(e));
     return pruned;
   }
 

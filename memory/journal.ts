@@ -123,8 +123,9 @@ export interface Journal {
    */
   loadSnapshot(stream: string): Promise<Snapshot | undefined>;
   /**
-   * Retention: deletes the events of `stream` that its latest snapshot covers; resolves with how many.
-   * Readers of the global log that have not yet passed them will never see them.
+   * Retention: deletes the events of `stream` that its latest snapshot covers, but the stream's
+   * newest event (it holds the stream's version); resolves with how many. Readers of the global log
+   * that have not yet passed them will never see them, and their message ids are forgotten.
    */
   pruneToSnapshot(stream: string): Promise<number>;
   /** The stored checkpoint of a reader (a projection) named `name`, or undefined. */
@@ -200,6 +201,21 @@ interface Pending {
   readonly reject: (error: Error) => void;
 }
 
+/** Fewer events than this per connection go in one transaction rather than be split. */
+const SPLIT_EVENTS = 200;
+
+/** Splits appends into `parts` batches by a hash of the stream, keeping each stream's order. */
+function partition(pending: Pending[], parts: number): Pending[][] {
+  const out: Pending[][] = Array.from({ length: parts }, () => []);
+  for (const p of pending) {
+    const { stream } = p.request;
+    let h = 2166136261;
+    for (let i = 0; i < stream.length; i++) h = Math.imul(h ^ stream.charCodeAt(i), 16777619);
+    out[(h >>> 0) % parts]!.push(p);
+  }
+  return out.filter((batch) => batch.length > 0);
+}
+
 /** The separator of the message ids of an append's later events; refused inside a message id. */
 export const MESSAGE_ID_SEPARATOR = '\u001f';
 
@@ -262,31 +278,39 @@ export class GroupCommitJournal implements Journal {
     while (this.pending.length > 0 && this.inFlight < this.store.concurrency) {
       let count = 0;
       let events = 0;
+      const free = this.store.concurrency - this.inFlight;
       while (count < this.pending.length) {
         const size = this.pending[count]!.request.events.length;
-        if (count > 0 && events + size > this.options.maxBatchEvents) break;
+        if (count > 0 && events + size > this.options.maxBatchEvents * free) break;
         events += size;
         count++;
       }
-      const batch = this.pending.splice(0, count);
+      const taken = this.pending.splice(0, count);
       this.pendingEvents -= events;
-      this.inFlight++;
-      this.store.appendBatch(batch.map((p) => p.request)).then(
-        (results) => {
-          for (let i = 0; i < batch.length; i++) {
-            const result = results[i]!;
-            if (result instanceof Error) batch[i]!.reject(result);
-            else batch[i]!.resolve(result);
-          }
-          this.batchDone();
-        },
-        (error: unknown) => {
-          const failure = unavailable('append', error);
-          for (const p of batch) p.reject(failure);
-          this.batchDone();
-        },
-      );
+      // Enough for several transactions: split them over the free connections, so the store works
+      // on them in parallel. A stream's appends stay in one batch, in order.
+      const parts = events >= SPLIT_EVENTS * free ? free : Math.ceil(events / this.options.maxBatchEvents);
+      for (const batch of parts <= 1 ? [taken] : partition(taken, parts)) this.send(batch);
     }
+  }
+
+  private send(batch: Pending[]): void {
+    this.inFlight++;
+    this.store.appendBatch(batch.map((p) => p.request)).then(
+      (results) => {
+        for (let i = 0; i < batch.length; i++) {
+          const result = results[i]!;
+          if (result instanceof Error) batch[i]!.reject(result);
+          else batch[i]!.resolve(result);
+        }
+        this.batchDone();
+      },
+      (error: unknown) => {
+        const failure = unavailable('append', error);
+        for (const p of batch) p.reject(failure);
+        this.batchDone();
+      },
+    );
   }
 
   private batchDone(): void {
@@ -532,14 +556,18 @@ function appendRequest(
         details: { stream, index: i },
       });
     }
-    const metadata = event.metadata ?? {};
-    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    const { metadata } = event;
+    if (
+      metadata !== undefined &&
+      (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))
+    ) {
       throw new TroupeError('ERR_VALIDATION', `the metadata of event ${i} for "${stream}" must be an object`);
     }
     return {
       type: event.type,
       data: toJson(event.data ?? null, `the data of event ${i} ("${event.type}") for "${stream}"`),
-      metadata: toJson(metadata, `the metadata of event ${i} for "${stream}"`),
+      metadata:
+        metadata === undefined ? '{}' : toJson(metadata, `the metadata of event ${i} for "${stream}"`),
     };
   });
   return {

@@ -9,6 +9,7 @@ import {
   type Schema,
   type TellSpec,
   TroupeError,
+  type Validated,
   validate,
 } from '../protocols/index.js';
 import {
@@ -223,7 +224,11 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
     const toAppend = effect.events ?? [];
     let duplicate = false;
     if (toAppend.length > 0) {
-      const checked = await Promise.all(toAppend.map((event, i) => checkEvent(event, i)));
+      const checked: { type: string; data: unknown }[] = [];
+      for (let i = 0; i < toAppend.length; i++) {
+        const one = checkEvent(toAppend[i]!, i);
+        checked.push(one instanceof Promise ? await one : one);
+      }
       const before = incarnation.version;
       const result = await journal.append(incarnation.stream, checked, {
         expectedVersion: before,
@@ -249,7 +254,11 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
     return effect.reply?.(ctx.state);
   };
 
-  const checkEvent = async (event: { type: string; data: unknown }, index: number) => {
+  /** The event with its data as the schema gives it back; synchronous for synchronous schemas. */
+  const checkEvent = (
+    event: { type: string; data: unknown },
+    index: number,
+  ): { type: string; data: unknown } | Promise<{ type: string; data: unknown }> => {
     const schema = typeof event?.type === 'string' ? schemas[event.type] : undefined;
     if (schema === undefined) {
       throw new TroupeError(
@@ -260,10 +269,12 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
         },
       );
     }
-    let checked = validate(schema, event.data, `event "${event.type}"`);
-    if (checked instanceof Promise) checked = await checked;
-    if (!checked.ok) throw checked.error;
-    return { type: event.type, data: checked.value };
+    const outcome = (checked: Validated) => {
+      if (!checked.ok) throw checked.error;
+      return { type: event.type, data: checked.value };
+    };
+    const checked = validate(schema, event.data, `event "${event.type}"`);
+    return checked instanceof Promise ? checked.then(outcome) : outcome(checked);
   };
 
   const handlers: Record<string, (body: unknown, ctx: ActorContext<S, P>) => Promise<unknown>> = {};

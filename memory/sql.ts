@@ -1,5 +1,5 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
-import { duplicateKey, planBatch, type StreamFacts } from './batch.js';
+import { duplicateKey, type PlannedRow, planBatch, type StreamFacts } from './batch.js';
 import {
   type AppendRequest,
   type AppendResult,
@@ -67,7 +67,7 @@ export interface UsageRow {
 export interface SqlJournal extends Journal {
   /** The table names, with the prefix. */
   readonly tables: Readonly<
-    Record<'events' | 'streams' | 'snapshots' | 'checkpoints' | 'fences' | 'metrics' | 'usage', string>
+    Record<'events' | 'snapshots' | 'checkpoints' | 'fences' | 'metrics' | 'usage', string>
   >;
   /** True when TimescaleDB is installed in the database and the time-series tables are hypertables. */
   readonly timescale: boolean;
@@ -92,9 +92,10 @@ const MIGRATIONS: readonly {
 }[] = [
   {
     version: 1,
-    name: 'event log, streams, snapshots, checkpoints, fences',
+    name: 'event log, snapshots, checkpoints, fences',
     statements: [
-      `CREATE TABLE $streams (stream_id text PRIMARY KEY, version bigint NOT NULL)`,
+      // No table of stream versions: a stream's version is its newest event's, one step down the
+      // unique (stream_id, version) index, which saves an upsert per stream in every append.
       // The event log stays a plain table: a hypertable cannot enforce unique(stream_id, version)
       // without the time column in the key.
       `CREATE TABLE $events (
@@ -249,6 +250,20 @@ class SqlJournalImpl extends GroupCommitJournal implements SqlJournal {
   }
 }
 
+/**
+ * The rows as one JSON array for json_to_recordset: data and metadata are JSON already and go in as
+ * they are, where array parameters would escape every quote of them twice over.
+ */
+function rowsJson(rows: readonly PlannedRow[]): string {
+  let json = '[';
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (i > 0) json += ',';
+    json += `{"s":${JSON.stringify(r.stream)},"v":${r.version},"t":${JSON.stringify(r.type)},"d":${r.data},"m":${r.metadata},"i":${r.messageId === null ? 'null' : JSON.stringify(r.messageId)}}`;
+  }
+  return `${json}]`;
+}
+
 const EVENT_COLUMNS = `stream_id AS stream, version, type, data, metadata, message_id AS "messageId",
   transaction_id::text AS tx, global_position AS position, created_at AS "createdAt"`;
 
@@ -266,7 +281,6 @@ class SqlStore implements JournalStore {
     const t = (name: string) => `${prefix}${name}`;
     this.tables = {
       events: t('events'),
-      streams: t('streams'),
       snapshots: t('snapshots'),
       checkpoints: t('checkpoints'),
       fences: t('fences'),
@@ -278,7 +292,7 @@ class SqlStore implements JournalStore {
 
   appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
     const streams = [...new Set(requests.map((r) => r.stream))];
-    const { events, streams: streamTable, fences } = this.tables;
+    const { events, fences } = this.tables;
     return this.driver
       .transaction(async (tx) => {
         // Advisory locks first, in one order, before anything writes: the transaction id is taken
@@ -290,8 +304,8 @@ class SqlStore implements JournalStore {
           [streams, this.prefix],
         );
         const known = await tx.query<{ stream: string; version: string | null; fence: string | null }>(
-          `SELECT q.s AS stream, s.version, f.fence FROM unnest($1::text[]) AS q(s)
-             LEFT JOIN ${streamTable} s ON s.stream_id = q.s LEFT JOIN ${fences} f ON f.stream_id = q.s`,
+          `SELECT q.s AS stream, (SELECT max(version) FROM ${events} e WHERE e.stream_id = q.s) AS version, f.fence
+             FROM unnest($1::text[]) AS q(s) LEFT JOIN ${fences} f ON f.stream_id = q.s`,
           [streams],
         );
         const facts = new Map<string, StreamFacts>();
@@ -308,28 +322,14 @@ class SqlStore implements JournalStore {
         await tx.query(
           `WITH inserted AS (
              INSERT INTO ${events} (stream_id, version, type, data, metadata, message_id)
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[])
+             SELECT r.s, r.v, r.t, r.d, r.m, r.i
+             FROM json_to_recordset($1::json) AS r(s text, v int8, t text, d jsonb, m jsonb, i text)
              RETURNING 1),
-           versions AS (
-             INSERT INTO ${streamTable} (stream_id, version) SELECT * FROM unnest($7::text[], $8::int8[])
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version RETURNING 1),
            fenced AS (
-             INSERT INTO ${fences} (stream_id, fence) SELECT * FROM unnest($9::text[], $10::int8[])
+             INSERT INTO ${fences} (stream_id, fence) SELECT * FROM unnest($2::text[], $3::int8[])
              ON CONFLICT (stream_id) DO UPDATE SET fence = greatest(${fences}.fence, excluded.fence) RETURNING 1)
-           SELECT pg_notify($11, '') WHERE EXISTS (SELECT 1 FROM inserted)`,
-          [
-            rows.map((r) => r.stream),
-            rows.map((r) => r.version),
-            rows.map((r) => r.type),
-            rows.map((r) => r.data),
-            rows.map((r) => r.metadata),
-            rows.map((r) => r.messageId),
-            [...plan.versions.keys()],
-            [...plan.versions.values()],
-            [...plan.fences.keys()],
-            [...plan.fences.values()],
-            this.channel,
-          ],
+           SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM inserted)`,
+          [rowsJson(rows), [...plan.fences.keys()], [...plan.fences.values()], this.channel],
         );
         return plan.results;
       })
@@ -382,11 +382,11 @@ class SqlStore implements JournalStore {
   }
 
   async streamVersion(stream: string): Promise<number> {
-    const { rows } = await this.driver.query<{ version: string }>(
-      `SELECT version FROM ${this.tables.streams} WHERE stream_id = $1`,
+    const { rows } = await this.driver.query<{ version: string | null }>(
+      `SELECT max(version) AS version FROM ${this.tables.events} WHERE stream_id = $1`,
       [stream],
     );
-    return rows.length === 0 ? 0 : Number(rows[0]!.version);
+    return Number(rows[0]?.version ?? 0);
   }
 
   async readAll(after: Checkpoint, limit: number): Promise<RawEvent[]> {
@@ -424,7 +424,9 @@ class SqlStore implements JournalStore {
     const { rows } = await this.driver.query<{ count: string }>(
       `WITH pruned AS (
          DELETE FROM ${this.tables.events} e USING ${this.tables.snapshots} s
-         WHERE s.stream_id = $1 AND e.stream_id = $1 AND e.version <= s.version RETURNING 1)
+         WHERE s.stream_id = $1 AND e.stream_id = $1 AND e.version <= s.version
+           AND e.version < (SELECT max(version) FROM ${this.tables.events} WHERE stream_id = $1)
+         RETURNING 1)
        SELECT count(*) AS count FROM pruned`,
       [stream],
     );

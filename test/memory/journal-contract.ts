@@ -163,6 +163,11 @@ export function journalContract(name: string, make: () => Promise<Journal>): voi
       expect(await j.streamVersion('s')).toBe(5);
       expect(await j.append('s', [ev('next')], { expectedVersion: 5 })).toMatchObject({ fromVersion: 6 });
       expect(await j.pruneToSnapshot('no-snapshot')).toBe(0);
+      // A snapshot of the whole stream prunes all but the newest event, which keeps the version.
+      await j.saveSnapshot('s', 6, { total: 6 });
+      expect(await j.pruneToSnapshot('s')).toBe(2);
+      expect((await j.readStream('s')).map((e) => e.version)).toEqual([6]);
+      expect(await j.streamVersion('s')).toBe(6);
     });
 
     it('refuses an append whose fence is older than the newest seen for the stream', async () => {

@@ -134,7 +134,9 @@ describe('persistent actors', () => {
       version: 20,
       state: { balance: 20 },
     });
-    expect((await journal.readStream('account-carol')).map((e) => e.version)).toEqual([21, 22, 23, 24, 25]);
+    expect((await journal.readStream('account-carol')).map((e) => e.version)).toEqual([
+      20, 21, 22, 23, 24, 25,
+    ]);
     reads.length = 0;
     account.tell('crash', {});
     expect(await account.ask('balance', {})).toBe(25);
