@@ -200,10 +200,6 @@ class ProjectionRunner implements Projection {
   }
 }
 
-function compare(a: Checkpoint, b: Checkpoint): number {
-  return a.tx - b.tx || a.position - b.position;
-}
-
 /** Options of {@link startSearchProjection}. */
 export interface SearchProjectionOptions {
   readonly journal: Journal;

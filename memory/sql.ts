@@ -252,7 +252,8 @@ class SqlJournalImpl extends GroupCommitJournal implements SqlJournal {
 
 /**
  * The rows as one JSON array for json_to_recordset: data and metadata are JSON already and go in as
- * they are, where array parameters would escape every quote of them twice over.
+ * they are, where array parameters would escape every quote of them twice over. (The recordset reads
+ * JSON null data as SQL NULL; the INSERT turns it back.)
  */
 function rowsJson(rows: readonly PlannedRow[]): string {
   let json = '[';
@@ -322,7 +323,7 @@ class SqlStore implements JournalStore {
         await tx.query(
           `WITH inserted AS (
              INSERT INTO ${events} (stream_id, version, type, data, metadata, message_id)
-             SELECT r.s, r.v, r.t, r.d, r.m, r.i
+             SELECT r.s, r.v, r.t, coalesce(r.d, 'null'), r.m, r.i
              FROM json_to_recordset($1::json) AS r(s text, v int8, t text, d jsonb, m jsonb, i text)
              RETURNING 1),
            fenced AS (
