@@ -139,12 +139,15 @@ async function throughput(
  * after the other side in each block; a pair is a block's two rounds averaged per side. Pairing single
  * rounds instead would favour whichever side follows itself in more rounds (seen here: nact at 1.5M
  * msg/s after its own round and 1.1M after Troupe's in the 10,000-actor case).
+ * `forceGc: false` skips the full GC before each round (see the journal cases).
  */
 async function sideBySide(
   a: () => Promise<number>,
   b: () => Promise<number>,
   n = rounds,
+  forceGc = true,
 ): Promise<[number, number, (readonly [number, number])[]]> {
+  const collect = forceGc ? gc! : () => {};
   for (let w = 0; w < (quick ? 1 : 2); w++) {
     await a();
     await b();
@@ -153,9 +156,9 @@ async function sideBySide(
   const ys: number[] = [];
   for (let r = 0; r < n; r++) {
     const [first, second, firstOut, secondOut] = r % 2 === 0 ? [a, b, xs, ys] : [b, a, ys, xs];
-    gc!();
+    collect();
     firstOut.push(await first());
-    gc!();
+    collect();
     secondOut.push(await second());
   }
   const pairs: (readonly [number, number])[] = [];

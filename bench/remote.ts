@@ -35,6 +35,7 @@ export interface BenchTools {
     a: () => Promise<number>,
     b: () => Promise<number>,
     n?: number,
+    forceGc?: boolean,
   ): Promise<[number, number, (readonly [number, number])[]]>;
   result(
     name: string,

@@ -1,5 +1,5 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
-import { duplicateKey, type PlannedRow, planBatch, type StreamFacts } from './batch.js';
+import { type BatchPlan, duplicateKey, type PlannedRow, planBatch, type StreamFacts } from './batch.js';
 import {
   type AppendRequest,
   type AppendResult,
@@ -268,11 +268,16 @@ function rowsJson(rows: readonly PlannedRow[]): string {
 const EVENT_COLUMNS = `stream_id AS stream, version, type, data, metadata, message_id AS "messageId",
   transaction_id::text AS tx, global_position AS position, created_at AS "createdAt"`;
 
+/** Postgres's SQLSTATE for a unique index violation. */
+const UNIQUE_VIOLATION = '23505';
+
 /** The journal's SQL, shared by the Postgres and PGlite adapters. */
 class SqlStore implements JournalStore {
   readonly concurrency: number;
   readonly tables: SqlJournal['tables'];
   private readonly channel: string;
+  /** Each stream's version and fence as this store last saw them, for the fast path. */
+  private readonly known = new Map<string, StreamFacts>();
 
   constructor(
     readonly driver: SqlDriver,
@@ -291,7 +296,54 @@ class SqlStore implements JournalStore {
     this.channel = t('events');
   }
 
-  appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
+  /**
+   * Appends a batch. The fast path is one statement in autocommit, planned from the versions and
+   * fences this store saw last; the statement itself checks that nothing was appended since and that
+   * no newer fence was stored, and a version or message id already taken fails it on the unique
+   * indexes. Anything the fast path cannot settle (a stream not seen yet, a conflict, a duplicate, a
+   * stale fence, another writer) goes the locked way, which reads the facts afresh.
+   */
+  async appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
+    const facts = this.cachedFacts(requests);
+    if (facts !== undefined) {
+      const plan = planBatch(requests, facts, new Map());
+      if (plan.rows.length > 0 && !plan.results.some((r) => r instanceof TroupeError)) {
+        try {
+          if (await this.write(this.driver, plan, requests)) {
+            this.remember(plan, facts);
+            return plan.results;
+          }
+        } catch (error) {
+          if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+        }
+      }
+    }
+    return this.appendLocked(requests);
+  }
+
+  /** What the store last knew of every stream of the batch, or undefined if it does not know one. */
+  private cachedFacts(requests: readonly AppendRequest[]): Map<string, StreamFacts> | undefined {
+    const facts = new Map<string, StreamFacts>();
+    for (const { stream } of requests) {
+      const known = this.known.get(stream);
+      if (known === undefined) return undefined;
+      facts.set(stream, known);
+    }
+    return facts;
+  }
+
+  private remember(plan: BatchPlan, facts: ReadonlyMap<string, StreamFacts>): void {
+    // A bound on memory: forgetting only sends the next batch of those streams the locked way.
+    if (this.known.size > 100_000) this.known.clear();
+    for (const [stream, before] of facts) {
+      this.known.set(stream, {
+        version: plan.versions.get(stream) ?? before.version,
+        fence: plan.fences.get(stream) ?? before.fence,
+      });
+    }
+  }
+
+  private appendLocked(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
     const streams = [...new Set(requests.map((r) => r.stream))];
     const { events, fences } = this.tables;
     return this.driver
@@ -318,31 +370,75 @@ class SqlStore implements JournalStore {
         }
         const duplicates = await this.duplicates(tx, requests);
         const plan = planBatch(requests, facts, duplicates);
-        if (plan.rows.length === 0 && plan.fences.size === 0) return plan.results;
-        const rows = plan.rows;
-        await tx.query(
-          `WITH inserted AS (
-             INSERT INTO ${events} (stream_id, version, type, data, metadata, message_id)
-             SELECT r.s, r.v, r.t, coalesce(r.d, 'null'), r.m, r.i
-             FROM json_to_recordset($1::json) AS r(s text, v int8, t text, d jsonb, m jsonb, i text)
-             RETURNING 1),
-           fenced AS (
-             INSERT INTO ${fences} (stream_id, fence) SELECT * FROM unnest($2::text[], $3::int8[])
-             ON CONFLICT (stream_id) DO UPDATE SET fence = greatest(${fences}.fence, excluded.fence) RETURNING 1)
-           SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM inserted)`,
-          [rowsJson(rows), [...plan.fences.keys()], [...plan.fences.values()], this.channel],
-        );
-        return plan.results;
+        if (plan.rows.length > 0 || plan.fences.size > 0) await this.write(tx, plan, undefined);
+        return { plan, facts };
       })
-      .catch((error: unknown) => {
-        // Another writer that skipped the locks (an old node, a hand-written INSERT) took a version.
-        if ((error as { code?: string }).code === '23505') {
-          throw new TroupeError('ERR_JOURNAL_CONFLICT', 'another writer appended to a stream of this batch', {
-            cause: error,
-          });
-        }
-        throw error;
-      });
+      .then(
+        ({ plan, facts }) => {
+          this.remember(plan, facts);
+          return plan.results;
+        },
+        (error: unknown) => {
+          // Another writer that skipped the locks (an old node, a hand-written INSERT) took a version.
+          if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+            throw new TroupeError('ERR_JOURNAL_CONFLICT', 'another writer appended to a stream of this batch', {
+              cause: error,
+            });
+          }
+          throw error;
+        },
+      );
+  }
+
+  /**
+   * Writes a planned batch in one statement and wakes the readers. With `checked` (the fast path)
+   * nothing is written, and false comes back, if a stream already has an event at or after the first
+   * planned version or a fence newer than a request's.
+   */
+  private async write(
+    sql: SqlExecutor,
+    plan: BatchPlan,
+    checked: readonly AppendRequest[] | undefined,
+  ): Promise<boolean> {
+    const { events, fences } = this.tables;
+    const first = new Map<string, { version: number; fence: number | null }>();
+    if (checked !== undefined) {
+      for (const row of plan.rows) if (!first.has(row.stream)) first.set(row.stream, { version: row.version, fence: null });
+      for (const r of checked) {
+        const f = first.get(r.stream);
+        if (f !== undefined && r.fence !== undefined && (f.fence === null || r.fence < f.fence)) f.fence = r.fence;
+      }
+    }
+    const checks = [...first.values()];
+    const { rows } = await sql.query<{ blocked: boolean }>(
+      `WITH blocked AS (
+         SELECT 1 FROM unnest($5::text[], $6::int8[], $7::int8[]) AS c(s, v, f)
+         WHERE EXISTS (SELECT 1 FROM ${events} e WHERE e.stream_id = c.s AND e.version >= c.v)
+            OR EXISTS (SELECT 1 FROM ${fences} x WHERE x.stream_id = c.s AND x.fence > c.f)
+         LIMIT 1),
+       inserted AS (
+         INSERT INTO ${events} (stream_id, version, type, data, metadata, message_id)
+         SELECT r.s, r.v, r.t, coalesce(r.d, 'null'), r.m, r.i
+         FROM json_to_recordset($1::json) AS r(s text, v int8, t text, d jsonb, m jsonb, i text)
+         WHERE NOT EXISTS (SELECT 1 FROM blocked)
+         RETURNING 1),
+       fenced AS (
+         INSERT INTO ${fences} (stream_id, fence) SELECT * FROM unnest($2::text[], $3::int8[])
+         WHERE NOT EXISTS (SELECT 1 FROM blocked)
+         ON CONFLICT (stream_id) DO UPDATE SET fence = greatest(${fences}.fence, excluded.fence) RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM blocked) AS blocked,
+         CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN pg_notify($4, '') END AS notified`,
+      [
+        rowsJson(plan.rows),
+        [...plan.fences.keys()],
+        [...plan.fences.values()],
+        this.channel,
+        [...first.keys()],
+        checks.map((c) => c.version),
+        checks.map((c) => c.fence),
+      ],
+    );
+    return rows[0]?.blocked !== true;
   }
 
   /** The earlier appends of the batch's message ids: their first version and event count. */
