@@ -121,7 +121,8 @@ export function journalCases(tools: BenchTools): BenchCase[] {
       goal: 'ratio >= 0.8',
       async run() {
         const { journal, raw } = await setUp();
-        const system: ActorSystem = createSystem({ name: 'bench-journal' });
+        // Production configuration, as in the kernel cases: no development-mode plain-data checks.
+        const system: ActorSystem = createSystem({ name: 'bench-journal', devChecks: false });
         const refs: ActorRef<typeof Account>[] = [];
         for (let i = 0; i < actors; i++) refs.push(system.spawn(account(journal), { name: `acct-${i}` }));
         await Promise.all(refs.map((r) => r.ask('balance', {})));
@@ -184,7 +185,7 @@ export function journalCases(tools: BenchTools): BenchCase[] {
           }
         }
         await journal.saveSnapshot(withSnapshot, events, events);
-        const system = createSystem({ name: 'bench-recover' });
+        const system = createSystem({ name: 'bench-recover', devChecks: false });
         const recover = (stream: string) => async () => {
           const start = performance.now();
           const ref = system.spawn(account(journal, 1000), { name: stream });

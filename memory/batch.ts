@@ -86,7 +86,8 @@ export function planBatch(
       toVersion: version + request.events.length,
       duplicate: false,
     };
-    request.events.forEach((event, i) => {
+    for (let i = 0; i < request.events.length; i++) {
+      const event = request.events[i]!;
       rows.push({
         stream,
         version: version + 1 + i,
@@ -95,7 +96,7 @@ export function planBatch(
         metadata: event.metadata,
         messageId: rowMessageId(request.messageId, i),
       });
-    });
+    }
     if (request.events.length > 0) versions.set(stream, result.toVersion);
     if (request.messageId !== undefined && request.events.length > 0) {
       duplicates.set(duplicateKey(stream, request.messageId), result);

@@ -406,8 +406,8 @@ export class GroupCommitJournal implements Journal {
     checkStream(stream);
     if (!Number.isInteger(version) || version < 1)
       throw invalidOption('version', 'must be a positive integer', version);
-    const json = toJson(state, `the snapshot of "${stream}"`);
-    await guard('saveSnapshot', () => this.store.saveSnapshot(stream, version, json));
+    const text = json(state, () => `the snapshot of "${stream}"`);
+    await guard('saveSnapshot', () => this.store.saveSnapshot(stream, version, text));
   }
 
   async loadSnapshot(stream: string): Promise<Snapshot | undefined> {
@@ -516,15 +516,20 @@ function checkCheckpoint(checkpoint: Checkpoint, option: string): Checkpoint {
   return checkpoint;
 }
 
-function toJson(value: unknown, what: string): string {
-  let json: string | undefined;
+/** JSON of an event's data (or metadata), or `ERR_VALIDATION` naming it; the message is built only then. */
+function toJson(value: unknown, event: NewEvent, index: number, stream: string, part = 'data'): string {
+  return json(value, () => `the ${part} of event ${index} ("${event.type}") for "${stream}"`);
+}
+
+function json(value: unknown, what: () => string): string {
+  let text: string | undefined;
   try {
-    json = JSON.stringify(value);
+    text = JSON.stringify(value);
   } catch (cause) {
-    throw new TroupeError('ERR_VALIDATION', `${what} is not JSON data`, { cause });
+    throw new TroupeError('ERR_VALIDATION', `${what()} is not JSON data`, { cause });
   }
-  if (json === undefined) throw new TroupeError('ERR_VALIDATION', `${what} is not JSON data`);
-  return json;
+  if (text === undefined) throw new TroupeError('ERR_VALIDATION', `${what()} is not JSON data`);
+  return text;
 }
 
 function appendRequest(
@@ -550,7 +555,9 @@ function appendRequest(
   }
   if (fence !== undefined && (!Number.isSafeInteger(fence) || fence < 0))
     throw invalidOption('fence', 'must be a non-negative integer', fence);
-  const encoded = events.map((event, i) => {
+  const encoded: AppendRequest['events'][number][] = new Array(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type === '') {
       throw new TroupeError('ERR_VALIDATION', `event ${i} for "${stream}" needs a non-empty string type`, {
         details: { stream, index: i },
@@ -563,13 +570,12 @@ function appendRequest(
     ) {
       throw new TroupeError('ERR_VALIDATION', `the metadata of event ${i} for "${stream}" must be an object`);
     }
-    return {
+    encoded[i] = {
       type: event.type,
-      data: toJson(event.data ?? null, `the data of event ${i} ("${event.type}") for "${stream}"`),
-      metadata:
-        metadata === undefined ? '{}' : toJson(metadata, `the metadata of event ${i} for "${stream}"`),
+      data: toJson(event.data ?? null, event, i, stream),
+      metadata: metadata === undefined ? '{}' : toJson(metadata, event, i, stream, 'metadata'),
     };
-  });
+  }
   return {
     stream,
     events: encoded,

@@ -20,7 +20,7 @@ import {
   behavior,
   type MailboxOptions,
 } from '../runtime/index.js';
-import { corrupt, type Journal } from './journal.js';
+import { corrupt, type Journal, type NewEvent } from './journal.js';
 
 /** The event schemas of a persistent behaviour, by event type. */
 export type EventSchemas = Readonly<Record<string, Schema>>;
@@ -97,6 +97,15 @@ export interface PersistentDefinition<P extends AnyProtocol, S, E extends EventS
 interface Incarnation {
   readonly stream: string;
   version: number;
+}
+
+function checkedEvent(event: NewEvent, checked: Validated): NewEvent {
+  if (!checked.ok) throw checked.error;
+  return { type: event.type, data: checked.value };
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 }
 
 const defaultCommandId = (body: unknown): string | undefined => {
@@ -214,20 +223,33 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
     incarnations.set(ctx, { stream, version });
   };
 
-  const run = async (type: string, body: unknown, ctx: ActorContext<S, P>): Promise<unknown> => {
-    const incarnation = incarnations.get(ctx)!;
+  const run = (type: string, body: unknown, ctx: ActorContext<S, P>): unknown => {
     const handler = (commands as Record<string, (b: unknown, c: unknown) => unknown>)[type]!;
-    const effect = (await handler(body, ctx)) as
-      | Effect<{ type: string; data: unknown }, S, unknown>
-      | undefined;
+    const effect = handler(body, ctx) as MaybePromise<Effect<NewEvent, S, unknown> | undefined>;
+    // Most handlers decide synchronously: no extra turn for them.
+    if (isPromiseLike(effect)) return Promise.resolve(effect).then((e) => perform(e, type, body, ctx));
     if (effect === undefined || effect === null) return undefined;
-    const toAppend = effect.events ?? [];
+    // A query (no events, no side effects) replies in the same turn.
+    if ((effect.events === undefined || effect.events.length === 0) && effect.thenRun === undefined)
+      return effect.reply?.(ctx.state);
+    return perform(effect, type, body, ctx);
+  };
+
+  const perform = async (
+    effect: Effect<NewEvent, S, unknown> | undefined,
+    type: string,
+    body: unknown,
+    ctx: ActorContext<S, P>,
+  ): Promise<unknown> => {
+    if (effect === undefined || effect === null) return undefined;
+    const toAppend = effect.events;
     let duplicate = false;
-    if (toAppend.length > 0) {
-      const checked: { type: string; data: unknown }[] = [];
+    if (toAppend !== undefined && toAppend.length > 0) {
+      const incarnation = incarnations.get(ctx)!;
+      const checked: NewEvent[] = new Array(toAppend.length);
       for (let i = 0; i < toAppend.length; i++) {
         const one = checkEvent(toAppend[i]!, i);
-        checked.push(one instanceof Promise ? await one : one);
+        checked[i] = one instanceof Promise ? await one : (one as NewEvent);
       }
       const before = incarnation.version;
       const result = await journal.append(incarnation.stream, checked, {
@@ -255,10 +277,7 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
   };
 
   /** The event with its data as the schema gives it back; synchronous for synchronous schemas. */
-  const checkEvent = (
-    event: { type: string; data: unknown },
-    index: number,
-  ): { type: string; data: unknown } | Promise<{ type: string; data: unknown }> => {
+  const checkEvent = (event: NewEvent, index: number): NewEvent | Promise<NewEvent> => {
     const schema = typeof event?.type === 'string' ? schemas[event.type] : undefined;
     if (schema === undefined) {
       throw new TroupeError(
@@ -269,15 +288,13 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
         },
       );
     }
-    const outcome = (checked: Validated) => {
-      if (!checked.ok) throw checked.error;
-      return { type: event.type, data: checked.value };
-    };
     const checked = validate(schema, event.data, `event "${event.type}"`);
-    return checked instanceof Promise ? checked.then(outcome) : outcome(checked);
+    return checked instanceof Promise
+      ? checked.then((c) => checkedEvent(event, c))
+      : checkedEvent(event, checked);
   };
 
-  const handlers: Record<string, (body: unknown, ctx: ActorContext<S, P>) => Promise<unknown>> = {};
+  const handlers: Record<string, (body: unknown, ctx: ActorContext<S, P>) => unknown> = {};
   for (const protocol of definition.protocols) {
     for (const type of Object.keys(protocol.messages)) {
       if (typeof (commands as Record<string, unknown>)[type] !== 'function') {

@@ -304,13 +304,12 @@ class SqlStore implements JournalStore {
    * stale fence, another writer) goes the locked way, which reads the facts afresh.
    */
   async appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
-    const facts = this.cachedFacts(requests);
-    if (facts !== undefined) {
-      const plan = planBatch(requests, facts, new Map());
+    if (this.knowsAll(requests)) {
+      const plan = planBatch(requests, this.known, new Map());
       if (plan.rows.length > 0 && !plan.results.some((r) => r instanceof TroupeError)) {
         try {
           if (await this.write(this.driver, plan, requests)) {
-            this.remember(plan, facts);
+            this.remember(plan);
             return plan.results;
           }
         } catch (error) {
@@ -321,25 +320,22 @@ class SqlStore implements JournalStore {
     return this.appendLocked(requests);
   }
 
-  /** What the store last knew of every stream of the batch, or undefined if it does not know one. */
-  private cachedFacts(requests: readonly AppendRequest[]): Map<string, StreamFacts> | undefined {
-    const facts = new Map<string, StreamFacts>();
-    for (const { stream } of requests) {
-      const known = this.known.get(stream);
-      if (known === undefined) return undefined;
-      facts.set(stream, known);
-    }
-    return facts;
+  /** True when the store has seen every stream of the batch. */
+  private knowsAll(requests: readonly AppendRequest[]): boolean {
+    for (const { stream } of requests) if (!this.known.has(stream)) return false;
+    return true;
   }
 
-  private remember(plan: BatchPlan, facts: ReadonlyMap<string, StreamFacts>): void {
+  /** Takes in what a batch did, after the facts the locked path read (if it did). */
+  private remember(plan: BatchPlan, facts?: ReadonlyMap<string, StreamFacts>): void {
     // A bound on memory: forgetting only sends the next batch of those streams the locked way.
     if (this.known.size > 100_000) this.known.clear();
-    for (const [stream, before] of facts) {
-      this.known.set(stream, {
-        version: plan.versions.get(stream) ?? before.version,
-        fence: plan.fences.get(stream) ?? before.fence,
-      });
+    if (facts !== undefined) for (const [stream, f] of facts) this.known.set(stream, f);
+    for (const [stream, version] of plan.versions) {
+      this.known.set(stream, { version, fence: this.known.get(stream)?.fence });
+    }
+    for (const [stream, fence] of plan.fences) {
+      this.known.set(stream, { version: this.known.get(stream)?.version ?? 0, fence });
     }
   }
 
@@ -381,9 +377,13 @@ class SqlStore implements JournalStore {
         (error: unknown) => {
           // Another writer that skipped the locks (an old node, a hand-written INSERT) took a version.
           if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
-            throw new TroupeError('ERR_JOURNAL_CONFLICT', 'another writer appended to a stream of this batch', {
-              cause: error,
-            });
+            throw new TroupeError(
+              'ERR_JOURNAL_CONFLICT',
+              'another writer appended to a stream of this batch',
+              {
+                cause: error,
+              },
+            );
           }
           throw error;
         },
@@ -403,10 +403,12 @@ class SqlStore implements JournalStore {
     const { events, fences } = this.tables;
     const first = new Map<string, { version: number; fence: number | null }>();
     if (checked !== undefined) {
-      for (const row of plan.rows) if (!first.has(row.stream)) first.set(row.stream, { version: row.version, fence: null });
+      for (const row of plan.rows)
+        if (!first.has(row.stream)) first.set(row.stream, { version: row.version, fence: null });
       for (const r of checked) {
         const f = first.get(r.stream);
-        if (f !== undefined && r.fence !== undefined && (f.fence === null || r.fence < f.fence)) f.fence = r.fence;
+        if (f !== undefined && r.fence !== undefined && (f.fence === null || r.fence < f.fence))
+          f.fence = r.fence;
       }
     }
     const checks = [...first.values()];
