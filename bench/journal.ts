@@ -111,7 +111,7 @@ let round = 0;
  */
 export function journalCases(tools: BenchTools): BenchCase[] {
   const { quick } = tools;
-  const rounds = quick ? 1 : 6;
+  const rounds = quick ? 1 : 10;
   const actors = 1000;
   const perActor = quick ? 2 : 10;
   return [
@@ -151,7 +151,10 @@ export function journalCases(tools: BenchTools): BenchCase[] {
           }
           return (actors * perActor) / ((performance.now() - start) / 1000);
         };
-        const [t, b, pairs] = await tools.sideBySide(troupe, baseline, rounds);
+        // Troupe's path through 1,000 actors takes several rounds to reach its optimized code
+        // (seen here: 20k, 26k, 26k, then 31k to 40k events/s); the raw INSERT is steady at once.
+        if (!quick) for (let w = 0; w < 4; w++) await troupe();
+        const [t, b, pairs] = await tools.sideBySide(troupe, baseline, rounds, false);
         await system.close();
         return tools.result(
           this.name,

@@ -416,7 +416,7 @@ class SqlStore implements JournalStore {
       `WITH blocked AS (
          SELECT 1 FROM unnest($5::text[], $6::int8[], $7::int8[]) AS c(s, v, f)
          WHERE EXISTS (SELECT 1 FROM ${events} e WHERE e.stream_id = c.s AND e.version >= c.v)
-            OR EXISTS (SELECT 1 FROM ${fences} x WHERE x.stream_id = c.s AND x.fence > c.f)
+            OR (c.f IS NOT NULL AND EXISTS (SELECT 1 FROM ${fences} x WHERE x.stream_id = c.s AND x.fence > c.f))
          LIMIT 1),
        inserted AS (
          INSERT INTO ${events} (stream_id, version, type, data, metadata, message_id)
