@@ -392,15 +392,17 @@ class SqlStore implements JournalStore {
 
   /**
    * Writes a planned batch in one statement and wakes the readers. With `checked` (the fast path)
-   * nothing is written, and false comes back, if a stream already has an event at or after the first
-   * planned version or a fence newer than a request's.
+   * nothing is written, and false comes back, if a stream has a fence newer than a request's, or a
+   * snapshot at or after the first planned version. The unique index refuses a planned version that
+   * is taken; the snapshot check covers the one way a taken version can be gone (pruned), so a plan
+   * made from an old idea of the stream can never leave a gap or reuse a version.
    */
   private async write(
     sql: SqlExecutor,
     plan: BatchPlan,
     checked: readonly AppendRequest[] | undefined,
   ): Promise<boolean> {
-    const { events, fences } = this.tables;
+    const { events, fences, snapshots } = this.tables;
     const first = new Map<string, { version: number; fence: number | null }>();
     if (checked !== undefined) {
       for (const row of plan.rows)
@@ -415,7 +417,7 @@ class SqlStore implements JournalStore {
     const { rows } = await sql.query<{ blocked: boolean }>(
       `WITH blocked AS (
          SELECT 1 FROM unnest($5::text[], $6::int8[], $7::int8[]) AS c(s, v, f)
-         WHERE EXISTS (SELECT 1 FROM ${events} e WHERE e.stream_id = c.s AND e.version >= c.v)
+         WHERE EXISTS (SELECT 1 FROM ${snapshots} sn WHERE sn.stream_id = c.s AND sn.version >= c.v)
             OR (c.f IS NOT NULL AND EXISTS (SELECT 1 FROM ${fences} x WHERE x.stream_id = c.s AND x.fence > c.f))
          LIMIT 1),
        inserted AS (
