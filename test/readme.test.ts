@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -63,6 +64,28 @@ describe('README', () => {
       'recalled 2 notes: actors handle one message at a time | supervisors restart crashed actors\n',
     );
   }, 90_000);
+
+  it('has the persistent example, identical to examples/persistent.ts, and its state survives a restart', async () => {
+    const marked = blocks.filter((code) => code.includes('// persistent example'));
+    expect(marked).toHaveLength(1);
+    const example = readFileSync(join(root, 'examples', 'persistent.ts'), 'utf8');
+    expect(marked[0]!.replaceAll("from 'troupe'", "from '../index.js'")).toBe(example);
+    const dir = mkdtempSync(join(tmpdir(), 'troupe-readme-'));
+    try {
+      const run = async () =>
+        (
+          await promisify(execFile)('npx', ['tsx', 'examples/persistent.ts', join(dir, 'db')], {
+            cwd: root,
+            timeout: 60_000,
+          })
+        ).stdout;
+      expect(await run()).toBe('notes before this run: 0, after: 1\n');
+      // A new process, the same directory: the note is still there.
+      expect(await run()).toBe('notes before this run: 1, after: 2\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('runs the demo (the first command) to the end by itself, with a tree and restarts on screen', async () => {
     const { stdout } = await promisify(execFile)(

@@ -96,16 +96,24 @@ it('keeps versions, conflicts and fences right between journals that share a dat
   await b.saveSnapshot('s', 5, {});
   await b.pruneToSnapshot('s');
   expect(await a.append('s', [ev('a4')])).toMatchObject({ fromVersion: 6, toVersion: 6 });
-  await expect(a.append('s', [ev('x')], { expectedVersion: 3 })).rejects.toMatchObject({ code: 'ERR_JOURNAL_CONFLICT' });
+  await expect(a.append('s', [ev('x')], { expectedVersion: 3 })).rejects.toMatchObject({
+    code: 'ERR_JOURNAL_CONFLICT',
+  });
   expect(await b.append('s', [ev('b3')], { expectedVersion: 6 })).toMatchObject({ fromVersion: 7 });
   // A message id b wrote is a duplicate for a too.
   await b.append('s', [ev('once')], { messageId: 'm' });
-  expect(await a.append('s', [ev('once')], { messageId: 'm' })).toMatchObject({ duplicate: true, fromVersion: 8 });
+  expect(await a.append('s', [ev('once')], { messageId: 'm' })).toMatchObject({
+    duplicate: true,
+    fromVersion: 8,
+  });
   // A fence b stored refuses a's older one, though a has not seen it.
   await a.append('f', [ev('a')], { fence: 1 });
   await b.append('f', [ev('b')], { fence: 2 });
   await expect(a.append('f', [ev('stale')], { fence: 1 })).rejects.toMatchObject({ code: 'ERR_FENCED' });
   expect((await a.readStream('s')).map((e) => e.version)).toEqual([5, 6, 7, 8]);
-  expect((await a.readAll({ limit: 100 })).filter((e) => e.stream === 'f').map((e) => e.type)).toEqual(['a', 'b']);
+  expect((await a.readAll({ limit: 100 })).filter((e) => e.stream === 'f').map((e) => e.type)).toEqual([
+    'a',
+    'b',
+  ]);
   await Promise.all([a.close(), b.close()]);
 });
