@@ -197,8 +197,7 @@ export function embeddedSearchIndex(options: EmbeddedSearchIndexOptions = {}): S
   };
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Validation shared by the adapters. Exported for `meilisearch.ts` only: not part of the public API.
+// The checks below are shared by both adapters; exported for `meilisearch.ts`, not from the barrel.
 
 /** The default of {@link SearchOptions.limit}. @internal */
 export const DEFAULT_SEARCH_LIMIT = 10;
