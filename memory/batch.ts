@@ -39,6 +39,12 @@ export function rowMessageId(messageId: string | undefined, index: number): stri
   return index === 0 ? messageId : `${messageId}${MESSAGE_ID_SEPARATOR}${index}`;
 }
 
+/** The index of an event within its append, from its stored message id (0 without one). */
+export function indexInAppend(rowMessageId: string | null | undefined): number {
+  const at = rowMessageId?.indexOf(MESSAGE_ID_SEPARATOR) ?? -1;
+  return at < 0 ? 0 : Number(rowMessageId!.slice(at + 1));
+}
+
 /**
  * Decides a batch, request by request in order, as every store must: a stale fence is refused, a
  * known message id is a duplicate (the first append's result), a wrong expected version is a

@@ -1,5 +1,5 @@
 import type { TroupeError } from '../protocols/index.js';
-import { planBatch, type StreamFacts } from './batch.js';
+import { indexInAppend, planBatch, type StreamFacts } from './batch.js';
 import {
   type AppendRequest,
   type AppendResult,
@@ -111,8 +111,10 @@ class MemoryStore implements JournalStore {
     const snapshot = this.snapshots.get(stream);
     const s = this.streams.get(stream);
     if (snapshot === undefined || s === undefined) return 0;
-    // As in SQL, the newest event stays.
-    const covered = (e: MemoryEvent) => e.version <= snapshot.version && e.version < s.version;
+    // As in SQL, the newest append stays whole.
+    const newest = s.events[s.events.length - 1];
+    const first = newest === undefined ? 0 : newest.version - indexInAppend(newest.messageId as string | null);
+    const covered = (e: MemoryEvent) => e.version <= snapshot.version && e.version < first;
     const keep = s.events.filter((e) => !covered(e));
     const pruned = s.events.length - keep.length;
     s.events = keep;

@@ -123,9 +123,10 @@ export interface Journal {
    */
   loadSnapshot(stream: string): Promise<Snapshot | undefined>;
   /**
-   * Retention: deletes the events of `stream` that its latest snapshot covers, but the stream's
-   * newest event (it holds the stream's version); resolves with how many. Readers of the global log
-   * that have not yet passed them will never see them, and their message ids are forgotten.
+   * Retention: deletes the events of `stream` that its latest snapshot covers, but those of the
+   * stream's newest append (they hold the stream's version and the append's message id); resolves
+   * with how many. Readers of the global log that have not yet passed them will never see them, and
+   * the message ids of the deleted appends are forgotten.
    */
   pruneToSnapshot(stream: string): Promise<number>;
   /** The stored checkpoint of a reader (a projection) named `name`, or undefined. */
@@ -204,16 +205,11 @@ interface Pending {
 /** Fewer events than this per connection go in one transaction rather than be split. */
 const SPLIT_EVENTS = 200;
 
-/** Splits appends into `parts` batches by a hash of the stream, keeping each stream's order. */
-function partition(pending: Pending[], parts: number): Pending[][] {
-  const out: Pending[][] = Array.from({ length: parts }, () => []);
-  for (const p of pending) {
-    const { stream } = p.request;
-    let h = 2166136261;
-    for (let i = 0; i < stream.length; i++) h = Math.imul(h ^ stream.charCodeAt(i), 16777619);
-    out[(h >>> 0) % parts]!.push(p);
-  }
-  return out.filter((batch) => batch.length > 0);
+/** A hash of a stream name (FNV-1a), to share streams out over batches. */
+function streamHash(stream: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < stream.length; i++) h = Math.imul(h ^ stream.charCodeAt(i), 16777619);
+  return h >>> 0;
 }
 
 /** The separator of the message ids of an append's later events; refused inside a message id. */
@@ -237,7 +233,8 @@ export function resolveJournalOptions(options: JournalOptions): Required<Journal
 /** The {@link Journal} over a store: group commit, checks, decoding, subscriptions. */
 export class GroupCommitJournal implements Journal {
   private pending: Pending[] = [];
-  private pendingEvents = 0;
+  /** Streams with a batch in flight: their next appends wait for it, so they stay in order. */
+  private readonly busy = new Set<string>();
   private inFlight = 0;
   private scheduled = false;
   private closing: Promise<void> | undefined;
@@ -258,7 +255,6 @@ export class GroupCommitJournal implements Journal {
     }
     return new Promise((resolve, reject) => {
       this.pending.push({ request, resolve, reject });
-      this.pendingEvents += request.events.length;
       this.schedule();
     });
   }
@@ -274,48 +270,72 @@ export class GroupCommitJournal implements Journal {
     });
   }
 
+  /**
+   * Sends what is pending as up to one batch per free connection. A large amount is split by stream
+   * over the free connections so the store works on them in parallel; a stream's appends stay in one
+   * batch, in order, and wait while an earlier batch of that stream is in flight. No batch holds more
+   * than `maxBatchEvents` events (but for one larger append on its own).
+   */
   private flush(): void {
-    while (this.pending.length > 0 && this.inFlight < this.store.concurrency) {
-      let count = 0;
-      let events = 0;
-      const free = this.store.concurrency - this.inFlight;
-      while (count < this.pending.length) {
-        const size = this.pending[count]!.request.events.length;
-        if (count > 0 && events + size > this.options.maxBatchEvents * free) break;
-        events += size;
-        count++;
+    const free = this.store.concurrency - this.inFlight;
+    if (free <= 0 || this.pending.length === 0) return;
+    const max = this.options.maxBatchEvents;
+    let ready = 0;
+    for (const p of this.pending) if (!this.busy.has(p.request.stream)) ready += p.request.events.length;
+    const parts = Math.max(1, Math.min(free, ready >= SPLIT_EVENTS * free ? free : Math.ceil(ready / max)));
+    const batches = Array.from({ length: parts }, () => ({ items: [] as Pending[], events: 0 }));
+    const held = new Set<string>();
+    const rest: Pending[] = [];
+    for (const p of this.pending) {
+      const { stream, events } = p.request;
+      if (this.busy.has(stream) || held.has(stream)) {
+        rest.push(p);
+        continue;
       }
-      const taken = this.pending.splice(0, count);
-      this.pendingEvents -= events;
-      // Enough for several transactions: split them over the free connections, so the store works
-      // on them in parallel. A stream's appends stay in one batch, in order.
-      const parts = events >= SPLIT_EVENTS * free ? free : Math.ceil(events / this.options.maxBatchEvents);
-      for (const batch of parts <= 1 ? [taken] : partition(taken, parts)) this.send(batch);
+      const batch = batches[parts === 1 ? 0 : streamHash(stream) % parts]!;
+      if (batch.events > 0 && batch.events + events.length > max) {
+        held.add(stream);
+        rest.push(p);
+        continue;
+      }
+      batch.items.push(p);
+      batch.events += events.length;
     }
+    this.pending = rest;
+    for (const batch of batches) if (batch.items.length > 0) this.send(batch.items);
   }
 
   private send(batch: Pending[]): void {
     this.inFlight++;
-    this.store.appendBatch(batch.map((p) => p.request)).then(
+    const streams = new Set<string>();
+    for (const p of batch) streams.add(p.request.stream);
+    for (const stream of streams) this.busy.add(stream);
+    const done = () => {
+      this.inFlight--;
+      for (const stream of streams) this.busy.delete(stream);
+      if (this.pending.length > 0) this.flush();
+    };
+    let sent: Promise<(AppendResult | TroupeError)[]>;
+    try {
+      sent = this.store.appendBatch(batch.map((p) => p.request));
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.then(
       (results) => {
         for (let i = 0; i < batch.length; i++) {
           const result = results[i]!;
           if (result instanceof Error) batch[i]!.reject(result);
           else batch[i]!.resolve(result);
         }
-        this.batchDone();
+        done();
       },
       (error: unknown) => {
         const failure = unavailable('append', error);
         for (const p of batch) p.reject(failure);
-        this.batchDone();
+        done();
       },
     );
-  }
-
-  private batchDone(): void {
-    this.inFlight--;
-    if (this.pending.length > 0) this.flush();
   }
 
   async readStream(
@@ -347,6 +367,7 @@ export class GroupCommitJournal implements Journal {
   }
 
   subscribe(options: SubscribeOptions = {}): Observable<StoredEvent> {
+    this.checkOpen();
     const start = checkCheckpoint(options.after ?? START, 'after');
     const batchSize = checkLimit(options.batchSize, 500);
     return new Observable<StoredEvent>((subscriber) => {
@@ -390,12 +411,13 @@ export class GroupCommitJournal implements Journal {
         stopListening();
         if (poll !== undefined) clearInterval(poll);
         poll = undefined;
-        this.subscriptions.delete(end);
+        this.subscriptions.delete(complete);
       };
-      this.subscriptions.add(() => {
+      const complete = (): void => {
         end();
         subscriber.complete();
-      });
+      };
+      this.subscriptions.add(complete);
       void read();
       return end;
     });
@@ -483,8 +505,8 @@ export function unavailable(what: string, error: unknown): TroupeError {
 }
 
 function checkStream(stream: unknown): asserts stream is string {
-  if (typeof stream !== 'string' || stream.length === 0 || stream.length > 512) {
-    throw new TroupeError('ERR_VALIDATION', 'a stream name must be a string of 1 to 512 characters', {
+  if (typeof stream !== 'string' || stream.length === 0 || stream.length > 512 || UNSTORABLE_TEXT.test(stream)) {
+    throw new TroupeError('ERR_VALIDATION', 'a stream name must be a string of 1 to 512 characters, without NUL', {
       details: { stream },
     });
   }
@@ -516,20 +538,50 @@ function checkCheckpoint(checkpoint: Checkpoint, option: string): Checkpoint {
   return checkpoint;
 }
 
-/** JSON of an event's data (or metadata), or `ERR_VALIDATION` naming it; the message is built only then. */
+/** JSON of an event's data (or metadata), or `ERR_VALIDATION` naming it. */
 function toJson(value: unknown, event: NewEvent, index: number, stream: string, part = 'data'): string {
-  return json(value, () => `the ${part} of event ${index} ("${event.type}") for "${stream}"`);
+  const text = storable(value);
+  if (typeof text !== 'string') {
+    throw unstorable(`the ${part} of event ${index} ("${event.type}") for "${stream}"`, text.cause);
+  }
+  return text;
 }
 
 function json(value: unknown, what: () => string): string {
+  const text = storable(value);
+  if (typeof text !== 'string') throw unstorable(what(), text.cause);
+  return text;
+}
+
+/** The JSON text of `value`, or why there is none that the stores can keep. */
+function storable(value: unknown): string | { readonly cause: unknown } {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
   } catch (cause) {
-    throw new TroupeError('ERR_VALIDATION', `${what()} is not JSON data`, { cause });
+    return { cause };
   }
-  if (text === undefined) throw new TroupeError('ERR_VALIDATION', `${what()} is not JSON data`);
+  if (text === undefined || (text.includes('\\u') && UNSTORABLE_ESCAPE.test(text))) return { cause: undefined };
   return text;
+}
+
+/**
+ * JSON.stringify escapes NUL and lone surrogates as `\u0000` and `\udXXX`; Postgres refuses both
+ * in jsonb (and the in-memory journal follows, so the adapters agree). The lookbehind skips an
+ * escaped backslash followed by a literal "u".
+ */
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+/** A NUL or a lone surrogate in a string (stream, type, message id). */
+const UNSTORABLE_TEXT = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function unstorable(what: string, cause?: unknown): TroupeError {
+  return new TroupeError(
+    'ERR_VALIDATION',
+    cause === undefined
+      ? `${what} is not JSON data that can be stored (a NUL character or a lone surrogate, or no JSON at all)`
+      : `${what} is not JSON data`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 function appendRequest(
@@ -549,7 +601,8 @@ function appendRequest(
     (typeof messageId !== 'string' ||
       messageId.length === 0 ||
       messageId.length > 256 ||
-      messageId.includes(MESSAGE_ID_SEPARATOR))
+      messageId.includes(MESSAGE_ID_SEPARATOR) ||
+      UNSTORABLE_TEXT.test(messageId))
   ) {
     throw invalidOption('messageId', 'must be a string of 1 to 256 characters without U+001F', messageId);
   }
@@ -558,7 +611,13 @@ function appendRequest(
   const encoded: AppendRequest['events'][number][] = new Array(events.length);
   for (let i = 0; i < events.length; i++) {
     const event = events[i]!;
-    if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type === '') {
+    if (
+      typeof event !== 'object' ||
+      event === null ||
+      typeof event.type !== 'string' ||
+      event.type === '' ||
+      UNSTORABLE_TEXT.test(event.type)
+    ) {
       throw new TroupeError('ERR_VALIDATION', `event ${i} for "${stream}" needs a non-empty string type`, {
         details: { stream, index: i },
       });

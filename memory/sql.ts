@@ -11,6 +11,7 @@ import {
   MESSAGE_ID_SEPARATOR,
   type RawEvent,
   resolveJournalOptions,
+  unavailable,
 } from './journal.js';
 
 /** Runs SQL: a pool, a client inside a transaction, a PGlite. */
@@ -83,7 +84,7 @@ export interface SqlJournal extends Journal {
 
 /**
  * The migrations, in order. Each runs once per database and prefix, in one transaction with the
- * others, under an advisory lock so nodes that start together do not race. `$` is the prefix.
+ * others, under an advisory lock so nodes that start together do not race. `{p}` is the prefix.
  */
 const MIGRATIONS: readonly {
   readonly version: number;
@@ -98,7 +99,7 @@ const MIGRATIONS: readonly {
       // unique (stream_id, version) index, which saves an upsert per stream in every append.
       // The event log stays a plain table: a hypertable cannot enforce unique(stream_id, version)
       // without the time column in the key.
-      `CREATE TABLE $events (
+      `CREATE TABLE {p}events (
         global_position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
         stream_id text NOT NULL,
@@ -111,20 +112,20 @@ const MIGRATIONS: readonly {
         UNIQUE (stream_id, version),
         UNIQUE (stream_id, message_id)
       )`,
-      `CREATE INDEX $events_commit_order ON $events (transaction_id, global_position)`,
-      `CREATE TABLE $snapshots (stream_id text PRIMARY KEY, version bigint NOT NULL, state jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
-      `CREATE TABLE $checkpoints (name text PRIMARY KEY, tx bigint NOT NULL, position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
-      `CREATE TABLE $fences (stream_id text PRIMARY KEY, fence bigint NOT NULL)`,
+      `CREATE INDEX {p}events_commit_order ON {p}events (transaction_id, global_position)`,
+      `CREATE TABLE {p}snapshots (stream_id text PRIMARY KEY, version bigint NOT NULL, state jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
+      `CREATE TABLE {p}checkpoints (name text PRIMARY KEY, tx bigint NOT NULL, position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+      `CREATE TABLE {p}fences (stream_id text PRIMARY KEY, fence bigint NOT NULL)`,
     ],
   },
   {
     version: 2,
     name: 'time series: runtime metrics and agent usage',
     statements: [
-      `CREATE TABLE $metrics (time timestamptz NOT NULL DEFAULT now(), node text NOT NULL, name text NOT NULL, value double precision NOT NULL, labels jsonb NOT NULL DEFAULT '{}')`,
-      `CREATE INDEX $metrics_name_time ON $metrics (name, time DESC)`,
-      `CREATE TABLE $usage (time timestamptz NOT NULL DEFAULT now(), agent text NOT NULL, model text NOT NULL, input_tokens integer NOT NULL, output_tokens integer NOT NULL, cost_usd double precision)`,
-      `CREATE INDEX $usage_agent_time ON $usage (agent, time DESC)`,
+      `CREATE TABLE {p}metrics (time timestamptz NOT NULL DEFAULT now(), node text NOT NULL, name text NOT NULL, value double precision NOT NULL, labels jsonb NOT NULL DEFAULT '{}')`,
+      `CREATE INDEX {p}metrics_name_time ON {p}metrics (name, time DESC)`,
+      `CREATE TABLE {p}usage (time timestamptz NOT NULL DEFAULT now(), agent text NOT NULL, model text NOT NULL, input_tokens integer NOT NULL, output_tokens integer NOT NULL, cost_usd double precision)`,
+      `CREATE INDEX {p}usage_agent_time ON {p}usage (agent, time DESC)`,
     ],
   },
 ];
@@ -147,7 +148,7 @@ export async function migrate(driver: SqlDriver, prefix: string): Promise<boolea
     const applied = new Set(rows.map((r) => Number(r.version)));
     for (const migration of MIGRATIONS) {
       if (applied.has(migration.version)) continue;
-      for (const statement of migration.statements) await tx.query(statement.replaceAll('$', prefix));
+      for (const statement of migration.statements) await tx.query(statement.replaceAll('{p}', prefix));
       await tx.query(`INSERT INTO ${prefix}migrations (version, name) VALUES ($1, $2)`, [
         migration.version,
         migration.name,
@@ -186,13 +187,7 @@ export async function sqlJournal(driver: SqlDriver, options: SqlJournalOptions =
     timescale = await migrate(driver, prefix);
   } catch (error) {
     await driver.close().catch(() => {});
-    throw new TroupeError(
-      'ERR_JOURNAL_UNAVAILABLE',
-      `the journal's migrations failed: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
-    );
+    throw unavailable('migrations', error);
   }
   const store = new SqlStore(driver, prefix);
   return new SqlJournalImpl(store, resolved, timescale);
@@ -268,8 +263,13 @@ function rowsJson(rows: readonly PlannedRow[]): string {
 const EVENT_COLUMNS = `stream_id AS stream, version, type, data, metadata, message_id AS "messageId",
   transaction_id::text AS tx, global_position AS position, created_at AS "createdAt"`;
 
-/** Postgres's SQLSTATE for a unique index violation. */
-const UNIQUE_VIOLATION = '23505';
+/**
+ * The SQLSTATEs of a lost race with another writer: a unique index violation, a deadlock, a
+ * serialization failure. The fast path then takes the locked way; the locked way tries again.
+ */
+const RACE_CODES = new Set(['23505', '40P01', '40001']);
+/** How often the locked way tries before it reports a conflict. */
+const LOCKED_ATTEMPTS = 5;
 
 /** The journal's SQL, shared by the Postgres and PGlite adapters. */
 class SqlStore implements JournalStore {
@@ -304,25 +304,25 @@ class SqlStore implements JournalStore {
    * stale fence, another writer) goes the locked way, which reads the facts afresh.
    */
   async appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
-    if (this.knowsAll(requests)) {
+    if (this.fastPathFits(requests)) {
       const plan = planBatch(requests, this.known, new Map());
-      if (plan.rows.length > 0 && !plan.results.some((r) => r instanceof TroupeError)) {
+      if (!plan.results.some((r) => r instanceof TroupeError)) {
         try {
           if (await this.write(this.driver, plan, requests)) {
             this.remember(plan);
             return plan.results;
           }
         } catch (error) {
-          if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+          if (!RACE_CODES.has((error as { code?: string }).code ?? '')) throw error;
         }
       }
     }
     return this.appendLocked(requests);
   }
 
-  /** True when the store has seen every stream of the batch. */
-  private knowsAll(requests: readonly AppendRequest[]): boolean {
-    for (const { stream } of requests) if (!this.known.has(stream)) return false;
+  /** True when the store has seen every stream of the batch and every request appends events. */
+  private fastPathFits(requests: readonly AppendRequest[]): boolean {
+    for (const { stream, events } of requests) if (events.length === 0 || !this.known.has(stream)) return false;
     return true;
   }
 
@@ -339,7 +339,10 @@ class SqlStore implements JournalStore {
     }
   }
 
-  private appendLocked(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
+  private appendLocked(
+    requests: readonly AppendRequest[],
+    attempt = 1,
+  ): Promise<(AppendResult | TroupeError)[]> {
     const streams = [...new Set(requests.map((r) => r.stream))];
     const { events, fences } = this.tables;
     return this.driver
@@ -374,18 +377,19 @@ class SqlStore implements JournalStore {
           this.remember(plan, facts);
           return plan.results;
         },
-        (error: unknown) => {
-          // Another writer that skipped the locks (an old node, a hand-written INSERT) took a version.
-          if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
-            throw new TroupeError(
-              'ERR_JOURNAL_CONFLICT',
-              'another writer appended to a stream of this batch',
-              {
-                cause: error,
-              },
-            );
+        async (error: unknown) => {
+          // A fast-path statement (of another node, or a hand-written INSERT) took a version between
+          // the read and the write, or two writers deadlocked: read the facts again.
+          if (!RACE_CODES.has((error as { code?: string }).code ?? '')) throw error;
+          if (attempt < LOCKED_ATTEMPTS) {
+            await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+            return this.appendLocked(requests, attempt + 1);
           }
-          throw error;
+          throw new TroupeError(
+            'ERR_JOURNAL_CONFLICT',
+            `other writers kept appending to the streams of this batch (${attempt} attempts)`,
+            { cause: error, details: { streams, attempts: attempt } },
+          );
         },
       );
   }
@@ -425,6 +429,8 @@ class SqlStore implements JournalStore {
          SELECT r.s, r.v, r.t, coalesce(r.d, 'null'), r.m, r.i
          FROM json_to_recordset($1::json) AS r(s text, v int8, t text, d jsonb, m jsonb, i text)
          WHERE NOT EXISTS (SELECT 1 FROM blocked)
+         -- One order for every writer's index entries, so two inserts cannot deadlock on them.
+         ORDER BY r.s, r.v
          RETURNING 1),
        fenced AS (
          INSERT INTO ${fences} (stream_id, fence) SELECT * FROM unnest($2::text[], $3::int8[])
@@ -522,14 +528,19 @@ class SqlStore implements JournalStore {
   }
 
   async pruneToSnapshot(stream: string): Promise<number> {
+    const { events, snapshots } = this.tables;
+    // The newest append stays whole: its first event's version is the newest's minus the index in
+    // its message id. It keeps the stream's version, and its message id for a redelivery.
     const { rows } = await this.driver.query<{ count: string }>(
-      `WITH pruned AS (
-         DELETE FROM ${this.tables.events} e USING ${this.tables.snapshots} s
-         WHERE s.stream_id = $1 AND e.stream_id = $1 AND e.version <= s.version
-           AND e.version < (SELECT max(version) FROM ${this.tables.events} WHERE stream_id = $1)
+      `WITH newest AS (
+         SELECT version - coalesce(nullif(split_part(message_id, $2, 2), '')::bigint, 0) AS first
+         FROM ${events} WHERE stream_id = $1 ORDER BY version DESC LIMIT 1),
+       pruned AS (
+         DELETE FROM ${events} e USING ${snapshots} s, newest n
+         WHERE s.stream_id = $1 AND e.stream_id = $1 AND e.version <= s.version AND e.version < n.first
          RETURNING 1)
        SELECT count(*) AS count FROM pruned`,
-      [stream],
+      [stream, MESSAGE_ID_SEPARATOR],
     );
     return Number(rows[0]!.count);
   }
