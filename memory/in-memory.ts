@@ -113,7 +113,8 @@ class MemoryStore implements JournalStore {
     if (snapshot === undefined || s === undefined) return 0;
     // As in SQL, the newest append stays whole.
     const newest = s.events[s.events.length - 1];
-    const first = newest === undefined ? 0 : newest.version - indexInAppend(newest.messageId as string | null);
+    const first =
+      newest === undefined ? 0 : newest.version - indexInAppend(newest.messageId as string | null);
     const covered = (e: MemoryEvent) => e.version <= snapshot.version && e.version < first;
     const keep = s.events.filter((e) => !covered(e));
     const pruned = s.events.length - keep.length;

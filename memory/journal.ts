@@ -505,10 +505,19 @@ export function unavailable(what: string, error: unknown): TroupeError {
 }
 
 function checkStream(stream: unknown): asserts stream is string {
-  if (typeof stream !== 'string' || stream.length === 0 || stream.length > 512 || UNSTORABLE_TEXT.test(stream)) {
-    throw new TroupeError('ERR_VALIDATION', 'a stream name must be a string of 1 to 512 characters, without NUL', {
-      details: { stream },
-    });
+  if (
+    typeof stream !== 'string' ||
+    stream.length === 0 ||
+    stream.length > 512 ||
+    UNSTORABLE_TEXT.test(stream)
+  ) {
+    throw new TroupeError(
+      'ERR_VALIDATION',
+      'a stream name must be a string of 1 to 512 characters, without NUL',
+      {
+        details: { stream },
+      },
+    );
   }
 }
 
@@ -561,7 +570,8 @@ function storable(value: unknown): string | { readonly cause: unknown } {
   } catch (cause) {
     return { cause };
   }
-  if (text === undefined || (text.includes('\\u') && UNSTORABLE_ESCAPE.test(text))) return { cause: undefined };
+  if (text === undefined || (text.includes('\\u') && UNSTORABLE_ESCAPE.test(text)))
+    return { cause: undefined };
   return text;
 }
 

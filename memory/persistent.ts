@@ -84,24 +84,41 @@ export interface PersistentDefinition<P extends AnyProtocol, S, E extends EventS
   readonly commands: CommandHandlers<P, S, EventOf<E>>;
   /**
    * The id of a command, for effectively-once handling: a command whose id the stream already holds
-   * persists nothing again. Defaults to the body's `commandId` field when it is a string.
+   * persists nothing again. Defaults to the body's `commandId` field when it is a string. With
+   * `pruneOnSnapshot`, the ids of pruned appends are forgotten (the newest append's stays).
    */
   readonly commandId?: (body: unknown, type: string) => string | undefined;
-  /** Save a snapshot (the state as JSON) every this many events. No snapshots by default. */
+  /**
+   * Save a snapshot every this many events, after the command's side effects. No snapshots by
+   * default. The state is stored as JSON, so it must be plain JSON data (a Map or a Date would come
+   * back changed); a snapshot that fails is printed once and tried again at the next command.
+   */
   readonly snapshotEvery?: number;
   /** With snapshots: delete the events each snapshot covers (retention). Defaults to false. */
   readonly pruneOnSnapshot?: boolean;
+  /** The mailbox of each actor. */
   readonly mailbox?: MailboxOptions;
 }
 
 interface Incarnation {
   readonly stream: string;
   version: number;
+  /** The version of the newest snapshot this incarnation knows. */
+  snapshotVersion: number;
+  snapshotWarned: boolean;
 }
 
-function checkedEvent(event: NewEvent, checked: Validated): NewEvent {
-  if (!checked.ok) throw checked.error;
-  return { type: event.type, data: checked.value };
+function validValue(
+  checked: Validated,
+  refuse: (problem: string, cause?: TroupeError) => TroupeError,
+): unknown {
+  if (!checked.ok) throw refuse('fails its schema', checked.error);
+  return checked.value;
+}
+
+/** A command's event that is not one of the behaviour's, or fails its schema: refused at append. */
+function refuseEvent(problem: string, cause?: TroupeError): TroupeError {
+  return cause ?? new TroupeError('ERR_VALIDATION', `an event ${problem}`);
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
@@ -121,8 +138,9 @@ const defaultCommandId = (body: unknown): string | undefined => {
  * `ERR_JOURNAL_CORRUPT` naming the stream and version.
  *
  * A command whose events fail their schemas, or that the journal refuses (a conflict, a stale
- * fence, an outage), crashes the actor: nothing was persisted, and its supervisor restarts it from
- * the journal.
+ * fence, an outage), crashes the actor, and its supervisor restarts it from the journal. Nothing was
+ * persisted, but after an outage (`ERR_JOURNAL_UNAVAILABLE`) the events may have been: a retry with
+ * the same command id is then a duplicate and appends nothing.
  *
  * @throws TroupeError `ERR_INVALID_OPTION` for a bad definition; `ERR_MISSING_HANDLER` for a missing
  * command handler or event applier.
@@ -197,6 +215,10 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
 
   const recover = async (ctx: ActorContext<S, P>): Promise<void> => {
     const stream = streamOf(ctx);
+    const fence = activationFence(ctx);
+    // A named actor's new activation claims its stream at once, so a stale activation elsewhere
+    // cannot write even before this one has appended anything.
+    if (fence !== undefined) await journal.append(stream, [], { fence });
     let state = definition.initialState();
     let version = 0;
     const snapshot = await journal.loadSnapshot(stream);
@@ -204,23 +226,22 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
       state = snapshot.state as S;
       version = snapshot.version;
     }
+    const snapshotVersion = version;
     const page = 5000;
     for (;;) {
       const batch = await journal.readStream(stream, { fromVersion: version + 1, limit: page });
       for (const event of batch) {
-        const schema = schemas[event.type];
-        if (schema === undefined)
-          throw corrupt(stream, event.version, `has the unknown type "${event.type}"`);
-        let checked = validate(schema, event.data, `event ${event.version} of "${stream}"`);
-        if (checked instanceof Promise) checked = await checked;
-        if (!checked.ok) throw corrupt(stream, event.version, 'fails its schema', checked.error);
-        state = appliers[event.type]!(state, checked.value);
+        const refuse = (problem: string, cause?: TroupeError) =>
+          corrupt(stream, event.version, problem, cause);
+        let data = validData(event.type, event.data, refuse);
+        if (data instanceof Promise) data = await data;
+        state = appliers[event.type]!(state, data);
         version = event.version;
       }
       if (batch.length < page) break;
     }
     ctx.state = state;
-    incarnations.set(ctx, { stream, version });
+    incarnations.set(ctx, { stream, version, snapshotVersion, snapshotWarned: false });
   };
 
   const run = (type: string, body: unknown, ctx: ActorContext<S, P>): unknown => {
@@ -243,55 +264,77 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
   ): Promise<unknown> => {
     if (effect === undefined || effect === null) return undefined;
     const toAppend = effect.events;
-    let duplicate = false;
-    if (toAppend !== undefined && toAppend.length > 0) {
-      const incarnation = incarnations.get(ctx)!;
-      const checked: NewEvent[] = new Array(toAppend.length);
-      for (let i = 0; i < toAppend.length; i++) {
-        const one = checkEvent(toAppend[i]!, i);
-        checked[i] = one instanceof Promise ? await one : (one as NewEvent);
-      }
-      const before = incarnation.version;
-      const result = await journal.append(incarnation.stream, checked, {
-        expectedVersion: before,
-        messageId: commandId(body, type),
-        fence: activationFence(ctx),
-      });
-      duplicate = result.duplicate;
-      if (!duplicate) {
-        let state = ctx.state;
-        for (const event of checked) state = appliers[event.type]!(state, event.data);
-        ctx.state = state;
-        incarnation.version = result.toVersion;
-        if (
-          snapshotEvery !== undefined &&
-          Math.floor(before / snapshotEvery) < Math.floor(result.toVersion / snapshotEvery)
-        ) {
-          await journal.saveSnapshot(incarnation.stream, result.toVersion, state);
-          if (pruneOnSnapshot) await journal.pruneToSnapshot(incarnation.stream);
-        }
-      }
+    let state = ctx.state;
+    if (toAppend === undefined || toAppend.length === 0) {
+      if (effect.thenRun !== undefined) await effect.thenRun(state);
+      return effect.reply?.(state);
     }
-    if (!duplicate && effect.thenRun !== undefined) await effect.thenRun(ctx.state);
-    return effect.reply?.(ctx.state);
+    const incarnation = incarnations.get(ctx)!;
+    const checked: NewEvent[] = new Array(toAppend.length);
+    for (let i = 0; i < toAppend.length; i++) {
+      const event = toAppend[i]!;
+      let data = validData(event?.type, event?.data, refuseEvent);
+      if (data instanceof Promise) data = await data;
+      checked[i] = { type: event.type, data };
+    }
+    const result = await journal.append(incarnation.stream, checked, {
+      expectedVersion: incarnation.version,
+      messageId: commandId(body, type),
+      fence: activationFence(ctx),
+    });
+    // A redelivered command: its events are in the state already, and nothing new happened.
+    if (result.duplicate) return effect.reply?.(incarnations.get(ctx) === incarnation ? ctx.state : state);
+    for (const event of checked) state = appliers[event.type]!(state, event.data);
+    // The actor may have restarted while the append was in flight: the new incarnation recovered
+    // these events from the journal, so its state is left alone.
+    const current = incarnations.get(ctx) === incarnation;
+    if (current) {
+      ctx.state = state;
+      incarnation.version = result.toVersion;
+    }
+    if (effect.thenRun !== undefined) await effect.thenRun(state);
+    if (
+      current &&
+      snapshotEvery !== undefined &&
+      incarnation.version - incarnation.snapshotVersion >= snapshotEvery
+    ) {
+      await snapshotOf(incarnation, state);
+    }
+    return effect.reply?.(state);
   };
 
-  /** The event with its data as the schema gives it back; synchronous for synchronous schemas. */
-  const checkEvent = (event: NewEvent, index: number): NewEvent | Promise<NewEvent> => {
-    const schema = typeof event?.type === 'string' ? schemas[event.type] : undefined;
-    if (schema === undefined) {
-      throw new TroupeError(
-        'ERR_VALIDATION',
-        `event ${index} has the unknown type "${String(event?.type)}"`,
-        {
-          details: { index, type: event?.type },
-        },
-      );
+  /**
+   * Saves a snapshot, and prunes when asked. Best effort: the events are durable already, so a
+   * failure costs only a longer recovery; the next command tries again. The first failure of an
+   * incarnation is printed (a state that is not JSON data would otherwise fail unseen forever).
+   */
+  const snapshotOf = async (incarnation: Incarnation, state: S): Promise<void> => {
+    try {
+      await journal.saveSnapshot(incarnation.stream, incarnation.version, state);
+      incarnation.snapshotVersion = incarnation.version;
+      if (pruneOnSnapshot) await journal.pruneToSnapshot(incarnation.stream);
+    } catch (error) {
+      if (!incarnation.snapshotWarned) {
+        incarnation.snapshotWarned = true;
+        console.warn(
+          `troupe: the snapshot of "${incarnation.stream}" at version ${incarnation.version} failed: ${(error as Error).message}`,
+        );
+      }
     }
-    const checked = validate(schema, event.data, `event "${event.type}"`);
+  };
+
+  /** An event's data as its schema gives it back (a promise for an async schema). */
+  const validData = (
+    type: string,
+    data: unknown,
+    refuse: (problem: string, cause?: TroupeError) => TroupeError,
+  ): unknown => {
+    const schema = typeof type === 'string' ? schemas[type] : undefined;
+    if (schema === undefined) throw refuse(`has the unknown type "${String(type)}"`);
+    const checked = validate(schema, data, `event "${type}"`);
     return checked instanceof Promise
-      ? checked.then((c) => checkedEvent(event, c))
-      : checkedEvent(event, checked);
+      ? checked.then((c) => validValue(c, refuse))
+      : validValue(checked, refuse);
   };
 
   const handlers: Record<string, (body: unknown, ctx: ActorContext<S, P>) => unknown> = {};

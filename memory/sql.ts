@@ -322,7 +322,8 @@ class SqlStore implements JournalStore {
 
   /** True when the store has seen every stream of the batch and every request appends events. */
   private fastPathFits(requests: readonly AppendRequest[]): boolean {
-    for (const { stream, events } of requests) if (events.length === 0 || !this.known.has(stream)) return false;
+    for (const { stream, events } of requests)
+      if (events.length === 0 || !this.known.has(stream)) return false;
     return true;
   }
 

@@ -3,18 +3,21 @@
  * reply and before side effects, effectively-once commands, schema checks at append and on read, and
  * a named persistent actor that moves to another node and recovers there, fenced.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
+  type AnyProtocol,
   ask,
   behavior,
   createNode,
   createSystem,
   defineProtocol,
+  type EventSchemas,
   inMemoryJournal,
   inProcessNetwork,
   type Journal,
+  type PersistentDefinition,
   persistentBehavior,
   postgresJournal,
   type SqlJournal,
@@ -34,8 +37,17 @@ const Account = defineProtocol('pa.account', {
 
 const sideEffects: { balance: number; durableVersion: number }[] = [];
 
+/** Keeps a definition's inferred types, to spread it with more options. */
+const defineAccount = <const P extends AnyProtocol, S, const E extends EventSchemas>(
+  definition: PersistentDefinition<P, S, E>,
+) => definition;
+
 function accountOf(journal: Journal, options: { snapshotEvery?: number; pruneOnSnapshot?: boolean } = {}) {
-  return persistentBehavior({
+  return persistentBehavior(definitionOf(journal, options));
+}
+
+function definitionOf(journal: Journal, options: { snapshotEvery?: number; pruneOnSnapshot?: boolean } = {}) {
+  return defineAccount({
     protocols: [Account],
     journal,
     persistenceId: ({ name }) => `account-${name}`,
@@ -151,6 +163,60 @@ describe('persistent actors', () => {
     expect(error).toMatchObject({ code: 'ERR_ACTOR_CRASHED', cause: { code: 'ERR_VALIDATION' } });
     expect(await journal.streamVersion('account-dan')).toBe(1);
     expect(await account.ask('balance', {})).toBe(3);
+  });
+
+  it('replies and runs side effects when a snapshot fails after the events are durable; tries again later', async () => {
+    const journal = inMemoryJournal();
+    let failSnapshots = true;
+    const flaky: Journal = Object.assign(Object.create(journal) as Journal, {
+      saveSnapshot: (stream: string, version: number, state: unknown) =>
+        failSnapshots ? Promise.reject(new Error('disk full')) : journal.saveSnapshot(stream, version, state),
+    });
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const account = system().spawn(accountOf(flaky, { snapshotEvery: 2 }), { name: 'ivy' });
+      for (let i = 1; i <= 4; i++) expect(await account.ask('deposit', { amount: 1 })).toBe(i);
+      expect(sideEffects.map((e) => e.balance)).toEqual([1, 2, 3, 4]);
+      expect(await journal.loadSnapshot('account-ivy')).toBeUndefined();
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]![0])).toContain('disk full');
+      failSnapshots = false;
+      await account.ask('deposit', { amount: 1 });
+      expect(await journal.loadSnapshot('account-ivy')).toMatchObject({ version: 5, state: { balance: 5 } });
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('leaves the state of a new incarnation alone when it restarted while an append was in flight', async () => {
+    const journal = inMemoryJournal();
+    let release: () => void = () => {};
+    let held = false;
+    const slow: Journal = Object.assign(Object.create(journal) as Journal, {
+      append: async (...args: Parameters<Journal['append']>) => {
+        const result = await journal.append(...args);
+        if (held) await new Promise<void>((r) => (release = r));
+        return result;
+      },
+    });
+    const acct = system().spawn(persistentBehavior({ ...definitionOf(slow), handlerDeadlineMs: 30 }), {
+      name: 'acct',
+    });
+    expect(await acct.ask('deposit', { amount: 1 })).toBe(1);
+    held = true;
+    // The append lands, its answer is held past the handler's deadline: the actor crashes and
+    // restarts (recovering 11) while the old handler still waits for the answer.
+    const inFlight = acct.ask('deposit', { amount: 10 }).catch((e) => e);
+    expect(await inFlight).toMatchObject({ code: 'ERR_ACTOR_CRASHED' });
+    held = false;
+    // The new incarnation recovered 11 and goes on; then the old handler gets its answer at last.
+    expect(await acct.ask('deposit', { amount: 100 })).toBe(111);
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    // The old handler must neither apply its events again nor put back its older state.
+    expect(await acct.ask('balance', {})).toBe(111);
+    expect(await acct.ask('deposit', { amount: 1 })).toBe(112);
+    expect(await journal.streamVersion('account-acct')).toBe(4);
   });
 
   it('checks its definition', () => {
