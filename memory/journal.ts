@@ -481,6 +481,11 @@ export class GroupCommitJournal implements Journal {
     return this.close();
   }
 
+  /** True once `close()` was called. */
+  protected get isClosed(): boolean {
+    return this.closing !== undefined;
+  }
+
   private checkOpen(): void {
     if (this.closing !== undefined) throw new TroupeError('ERR_ILLEGAL_STATE', 'the journal is closed');
   }

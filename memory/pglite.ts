@@ -1,5 +1,6 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { invalidOption } from '../protocols/index.js';
+import { unavailable } from './journal.js';
 import {
   type SqlDriver,
   type SqlExecutor,
@@ -35,9 +36,14 @@ export async function pgliteJournal(options: PgliteJournalOptions = {}): Promise
     throw invalidOption('dataDir', 'must be a directory path or memory://', options.dataDir);
   const owned = options.db === undefined;
   // Loaded on first use: most programs that import Troupe never open a PGlite.
-  const db =
-    options.db ??
-    (await (await import('@electric-sql/pglite')).PGlite.create(options.dataDir ?? 'memory://'));
+  let db: PGlite;
+  try {
+    db =
+      options.db ??
+      (await (await import('@electric-sql/pglite')).PGlite.create(options.dataDir ?? 'memory://'));
+  } catch (error) {
+    throw unavailable('open', error);
+  }
   return sqlJournal(new PgliteDriver(db, owned), options);
 }
 

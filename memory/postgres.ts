@@ -102,6 +102,7 @@ class PgDriver implements SqlDriver {
   }
 
   async listen(channel: string, listener: () => void): Promise<() => Promise<void>> {
+    if (this.closed) throw new Error('the journal is closed');
     let set = this.listeners.get(channel);
     if (set === undefined) {
       set = new Set();

@@ -43,6 +43,9 @@ export interface Projection {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Batches that may wait unhandled before the runner stops reading ahead. */
+const QUEUED_BATCHES = 4;
+
 function isSqlJournal(journal: Journal): journal is SqlJournal {
   return typeof (journal as Partial<SqlJournal>).transaction === 'function';
 }
@@ -113,13 +116,26 @@ class ProjectionRunner implements Projection {
     this.checkpoint = start;
   }
 
-  run(batchSize: number): void {
-    this.subscription = this.journal.subscribe({ after: this.checkpoint, batchSize }).subscribe({
+  /**
+   * Follows the global log from `after`. The subscription pauses (unsubscribes) when a few batches
+   * wait unhandled and resumes from the last one read, so a slow handler never makes the runner read
+   * the whole log into memory.
+   */
+  run(batchSize: number, after: Checkpoint = this.checkpoint): void {
+    this.subscription = this.journal.subscribe({ after, batchSize }).subscribe({
       next: (event) => {
         this.queue.push(event);
+        if (this.queue.length >= batchSize * QUEUED_BATCHES && this.subscription !== undefined) {
+          this.subscription.unsubscribe();
+          this.subscription = undefined;
+        }
         if (this.queue.length === 1) queueMicrotask(() => void this.work(batchSize));
       },
       error: (error: unknown) => this.end(asError(error)),
+      complete: () =>
+        this.end(
+          new TroupeError('ERR_ILLEGAL_STATE', `projection "${this.name}" stopped: its journal closed`),
+        ),
     });
   }
 
@@ -131,6 +147,9 @@ class ProjectionRunner implements Projection {
         const batch = this.queue.splice(0, batchSize);
         await this.apply(batch);
         this.checkpoint = batch[batch.length - 1]!.checkpoint;
+        if (this.subscription === undefined && !this.stopped && this.queue.length <= batchSize) {
+          this.run(batchSize, this.queue[this.queue.length - 1]?.checkpoint ?? this.checkpoint);
+        }
       }
     } catch (error) {
       this.end(asError(error));
@@ -147,7 +166,9 @@ class ProjectionRunner implements Projection {
           const journal = this.journal as SqlJournal;
           await journal.transaction(async (tx) => {
             await this.handle(batch, tx);
-            await journal.saveCheckpointIn(tx, this.name, last);
+            // Only from where this runner started: a second runner of the same name fails here,
+            // and its read model writes roll back with it.
+            await journal.saveCheckpointIn(tx, this.name, last, this.checkpoint);
           });
         } else {
           await this.handle(batch, undefined);
@@ -155,6 +176,7 @@ class ProjectionRunner implements Projection {
         }
         return;
       } catch (error) {
+        if (TroupeError.is(error, 'ERR_PROJECTION_FAILED')) throw error;
         if (attempt >= this.maxAttempts || this.stopped) {
           throw new TroupeError(
             'ERR_PROJECTION_FAILED',
@@ -227,7 +249,7 @@ export interface SearchProjectionOptions {
  * });
  * ```
  */
-export function startSearchProjection(options: SearchProjectionOptions): Promise<Projection> {
+export async function startSearchProjection(options: SearchProjectionOptions): Promise<Projection> {
   const { index, toIndex } = options;
   if (typeof index?.upsert !== 'function') throw invalidOption('index', 'must be a search index', index);
   if (typeof toIndex !== 'function') throw invalidOption('toIndex', 'must be a function', toIndex);

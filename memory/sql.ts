@@ -74,8 +74,17 @@ export interface SqlJournal extends Journal {
   readonly timescale: boolean;
   /** Runs `fn` in one transaction of the journal's database. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
-  /** Stores a reader's checkpoint within `tx`, so it commits with the reader's own writes. */
-  saveCheckpointIn(tx: SqlExecutor, name: string, checkpoint: Checkpoint): Promise<void>;
+  /**
+   * Stores a reader's checkpoint within `tx`, so it commits with the reader's own writes. With
+   * `expected`, only if the stored checkpoint is still that one (or none is stored and `expected` is
+   * the start): a second reader of the same name then fails (`ERR_PROJECTION_FAILED`).
+   */
+  saveCheckpointIn(
+    tx: SqlExecutor,
+    name: string,
+    checkpoint: Checkpoint,
+    expected?: Checkpoint,
+  ): Promise<void>;
   /** Appends rows to the metrics table. */
   recordMetrics(rows: readonly MetricRow[]): Promise<void>;
   /** Appends rows to the agent usage table. */
@@ -205,43 +214,80 @@ class SqlJournalImpl extends GroupCommitJournal implements SqlJournal {
     this.tables = sql.tables;
   }
 
-  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    this.checkUsable();
     return this.sql.driver.transaction(fn);
   }
 
-  saveCheckpointIn(tx: SqlExecutor, name: string, checkpoint: Checkpoint): Promise<void> {
-    return this.sql.saveCheckpoint(name, checkpoint, tx);
+  /** Refuses calls on a closed journal, as the journal's own methods do. */
+  private checkUsable(): void {
+    if (this.isClosed) throw new TroupeError('ERR_ILLEGAL_STATE', 'the journal is closed');
+  }
+
+  async saveCheckpointIn(
+    tx: SqlExecutor,
+    name: string,
+    checkpoint: Checkpoint,
+    expected?: Checkpoint,
+  ): Promise<void> {
+    this.checkUsable();
+    if (expected === undefined) return this.sql.saveCheckpoint(name, checkpoint, tx);
+    const table = this.tables.checkpoints;
+    const { rows } = await tx.query(
+      `INSERT INTO ${table} (name, tx, position) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, updated_at = now()
+       WHERE ${table}.tx = $4 AND ${table}.position = $5
+       RETURNING 1`,
+      [name, checkpoint.tx, checkpoint.position, expected.tx, expected.position],
+    );
+    if (rows.length === 0) {
+      throw new TroupeError(
+        'ERR_PROJECTION_FAILED',
+        `the checkpoint of "${name}" moved away from ${JSON.stringify(expected)}: another reader of that name runs`,
+        { details: { projection: name, expected } },
+      );
+    }
   }
 
   async recordMetrics(rows: readonly MetricRow[]): Promise<void> {
+    this.checkUsable();
     if (rows.length === 0) return;
-    await this.sql.driver.query(
-      `INSERT INTO ${this.tables.metrics} (time, node, name, value, labels)
-       SELECT coalesce(t, now()), n, m, v, l FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::float8[], $5::jsonb[]) AS r(t, n, m, v, l)`,
-      [
-        rows.map((r) => r.time ?? null),
-        rows.map((r) => r.node),
-        rows.map((r) => r.name),
-        rows.map((r) => r.value),
-        rows.map((r) => JSON.stringify(r.labels ?? {})),
-      ],
-    );
+    try {
+      await this.sql.driver.query(
+        `INSERT INTO ${this.tables.metrics} (time, node, name, value, labels)
+         SELECT coalesce(t, now()), n, m, v, l FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::float8[], $5::jsonb[]) AS r(t, n, m, v, l)`,
+        [
+          rows.map((r) => r.time ?? null),
+          rows.map((r) => r.node),
+          rows.map((r) => r.name),
+          rows.map((r) => r.value),
+          rows.map((r) => JSON.stringify(r.labels ?? {})),
+        ],
+      );
+    } catch (error) {
+      throw unavailable('recordMetrics', error);
+    }
   }
 
   async recordUsage(rows: readonly UsageRow[]): Promise<void> {
+    this.checkUsable();
     if (rows.length === 0) return;
-    await this.sql.driver.query(
-      `INSERT INTO ${this.tables.usage} (time, agent, model, input_tokens, output_tokens, cost_usd)
-       SELECT coalesce(t, now()), a, m, i, o, c FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::int[], $5::int[], $6::float8[]) AS r(t, a, m, i, o, c)`,
-      [
-        rows.map((r) => r.time ?? null),
-        rows.map((r) => r.agent),
-        rows.map((r) => r.model),
-        rows.map((r) => r.inputTokens),
-        rows.map((r) => r.outputTokens),
-        rows.map((r) => r.costUsd ?? null),
-      ],
-    );
+    try {
+      await this.sql.driver.query(
+        `INSERT INTO ${this.tables.usage} (time, agent, model, input_tokens, output_tokens, cost_usd)
+         SELECT coalesce(t, now()), a, m, i, o, c FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::int[], $5::int[], $6::float8[]) AS r(t, a, m, i, o, c)`,
+        [
+          rows.map((r) => r.time ?? null),
+          rows.map((r) => r.agent),
+          rows.map((r) => r.model),
+          rows.map((r) => r.inputTokens),
+          rows.map((r) => r.outputTokens),
+          rows.map((r) => r.costUsd ?? null),
+        ],
+      );
+    } catch (error) {
+      throw unavailable('recordUsage', error);
+    }
   }
 }
 

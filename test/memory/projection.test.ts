@@ -80,6 +80,44 @@ describe('projections', () => {
     expect(await second.closed()).toBeUndefined();
   });
 
+  it('lets only one runner of a name move its checkpoint: a second fails, its writes rolled back', async () => {
+    const j = await journal();
+    const seen = `${j.tables.events}_once`;
+    await j.transaction((tx) =>
+      tx.query(`CREATE TABLE ${seen} (stream text, version bigint, PRIMARY KEY (stream, version))`),
+    );
+    let gate: () => void = () => {};
+    const opened = new Promise<void>((r) => (gate = r));
+    const handle = async (events: readonly StoredEvent[], tx: unknown) => {
+      const t = tx as { query: (q: string, p: unknown[]) => Promise<unknown> };
+      await opened;
+      await t.query(
+        `INSERT INTO ${seen} SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING`,
+        [events.map((e) => e.stream), events.map((e) => e.version)],
+      );
+    };
+    await j.append('s', [{ type: 'a', data: 1 }]);
+    const [first, second] = await Promise.all([
+      startProjection({ journal: j, name: 'once', handle, maxAttempts: 1 }),
+      startProjection({ journal: j, name: 'once', handle, maxAttempts: 1 }),
+    ]);
+    gate();
+    const failed = await Promise.race([
+      first.closed(),
+      second.closed(),
+      new Promise((r) => setTimeout(() => r('both still running'), 3000)),
+    ]);
+    expect(failed).toMatchObject({ code: 'ERR_PROJECTION_FAILED' });
+    await Promise.all([first.stop(), second.stop()]);
+  });
+
+  it('stops with an error when its journal closes', async () => {
+    const j = inMemoryJournal();
+    const p = await startProjection({ journal: j, name: 'x', handle: () => {} });
+    await j.close();
+    expect(await p.closed()).toMatchObject({ code: 'ERR_ILLEGAL_STATE' });
+  });
+
   it('retries a failing batch, then goes on', async () => {
     const j = await journal();
     await j.append('s', [{ type: 'a', data: 1 }]);
