@@ -58,7 +58,10 @@ export interface AppendOptions {
 /** What an append did. */
 export interface AppendResult {
   readonly stream: string;
-  /** The version of the first event appended (the stream's version + 1 when nothing was appended). */
+  /**
+   * The version of the append's first event: for a duplicate, that of the first append with the
+   * message id; when nothing was appended, the stream's version + 1.
+   */
   readonly fromVersion: number;
   /** The stream's version after the append. */
   readonly toVersion: number;
@@ -87,8 +90,9 @@ export interface SubscribeOptions {
  * gapless global log with live subscriptions, snapshots and checkpoints. Build one with
  * `inMemoryJournal()`, `pgliteJournal()` or `postgresJournal()`; all three pass one contract suite.
  *
- * Appends made in the same turn of the event loop (by many actors, say) go to the store together, in
- * one transaction; each still resolves with its own result or error (group commit).
+ * Appends made in the same turn of the event loop (by many actors, say) go to the store together,
+ * in one transaction per free connection (split by stream); each still resolves with its own result
+ * or error (group commit). A stream's appends stay in order.
  */
 export interface Journal {
   /**
@@ -169,16 +173,25 @@ export interface JournalStore {
   readonly concurrency: number;
   /** Applies the requests in order, in one transaction; one result or error per request. */
   appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]>;
+  /** Rows of a stream from a version, in version order. */
   readStream(stream: string, fromVersion: number, limit: number): Promise<RawEvent[]>;
+  /** The stream's newest version, 0 for none. */
   streamVersion(stream: string): Promise<number>;
+  /** Rows of the global log after a checkpoint, in its order, never past a transaction still open. */
   readAll(after: Checkpoint, limit: number): Promise<RawEvent[]>;
+  /** Stores a snapshot (state as JSON) unless a newer one is stored. */
   saveSnapshot(stream: string, version: number, state: string): Promise<void>;
+  /** The stored snapshot's row, if any. */
   loadSnapshot(stream: string): Promise<{ version: unknown; state: unknown; createdAt: unknown } | undefined>;
+  /** Deletes what the snapshot covers, but the newest append; resolves with how many. */
   pruneToSnapshot(stream: string): Promise<number>;
+  /** A reader's stored checkpoint. */
   loadCheckpoint(name: string): Promise<Checkpoint | undefined>;
+  /** Stores a reader's checkpoint. */
   saveCheckpoint(name: string, checkpoint: Checkpoint): Promise<void>;
   /** Calls `listener` after appends commit (any writer's, where the store can tell); returns an unsubscribe. */
   onCommit(listener: () => void): () => void;
+  /** Releases what the store opened. */
   close(): Promise<void>;
 }
 
@@ -215,11 +228,18 @@ function streamHash(stream: string): number {
 /** The separator of the message ids of an append's later events; refused inside a message id. */
 export const MESSAGE_ID_SEPARATOR = '\u001f';
 
-/** Builds a {@link Journal} over a store adapter. For adapter authors; users call the factories. */
+/**
+ * Builds a {@link Journal} over a store adapter. Internal to the memory layer: its adapters call
+ * it, users call `inMemoryJournal()`, `pgliteJournal()` or `postgresJournal()`.
+ */
 export function createJournal(store: JournalStore, options: JournalOptions = {}): Journal {
   return new GroupCommitJournal(store, resolveJournalOptions(options));
 }
 
+/**
+ * Checks {@link JournalOptions} and fills in the defaults.
+ * @throws TroupeError `ERR_INVALID_OPTION` naming the bad option.
+ */
 export function resolveJournalOptions(options: JournalOptions): Required<JournalOptions> {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object');
   const maxBatchEvents = options.maxBatchEvents ?? journalDefaults.maxBatchEvents;

@@ -6,6 +6,7 @@ import type { SqlExecutor, SqlJournal } from './sql.js';
 
 /** Options of {@link startProjection}. */
 export interface ProjectionOptions {
+  /** The journal whose global log the projection reads. */
   readonly journal: Journal;
   /** Names the projection's checkpoint: one name, one position in the global log. */
   readonly name: string;
@@ -31,6 +32,7 @@ export interface ProjectionOptions {
 
 /** A running projection. */
 export interface Projection {
+  /** The name its checkpoint is stored under. */
   readonly name: string;
   /** The checkpoint of the last event handled (and stored). */
   readonly checkpoint: Checkpoint;
@@ -224,8 +226,11 @@ class ProjectionRunner implements Projection {
 
 /** Options of {@link startSearchProjection}. */
 export interface SearchProjectionOptions {
+  /** The journal whose global log feeds the index. */
   readonly journal: Journal;
+  /** The name its checkpoint is stored under. */
   readonly name: string;
+  /** The index to keep in sync. */
   readonly index: SearchIndex;
   /**
    * What an event does to the index: documents to upsert, ids to remove, or nothing. Documents
@@ -234,6 +239,7 @@ export interface SearchProjectionOptions {
   readonly toIndex: (
     event: StoredEvent,
   ) => { readonly upsert?: readonly SearchDocument[]; readonly remove?: readonly string[] } | undefined;
+  /** Most events per batch. Defaults to 500. */
   readonly batchSize?: number;
 }
 
