@@ -28,12 +28,10 @@ it.skipIf(external)(
     const acked: { stream: string; id: string }[] = [];
     const failed: { stream: string; id: string }[] = [];
     let stop = false;
-    let attempts = 0;
     const writer = async (w: number) => {
       for (let i = 0; !stop; i++) {
         const stream = `writer-${w}`;
         const id = `w${w}-${i}`;
-        attempts++;
         try {
           await journal.append(
             stream,
@@ -61,7 +59,6 @@ it.skipIf(external)(
     await until(() => acked.length >= ackedBeforeRestart + 50, 30_000);
     stop = true;
     await Promise.all(writers);
-    expect(attempts).toBe(acked.length + failed.length);
 
     const check = await postgresJournal({ connectionString: server.url, prefix: 'crash_' });
     const all = await check.readAll({ limit: 100_000 });

@@ -26,7 +26,7 @@ afterAll(async () => {
 
 /** One step of a writer: an append through the journal, or a late-committing raw transaction. */
 type Step =
-  | { kind: 'append'; stream: number; events: number; pauseMs: number }
+  | { kind: 'append'; stream: number; shared: boolean; wait: boolean; events: number; pauseMs: number }
   | { kind: 'late'; holdMs: number };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
@@ -35,6 +35,10 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('append' as const),
       stream: fc.nat(5),
+      // Streams every writer appends to, and appends not awaited before the next: batches of one
+      // journal and of several race on one stream, through the fast and the locked path.
+      shared: fc.boolean(),
+      wait: fc.boolean(),
       events: fc.integer({ min: 1, max: 3 }),
       pauseMs: fc.nat(3),
     }),
@@ -60,16 +64,21 @@ it('a live reader of the global log sees every acknowledged event exactly once, 
       const seen: StoredEvent[] = [];
       const subscription = reader.subscribe({ batchSize: 7 }).subscribe((e) => seen.push(e));
       const acked = new Set<string>();
+      const unawaited: Promise<void>[] = [];
       let late = 0;
       try {
         await Promise.all(
           plan.map(async (steps, w) => {
             for (const step of steps) {
               if (step.kind === 'append') {
-                const stream = `w${w}-s${step.stream}`;
+                const stream = step.shared ? `shared-s${step.stream}` : `w${w}-s${step.stream}`;
                 const events = Array.from({ length: step.events }, (_, i) => ({ type: 'e', data: { w, i } }));
-                const result = await writers[w]!.append(stream, events);
-                for (let v = result.fromVersion; v <= result.toVersion; v++) acked.add(`${stream}@${v}`);
+                // 'any' appends: whatever the races, none may fail.
+                const appended = writers[w]!.append(stream, events).then((result) => {
+                  for (let v = result.fromVersion; v <= result.toVersion; v++) acked.add(`${stream}@${v}`);
+                });
+                if (step.wait) await appended;
+                else unawaited.push(appended);
                 await new Promise((r) => setTimeout(r, step.pauseMs));
               } else {
                 // Takes its transaction id now and commits after later transactions did.
@@ -92,6 +101,7 @@ it('a live reader of the global log sees every acknowledged event exactly once, 
             }
           }),
         );
+        await Promise.all(unawaited);
         await until(() => seen.length >= acked.size, 10_000).catch(() => {});
         const keys = seen.map((e) => `${e.stream}@${e.version}`);
         expect(new Set(keys).size, 'no duplicates').toBe(keys.length);
