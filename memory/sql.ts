@@ -477,7 +477,7 @@ class SqlStore implements JournalStore {
          FROM json_to_recordset($1::json) AS r(s text, v int8, t text, d jsonb, m jsonb, i text)
          WHERE NOT EXISTS (SELECT 1 FROM blocked)
          -- One order for every writer's index entries, so two inserts cannot deadlock on them.
-         ORDER BY r.s, r.v
+         ORDER BY r.s COLLATE "C", r.v
          RETURNING 1),
        fenced AS (
          INSERT INTO ${fences} (stream_id, fence) SELECT * FROM unnest($2::text[], $3::int8[])
