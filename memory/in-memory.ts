@@ -1,5 +1,5 @@
 import type { TroupeError } from '../protocols/index.js';
-import { indexInAppend, planBatch, type StreamFacts } from './batch.js';
+import { duplicateKey, indexInAppend, planBatch, type StreamFacts } from './batch.js';
 import {
   type AppendRequest,
   type AppendResult,
@@ -117,6 +117,12 @@ class MemoryStore implements JournalStore {
       newest === undefined ? 0 : newest.version - indexInAppend(newest.messageId as string | null);
     const covered = (e: MemoryEvent) => e.version <= snapshot.version && e.version < first;
     const keep = s.events.filter((e) => !covered(e));
+    // As in SQL, the message ids of pruned appends are forgotten.
+    for (const e of s.events) {
+      if (covered(e) && typeof e.messageId === 'string' && indexInAppend(e.messageId) === 0) {
+        this.duplicates.delete(duplicateKey(stream, e.messageId));
+      }
+    }
     const pruned = s.events.length - keep.length;
     s.events = keep;
     this.log = this.log.filter((e) => e.stream !== stream || !covered(e));

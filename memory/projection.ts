@@ -36,7 +36,11 @@ export interface Projection {
   readonly name: string;
   /** The checkpoint of the last event handled (and stored). */
   readonly checkpoint: Checkpoint;
-  /** Resolves once every event committed before the call has been handled. */
+  /**
+   * Resolves once every event that readers of the global log can see has been handled. An event
+   * becomes visible only when every transaction that started before it ended, so while an older
+   * transaction is open anywhere in the database, newer events wait (see `Journal.readAll`).
+   */
   caughtUp(): Promise<void>;
   /** Stops after the batch in progress. Idempotent. */
   stop(): Promise<void>;
