@@ -344,10 +344,12 @@ class SqlStore implements JournalStore {
 
   /**
    * Appends a batch. The fast path is one statement in autocommit, planned from the versions and
-   * fences this store saw last; the statement itself checks that nothing was appended since and that
-   * no newer fence was stored, and a version or message id already taken fails it on the unique
-   * indexes. Anything the fast path cannot settle (a stream not seen yet, a conflict, a duplicate, a
-   * stale fence, another writer) goes the locked way, which reads the facts afresh.
+   * fences this store saw last: a version or message id taken since fails it on the unique indexes,
+   * and the statement itself checks that no newer fence was stored and that no snapshot covers the
+   * planned versions (pruning is the one way a taken version can be gone). Its transaction id is
+   * taken after the previous version committed, as on the locked way. Anything the fast path cannot
+   * settle (a stream not seen yet, an empty append, a conflict, a duplicate, a stale fence, another
+   * writer) goes the locked way, which reads the facts afresh.
    */
   async appendBatch(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
     if (this.fastPathFits(requests)) {
