@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   ERR_JOURNAL_UNAVAILABLE: "The journal's store (Postgres, PGlite) could not be reached or failed.",
   ERR_PROJECTION_FAILED:
     'A projection gave up on a batch of events after its retries; it stopped at its checkpoint.',
+  ERR_BULKHEAD_FULL: 'Every slot of a bulkhead is taken and its queue is full; the call was refused at once.',
   ERR_SEARCH_UNAVAILABLE: 'The search index (Meilisearch) could not be reached or refused a request.',
 } as const;
 

@@ -1,8 +1,9 @@
 /**
- * Supervisors: OTP supervisors with static children, dynamic supervisors, and restart policies.
- * (Circuit breakers, bulkheads and budgets join this layer with the agents issue.)
+ * Supervisors: OTP supervisors with static children, dynamic supervisors, and restart policies;
+ * bulkheads. (Circuit breakers and budgets join this layer with the agents issue.)
  * @packageDocumentation
  */
+export { type Bulkhead, type BulkheadCallOptions, type BulkheadOptions, bulkhead } from './bulkhead.js';
 export {
   type ChildInfo,
   type ChildSpec,
