@@ -66,9 +66,8 @@ class PgDriver implements SqlDriver {
     pool.on('error', () => {});
   }
 
-  async query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }> {
-    const result = await this.pool.query(text, params);
-    return { rows: result.rows as R[] };
+  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }> {
+    return this.pool.query(text, params) as unknown as Promise<{ rows: R[] }>;
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {

@@ -323,7 +323,7 @@ class SqlStore implements JournalStore {
   readonly tables: SqlJournal['tables'];
   private readonly channel: string;
   /** Each stream's version and fence as this store last saw them, for the fast path. */
-  private readonly known = new Map<string, StreamFacts>();
+  private readonly known = new Map<string, { version: number; fence: number | undefined }>();
 
   constructor(
     readonly driver: SqlDriver,
@@ -379,12 +379,17 @@ class SqlStore implements JournalStore {
   private remember(plan: BatchPlan, facts?: ReadonlyMap<string, StreamFacts>): void {
     // A bound on memory: forgetting only sends the next batch of those streams the locked way.
     if (this.known.size > 100_000) this.known.clear();
-    if (facts !== undefined) for (const [stream, f] of facts) this.known.set(stream, f);
+    if (facts !== undefined) for (const [stream, f] of facts) this.known.set(stream, { ...f });
+    // Updated in place: the map's own objects, made above or by an earlier batch.
     for (const [stream, version] of plan.versions) {
-      this.known.set(stream, { version, fence: this.known.get(stream)?.fence });
+      const known = this.known.get(stream);
+      if (known === undefined) this.known.set(stream, { version, fence: undefined });
+      else known.version = version;
     }
     for (const [stream, fence] of plan.fences) {
-      this.known.set(stream, { version: this.known.get(stream)?.version ?? 0, fence });
+      const known = this.known.get(stream);
+      if (known === undefined) this.known.set(stream, { version: 0, fence });
+      else known.fence = fence;
     }
   }
 
