@@ -45,6 +45,7 @@ export { type NatsTransportOptions, natsTransport } from './nats.js';
 export { type SystemOptions, systemDefaults } from './options.js';
 export {
   type Backoff,
+  backoffDelay,
   exponential,
   type RestartPolicy,
   type RestartType,

@@ -1,9 +1,10 @@
 /**
  * Supervisors: OTP supervisors with static children, dynamic supervisors, and restart policies;
- * bulkheads. (Circuit breakers and budgets join this layer with the agents issue.)
+ * bulkheads and retries. (Circuit breakers and budgets join this layer with the agents issue.)
  * @packageDocumentation
  */
 export { type Bulkhead, type BulkheadCallOptions, type BulkheadOptions, bulkhead } from './bulkhead.js';
+export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults } from './retry.js';
 export {
   type ChildInfo,
   type ChildSpec,

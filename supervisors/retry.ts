@@ -1,0 +1,122 @@
+import { invalidOption, TroupeError } from '../protocols/index.js';
+import { type Backoff, backoffDelay, type Clock, exponential, realClock } from '../runtime/index.js';
+
+/** Options of {@link retry}. */
+export interface RetryOptions {
+  /** Most attempts, the first included. Defaults to 3. */
+  readonly attempts?: number;
+  /** The delay before each retry. Defaults to `exponential({ baseMs: 100, maxMs: 10_000, jitter: true })`. */
+  readonly backoff?: Backoff;
+  /**
+   * Whether the call may run twice without harm. Defaults to false: a failed call is then retried
+   * only when its error says nothing was sent (see {@link notSent}), never after it may have acted.
+   */
+  readonly idempotent?: boolean;
+  /** Which failures are worth another attempt. Defaults to all (within what `idempotent` allows). */
+  readonly retryable?: (error: unknown) => boolean;
+  /** Aborting it ends the wait for the next attempt (the call rejects with the signal's reason). */
+  readonly signal?: AbortSignal;
+  /** Time for the delays. Defaults to the real clock. */
+  readonly clock?: Clock;
+}
+
+/** The defaults of {@link RetryOptions}. */
+export const retryDefaults = {
+  attempts: 3,
+  backoff: exponential({ baseMs: 100, maxMs: 10_000, jitter: true }),
+} as const;
+
+/**
+ * True when `error` says the call never reached the other side, so even a call that is not
+ * idempotent may be tried again: an error with `notSent: true` (adapters set it for a refused
+ * connection, say), or a refusal by a guard before the call (`ERR_BULKHEAD_FULL`).
+ */
+export function notSent(error: unknown): boolean {
+  return (
+    (error as { notSent?: unknown } | null)?.notSent === true || TroupeError.is(error, 'ERR_BULKHEAD_FULL')
+  );
+}
+
+/**
+ * The wait an error asks for before the next attempt, in ms: its `retryAfterMs` property or
+ * `details.retryAfterMs` (adapters set it from a 429's or 503's `Retry-After`, see
+ * {@link parseRetryAfter}).
+ */
+function retryAfterOf(error: unknown): number {
+  const own = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  const detail = TroupeError.is(error) ? error.details?.retryAfterMs : undefined;
+  const ms = typeof own === 'number' ? own : typeof detail === 'number' ? detail : 0;
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
+}
+
+/**
+ * Parses an HTTP `Retry-After` header (seconds, or an HTTP date) into milliseconds from `now`;
+ * undefined when it is absent or unreadable.
+ * @example `parseRetryAfter('2') === 2000`
+ */
+export function parseRetryAfter(header: string | null | undefined, now = Date.now()): number | undefined {
+  if (header === null || header === undefined) return undefined;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * Calls `call` until it succeeds, up to `attempts` times, waiting between attempts by `backoff`, or
+ * longer when the error asks for it (`Retry-After`). A call that is not `idempotent` is tried again
+ * only after an error that says nothing was sent. The last error is thrown as it is.
+ *
+ * @throws TroupeError `ERR_INVALID_OPTION` for bad options (rejected); otherwise the call's last
+ * error, or the signal's reason when it aborts during a wait.
+ * @example
+ * ```ts
+ * const reply = await retry(() => model.complete(request), { attempts: 4, idempotent: true });
+ * ```
+ */
+export async function retry<T>(
+  call: (attempt: number) => PromiseLike<T> | T,
+  options: RetryOptions = {},
+): Promise<T> {
+  const {
+    attempts = retryDefaults.attempts,
+    backoff = retryDefaults.backoff,
+    idempotent = false,
+    retryable,
+    signal,
+    clock = realClock,
+  } = options;
+  if (!Number.isInteger(attempts) || attempts < 1)
+    throw invalidOption('attempts', 'must be a positive integer', attempts);
+  if (retryable !== undefined && typeof retryable !== 'function')
+    throw invalidOption('retryable', 'must be a function', retryable);
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) throw signal.reason;
+    try {
+      return await call(attempt);
+    } catch (error) {
+      const again =
+        attempt < attempts && (idempotent || notSent(error)) && (retryable === undefined || retryable(error));
+      if (!again) throw error;
+      await wait(clock, Math.max(backoffDelay(backoff, attempt, Math.random), retryAfterOf(error)), signal);
+    }
+  }
+}
+
+function wait(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      timer.cancel();
+      reject(signal!.reason);
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
