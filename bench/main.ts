@@ -28,7 +28,13 @@ import {
   tell,
 } from '../index.js';
 import { journalCases, tearDownJournal } from './journal.js';
-import { type BenchCase as Case, type BenchResult as Result, remoteCases, tearDownRemote } from './remote.js';
+import {
+  type BenchTools,
+  type BenchCase as Case,
+  type BenchResult as Result,
+  remoteCases,
+  tearDownRemote,
+} from './remote.js';
 
 const require = createRequire(import.meta.url);
 const nact = require('nact') as {
@@ -192,22 +198,23 @@ function nactCounter(parent: unknown, name = `a${nactNames++}`): unknown {
 
 // ---- cases ----
 
-function result(
-  name: string,
-  unit: string,
-  troupe: number,
-  baseline: string,
-  baselineValue: number,
-  higherIsBetter: boolean,
-  pairs: readonly (readonly [number, number])[],
-  goal: string,
-  pass: (r: { troupe: number; ratio: number }) => boolean,
-): Result {
+/** A case's result from its rounds; the signature is the one `BenchTools` gives every case module. */
+const result: BenchTools['result'] = (
+  name,
+  unit,
+  troupe,
+  baseline,
+  baselineValue,
+  higherIsBetter,
+  pairs,
+  goal,
+  pass,
+) => {
   // The ratio is the median of the blocks' ratios: Troupe's rounds and the baseline's run next
   // to it see the same machine, so drift in the machine's speed cancels out.
   const ratio = median(pairs.map(([t, b]) => (higherIsBetter ? t / b : b / t)));
   return { case: name, unit, troupe, baseline, baselineValue, ratio, goal, pass: pass({ troupe, ratio }) };
-}
+};
 
 const cases: Case[] = [
   {
