@@ -6,8 +6,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bulkhead } from '../../index.js';
+import { propertySeed, seeded } from '../harness/fast-check.js';
 
-const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
+const SEED = propertySeed(Date.now() % 2 ** 31);
 const flush = () => new Promise((r) => setImmediate(r));
 
 type Step =
@@ -84,17 +85,7 @@ describe('bulkhead', () => {
           expect(started).toEqual(expectedStarts.filter((id) => id >= 0));
         },
       ),
-      {
-        seed: SEED,
-        numRuns: 200,
-        reporter: (details) => {
-          if (details.failed) {
-            throw new Error(
-              `${fc.defaultReportMessage(details) ?? 'failed'}\nbulkhead property failed with seed ${SEED} (FC_SEED=${SEED} to replay)`,
-            );
-          }
-        },
-      },
+      seeded('bulkhead property', SEED, 200),
     );
   }, 60_000);
 

@@ -9,11 +9,12 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type ActorContext, ask, behavior, defineProtocol, tell } from '../../index.js';
 import { settle } from '../../runtime/testkit/index.js';
+import { propertySeed, seeded } from '../harness/fast-check.js';
 import { closeSystemsAfterEach, makeSystem, within } from './helpers.js';
 
 closeSystemsAfterEach();
 
-const SEED = Number(process.env.FC_SEED ?? 20261123);
+const SEED = propertySeed(20261123);
 const MAX_IDS = 80;
 
 /** What a handler does, in order, when it handles a message (the first time, for `stash`). */
@@ -144,17 +145,7 @@ describe('the mailbox against a reference model', () => {
       fc.asyncProperty(planArb, async (plan) => {
         expect(await actual(plan)).toEqual(model(plan));
       }),
-      {
-        seed: SEED,
-        numRuns: 200,
-        reporter: (details) => {
-          if (details.failed) {
-            throw new Error(
-              `${fc.defaultReportMessage(details) ?? 'failed'}\nmailbox model failed with seed ${SEED} (FC_SEED=${SEED} to replay)`,
-            );
-          }
-        },
-      },
+      seeded('mailbox model', SEED, 200),
     );
   }, 60_000);
 });

@@ -8,10 +8,11 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgresJournal, type SqlJournal, type StoredEvent } from '../../index.js';
+import { propertySeed, seeded } from '../harness/fast-check.js';
 import { PostgresServer } from '../harness/postgres.js';
 import { until } from './journal-contract.js';
 
-const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
+const SEED = propertySeed(Date.now() % 2 ** 31);
 
 let server: PostgresServer;
 let raw: pg.Pool;
@@ -122,16 +123,6 @@ it('a live reader of the global log sees every acknowledged event exactly once, 
         await Promise.all([...writers, reader].map((j) => j.close()));
       }
     }),
-    {
-      seed: SEED,
-      numRuns: 12,
-      reporter: (details) => {
-        if (details.failed) {
-          throw new Error(
-            `${fc.defaultReportMessage(details) ?? 'failed'}\nglobal log property failed with seed ${SEED} (FC_SEED=${SEED} to replay)`,
-          );
-        }
-      },
-    },
+    seeded('global log property', SEED, 12),
   );
 }, 240_000);
