@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild } from './child.js';
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
@@ -51,10 +52,7 @@ export class NatsServer {
     const child = this.process;
     if (child === undefined) return;
     this.process = undefined;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(hard ? 'SIGKILL' : 'SIGTERM');
-    await exited;
+    await stopChild(child, hard ? 'SIGKILL' : 'SIGTERM');
   }
 
   /** Starts the server again on the same port and store (after stop). */

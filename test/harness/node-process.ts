@@ -1,6 +1,7 @@
 /** Starts cluster nodes as child processes (test/cluster/node-process.ts) and drives them over IPC. */
 import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
+import { stopChild } from './child.js';
 
 const SCRIPT = join(import.meta.dirname, '..', 'cluster', 'node-process.ts');
 
@@ -55,9 +56,6 @@ export class NodeProcess {
   }
 
   async stop(): Promise<void> {
-    if (!this.alive) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGTERM');
-    await exited;
+    await stopChild(this.child, 'SIGTERM');
   }
 }

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild } from './child.js';
 
 /** The directory of Debian's PostgreSQL binaries (the newest version installed), or undefined. */
 export function postgresBinaries(): string | undefined {
@@ -106,9 +107,7 @@ export class PostgresServer {
     if (child === undefined) return;
     this.process = undefined;
     if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(hard ? 'SIGKILL' : 'SIGINT');
-    await exited;
+    await stopChild(child, hard ? 'SIGKILL' : 'SIGINT');
     if (hard) {
       // The server's children notice their parent died and exit; give them a moment.
       await new Promise((r) => setTimeout(r, 200));
