@@ -3,7 +3,7 @@
  * reply and before side effects, effectively-once commands, schema checks at append and on read, and
  * a named persistent actor that moves to another node and recovers there, fenced.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -18,13 +18,11 @@ import {
   type Journal,
   type PersistentDefinition,
   persistentBehavior,
-  postgresJournal,
-  type SqlJournal,
   type SystemEvent,
   tell,
 } from '../../index.js';
-import { PostgresServer } from '../harness/postgres.js';
 import { until } from './journal-contract.js';
+import { postgresJournals } from './postgres-journals.js';
 
 const Account = defineProtocol('pa.account', {
   deposit: ask(z.object({ amount: z.number(), commandId: z.string().optional() }), z.number()),
@@ -254,21 +252,7 @@ describe('persistent actors', () => {
 });
 
 describe('persistent actors on Postgres', () => {
-  let server: PostgresServer;
-  let n = 0;
-  const journals: SqlJournal[] = [];
-  const journal = async () => {
-    const j = await postgresJournal({ connectionString: server.url, prefix: `p${process.pid}_${++n}_` });
-    journals.push(j);
-    return j;
-  };
-  beforeAll(async () => {
-    server = await PostgresServer.fromEnvironment();
-  }, 60_000);
-  afterAll(async () => {
-    await Promise.all(journals.map((j) => j.close()));
-    await server?.dispose();
-  });
+  const { journal } = postgresJournals('p');
 
   it('fails the recovery of an actor with a corrupt event loudly, naming stream and version; others go on', async () => {
     const j = await journal();

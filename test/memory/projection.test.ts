@@ -3,33 +3,17 @@
  * (exactly once across crashes and concurrent writers), a read model elsewhere (at least once), and
  * a search index kept in sync with memory events.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   embeddedSearchIndex,
   inMemoryJournal,
-  postgresJournal,
-  type SqlJournal,
   type StoredEvent,
   startProjection,
   startSearchProjection,
 } from '../../index.js';
-import { PostgresServer } from '../harness/postgres.js';
+import { postgresJournals } from './postgres-journals.js';
 
-let server: PostgresServer;
-let n = 0;
-const journals: SqlJournal[] = [];
-async function journal(): Promise<SqlJournal> {
-  const j = await postgresJournal({ connectionString: server.url, prefix: `pj${process.pid}_${++n}_` });
-  journals.push(j);
-  return j;
-}
-beforeAll(async () => {
-  server = await PostgresServer.fromEnvironment();
-}, 60_000);
-afterAll(async () => {
-  await Promise.all(journals.map((j) => j.close()));
-  await server?.dispose();
-});
+const { journal } = postgresJournals('pj');
 
 describe('projections', () => {
   it('updates a read model and its checkpoint in one transaction: after a crash it resumes, no event skipped or repeated', async () => {
