@@ -231,22 +231,7 @@ class SqlJournalImpl extends GroupCommitJournal implements SqlJournal {
     expected?: Checkpoint,
   ): Promise<void> {
     this.checkUsable();
-    if (expected === undefined) return this.sql.saveCheckpoint(name, checkpoint, tx);
-    const table = this.tables.checkpoints;
-    const { rows } = await tx.query(
-      `INSERT INTO ${table} (name, tx, position) VALUES ($1, $2, $3)
-       ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, updated_at = now()
-       WHERE ${table}.tx = $4 AND ${table}.position = $5
-       RETURNING 1`,
-      [name, checkpoint.tx, checkpoint.position, expected.tx, expected.position],
-    );
-    if (rows.length === 0) {
-      throw new TroupeError(
-        'ERR_PROJECTION_FAILED',
-        `the checkpoint of "${name}" moved away from ${JSON.stringify(expected)}: another reader of that name runs`,
-        { details: { projection: name, expected } },
-      );
-    }
+    await this.sql.saveCheckpoint(name, checkpoint, tx, expected);
   }
 
   async recordMetrics(rows: readonly MetricRow[]): Promise<void> {
@@ -607,12 +592,31 @@ class SqlStore implements JournalStore {
     return rows.length === 0 ? undefined : { tx: Number(rows[0]!.tx), position: Number(rows[0]!.position) };
   }
 
-  async saveCheckpoint(name: string, checkpoint: Checkpoint, tx: SqlExecutor = this.driver): Promise<void> {
-    await tx.query(
-      `INSERT INTO ${this.tables.checkpoints} (name, tx, position) VALUES ($1, $2, $3)
-       ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, updated_at = now()`,
-      [name, checkpoint.tx, checkpoint.position],
+  /**
+   * Stores a reader's checkpoint; with `expected`, only over that one (or over none when it is the
+   * start), else `ERR_PROJECTION_FAILED`: another reader of the name moved it.
+   */
+  async saveCheckpoint(
+    name: string,
+    checkpoint: Checkpoint,
+    tx: SqlExecutor = this.driver,
+    expected?: Checkpoint,
+  ): Promise<void> {
+    const table = this.tables.checkpoints;
+    const { rows } = await tx.query(
+      `INSERT INTO ${table} (name, tx, position) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, updated_at = now()
+       WHERE $4::bigint IS NULL OR (${table}.tx = $4 AND ${table}.position = $5)
+       RETURNING 1`,
+      [name, checkpoint.tx, checkpoint.position, expected?.tx ?? null, expected?.position ?? null],
     );
+    if (rows.length === 0) {
+      throw new TroupeError(
+        'ERR_PROJECTION_FAILED',
+        `the checkpoint of "${name}" moved away from ${JSON.stringify(expected)}: another reader of that name runs`,
+        { details: { projection: name, expected } },
+      );
+    }
   }
 
   onCommit(listener: () => void): () => void {
