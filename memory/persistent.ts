@@ -102,6 +102,8 @@ export interface PersistentDefinition<P extends AnyProtocol, S, E extends EventS
 
 interface Incarnation {
   readonly stream: string;
+  /** The activation's fencing token, fixed for its life (undefined for an actor that is not named). */
+  readonly fence: number | undefined;
   version: number;
   /** The version of the newest snapshot this incarnation knows. */
   snapshotVersion: number;
@@ -241,7 +243,7 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
       if (batch.length < page) break;
     }
     ctx.state = state;
-    incarnations.set(ctx, { stream, version, snapshotVersion, snapshotWarned: false });
+    incarnations.set(ctx, { stream, fence, version, snapshotVersion, snapshotWarned: false });
   };
 
   const run = (type: string, body: unknown, ctx: ActorContext<S, P>): unknown => {
@@ -280,7 +282,7 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
     const result = await journal.append(incarnation.stream, checked, {
       expectedVersion: incarnation.version,
       messageId: commandId(body, type),
-      fence: activationFence(ctx),
+      fence: incarnation.fence,
     });
     // A redelivered command: its events are in the state already, and nothing new happened.
     if (result.duplicate) return effect.reply?.(incarnations.get(ctx) === incarnation ? ctx.state : state);
