@@ -89,18 +89,18 @@ async function rawRound(
   perWriter: number,
 ): Promise<number> {
   const r = ++round;
-  const data = JSON.stringify({ amount: 1, note: NOTE });
   const start = performance.now();
   for (let k = 0; k < perWriter; k++) {
     const values: string[] = [];
     const params: unknown[] = [];
     for (let i = 0; i < writers; i++) {
-      const p = i * 5;
-      values.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5})`);
-      params.push(`raw-${r}-${i}`, k + 1, 'deposited', data, '{}');
+      const p = i * 6;
+      values.push(`($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6})`);
+      // Each event serialized on its own, as Troupe does: in a service every event is a new object.
+      params.push(`raw-${r}-${i}`, k + 1, 'deposited', JSON.stringify({ amount: 1, note: NOTE }), '{}', null);
     }
     await query(
-      `INSERT INTO ${table} (stream_id, version, type, data, metadata) VALUES ${values.join(', ')}`,
+      `INSERT INTO ${table} (stream_id, version, type, data, metadata, message_id) VALUES ${values.join(', ')}`,
       params,
     );
   }
