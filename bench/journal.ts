@@ -33,11 +33,8 @@ let db: Promise<Db> | undefined;
 function setUp(): Promise<Db> {
   db ??= (async () => {
     const server = await PostgresServer.fromEnvironment();
-    const journal = await postgresJournal({
-      connectionString: server.url,
-      prefix: `bench${process.pid}_`,
-      concurrency: Number(process.env.JC ?? 2),
-    });
+    // The journal's default pool and concurrency, as a service would run it.
+    const journal = await postgresJournal({ connectionString: server.url, prefix: `bench${process.pid}_` });
     const raw = new pg.Pool({ connectionString: server.url, max: 2 });
     return { server, journal, raw };
   })();

@@ -14,9 +14,12 @@ export interface PostgresJournalOptions extends SqlJournalOptions {
   readonly connectionString?: string;
   /** A `pg` pool you made yourself; the journal then leaves it open on `close()`. */
   readonly pool?: pg.Pool;
-  /** Connections of the pool the journal makes. Defaults to 4. */
+  /** Connections of the pool the journal makes. Defaults to 6. */
   readonly poolSize?: number;
-  /** How many group-commit transactions may run at once. Defaults to 2. */
+  /**
+   * How many group-commit statements may run at once, each on its own connection; the rest of the
+   * pool serves reads. Defaults to 4, or `poolSize` when that is smaller.
+   */
   readonly concurrency?: number;
 }
 
@@ -35,7 +38,8 @@ export interface PostgresJournalOptions extends SqlJournalOptions {
  */
 export async function postgresJournal(options: PostgresJournalOptions): Promise<SqlJournal> {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object');
-  const { connectionString, pool, poolSize = 4, concurrency = 2 } = options;
+  const { connectionString, pool, poolSize = 6 } = options;
+  const concurrency = options.concurrency ?? Math.min(4, poolSize);
   if (pool === undefined && (typeof connectionString !== 'string' || connectionString === ''))
     throw invalidOption('connectionString', 'is required unless a pool is given', connectionString);
   if (!Number.isInteger(poolSize) || poolSize < 1)
