@@ -221,6 +221,27 @@ function describeEvent(event: SystemEvent): [string, Style | undefined, string, 
       return ['activated', 'green', shortAddress(event.address), `on ${event.node}, fence ${event.fence}`];
     case 'activation-stopped':
       return ['deactivated', 'dim', shortAddress(event.address), event.reason];
+    case 'breaker-transition':
+      return [
+        'breaker',
+        event.to === 'open' ? 'red' : event.to === 'closed' ? 'green' : 'yellow',
+        event.breaker,
+        `${event.from} -> ${event.to}`,
+      ];
+    case 'agent-step':
+      return [
+        'agent-step',
+        event.error === undefined ? undefined : 'yellow',
+        shortAddress(event.agent),
+        `#${event.step} ${event.kind} ${event.name} ${Math.round(event.ms)} ms${event.error === undefined ? '' : ` ${event.error}`}`,
+      ];
+    case 'agent-run':
+      return [
+        'agent-run',
+        event.phase === 'failed' ? 'red' : event.phase === 'finished' ? 'green' : undefined,
+        shortAddress(event.agent),
+        `${event.phase} after ${event.steps} steps${event.error === undefined ? '' : ` (${event.error})`}`,
+      ];
   }
 }
 

@@ -47,6 +47,17 @@ export const ERROR_CODES = {
     'A projection gave up on a batch of events after its retries; it stopped at its checkpoint.',
   ERR_BULKHEAD_FULL: 'Every slot of a bulkhead is taken and its queue is full; the call was refused at once.',
   ERR_SEARCH_UNAVAILABLE: 'The search index (Meilisearch) could not be reached or refused a request.',
+  ERR_CIRCUIT_OPEN:
+    'A circuit breaker is open (or half-open with its trial call out); the call was not made.',
+  ERR_BUDGET_EXCEEDED: 'A call would exceed a token, cost or call budget; it was refused before it was sent.',
+  ERR_CALL_TIMEOUT: 'A guarded call (a model, a tool) ran past its deadline; its AbortSignal was aborted.',
+  ERR_MODEL_HTTP: 'A model provider answered with an HTTP error status.',
+  ERR_MODEL_UNREACHABLE: 'A model provider could not be reached, or the connection broke mid-answer.',
+  ERR_MODEL_MALFORMED: "A model provider's answer (body or stream) is not in its wire format.",
+  ERR_TOOL_FAILED:
+    'A tool is unknown, threw, or ran past its deadline; the model gets the error as the result.',
+  ERR_STEP_LIMIT: 'An agent run reached its maximum number of steps without a final answer.',
+  ERR_REPLAY_MISMATCH: 'A replayed run asked a model or a tool something other than what its record holds.',
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

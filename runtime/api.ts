@@ -7,6 +7,7 @@ import type {
   BodyOf,
   Infer,
   MessageMap,
+  PublishedEvent,
   ReplyOf,
   TellKeys,
   TellSpec,
@@ -171,7 +172,21 @@ export interface BehaviorDefinition<P extends AnyProtocol, S> {
   /** A handler still running after this long is a crash (`ERR_HANDLER_TIMEOUT`). No limit by default. */
   readonly handlerDeadlineMs?: number;
   readonly mailbox?: MailboxOptions;
+  /**
+   * What this actor can handle, for `system.route(task)`: a score per capability (higher is
+   * better; 0 or less, or absent: cannot), or a function of the task giving its score.
+   */
+  readonly capabilities?: Capabilities;
 }
+
+/** A task to route with `system.route`: the capability it needs, and anything a score may read. */
+export interface RouteTask {
+  readonly capability: string;
+  readonly [key: string]: unknown;
+}
+
+/** Scores per capability, or a function of the task (undefined or 0 or less: cannot handle it). */
+export type Capabilities = Readonly<Record<string, number>> | ((task: RouteTask) => number | undefined);
 
 declare const behaviorBrand: unique symbol;
 
@@ -272,6 +287,22 @@ export interface ActorSystem {
   actorOf<P extends AnyProtocol = AnyProtocol>(kind: string, key: string, protocol?: P): ActorRef<P>;
   /** The live actors that speak `protocol`. */
   find<P extends AnyProtocol>(protocol: P): ActorRef<P>[];
+  /**
+   * The live actor of this system best able to handle `task`: the highest score its behaviour's
+   * `capabilities` give (above 0), and among equal scores the one with the fewest messages waiting.
+   * With `protocol`, only actors that speak it. Undefined when no live actor can.
+   * @throws TroupeError `ERR_INVALID_OPTION` when the task has no capability name.
+   * @example
+   * ```ts
+   * const researcher = system.route({ capability: 'research', topic: 'tides' }, Agent);
+   * ```
+   */
+  route<P extends AnyProtocol = AnyProtocol>(task: RouteTask, protocol?: P): ActorRef<P> | undefined;
+  /**
+   * Publishes a guard's or an agent's event (a breaker transition, an agent step) on `events$`,
+   * stamped with the system's clock. The kernel's own events are not published this way.
+   */
+  publish(event: PublishedEvent): void;
   /** The live tree with restart counts. */
   tree(): TreeNode;
   /** Adds middleware; returns a function that removes it. */

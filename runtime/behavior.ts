@@ -143,6 +143,16 @@ function compile(
     if (value !== undefined && typeof value !== 'function')
       throw invalidOption(hook, 'must be a function', value);
   }
+  const { capabilities } = definition;
+  if (
+    capabilities !== undefined &&
+    typeof capabilities !== 'function' &&
+    (typeof capabilities !== 'object' ||
+      capabilities === null ||
+      Object.values(capabilities).some((score) => typeof score !== 'number' || Number.isNaN(score)))
+  ) {
+    throw invalidOption('capabilities', 'must be scores by capability name, or a function', capabilities);
+  }
   const handlerDeadlineMs =
     definition.handlerDeadlineMs === undefined
       ? undefined

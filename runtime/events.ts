@@ -1,4 +1,4 @@
-import type { Address, TroupeError } from '../protocols/index.js';
+import type { Address, ExtensionEvent, TroupeError } from '../protocols/index.js';
 
 /** Why a message could not be delivered. */
 export type DeadLetterReason =
@@ -116,7 +116,9 @@ export type SystemEvent =
       readonly at: number;
       readonly error: Error | undefined;
       readonly drainTimedOut: boolean;
-    };
+    }
+  /** Events of guards and agents, published with `system.publish`. */
+  | ExtensionEvent;
 
 /** The `type` tags of {@link SystemEvent}. */
 export type SystemEventType = SystemEvent['type'];

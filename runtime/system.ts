@@ -5,6 +5,7 @@ import {
   type Envelope,
   formatAddress,
   invalidOption,
+  type PublishedEvent,
   parseAddress,
   TroupeError,
 } from '../protocols/index.js';
@@ -16,6 +17,7 @@ import type {
   DrainOptions,
   MessageInfo,
   Middleware,
+  RouteTask,
   SpawnOptions,
   SystemStatus,
   TellOptions,
@@ -106,6 +108,8 @@ class ActorSystemImpl implements Host, ClusterHost {
   private readonly guardian: Cell;
   private readonly defaults: CellSettings;
   private readonly byProtocol = new Map<string, Set<Cell>>();
+  /** Live cells whose behaviour declares capabilities, for `route`. */
+  private readonly capable = new Set<Cell>();
   private readonly protocols = new Map<string, AnyProtocol>();
   private readonly throughput: number;
   private readonly timeSliceMs: number;
@@ -312,6 +316,41 @@ class ActorSystemImpl implements Host, ClusterHost {
     const out: ActorRef<P>[] = [];
     for (const cell of cells) if (cell.alive) out.push(cell as unknown as ActorRef<P>);
     return out;
+  }
+
+  route<P extends AnyProtocol = AnyProtocol>(task: RouteTask, protocol?: P): ActorRef<P> | undefined {
+    if (
+      typeof task !== 'object' ||
+      task === null ||
+      typeof task.capability !== 'string' ||
+      task.capability === ''
+    )
+      throw invalidOption('task', 'must be an object with a capability name', task);
+    let best: Cell | undefined;
+    let bestScore = 0;
+    for (const cell of this.capable) {
+      if (!cell.alive) continue;
+      if (protocol !== undefined && !cell.behavior.protocols.some((p) => p.name === protocol.name)) continue;
+      const capabilities = cell.behavior.definition.capabilities!;
+      let score: number | undefined;
+      try {
+        score = typeof capabilities === 'function' ? capabilities(task) : capabilities[task.capability];
+      } catch (error) {
+        // A scoring function that throws counts as "cannot", and is reported like any defect.
+        this.reportDefect(cell.address, error);
+        continue;
+      }
+      if (typeof score !== 'number' || !(score > 0)) continue;
+      if (score > bestScore || (score === bestScore && cell.mailboxSize < best!.mailboxSize)) {
+        best = cell;
+        bestScore = score;
+      }
+    }
+    return best as unknown as ActorRef<P> | undefined;
+  }
+
+  publish(event: PublishedEvent): void {
+    if (this.subject.observed) this.subject.next({ ...event, at: this.clock.now() } as SystemEvent);
   }
 
   tree(): TreeNode {
@@ -616,10 +655,12 @@ class ActorSystemImpl implements Host, ClusterHost {
   register(cell: Cell): void {
     const protocols = cell.behavior.protocols;
     for (let i = 0; i < protocols.length; i++) this.byProtocol.get(protocols[i]!.name)?.add(cell);
+    if (cell.behavior.definition.capabilities !== undefined) this.capable.add(cell);
   }
 
   unregister(cell: Cell): void {
     for (const protocol of cell.behavior.protocols) this.byProtocol.get(protocol.name)?.delete(cell);
+    this.capable.delete(cell);
   }
 
   settingsFor(behavior: CompiledBehavior, options: SpawnOptions | undefined): CellSettings {

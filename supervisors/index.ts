@@ -1,9 +1,19 @@
 /**
  * Supervisors: OTP supervisors with static children, dynamic supervisors, and restart policies;
- * bulkheads and retries. (Circuit breakers and budgets join this layer with the agents issue.)
+ * the guards of calls out of the process: circuit breakers, bulkheads, retries, deadlines, budgets.
  * @packageDocumentation
  */
+export { type Breaker, type BreakerOptions, breaker, breakerDefaults } from './breaker.js';
+export {
+  type BudgetLimits,
+  type Budgets,
+  type CallCost,
+  createBudgets,
+  type Reservation,
+  type Spend,
+} from './budget.js';
 export { type Bulkhead, type BulkheadCallOptions, type BulkheadOptions, bulkhead } from './bulkhead.js';
+export { type Guard, type GuardCallOptions, type GuardOptions, guard } from './guard.js';
 export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults } from './retry.js';
 export {
   type ChildInfo,

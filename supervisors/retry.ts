@@ -28,12 +28,17 @@ export const retryDefaults = {
 
 /**
  * True when `error` says the call never reached the other side, so even a call that is not
- * idempotent may be tried again: an error with `notSent: true` (adapters set it for a refused
- * connection, say), or a refusal by a guard before the call (`ERR_BULKHEAD_FULL`).
+ * idempotent may be tried again: an error with `notSent: true` or `details.notSent: true` (adapters
+ * set it for a refused connection, say), or a refusal by a guard before the call
+ * (`ERR_BULKHEAD_FULL`, `ERR_CIRCUIT_OPEN`, `ERR_BUDGET_EXCEEDED`).
  */
 export function notSent(error: unknown): boolean {
   return (
-    (error as { notSent?: unknown } | null)?.notSent === true || TroupeError.is(error, 'ERR_BULKHEAD_FULL')
+    (error as { notSent?: unknown } | null)?.notSent === true ||
+    (TroupeError.is(error) && error.details?.notSent === true) ||
+    TroupeError.is(error, 'ERR_BULKHEAD_FULL') ||
+    TroupeError.is(error, 'ERR_CIRCUIT_OPEN') ||
+    TroupeError.is(error, 'ERR_BUDGET_EXCEEDED')
   );
 }
 

@@ -1,0 +1,171 @@
+import CircuitBreaker from 'opossum';
+import { type BreakerState, invalidOption, type PublishedEvent, TroupeError } from '../protocols/index.js';
+
+/** Options of {@link breaker}. */
+export interface BreakerOptions {
+  /** Names the breaker in its errors and events (a provider, a tool). */
+  readonly name: string;
+  /** Percentage of failed calls in the window above which it opens. Defaults to 50. */
+  readonly errorThresholdPercentage?: number;
+  /** Calls in the window before it may open at all. Defaults to 5. */
+  readonly volumeThreshold?: number;
+  /** How long it stays open before it lets one trial call through (half-open). Defaults to 10,000 ms. */
+  readonly resetTimeoutMs?: number;
+  /** The rolling window of the statistics. Defaults to 10,000 ms. */
+  readonly windowMs?: number;
+  /**
+   * Which errors count as failures of what the breaker protects. Defaults to all but the caller's own
+   * abort and refusals made before the call (`ERR_BULKHEAD_FULL`, `ERR_BUDGET_EXCEEDED`,
+   * `ERR_CIRCUIT_OPEN`); errors that do not count leave the statistics as a success would.
+   */
+  readonly isFailure?: (error: unknown) => boolean;
+  /** Where transitions are published (an actor system), besides `onTransition`. */
+  readonly system?: { publish(event: PublishedEvent): void };
+  /** Called on every transition. */
+  readonly onTransition?: (from: BreakerState, to: BreakerState) => void;
+}
+
+/** The defaults of {@link BreakerOptions}. */
+export const breakerDefaults = {
+  errorThresholdPercentage: 50,
+  volumeThreshold: 5,
+  resetTimeoutMs: 10_000,
+  windowMs: 10_000,
+} as const;
+
+/**
+ * A circuit breaker (on opossum): after too many failures it opens and refuses calls at once with
+ * `ERR_CIRCUIT_OPEN`; after `resetTimeoutMs` it lets one trial call through (half-open), which
+ * closes it again or opens it for another round.
+ */
+export interface Breaker {
+  readonly name: string;
+  readonly state: BreakerState;
+  /**
+   * Runs `call` unless the breaker is open.
+   * @throws TroupeError `ERR_CIRCUIT_OPEN` when open, or half-open with its trial call out; else
+   * whatever `call` throws.
+   */
+  fire<T>(call: () => PromiseLike<T>): Promise<T>;
+  /** Stops its timers; later calls are refused. */
+  shutdown(): void;
+}
+
+/** Errors made by guards before anything was called: they say nothing of the callee's health. */
+export function refusedBeforeCall(error: unknown): boolean {
+  return (
+    TroupeError.is(error, 'ERR_BULKHEAD_FULL') ||
+    TroupeError.is(error, 'ERR_BUDGET_EXCEEDED') ||
+    TroupeError.is(error, 'ERR_CIRCUIT_OPEN')
+  );
+}
+
+/**
+ * Builds a circuit breaker. Transitions are published on `system.events$` as
+ * `breaker-transition` events when `system` is given.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad option.
+ * @example
+ * ```ts
+ * const openai = breaker({ name: 'openai', system, resetTimeoutMs: 30_000 });
+ * const answer = await openai.fire(() => model.complete(request));
+ * ```
+ */
+export function breaker(options: BreakerOptions): Breaker {
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('options', 'must be an object', options);
+  const {
+    name,
+    errorThresholdPercentage = breakerDefaults.errorThresholdPercentage,
+    volumeThreshold = breakerDefaults.volumeThreshold,
+    resetTimeoutMs = breakerDefaults.resetTimeoutMs,
+    windowMs = breakerDefaults.windowMs,
+    isFailure,
+    system,
+    onTransition,
+  } = options;
+  if (typeof name !== 'string' || name === '')
+    throw invalidOption('name', 'must be a non-empty string', name);
+  if (!(errorThresholdPercentage >= 0 && errorThresholdPercentage <= 100))
+    throw invalidOption('errorThresholdPercentage', 'must be from 0 to 100', errorThresholdPercentage);
+  if (!Number.isInteger(volumeThreshold) || volumeThreshold < 0)
+    throw invalidOption('volumeThreshold', 'must be a non-negative integer', volumeThreshold);
+  if (!Number.isFinite(resetTimeoutMs) || resetTimeoutMs < 1)
+    throw invalidOption('resetTimeoutMs', 'must be at least 1', resetTimeoutMs);
+  if (!Number.isInteger(windowMs) || windowMs < 10)
+    throw invalidOption('windowMs', 'must be an integer of at least 10', windowMs);
+  if (isFailure !== undefined && typeof isFailure !== 'function')
+    throw invalidOption('isFailure', 'must be a function', isFailure);
+  if (system !== undefined && typeof system?.publish !== 'function')
+    throw invalidOption('system', 'must have a publish method (an actor system)', system);
+  if (onTransition !== undefined && typeof onTransition !== 'function')
+    throw invalidOption('onTransition', 'must be a function', onTransition);
+  return new BreakerImpl(
+    name,
+    {
+      errorThresholdPercentage,
+      volumeThreshold,
+      resetTimeout: resetTimeoutMs,
+      rollingCountTimeout: windowMs,
+      rollingCountBuckets: 10,
+      // Deadlines are the guard's, with an AbortSignal that reaches the request; opossum's own timer
+      // would only stop waiting, not stop the call.
+      timeout: false,
+      // opossum's errorFilter names errors that do not count.
+      errorFilter: (error: unknown) => !counts(error, isFailure),
+    },
+    system,
+    onTransition,
+  );
+}
+
+function counts(error: unknown, isFailure: ((error: unknown) => boolean) | undefined): boolean {
+  if (refusedBeforeCall(error) || (error as Error | undefined)?.name === 'AbortError') return false;
+  return isFailure === undefined ? true : isFailure(error);
+}
+
+type Call = () => PromiseLike<unknown>;
+
+class BreakerImpl implements Breaker {
+  private readonly circuit: CircuitBreaker<[Call], unknown>;
+  private current: BreakerState = 'closed';
+
+  constructor(
+    readonly name: string,
+    options: CircuitBreaker.Options,
+    private readonly system: { publish(event: PublishedEvent): void } | undefined,
+    private readonly onTransition: ((from: BreakerState, to: BreakerState) => void) | undefined,
+  ) {
+    this.circuit = new CircuitBreaker((call: Call) => Promise.resolve(call()), options);
+    this.circuit.on('open', () => this.moveTo('open'));
+    this.circuit.on('halfOpen', () => this.moveTo('half-open'));
+    this.circuit.on('close', () => this.moveTo('closed'));
+  }
+
+  get state(): BreakerState {
+    return this.current;
+  }
+
+  fire<T>(call: () => PromiseLike<T>): Promise<T> {
+    return (this.circuit.fire(call) as Promise<T>).catch((error: unknown) => {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === 'EOPENBREAKER' || code === 'ESHUTDOWN') {
+        throw new TroupeError('ERR_CIRCUIT_OPEN', `the circuit breaker "${this.name}" is ${this.current}`, {
+          details: { breaker: this.name, state: this.current },
+        });
+      }
+      throw error;
+    });
+  }
+
+  shutdown(): void {
+    this.circuit.shutdown();
+  }
+
+  private moveTo(to: BreakerState): void {
+    const from = this.current;
+    if (from === to) return;
+    this.current = to;
+    this.onTransition?.(from, to);
+    this.system?.publish({ type: 'breaker-transition', breaker: this.name, from, to });
+  }
+}

@@ -1,0 +1,177 @@
+import { invalidOption, type PublishedEvent, TroupeError } from '../protocols/index.js';
+import { type Breaker, type BreakerOptions, breaker } from './breaker.js';
+import { type Bulkhead, type BulkheadOptions, bulkhead } from './bulkhead.js';
+import { type RetryOptions, retry } from './retry.js';
+
+/** Options of {@link guard}. */
+export interface GuardOptions {
+  /** Names the guard; its breaker and bulkhead take the name unless given their own. */
+  readonly name: string;
+  /** A circuit breaker (its options, or one to share), or false for none. Defaults to one with default options. */
+  readonly breaker?: Omit<BreakerOptions, 'name' | 'system'> | Breaker | false;
+  /** A bulkhead (its options, or one to share), or false for none. Defaults to none. */
+  readonly bulkhead?: Omit<BulkheadOptions, 'name'> | Bulkhead | false;
+  /**
+   * Retries (see `retry`), or false for none. Defaults to 3 attempts with exponential backoff and
+   * jitter. Refusals (`ERR_CIRCUIT_OPEN`, `ERR_BULKHEAD_FULL`, `ERR_BUDGET_EXCEEDED`) and the
+   * caller's abort are never retried; a call that is not idempotent is retried only when nothing
+   * was sent.
+   */
+  readonly retry?: Omit<RetryOptions, 'signal' | 'idempotent'> | false;
+  /** The deadline of each attempt, in ms: its AbortSignal aborts with `ERR_CALL_TIMEOUT`. Defaults to none. */
+  readonly timeoutMs?: number;
+  /** Where the breaker publishes its transitions (an actor system). */
+  readonly system?: { publish(event: PublishedEvent): void };
+}
+
+/** Options of one guarded call. */
+export interface GuardCallOptions {
+  /** The caller's signal: aborting it aborts the attempt in flight and ends the retries. */
+  readonly signal?: AbortSignal;
+  /** Whether the call may run twice without harm. Defaults to false. */
+  readonly idempotent?: boolean;
+}
+
+/**
+ * Retries around a bulkhead around a circuit breaker around a deadline: the guard of one model
+ * provider or one tool.
+ */
+export interface Guard {
+  readonly name: string;
+  readonly breaker: Breaker | undefined;
+  readonly bulkhead: Bulkhead | undefined;
+  /**
+   * Runs `call` under the guard. `call` gets the attempt's signal: pass it to the HTTP request so a
+   * deadline or the caller's abort stops the work, not only the wait.
+   * @throws TroupeError `ERR_CIRCUIT_OPEN`, `ERR_BULKHEAD_FULL` (at once, not retried),
+   * `ERR_CALL_TIMEOUT` for an attempt past its deadline, the caller's abort reason, or the call's
+   * last error after the retries.
+   */
+  call<T>(call: (signal: AbortSignal) => PromiseLike<T>, options?: GuardCallOptions): Promise<T>;
+}
+
+/** Errors a guard refuses with before calling: retrying them at once would not help. */
+function refusal(error: unknown): boolean {
+  return (
+    TroupeError.is(error, 'ERR_CIRCUIT_OPEN') ||
+    TroupeError.is(error, 'ERR_BULKHEAD_FULL') ||
+    TroupeError.is(error, 'ERR_BUDGET_EXCEEDED')
+  );
+}
+
+/** A signal that never aborts, for calls without a deadline or a caller's signal. */
+const NEVER = new AbortController().signal;
+
+/**
+ * Builds a guard.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad option.
+ * @example
+ * ```ts
+ * const openai = guard({ name: 'openai', system, timeoutMs: 30_000, bulkhead: { maxConcurrent: 8, maxQueue: 32 } });
+ * const answer = await openai.call((signal) => model.complete(request, { signal }), { idempotent: true });
+ * ```
+ */
+export function guard(options: GuardOptions): Guard {
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('options', 'must be an object', options);
+  const { name, timeoutMs, system } = options;
+  if (typeof name !== 'string' || name === '')
+    throw invalidOption('name', 'must be a non-empty string', name);
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
+    throw invalidOption('timeoutMs', 'must be a positive number', timeoutMs);
+  const theBreaker =
+    options.breaker === false
+      ? undefined
+      : isBreaker(options.breaker)
+        ? options.breaker
+        : breaker({ ...options.breaker, name, ...(system === undefined ? {} : { system }) });
+  const theBulkhead =
+    options.bulkhead === undefined || options.bulkhead === false
+      ? undefined
+      : isBulkhead(options.bulkhead)
+        ? options.bulkhead
+        : bulkhead({ ...options.bulkhead, name });
+  const retryOptions = options.retry === false ? undefined : (options.retry ?? {});
+  if (retryOptions !== undefined && (typeof retryOptions !== 'object' || retryOptions === null))
+    throw invalidOption('retry', 'must be retry options or false', retryOptions);
+  return new GuardImpl(name, theBreaker, theBulkhead, retryOptions, timeoutMs);
+}
+
+function isBreaker(value: unknown): value is Breaker {
+  return typeof (value as Breaker | undefined)?.fire === 'function';
+}
+
+function isBulkhead(value: unknown): value is Bulkhead {
+  return typeof (value as Bulkhead | undefined)?.run === 'function';
+}
+
+class GuardImpl implements Guard {
+  constructor(
+    readonly name: string,
+    readonly breaker: Breaker | undefined,
+    readonly bulkhead: Bulkhead | undefined,
+    private readonly retryOptions: Omit<RetryOptions, 'signal' | 'idempotent'> | undefined,
+    private readonly timeoutMs: number | undefined,
+  ) {}
+
+  call<T>(call: (signal: AbortSignal) => PromiseLike<T>, options?: GuardCallOptions): Promise<T> {
+    const signal = options?.signal;
+    const once = () => this.attempt(call, signal);
+    if (this.retryOptions === undefined) return once();
+    const userRetryable = this.retryOptions.retryable;
+    return retry(once, {
+      ...this.retryOptions,
+      idempotent: options?.idempotent ?? false,
+      ...(signal === undefined ? {} : { signal }),
+      retryable: (error) =>
+        !refusal(error) &&
+        !(signal?.aborted === true && error === signal.reason) &&
+        (userRetryable === undefined || userRetryable(error)),
+    });
+  }
+
+  /** One attempt: a bulkhead slot, then the breaker, then the call under its deadline. */
+  private attempt<T>(
+    call: (signal: AbortSignal) => PromiseLike<T>,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
+    const guarded = () => this.withDeadline(call, signal);
+    const broken = this.breaker === undefined ? guarded : () => this.breaker!.fire(guarded);
+    if (this.bulkhead === undefined) return broken();
+    return this.bulkhead.run(broken, signal === undefined ? undefined : { signal });
+  }
+
+  private withDeadline<T>(
+    call: (signal: AbortSignal) => PromiseLike<T>,
+    outer: AbortSignal | undefined,
+  ): Promise<T> {
+    if (outer?.aborted) return Promise.reject(outer.reason);
+    if (this.timeoutMs === undefined) return Promise.resolve(call(outer ?? NEVER));
+    const timeoutMs = this.timeoutMs;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(outer!.reason);
+    outer?.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new TroupeError(
+          'ERR_CALL_TIMEOUT',
+          `"${this.name}" ran past its deadline of ${timeoutMs} ms`,
+          {
+            details: { call: this.name, timeoutMs },
+          },
+        );
+        controller.abort(error);
+        reject(error);
+      }, timeoutMs);
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+    });
+    // The call may ignore its signal: the deadline still ends the wait for it.
+    return Promise.race([Promise.resolve(call(controller.signal)), deadline, aborted]).finally(() => {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onAbort);
+    });
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Circuit breakers (on opossum): transitions are always legal whatever the order of successes,
+ * failures, refusals and waits; an open breaker refuses at once without calling; half-open lets one
+ * trial through; transitions reach the system's event stream. Replay a failure with FC_SEED=<seed>.
+ */
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type BreakerState, breaker, createSystem, type SystemEvent, TroupeError } from '../../index.js';
+import { propertySeed, seeded } from '../harness/fast-check.js';
+
+const SEED = propertySeed(Date.now() % 2 ** 31);
+
+const LEGAL = new Set(['closed>open', 'open>half-open', 'half-open>closed', 'half-open>open']);
+
+type Op =
+  | { kind: 'ok' }
+  | { kind: 'fail' }
+  | { kind: 'refused' }
+  | { kind: 'wait'; ms: number }
+  | { kind: 'pair' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.constant({ kind: 'ok' as const }),
+  fc.constant({ kind: 'fail' as const }),
+  fc.constant({ kind: 'refused' as const }),
+  fc.constant({ kind: 'pair' as const }),
+  fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 150 }) }),
+);
+
+describe('breaker', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('only ever moves closed → open → half-open → closed or open, and reports every move', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 100 }),
+        fc.array(opArb, { maxLength: 60 }),
+        async (volumeThreshold, errorThresholdPercentage, ops) => {
+          const moves: [BreakerState, BreakerState][] = [];
+          const b = breaker({
+            name: 'p',
+            volumeThreshold,
+            errorThresholdPercentage,
+            resetTimeoutMs: 100,
+            windowMs: 1000,
+            onTransition: (from, to) => moves.push([from, to]),
+          });
+          let seen: BreakerState = 'closed';
+          const check = () => {
+            // Every change of state was reported, and the reports chain from the last known state.
+            for (const [from, to] of moves.splice(0)) {
+              expect(LEGAL.has(`${from}>${to}`), `${from} -> ${to}`).toBe(true);
+              expect(from).toBe(seen);
+              seen = to;
+            }
+            expect(b.state).toBe(seen);
+          };
+          const fire = async (outcome: 'ok' | 'fail' | 'refused') => {
+            let called = false;
+            const stateBefore = b.state;
+            try {
+              await b.fire(async () => {
+                called = true;
+                if (outcome === 'fail') throw new Error('boom');
+                if (outcome === 'refused') throw new TroupeError('ERR_BULKHEAD_FULL', 'full');
+                return 1;
+              });
+            } catch (error) {
+              if (!called) {
+                // Refused by the breaker: only when it was not closed, and without calling.
+                expect(TroupeError.is(error, 'ERR_CIRCUIT_OPEN')).toBe(true);
+                expect(stateBefore).not.toBe('closed');
+              }
+            }
+            check();
+          };
+          for (const op of ops) {
+            if (op.kind === 'wait') {
+              await vi.advanceTimersByTimeAsync(op.ms);
+              check();
+            } else if (op.kind === 'pair') {
+              // Two calls at once: in half-open only the first is the trial.
+              let release!: () => void;
+              const gate = new Promise<void>((r) => {
+                release = r;
+              });
+              const wasHalfOpen = b.state === 'half-open';
+              let calls = 0;
+              const first = b.fire(async () => {
+                calls++;
+                await gate;
+              });
+              const second = b.fire(async () => {
+                calls++;
+              });
+              const results = await Promise.allSettled([second]);
+              if (wasHalfOpen) {
+                expect(results[0]!.status).toBe('rejected');
+                expect(calls).toBe(1);
+              }
+              release();
+              await first.catch(() => {});
+              check();
+            } else {
+              await fire(op.kind);
+            }
+          }
+          b.shutdown();
+        },
+      ),
+      seeded('breaker transitions', SEED, 150),
+    );
+  });
+
+  it('opens after failures, refuses without calling, then lets one trial close it', async () => {
+    const b = breaker({
+      name: 'model',
+      volumeThreshold: 2,
+      errorThresholdPercentage: 50,
+      resetTimeoutMs: 1000,
+    });
+    for (let i = 0; i < 2; i++)
+      await expect(b.fire(() => Promise.reject(new Error('down')))).rejects.toThrow('down');
+    expect(b.state).toBe('open');
+    let called = false;
+    const refused = await b
+      .fire(async () => {
+        called = true;
+      })
+      .catch((e: unknown) => e);
+    expect(TroupeError.is(refused, 'ERR_CIRCUIT_OPEN')).toBe(true);
+    expect((refused as TroupeError).details).toEqual({ breaker: 'model', state: 'open' });
+    expect(called).toBe(false);
+    await vi.advanceTimersByTimeAsync(1001);
+    expect(b.state).toBe('half-open');
+    await expect(b.fire(async () => 'ok')).resolves.toBe('ok');
+    expect(b.state).toBe('closed');
+    b.shutdown();
+  });
+
+  it("does not count refusals by other guards or the caller's abort as failures", async () => {
+    const b = breaker({ name: 'tool', volumeThreshold: 1, errorThresholdPercentage: 0 });
+    const abort = Object.assign(new Error('aborted'), { name: 'AbortError' });
+    await expect(b.fire(() => Promise.reject(new TroupeError('ERR_BULKHEAD_FULL', 'full')))).rejects.toThrow(
+      'full',
+    );
+    await expect(
+      b.fire(() => Promise.reject(new TroupeError('ERR_BUDGET_EXCEEDED', 'spent'))),
+    ).rejects.toThrow();
+    await expect(b.fire(() => Promise.reject(abort))).rejects.toBe(abort);
+    expect(b.state).toBe('closed');
+    await expect(b.fire(() => Promise.reject(new Error('real')))).rejects.toThrow('real');
+    expect(b.state).toBe('open');
+    b.shutdown();
+  });
+
+  it('counts only what isFailure says', async () => {
+    const b = breaker({
+      name: 'http',
+      volumeThreshold: 1,
+      errorThresholdPercentage: 0,
+      isFailure: (e) => (e as { status?: number }).status !== 400,
+    });
+    await expect(
+      b.fire(() => Promise.reject(Object.assign(new Error('bad request'), { status: 400 }))),
+    ).rejects.toThrow();
+    expect(b.state).toBe('closed');
+    await expect(
+      b.fire(() => Promise.reject(Object.assign(new Error('down'), { status: 503 }))),
+    ).rejects.toThrow();
+    expect(b.state).toBe('open');
+    b.shutdown();
+  });
+
+  it('refuses bad options with ERR_INVALID_OPTION', () => {
+    expect(() => breaker({ name: '' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    expect(() => breaker({ name: 'x', errorThresholdPercentage: 120 })).toThrow(/errorThresholdPercentage/);
+    expect(() => breaker({ name: 'x', resetTimeoutMs: 0 })).toThrow(/resetTimeoutMs/);
+    expect(() => breaker({ name: 'x', system: {} as never })).toThrow(/system/);
+  });
+});
+
+describe('breaker events', () => {
+  it('publishes its transitions on the system event stream', async () => {
+    const system = createSystem({ name: 'breaker-events' });
+    const events: SystemEvent[] = [];
+    const sub = system.events$.subscribe((e) => {
+      if (e.type === 'breaker-transition') events.push(e);
+    });
+    const b = breaker({
+      name: 'anthropic',
+      system,
+      volumeThreshold: 1,
+      errorThresholdPercentage: 0,
+      resetTimeoutMs: 20,
+    });
+    await b.fire(() => Promise.reject(new Error('down'))).catch(() => {});
+    await new Promise((r) => setTimeout(r, 40));
+    await b.fire(async () => 'up');
+    expect(events.map((e) => e.type === 'breaker-transition' && `${e.breaker}:${e.from}>${e.to}`)).toEqual([
+      'anthropic:closed>open',
+      'anthropic:open>half-open',
+      'anthropic:half-open>closed',
+    ]);
+    expect(events.every((e) => typeof e.at === 'number')).toBe(true);
+    sub.unsubscribe();
+    b.shutdown();
+    await system.close();
+  });
+});
