@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 
+export * from './agents/index.js';
 export * from './memory/index.js';
 export * from './protocols/index.js';
 export type {
@@ -15,6 +16,7 @@ export type {
   Backoff,
   Behavior,
   BehaviorDefinition,
+  Capabilities,
   Clock,
   ClusterStore,
   DeadLetterEvent,
@@ -33,6 +35,7 @@ export type {
   NatsTransportOptions,
   RestartPolicy,
   RestartType,
+  RouteTask,
   SpawnOptions,
   Strategy,
   SystemEvent,

@@ -1,7 +1,35 @@
 /**
- * Agents: agent behaviours, model ports (OpenAI-compatible, Anthropic, scripted), tools and
- * record/replay. This layer arrives with the agents issue; today it exports nothing.
- * It may import from every layer below it (`protocols` to `memory`).
+ * Agents: actors that run a model-and-tools loop. Model ports (OpenAI-compatible, Anthropic,
+ * scripted), guarded models and fallback chains, tools with schemas, record and replay, usage
+ * accounting. It may import from every layer below it (`protocols` to `memory`).
  * @packageDocumentation
  */
-export {};
+export { type AgentOptions, AgentProtocol, type AgentState, agent, type RunOutcome } from './agent.js';
+export { fallbackModels, type GuardedModelOptions, guardedModel, retryableModelFailure } from './guarded.js';
+export type {
+  ChatMessage,
+  ModelCallOptions,
+  ModelPort,
+  ModelRequest,
+  ModelResponse,
+  StopReason,
+  TokenUsage,
+  ToolCall,
+  ToolSpec,
+} from './model.js';
+export { type RecordEntry, type Recorder, type Replay, recorder, replay } from './record.js';
+export {
+  type ScriptedAnswer,
+  type ScriptedModelOptions,
+  type ScriptStep,
+  scriptedModel,
+} from './scripted.js';
+export { type Tool, type ToolContext, type ToolDefinition, type ToolResult, tool } from './tools.js';
+export {
+  type ModelPrice,
+  type UsageLedger,
+  type UsageLedgerOptions,
+  type UsageSink,
+  type UsageTotals,
+  usageLedger,
+} from './usage.js';

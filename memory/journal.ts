@@ -218,6 +218,28 @@ interface Pending {
 /** Fewer events than this per connection go in one transaction rather than be split. */
 const SPLIT_EVENTS = 200;
 
+/**
+ * Reads a whole stream from `fromVersion` on, a page at a time, in version order: what recovery
+ * folds into state.
+ * @example
+ * ```ts
+ * for await (const page of streamPages(journal, 'order-7')) for (const e of page) state = apply(state, e);
+ * ```
+ */
+export async function* streamPages(
+  journal: Journal,
+  stream: string,
+  fromVersion = 1,
+  pageSize = 5000,
+): AsyncGenerator<StoredEvent[], void, undefined> {
+  for (let from = fromVersion; ; ) {
+    const page = await journal.readStream(stream, { fromVersion: from, limit: pageSize });
+    if (page.length > 0) yield page;
+    if (page.length < pageSize) return;
+    from = page[page.length - 1]!.version + 1;
+  }
+}
+
 /** A hash of a stream name (FNV-1a), to share streams out over batches. */
 function streamHash(stream: string): number {
   let h = 2166136261;

@@ -20,7 +20,7 @@ import {
   behavior,
   type MailboxOptions,
 } from '../runtime/index.js';
-import { corrupt, type Journal, type NewEvent } from './journal.js';
+import { corrupt, type Journal, type NewEvent, streamPages } from './journal.js';
 
 /** The event schemas of a persistent behaviour, by event type. */
 export type EventSchemas = Readonly<Record<string, Schema>>;
@@ -229,10 +229,8 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
       version = snapshot.version;
     }
     const snapshotVersion = version;
-    const page = 5000;
-    for (;;) {
-      const batch = await journal.readStream(stream, { fromVersion: version + 1, limit: page });
-      for (const event of batch) {
+    for await (const page of streamPages(journal, stream, version + 1)) {
+      for (const event of page) {
         const refuse = (problem: string, cause?: TroupeError) =>
           corrupt(stream, event.version, problem, cause);
         let data = validData(event.type, event.data, refuse);
@@ -240,7 +238,6 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
         state = appliers[event.type]!(state, data);
         version = event.version;
       }
-      if (batch.length < page) break;
     }
     ctx.state = state;
     incarnations.set(ctx, { stream, fence, version, snapshotVersion, snapshotWarned: false });

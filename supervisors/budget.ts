@@ -95,7 +95,7 @@ class BudgetBook implements Budgets {
   reserve(agent: string, estimate: CallCost): Reservation {
     const covering: Scope[] = [];
     for (const [name, scope] of this.scopes) {
-      if (!covers(name, agent)) continue;
+      if (!inSubtree(name, agent)) continue;
       const need = { tokens: estimate.tokens, costUsd: estimate.costUsd, calls: 1 };
       for (const key of LIMIT_KEYS) {
         const limit = scope.limits[key];
@@ -150,7 +150,7 @@ function add(scope: Scope, cost: CallCost, sign: 1 | -1): void {
   scope.calls += sign;
 }
 
-/** True when the scope's address is the agent's or one of its ancestors'. */
-export function covers(scope: string, agent: string): boolean {
+/** True when `agent` is the actor at `scope` or below it in the supervision tree (by address). */
+export function inSubtree(scope: string, agent: string): boolean {
   return agent === scope || (agent.startsWith(scope) && agent.charCodeAt(scope.length) === 47) /* / */;
 }

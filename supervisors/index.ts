@@ -9,6 +9,7 @@ export {
   type Budgets,
   type CallCost,
   createBudgets,
+  inSubtree,
   type Reservation,
   type Spend,
 } from './budget.js';

@@ -1,0 +1,185 @@
+import { invalidOption } from '../protocols/index.js';
+import { inSubtree } from '../supervisors/index.js';
+import type { TokenUsage } from './model.js';
+
+/** The price of a model, in US dollars per million tokens. */
+export interface ModelPrice {
+  readonly inputPerMillion: number;
+  readonly outputPerMillion: number;
+}
+
+/** Totals of usage. */
+export interface UsageTotals {
+  readonly calls: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly costUsd: number;
+}
+
+/** Where usage rows go besides the ledger: a SQL journal's `usage` table (a hypertable on Timescale). */
+export interface UsageSink {
+  recordUsage(
+    rows: readonly {
+      readonly agent: string;
+      readonly model: string;
+      readonly inputTokens: number;
+      readonly outputTokens: number;
+      readonly costUsd?: number;
+    }[],
+  ): Promise<void>;
+}
+
+/** Options of {@link usageLedger}. */
+export interface UsageLedgerOptions {
+  /** Prices by model name (as `ModelResponse.model` or the port name gives it); unpriced models cost 0. */
+  readonly prices?: Readonly<Record<string, ModelPrice>>;
+  /** Also writes each call's usage there, in batches (for example a Postgres journal). */
+  readonly sink?: UsageSink;
+}
+
+/**
+ * Usage accounting: tokens, calls and cost per agent, per model, and per supervision subtree (an
+ * address covers the actors below it).
+ */
+export interface UsageLedger {
+  /** The cost of `usage` on `model` at the ledger's prices. */
+  costOf(model: string, usage: TokenUsage): number;
+  /** Records one model call of `agent`. */
+  record(agent: string, model: string, usage: TokenUsage): void;
+  /** One agent's totals. */
+  byAgent(agent: string): UsageTotals;
+  /** One model's totals. */
+  byModel(model: string): UsageTotals;
+  /** The totals of every agent at or below `scope` (a supervisor's address). */
+  bySubtree(scope: string): UsageTotals;
+  /** Everything. */
+  total(): UsageTotals;
+  /** Waits for the rows written to the sink so far; rejects with the sink's error if one failed. */
+  flush(): Promise<void>;
+}
+
+interface Totals {
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+const ZERO: UsageTotals = Object.freeze({ calls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 });
+
+/**
+ * Makes a usage ledger.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad price or sink.
+ * @example
+ * ```ts
+ * const usage = usageLedger({ prices: { 'gpt-4o-mini': { inputPerMillion: 0.15, outputPerMillion: 0.6 } } });
+ * usage.bySubtree(team.address); // { calls, inputTokens, outputTokens, costUsd }
+ * ```
+ */
+export function usageLedger(options: UsageLedgerOptions = {}): UsageLedger {
+  const { prices = {}, sink } = options;
+  for (const [model, price] of Object.entries(prices)) {
+    if (!(price?.inputPerMillion >= 0 && price.outputPerMillion >= 0))
+      throw invalidOption(
+        `prices.${model}`,
+        'must have non-negative inputPerMillion and outputPerMillion',
+        price,
+      );
+  }
+  if (sink !== undefined && typeof sink.recordUsage !== 'function')
+    throw invalidOption('sink', 'must have a recordUsage method', sink);
+  return new Ledger(prices, sink);
+}
+
+class Ledger implements UsageLedger {
+  private readonly agents = new Map<string, Totals>();
+  private readonly models = new Map<string, Totals>();
+  private readonly all: Totals = { calls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+  private rows: Parameters<UsageSink['recordUsage']>[0][number][] = [];
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown;
+
+  constructor(
+    private readonly prices: Readonly<Record<string, ModelPrice>>,
+    private readonly sink: UsageSink | undefined,
+  ) {}
+
+  costOf(model: string, usage: TokenUsage): number {
+    const price = this.prices[model];
+    if (price === undefined) return 0;
+    return (usage.inputTokens * price.inputPerMillion + usage.outputTokens * price.outputPerMillion) / 1e6;
+  }
+
+  record(agent: string, model: string, usage: TokenUsage): void {
+    const costUsd = this.costOf(model, usage);
+    for (const totals of [this.totalsOf(this.agents, agent), this.totalsOf(this.models, model), this.all]) {
+      totals.calls++;
+      totals.inputTokens += usage.inputTokens;
+      totals.outputTokens += usage.outputTokens;
+      totals.costUsd += costUsd;
+    }
+    if (this.sink === undefined) return;
+    this.rows.push({
+      agent,
+      model,
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens,
+      costUsd,
+    });
+    // One write per turn of the event loop for every call recorded in it.
+    if (this.rows.length === 1) {
+      const sink = this.sink;
+      this.writing = this.writing.then(() =>
+        new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+          const rows = this.rows;
+          this.rows = [];
+          return sink.recordUsage(rows).catch((error: unknown) => {
+            this.failure = error;
+          });
+        }),
+      );
+    }
+  }
+
+  byAgent(agent: string): UsageTotals {
+    return { ...(this.agents.get(agent) ?? ZERO) };
+  }
+
+  byModel(model: string): UsageTotals {
+    return { ...(this.models.get(model) ?? ZERO) };
+  }
+
+  bySubtree(scope: string): UsageTotals {
+    const sum: Totals = { calls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+    for (const [agent, t] of this.agents) {
+      if (!inSubtree(scope, agent)) continue;
+      sum.calls += t.calls;
+      sum.inputTokens += t.inputTokens;
+      sum.outputTokens += t.outputTokens;
+      sum.costUsd += t.costUsd;
+    }
+    return sum;
+  }
+
+  total(): UsageTotals {
+    return { ...this.all };
+  }
+
+  async flush(): Promise<void> {
+    await this.writing;
+    if (this.failure !== undefined) {
+      const failure = this.failure;
+      this.failure = undefined;
+      throw failure;
+    }
+  }
+
+  private totalsOf(map: Map<string, Totals>, key: string): Totals {
+    let totals = map.get(key);
+    if (totals === undefined) {
+      totals = { calls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+      map.set(key, totals);
+    }
+    return totals;
+  }
+}

@@ -1,0 +1,470 @@
+/**
+ * The agent loop end to end on the scripted model: tool calls, invalid arguments, unknown tools,
+ * deadlines, the step limit, budgets, usage accounting, replay, crash recovery from the journal and
+ * capability routing.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  type ActorSystem,
+  AgentProtocol,
+  type AgentRunEvent,
+  type AgentStepEvent,
+  agent,
+  behavior,
+  type ChatMessage,
+  createBudgets,
+  createSystem,
+  defineProtocol,
+  inMemoryJournal,
+  type ModelPort,
+  type ModelRequest,
+  recorder,
+  replay,
+  type ScriptStep,
+  type SystemEvent,
+  scriptedModel,
+  TroupeError,
+  tell,
+  tool,
+  usageLedger,
+} from '../../index.js';
+
+const systems: ActorSystem[] = [];
+afterEach(async () => {
+  await Promise.all(systems.splice(0).map((s) => s.close()));
+});
+
+function system(name = 'agents'): { system: ActorSystem; events: (AgentStepEvent | AgentRunEvent)[] } {
+  const s = createSystem({ name });
+  systems.push(s);
+  const events: (AgentStepEvent | AgentRunEvent)[] = [];
+  s.events$.subscribe((e) => {
+    if (e.type === 'agent-step' || e.type === 'agent-run') events.push(e);
+  });
+  return { system: s, events };
+}
+
+const lastMessage = (request: ModelRequest): ChatMessage => request.messages[request.messages.length - 1]!;
+
+function weatherTool(runs: string[] = []) {
+  return tool({
+    name: 'weather',
+    description: 'The weather in a city',
+    input: z.object({ city: z.string().min(1) }),
+    idempotent: true,
+    run: ({ city }) => {
+      runs.push(city);
+      return { city, sky: 'clear' };
+    },
+  });
+}
+
+/** A step list that counts the model's calls. */
+function counted(steps: ScriptStep[]): { model: ModelPort; calls: () => number } {
+  let calls = 0;
+  const inner = scriptedModel({ steps });
+  return {
+    model: {
+      name: inner.name,
+      complete: (r, o) => {
+        calls++;
+        return inner.complete(r, o);
+      },
+    },
+    calls: () => calls,
+  };
+}
+
+describe('agent loop', () => {
+  it('calls the model, runs the tool, calls the model again and answers; every step is an event', async () => {
+    const { system: s, events } = system();
+    const ran: string[] = [];
+    const model = scriptedModel({
+      steps: [
+        { toolCalls: [{ name: 'weather', arguments: { city: 'Oslo' } }] },
+        (req) => `It is ${JSON.parse((lastMessage(req) as { content: string }).content).sky} in Oslo.`,
+      ],
+    });
+    const a = s.spawn(agent({ model, instructions: 'Be brief.', tools: [weatherTool(ran)] }), {
+      name: 'forecaster',
+    });
+    const outcome = await a.ask('run', { input: 'Weather in Oslo?' });
+    expect(outcome).toMatchObject({ ok: true, run: 'run-1', output: 'It is clear in Oslo.', steps: 2 });
+    expect(ran).toEqual(['Oslo']);
+    const history = await a.ask('history', {});
+    expect(history.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+    expect(history[2]).toMatchObject({
+      role: 'tool',
+      name: 'weather',
+      content: '{"city":"Oslo","sky":"clear"}',
+    });
+    expect(
+      events.map((e) =>
+        e.type === 'agent-run'
+          ? `run:${e.phase}`
+          : `${e.kind}:${e.name}#${e.step}${e.error ? `:${e.error}` : ''}`,
+      ),
+    ).toEqual(['run:started', 'model:scripted#1', 'tool:weather#1', 'model:scripted#2', 'run:finished']);
+    const first = events[1] as AgentStepEvent;
+    expect(first.toolCalls).toEqual(['weather']);
+    expect(first.usage!.inputTokens).toBeGreaterThan(0);
+    expect(first.agent).toBe(a.address);
+  });
+
+  it('gives invalid tool arguments back to the model as an error, without running the tool', async () => {
+    const { system: s, events } = system();
+    const ran: string[] = [];
+    let seen: ChatMessage | undefined;
+    const model = scriptedModel({
+      steps: [
+        { toolCalls: [{ name: 'weather', arguments: { town: 'Oslo' } }] },
+        (req) => {
+          seen = lastMessage(req);
+          return 'I could not check the weather.';
+        },
+      ],
+    });
+    const a = s.spawn(agent({ model, tools: [weatherTool(ran)] }), { name: 'careless' });
+    const outcome = await a.ask('run', { input: 'Weather?' });
+    expect(outcome.ok).toBe(true);
+    expect(ran).toEqual([]);
+    expect(seen).toMatchObject({ role: 'tool', isError: true });
+    expect((seen as { content: string }).content).toMatch(/^ERR_VALIDATION: .*city/);
+    expect(
+      events.some((e) => e.type === 'agent-step' && e.kind === 'tool' && e.error === 'ERR_VALIDATION'),
+    ).toBe(true);
+  });
+
+  it('answers a call of an unknown tool with ERR_TOOL_FAILED naming the tools', async () => {
+    const { system: s } = system();
+    const model = scriptedModel({ steps: [{ toolCalls: [{ name: 'teleport', arguments: {} }] }, 'done'] });
+    const a = s.spawn(agent({ model, tools: [weatherTool()] }), { name: 'dreamer' });
+    await a.ask('run', { input: 'Go' });
+    const history = await a.ask('history', {});
+    expect(history[2]).toMatchObject({ role: 'tool', isError: true });
+    expect((history[2] as { content: string }).content).toMatch(
+      /ERR_TOOL_FAILED: there is no tool "teleport"; the tools are: weather/,
+    );
+  });
+
+  it('aborts a tool past its deadline and tells the model ERR_CALL_TIMEOUT', async () => {
+    const { system: s } = system();
+    let aborted = false;
+    const slow = tool({
+      name: 'slow',
+      description: 'Never answers',
+      input: z.object({}),
+      timeoutMs: 20,
+      guard: { retry: false },
+      run: (_args, { signal }) =>
+        new Promise((_, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(signal.reason);
+          });
+        }),
+    });
+    const model = scriptedModel({ steps: [{ toolCalls: [{ name: 'slow', arguments: {} }] }, 'gave up'] });
+    const a = s.spawn(agent({ model, tools: [slow] }), { name: 'patient' });
+    expect(await a.ask('run', { input: 'Wait' })).toMatchObject({ ok: true, output: 'gave up' });
+    expect(aborted).toBe(true);
+    expect(((await a.ask('history', {}))[2] as { content: string }).content).toMatch(/^ERR_CALL_TIMEOUT/);
+  });
+
+  it('stops at the step limit with ERR_STEP_LIMIT, and the calls of the last step get an error result', async () => {
+    const { system: s, events } = system();
+    const { model, calls } = counted([{ toolCalls: [{ name: 'weather', arguments: { city: 'Bergen' } }] }]);
+    const ran: string[] = [];
+    const a = s.spawn(agent({ model, tools: [weatherTool(ran)], maxSteps: 3 }), { name: 'looper' });
+    const outcome = await a.ask('run', { input: 'Loop' });
+    expect(outcome).toMatchObject({ ok: false, steps: 3, error: { code: 'ERR_STEP_LIMIT' } });
+    expect(calls()).toBe(3);
+    expect(ran).toHaveLength(2);
+    const history = await a.ask('history', {});
+    expect(history[history.length - 1]).toMatchObject({ role: 'tool', isError: true });
+    expect(events[events.length - 1]).toMatchObject({
+      type: 'agent-run',
+      phase: 'failed',
+      error: 'ERR_STEP_LIMIT',
+    });
+    // The conversation stays valid for the next run.
+    expect((await a.ask('run', { input: 'Again' })).ok).toBe(false);
+  });
+});
+
+describe('budgets and usage', () => {
+  it('refuses the call past an agent budget before sending it, and the run ends with ERR_BUDGET_EXCEEDED', async () => {
+    const { system: s } = system();
+    const budgets = createBudgets();
+    const { model, calls } = counted([
+      { toolCalls: [{ name: 'weather', arguments: { city: 'Rome' } }] },
+      'done',
+    ]);
+    const a = s.spawn(agent({ model, tools: [weatherTool()], budgets }), { name: 'spender' });
+    budgets.limit(a.address, { calls: 3 });
+    expect((await a.ask('run', { input: 'one' })).ok).toBe(true);
+    const second = await a.ask('run', { input: 'two' });
+    expect(second).toMatchObject({ ok: false, error: { code: 'ERR_BUDGET_EXCEEDED' } });
+    expect(calls()).toBe(3);
+    expect(budgets.spent(a.address).calls).toBe(3);
+  });
+
+  it('accounts tokens, calls and cost per agent, per model and per subtree, and a subtree budget binds its agents', async () => {
+    const { system: s } = system();
+    const usage = usageLedger({
+      prices: { scripted: { inputPerMillion: 1_000_000, outputPerMillion: 2_000_000 } },
+    });
+    const budgets = createBudgets();
+    const model = scriptedModel({ steps: ['ok'] });
+    const Team = defineProtocol('test.team', { ping: tell(z.object({})) });
+    const team = s.spawn(
+      behavior({
+        protocols: [Team],
+        handlers: { ping: () => {} },
+        preStart: (ctx) => {
+          ctx.spawn(agent({ model, usage, budgets }), { name: 'a' });
+          ctx.spawn(agent({ model, usage, budgets }), { name: 'b' });
+        },
+      }),
+      { name: 'team' },
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    const [a, b] = s.find(AgentProtocol);
+    expect(a && b).toBeTruthy();
+    budgets.limit(team.address, { calls: 3 });
+    await a!.ask('run', { input: 'x' });
+    await b!.ask('run', { input: 'y' });
+    await a!.ask('run', { input: 'z' });
+    expect(await b!.ask('run', { input: 'w' })).toMatchObject({
+      ok: false,
+      error: { code: 'ERR_BUDGET_EXCEEDED' },
+    });
+    const ua = usage.byAgent(a!.address);
+    expect(ua.calls).toBe(2);
+    expect(ua.costUsd).toBeCloseTo(ua.inputTokens + 2 * ua.outputTokens);
+    expect(usage.bySubtree(team.address).calls).toBe(3);
+    expect(usage.byModel('scripted').calls).toBe(3);
+    expect(usage.total()).toEqual(usage.bySubtree(team.address));
+  });
+});
+
+describe('record and replay', () => {
+  it('replays a run without the model or the tools: the same outputs and the same events', async () => {
+    const steps: ScriptStep[] = [
+      {
+        text: 'Checking.',
+        toolCalls: [
+          { name: 'weather', arguments: { city: 'Lima' } },
+          { name: 'weather', arguments: { place: 1 } },
+        ],
+      },
+      (req) => `Done after ${req.messages.length} messages.`,
+    ];
+    const runOnce = async (
+      name: string,
+      wire: (tools: ReturnType<typeof weatherTool>[]) => {
+        model: ModelPort;
+        tools: ReturnType<typeof weatherTool>[];
+      },
+    ) => {
+      const { system: s, events } = system(name);
+      const { model, tools } = wire([weatherTool()]);
+      const a = s.spawn(agent({ model, tools }), { name: 'scout' });
+      const outputs = [
+        await a.ask('run', { input: 'Weather in Lima?' }),
+        await a.ask('run', { input: 'And now?' }),
+      ];
+      const strip = events.map((e) => {
+        const { at: _at, agent: _agent, ...rest } = e;
+        delete (rest as { ms?: number }).ms;
+        return rest;
+      });
+      return { outputs, events: strip, history: await a.ask('history', {}) };
+    };
+    const rec = recorder();
+    const original = await runOnce('recorded', (tools) => ({
+      model: rec.model(scriptedModel({ steps })),
+      tools: rec.tools(tools),
+    }));
+    expect(rec.entries.map((e) => e.kind)).toEqual([
+      'model',
+      'tool',
+      'tool',
+      'model',
+      'model',
+      'tool',
+      'tool',
+      'model',
+    ]);
+    const record = JSON.parse(JSON.stringify(rec.entries));
+    const rp = replay(record);
+    const offline: ModelPort = {
+      name: 'offline',
+      complete: () => Promise.reject(new Error('the model must not be called in a replay')),
+    };
+    const replayed = await runOnce('replayed', (tools) => ({ model: rp.model, tools: rp.tools(tools) }));
+    expect(replayed).toEqual(original);
+    expect(rp.remaining).toBe(0);
+    expect(offline).toBeDefined();
+  });
+
+  it('refuses a run that drifts from its record with ERR_REPLAY_MISMATCH', async () => {
+    const { system: s } = system();
+    const rec = recorder();
+    const first = s.spawn(agent({ model: rec.model(scriptedModel({ steps: ['hi'] })) }), { name: 'one' });
+    await first.ask('run', { input: 'Hello' });
+    const rp = replay(rec.entries);
+    const second = s.spawn(agent({ model: rp.model }), { name: 'two' });
+    const outcome = await second.ask('run', { input: 'Something else' });
+    expect(outcome).toMatchObject({ ok: false, error: { code: 'ERR_REPLAY_MISMATCH' } });
+  });
+});
+
+describe('conversation memory', () => {
+  it('continues the conversation from the journal after a crash mid-run', async () => {
+    const { system: s } = system();
+    const journal = inMemoryJournal();
+    let crash = true;
+    const model = scriptedModel({
+      steps: [
+        (req) => {
+          const users = req.messages.filter((m) => m.role === 'user').map((m) => m.content);
+          return users.at(-1) === 'Look it up'
+            ? { toolCalls: [{ name: 'weather', arguments: { city: 'Nuuk' } }] }
+            : `I remember: ${users.join(' | ')}`;
+        },
+        () => {
+          if (crash) {
+            crash = false;
+            throw new Error('defect in the model adapter');
+          }
+          return 'late answer';
+        },
+      ],
+    });
+    const a = s.spawn(agent({ model, tools: [weatherTool()], journal }), { name: 'memo' });
+    expect(await a.ask('run', { input: 'My name is Ada' })).toMatchObject({ ok: true });
+    const crashed = await a.ask('run', { input: 'Look it up' }).catch((e: unknown) => e);
+    expect(TroupeError.is(crashed, 'ERR_ACTOR_CRASHED')).toBe(true);
+    // Restarted from the journal: run 1, run 2's question, its tool call and the tool's result.
+    const history = await a.ask('history', {});
+    expect(history.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'tool']);
+    const outcome = await a.ask('run', { input: 'Who am I?' });
+    expect(outcome).toMatchObject({
+      ok: true,
+      run: 'run-3',
+      output: 'I remember: My name is Ada | Look it up | Who am I?',
+    });
+    // A new activation (another process, say) reads the same conversation.
+    const again = s.spawn(agent({ model, journal, persistenceId: () => 'agent-memo' }), { name: 'memo-2' });
+    expect((await again.ask('history', {})).length).toBe(history.length + 2);
+  });
+
+  it('gives the calls a crash left unanswered an error result before the next question', async () => {
+    const { system: s } = system();
+    const journal = inMemoryJournal();
+    await journal.append('agent-ghost', [
+      { type: 'message', data: { run: 'run-1', message: { role: 'user', content: 'Go' } } },
+      {
+        type: 'message',
+        data: {
+          run: 'run-1',
+          message: {
+            role: 'assistant',
+            content: '',
+            toolCalls: [{ id: 'c1', name: 'weather', arguments: { city: 'Oslo' } }],
+          },
+        },
+      },
+    ]);
+    let seen: readonly ChatMessage[] = [];
+    const model = scriptedModel({
+      steps: [
+        (req) => {
+          seen = req.messages;
+          return 'ok';
+        },
+      ],
+    });
+    const a = s.spawn(agent({ model, journal }), { name: 'ghost' });
+    await a.ask('run', { input: 'Next' });
+    expect(seen.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'user']);
+    expect(seen[2]).toMatchObject({ toolCallId: 'c1', isError: true });
+  });
+
+  it('fails recovery loudly on a damaged event, naming the stream and version; other agents go on', async () => {
+    const s = createSystem({ name: 'damaged' });
+    systems.push(s);
+    const crashes: SystemEvent[] = [];
+    s.events$.subscribe((e) => {
+      if (e.type === 'actor-crashed') crashes.push(e);
+    });
+    const journal = inMemoryJournal();
+    await journal.append('agent-broken', [
+      { type: 'message', data: { run: 'r', message: { role: 'robot' } } },
+    ]);
+    const model = scriptedModel({ steps: ['fine'] });
+    s.spawn(agent({ model, journal }), { name: 'broken', restart: 'temporary' });
+    const healthy = s.spawn(agent({ model, journal }), { name: 'healthy' });
+    expect(await healthy.ask('run', { input: 'hi' })).toMatchObject({ ok: true, output: 'fine' });
+    const crash = crashes.find((e) => e.type === 'actor-crashed' && e.address.endsWith('/broken'));
+    expect((crash as Extract<SystemEvent, { type: 'actor-crashed' }>).error).toMatchObject({
+      code: 'ERR_START_FAILED',
+      cause: { code: 'ERR_JOURNAL_CORRUPT', details: { stream: 'agent-broken', version: 1 } },
+    });
+  });
+});
+
+describe('capability routing', () => {
+  it('routes a task to the live agent with the best score, the least busy among equals', async () => {
+    const { system: s } = system();
+    const model = scriptedModel({ steps: ['ok'] });
+    const r1 = s.spawn(agent({ model, capabilities: { research: 0.6, writing: 0.2 } }), { name: 'r1' });
+    const r2 = s.spawn(agent({ model, capabilities: { research: 0.9 } }), { name: 'r2' });
+    const w = s.spawn(
+      agent({
+        model,
+        capabilities: (task) => (task.capability === 'writing' && task.words !== undefined ? 0.8 : 0),
+      }),
+      { name: 'w' },
+    );
+    expect(s.route({ capability: 'research' }, AgentProtocol)?.address).toBe(r2.address);
+    expect(s.route({ capability: 'writing', words: 300 })?.address).toBe(w.address);
+    expect(s.route({ capability: 'writing' })?.address).toBe(r1.address);
+    expect(s.route({ capability: 'cooking' })).toBeUndefined();
+    await s.stop(r2);
+    expect(s.route({ capability: 'research' })?.address).toBe(r1.address);
+    expect(() => s.route({ capability: '' })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
+    );
+  });
+
+  it('prefers the agent with the shorter mailbox among equal scores', async () => {
+    const { system: s } = system();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow: ModelPort = {
+      name: 'slow',
+      complete: async () => {
+        await gate;
+        return {
+          text: 'ok',
+          toolCalls: [],
+          stopReason: 'end',
+          usage: { inputTokens: 1, outputTokens: 1 },
+          model: 'slow',
+        };
+      },
+    };
+    const busy = s.spawn(agent({ model: slow, capabilities: { triage: 1 } }), { name: 'busy' });
+    const idle = s.spawn(agent({ model: slow, capabilities: { triage: 1 } }), { name: 'idle' });
+    const pending = [busy.ask('run', { input: '1' }), busy.ask('run', { input: '2' })];
+    await new Promise((r) => setTimeout(r, 5));
+    expect(s.route({ capability: 'triage' })?.address).toBe(idle.address);
+    release();
+    await Promise.all(pending);
+  });
+});
