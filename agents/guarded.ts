@@ -1,25 +1,10 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import { type Guard, type GuardOptions, guard } from '../supervisors/index.js';
+import { retryableModelError } from './http.js';
 import type { ModelCallOptions, ModelPort, ModelRequest, ModelResponse } from './model.js';
 
 /** Options of {@link guardedModel}: a guard's, named after the model unless `name` is given. */
 export type GuardedModelOptions = Omit<GuardOptions, 'name'> & { readonly name?: string };
-
-/**
- * True for model errors worth another attempt or another provider: HTTP 408, 409, 429 and 5xx,
- * an unreachable or timed-out provider, a malformed answer.
- */
-export function retryableModelFailure(error: unknown): boolean {
-  if (TroupeError.is(error, 'ERR_MODEL_HTTP')) {
-    const status = Number(error.details?.status);
-    return status === 408 || status === 409 || status === 429 || status >= 500;
-  }
-  return (
-    TroupeError.is(error, 'ERR_MODEL_UNREACHABLE') ||
-    TroupeError.is(error, 'ERR_CALL_TIMEOUT') ||
-    TroupeError.is(error, 'ERR_MODEL_MALFORMED')
-  );
-}
 
 /**
  * A model behind a guard: a circuit breaker that counts only provider failures (not a 400 for a bad
@@ -42,9 +27,9 @@ export function guardedModel(
     name: options.name ?? model.name,
     breaker:
       options.breaker === false || options.breaker === undefined || 'fire' in options.breaker
-        ? (options.breaker ?? { isFailure: retryableModelFailure })
-        : { isFailure: retryableModelFailure, ...options.breaker },
-    retry: options.retry === false ? false : { retryable: retryableModelFailure, ...(options.retry ?? {}) },
+        ? (options.breaker ?? { isFailure: retryableModelError })
+        : { isFailure: retryableModelError, ...options.breaker },
+    retry: options.retry === false ? false : { retryable: retryableModelError, ...(options.retry ?? {}) },
   });
   return {
     name: model.name,
@@ -82,7 +67,7 @@ export function fallbackModels(models: readonly ModelPort[]): ModelPort {
         } catch (error) {
           if (call?.signal?.aborted === true && error === call.signal.reason) throw error;
           const moveOn =
-            retryableModelFailure(error) ||
+            retryableModelError(error) ||
             TroupeError.is(error, 'ERR_CIRCUIT_OPEN') ||
             TroupeError.is(error, 'ERR_BULKHEAD_FULL');
           if (!moveOn) throw error;

@@ -5,7 +5,9 @@
  * @packageDocumentation
  */
 export { type AgentOptions, AgentProtocol, type AgentState, agent, type RunOutcome } from './agent.js';
-export { fallbackModels, type GuardedModelOptions, guardedModel, retryableModelFailure } from './guarded.js';
+export { type AnthropicModelOptions, anthropicModel } from './anthropic.js';
+export { fallbackModels, type GuardedModelOptions, guardedModel } from './guarded.js';
+export { type HttpModelOptions, retryableModelError } from './http.js';
 export type {
   ChatMessage,
   ModelCallOptions,
@@ -17,6 +19,7 @@ export type {
   ToolCall,
   ToolSpec,
 } from './model.js';
+export { type OpenAIModelOptions, openAIModel } from './openai.js';
 export { type RecordEntry, type Recorder, type Replay, recorder, replay } from './record.js';
 export {
   type ScriptedAnswer,

@@ -27,6 +27,7 @@ import {
   type SystemOptions,
   tell,
 } from '../index.js';
+import { agentCases } from './agents.js';
 import { journalCases, tearDownJournal } from './journal.js';
 import {
   type BenchTools,
@@ -544,6 +545,7 @@ async function main(): Promise<void> {
     ...cases,
     ...remoteCases({ quick, sideBySide, result }),
     ...journalCases({ quick, sideBySide, result }),
+    ...agentCases({ quick, sideBySide, result }),
   ];
   const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {

@@ -146,15 +146,18 @@ class BreakerImpl implements Breaker {
   }
 
   fire<T>(call: () => PromiseLike<T>): Promise<T> {
-    return (this.circuit.fire(call) as Promise<T>).catch((error: unknown) => {
-      const code = (error as { code?: unknown } | null)?.code;
-      if (code === 'EOPENBREAKER' || code === 'ESHUTDOWN') {
-        throw new TroupeError('ERR_CIRCUIT_OPEN', `the circuit breaker "${this.name}" is ${this.current}`, {
+    const circuit = this.circuit;
+    // The refusal is decided here, by opossum's own rule (open, or half-open with its trial out),
+    // so opossum's refusals never need translating on the way back.
+    if (circuit.isShutdown || (!circuit.closed && !circuit.pendingClose)) {
+      circuit.emit('reject', new Error('Breaker is open'));
+      return Promise.reject(
+        new TroupeError('ERR_CIRCUIT_OPEN', `the circuit breaker "${this.name}" is ${this.current}`, {
           details: { breaker: this.name, state: this.current },
-        });
-      }
-      throw error;
-    });
+        }),
+      );
+    }
+    return circuit.fire(call) as Promise<T>;
   }
 
   shutdown(): void {

@@ -115,19 +115,20 @@ class BulkheadImpl implements Bulkhead {
     } catch (error) {
       running = Promise.reject(error);
     }
-    const release = () => {
-      this.active--;
-      this.waiting.shift()?.start();
-    };
     return running.then(
       (value) => {
-        release();
+        this.release();
         return value;
       },
       (error: unknown) => {
-        release();
+        this.release();
         throw error;
       },
     );
+  }
+
+  private release(): void {
+    this.active--;
+    this.waiting.shift()?.start();
   }
 }

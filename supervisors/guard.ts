@@ -1,7 +1,7 @@
 import { invalidOption, type PublishedEvent, TroupeError } from '../protocols/index.js';
 import { type Breaker, type BreakerOptions, breaker } from './breaker.js';
 import { type Bulkhead, type BulkheadOptions, bulkhead } from './bulkhead.js';
-import { type RetryOptions, retry } from './retry.js';
+import { type RetryOptions, type RetryPolicy, retryAfter, retryPolicy } from './retry.js';
 
 /** Options of {@link guard}. */
 export interface GuardOptions {
@@ -106,27 +106,42 @@ function isBulkhead(value: unknown): value is Bulkhead {
 }
 
 class GuardImpl implements Guard {
+  /** The retry policy of calls that are not idempotent, and of those that are. */
+  private readonly policies: readonly [RetryPolicy, RetryPolicy] | undefined;
+
   constructor(
     readonly name: string,
     readonly breaker: Breaker | undefined,
     readonly bulkhead: Bulkhead | undefined,
-    private readonly retryOptions: Omit<RetryOptions, 'signal' | 'idempotent'> | undefined,
+    retryOptions: Omit<RetryOptions, 'signal' | 'idempotent'> | undefined,
     private readonly timeoutMs: number | undefined,
-  ) {}
+  ) {
+    if (retryOptions === undefined) return;
+    const userRetryable = retryOptions.retryable;
+    const retryable = (error: unknown) =>
+      !refusal(error) &&
+      (error as Error | undefined)?.name !== 'AbortError' &&
+      (userRetryable === undefined || userRetryable(error));
+    this.policies = [
+      retryPolicy({ ...retryOptions, retryable, idempotent: false }),
+      retryPolicy({ ...retryOptions, retryable, idempotent: true }),
+    ];
+  }
 
   call<T>(call: (signal: AbortSignal) => PromiseLike<T>, options?: GuardCallOptions): Promise<T> {
     const signal = options?.signal;
-    const once = () => this.attempt(call, signal);
-    if (this.retryOptions === undefined) return once();
-    const userRetryable = this.retryOptions.retryable;
-    return retry(once, {
-      ...this.retryOptions,
-      idempotent: options?.idempotent ?? false,
-      ...(signal === undefined ? {} : { signal }),
-      retryable: (error) =>
-        !refusal(error) &&
-        !(signal?.aborted === true && error === signal.reason) &&
-        (userRetryable === undefined || userRetryable(error)),
+    const first = this.attempt(call, signal);
+    if (this.policies === undefined) return first;
+    // The first attempt goes without any retry machinery; only a failure sets it up.
+    return first.then(undefined, (error: unknown) => {
+      if (signal?.aborted === true && error === signal.reason) throw error;
+      const base = this.policies![options?.idempotent === true ? 1 : 0];
+      return retryAfter(
+        error,
+        1,
+        () => this.attempt(call, signal),
+        signal === undefined ? base : { ...base, signal },
+      );
     });
   }
 
@@ -135,10 +150,16 @@ class GuardImpl implements Guard {
     call: (signal: AbortSignal) => PromiseLike<T>,
     signal: AbortSignal | undefined,
   ): Promise<T> {
-    const guarded = () => this.withDeadline(call, signal);
-    const broken = this.breaker === undefined ? guarded : () => this.breaker!.fire(guarded);
-    if (this.bulkhead === undefined) return broken();
-    return this.bulkhead.run(broken, signal === undefined ? undefined : { signal });
+    if (this.bulkhead === undefined) return this.broken(call, signal);
+    return this.bulkhead.run(() => this.broken(call, signal), signal === undefined ? undefined : { signal });
+  }
+
+  private broken<T>(
+    call: (signal: AbortSignal) => PromiseLike<T>,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
+    if (this.breaker === undefined) return this.withDeadline(call, signal);
+    return this.breaker.fire(() => this.withDeadline(call, signal));
   }
 
   private withDeadline<T>(

@@ -79,10 +79,41 @@ export function parseRetryAfter(header: string | null | undefined, now = Date.no
  * const reply = await retry(() => model.complete(request), { attempts: 4, idempotent: true });
  * ```
  */
-export async function retry<T>(
+export function retry<T>(
   call: (attempt: number) => PromiseLike<T> | T,
   options: RetryOptions = {},
 ): Promise<T> {
+  let policy: RetryPolicy;
+  try {
+    policy = retryPolicy(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (policy.signal?.aborted) return Promise.reject(policy.signal.reason);
+  let first: Promise<T>;
+  try {
+    first = Promise.resolve(call(1));
+  } catch (error) {
+    first = Promise.reject(error);
+  }
+  return first.then(undefined, (error: unknown) => retryAfter(error, 1, call, policy));
+}
+
+/** Checked {@link RetryOptions} with the defaults filled in. */
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly backoff: Backoff;
+  readonly idempotent: boolean;
+  readonly retryable: ((error: unknown) => boolean) | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly clock: Clock;
+}
+
+/**
+ * Checks retry options once, for callers that retry many calls with the same options.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad option.
+ */
+export function retryPolicy(options: RetryOptions): RetryPolicy {
   const {
     attempts = retryDefaults.attempts,
     backoff = retryDefaults.backoff,
@@ -95,15 +126,31 @@ export async function retry<T>(
     throw invalidOption('attempts', 'must be a positive integer', attempts);
   if (retryable !== undefined && typeof retryable !== 'function')
     throw invalidOption('retryable', 'must be a function', retryable);
-  for (let attempt = 1; ; attempt++) {
+  return { attempts, backoff, idempotent, retryable, signal, clock };
+}
+
+/**
+ * Goes on after attempt `failed` failed with `error`: throws it when it may not or need not be tried
+ * again, else waits (backoff, or what the error asks for) and tries the next attempt, and so on.
+ * The first attempt is the caller's own, so a call that succeeds at once costs no async function.
+ */
+export async function retryAfter<T>(
+  error: unknown,
+  failed: number,
+  call: (attempt: number) => PromiseLike<T> | T,
+  policy: RetryPolicy,
+): Promise<T> {
+  const { attempts, backoff, idempotent, retryable, signal, clock } = policy;
+  for (let attempt = failed + 1; ; attempt++) {
+    const again =
+      attempt <= attempts && (idempotent || notSent(error)) && (retryable === undefined || retryable(error));
+    if (!again) throw error;
+    await wait(clock, Math.max(backoffDelay(backoff, attempt - 1, Math.random), retryAfterOf(error)), signal);
     if (signal?.aborted) throw signal.reason;
     try {
       return await call(attempt);
-    } catch (error) {
-      const again =
-        attempt < attempts && (idempotent || notSent(error)) && (retryable === undefined || retryable(error));
-      if (!again) throw error;
-      await wait(clock, Math.max(backoffDelay(backoff, attempt, Math.random), retryAfterOf(error)), signal);
+    } catch (next) {
+      error = next;
     }
   }
 }
