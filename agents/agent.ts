@@ -70,6 +70,12 @@ export interface AgentOptions {
   readonly tools?: readonly Tool[];
   /** Most model calls in one run; one more is refused with `ERR_STEP_LIMIT`. Defaults to 8. */
   readonly maxSteps?: number;
+  /**
+   * Most messages of earlier runs the agent keeps in memory and sends to the model (the current
+   * run's are always sent); the window starts at a user's message. With a journal every message
+   * stays in the journal. Defaults to no limit; 0 makes every run start afresh.
+   */
+  readonly maxHistory?: number;
   /** Passed to the model with every call. */
   readonly maxTokens?: number;
   readonly temperature?: number;
@@ -137,12 +143,14 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     instructions,
     tools = [],
     maxSteps = 8,
+    maxHistory = Number.POSITIVE_INFINITY,
     maxTokens,
     temperature,
     journal,
     budgets,
     usage,
   } = options;
+  if (!(maxHistory >= 0)) throw invalidOption('maxHistory', 'must be a non-negative number', maxHistory);
   if (typeof model?.complete !== 'function') throw invalidOption('model', 'must be a model port', model);
   if (!Number.isInteger(maxSteps) || maxSteps < 1)
     throw invalidOption('maxSteps', 'must be a positive integer', maxSteps);
@@ -198,22 +206,22 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
   };
 
   /** Tool results for calls of the last assistant message that never got one (a crash, the step limit). */
-  const unanswered = (messages: readonly ChatMessage[], why: TroupeError): ChatMessage[] => {
+  const unanswered = (messages: readonly ChatMessage[], why: () => TroupeError): ChatMessage[] => {
     const answered = new Set<string>();
     for (let i = messages.length - 1; i >= 0; i--) {
       const m = messages[i]!;
       if (m.role === 'tool') answered.add(m.toolCallId);
       else if (m.role === 'assistant') {
-        const result = errorResult(why);
-        return (m.toolCalls ?? [])
-          .filter((c) => !answered.has(c.id))
-          .map((c) => ({
-            role: 'tool',
-            toolCallId: c.id,
-            name: c.name,
-            content: result.content,
-            isError: true,
-          }));
+        const open = (m.toolCalls ?? []).filter((c) => !answered.has(c.id));
+        if (open.length === 0) return [];
+        const result = errorResult(why());
+        return open.map((c) => ({
+          role: 'tool',
+          toolCallId: c.id,
+          name: c.name,
+          content: result.content,
+          isError: true,
+        }));
       } else return [];
     }
     return [];
@@ -320,9 +328,14 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     const state = ctx.state;
     const run = body.runId ?? `run-${state.runs + 1}`;
     state.runs++;
+    trim(state, maxHistory);
     const interrupted = unanswered(
       state.messages,
-      new TroupeError('ERR_TOOL_FAILED', 'the call was interrupted: the agent restarted before it answered'),
+      () =>
+        new TroupeError(
+          'ERR_TOOL_FAILED',
+          'the call was interrupted: the agent restarted before it answered',
+        ),
     );
     await say(ctx, run, [...interrupted, { role: 'user', content: body.input }]);
     ctx.system.publish({ type: 'agent-run', agent: ctx.self.address, run, phase: 'started', steps: 0 });
@@ -368,7 +381,11 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     } catch (error) {
       // Journal failures and defects crash the agent; its supervisor restarts it from the journal.
       if (!TroupeError.is(error) || crashes(error) || ctx.signal.aborted) throw error;
-      await say(ctx, run, unanswered(state.messages, error));
+      await say(
+        ctx,
+        run,
+        unanswered(state.messages, () => error),
+      );
       await persist(ctx, [{ type: 'run-ended', data: { run, ok: false, steps, error: error.code } }]);
       ctx.system.publish({
         type: 'agent-run',
@@ -393,6 +410,15 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     ...(options.capabilities === undefined ? {} : { capabilities: options.capabilities }),
     ...(options.mailbox === undefined ? {} : { mailbox: options.mailbox }),
   });
+}
+
+/** Keeps at most `max` messages of earlier runs, starting at a user's message. */
+function trim(state: AgentState, max: number): void {
+  const messages = state.messages;
+  if (messages.length <= max) return;
+  let from = messages.length - max;
+  while (from < messages.length && messages[from]!.role !== 'user') from++;
+  messages.splice(0, from);
 }
 
 /** Errors that mean the agent's state can no longer be trusted (or a stale activation): crash. */

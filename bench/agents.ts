@@ -150,7 +150,11 @@ export function agentCases(tools: BenchTools): BenchCase[] {
           run: ({ key }) => key,
         });
         const system = createSystem({ name: 'bench-scripted', devChecks: false, deadLetterLog: () => {} });
-        const refs = Array.from({ length: agents }, () => system.spawn(agent({ model, tools: [lookup] })));
+        // Each run starts afresh (maxHistory 0), as the direct calls do: the rate stays the same from
+        // round to round instead of falling as conversations grow.
+        const refs = Array.from({ length: agents }, () =>
+          system.spawn(agent({ model, tools: [lookup], maxHistory: 0 })),
+        );
         const troupe = async () => {
           const start = performance.now();
           await Promise.all(

@@ -87,6 +87,17 @@ describe('README', () => {
     }
   }, 120_000);
 
+  it('runs the agents example on the scripted model: a plan, two researchers routed, a piece', async () => {
+    const { stdout } = await promisify(execFile)('npx', ['tsx', 'examples/agents.ts'], {
+      cwd: root,
+      timeout: 60_000,
+      env: { ...process.env, TROUPE_MODEL: '' },
+    });
+    expect(stdout).toBe(
+      'The sea moves. tides: the moon and the sun pull the oceans, twice a day; currents: winds, the spin of the earth and salt drive them.\n6 model calls, 570 tokens\n',
+    );
+  }, 90_000);
+
   it('runs the demo (the first command) to the end by itself, with a tree and restarts on screen', async () => {
     const { stdout } = await promisify(execFile)(
       'npx',
