@@ -6,7 +6,7 @@ export interface BudgetLimits {
   readonly tokens?: number;
   /** Cost in US dollars. */
   readonly costUsd?: number;
-  /** Calls. */
+  /** Model calls (a tool call is not counted). */
   readonly calls?: number;
 }
 
