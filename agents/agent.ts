@@ -104,6 +104,23 @@ export interface AgentState {
   fence: number | undefined;
 }
 
+/** What one run works with, fixed when it starts. */
+interface Turn {
+  readonly state: AgentState;
+  readonly signal: AbortSignal;
+  readonly address: string;
+  readonly system: ActorContext<AgentState, typeof AgentProtocol>['system'];
+  readonly run: string;
+}
+
+/** Errors thrown by the journal while a run appended: they crash the agent. */
+const journalFailures = new WeakSet<object>();
+
+/** Text the journal can store: NUL and lone surrogates become U+FFFD. */
+function storable(text: string): string {
+  return text.replace(/\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
+
 const agentEvents = {
   message: z.object({ run: z.string(), message: messageSchema }),
   'run-ended': z.object({
@@ -168,21 +185,34 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
   const specs = tools.map((t) => t.spec);
   const persistenceId = options.persistenceId ?? (({ name }) => `agent-${name}`);
 
-  const persist = async (ctx: ActorContext<AgentState, typeof AgentProtocol>, events: NewEvent[]) => {
-    const state = ctx.state;
+  /**
+   * Appends a run's events; the state's messages change only once they are durable. The run stops
+   * (with its signal's reason) once its incarnation is over: a restarted agent's old run must not
+   * write into the new one's conversation. Any failure to append crashes the agent.
+   */
+  const persist = async (turn: Turn, events: NewEvent[]) => {
+    const { state, signal } = turn;
+    if (signal.aborted) throw signal.reason;
     if (journal === undefined || state.stream === undefined) return;
-    const result = await journal.append(state.stream, events, {
-      expectedVersion: state.version,
-      fence: state.fence,
-    });
-    state.version = result.toVersion;
+    try {
+      const result = await journal.append(state.stream, events, {
+        expectedVersion: state.version,
+        fence: state.fence,
+      });
+      state.version = result.toVersion;
+    } catch (error) {
+      if (typeof error === 'object' && error !== null) journalFailures.add(error);
+      throw error;
+    }
+    if (signal.aborted) throw signal.reason;
   };
-  const say = (ctx: ActorContext<AgentState, typeof AgentProtocol>, run: string, messages: ChatMessage[]) => {
-    ctx.state.messages.push(...messages);
-    return persist(
-      ctx,
-      messages.map((message) => ({ type: 'message', data: { run, message } })),
+  const say = async (turn: Turn, messages: ChatMessage[]) => {
+    if (messages.length === 0) return;
+    await persist(
+      turn,
+      messages.map((message) => ({ type: 'message', data: { run: turn.run, message } })),
     );
+    turn.state.messages.push(...messages);
   };
 
   const recover = async (ctx: ActorContext<AgentState, typeof AgentProtocol>) => {
@@ -202,6 +232,8 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
         foldEvent(state, event, stream);
         state.version = event.version;
       }
+      // Memory stays bounded by maxHistory even for a long stream (the journal keeps it all).
+      trim(state, maxHistory);
     }
   };
 
@@ -231,12 +263,9 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
    * Runs the tool calls of one step side by side; their events are published in the order the model
    * asked for them, so a replay publishes the same events whatever order they finished in.
    */
-  const callTools = async (
-    ctx: ActorContext<AgentState, typeof AgentProtocol>,
-    run: string,
-    step: number,
-    calls: readonly ToolCall[],
-  ): Promise<ToolResult[]> => {
+  const callTools = async (turn: Turn, step: number, calls: readonly ToolCall[]): Promise<ToolResult[]> => {
+    const { signal, address: agentAddress, run } = turn;
+    if (signal.aborted) throw signal.reason;
     const done = await Promise.all(
       calls.map(async (call) => {
         const started = performance.now();
@@ -250,15 +279,15 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
                   { details: { tool: call.name } },
                 ),
               )
-            : await tool.call(call, { signal: ctx.signal, agent: ctx.self.address });
+            : await tool.call(call, { signal, agent: agentAddress });
         return { result, ms: performance.now() - started };
       }),
     );
     for (let i = 0; i < calls.length; i++) {
       const { result, ms } = done[i]!;
-      ctx.system.publish({
+      turn.system.publish({
         type: 'agent-step',
-        agent: ctx.self.address,
+        agent: agentAddress,
         run,
         step,
         kind: 'tool',
@@ -270,20 +299,17 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     return done.map((d) => d.result);
   };
 
-  const callModel = async (
-    ctx: ActorContext<AgentState, typeof AgentProtocol>,
-    run: string,
-    step: number,
-  ): Promise<ModelResponse> => {
+  const callModel = async (turn: Turn, step: number): Promise<ModelResponse> => {
+    const { state, signal, address, run } = turn;
+    if (signal.aborted) throw signal.reason;
     const request: ModelRequest = {
       ...(instructions === undefined ? {} : { system: instructions }),
       // A copy: the conversation grows after the call, and a model may keep its request.
-      messages: ctx.state.messages.slice(),
+      messages: state.messages.slice(),
       ...(specs.length === 0 ? {} : { tools: specs }),
       ...(maxTokens === undefined ? {} : { maxTokens }),
       ...(temperature === undefined ? {} : { temperature }),
     };
-    const address = ctx.self.address;
     let reservation: ReturnType<Budgets['reserve']> | undefined;
     if (budgets !== undefined) {
       const inputTokens = Math.ceil(JSON.stringify(request).length / 4);
@@ -296,9 +322,21 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     const started = performance.now();
     let response: ModelResponse;
     try {
-      response = await model.complete(request, { signal: ctx.signal });
+      response = await model.complete(request, { signal });
     } catch (error) {
       reservation?.release();
+      if (!signal.aborted) {
+        turn.system.publish({
+          type: 'agent-step',
+          agent: address,
+          run,
+          step,
+          kind: 'model',
+          name: model.name,
+          ms: performance.now() - started,
+          error: TroupeError.is(error) ? error.code : 'defect',
+        });
+      }
       throw error;
     }
     const { inputTokens, outputTokens } = response.usage;
@@ -307,7 +345,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
       costUsd: usage?.costOf(response.model, response.usage) ?? 0,
     });
     usage?.record(address, response.model, response.usage);
-    ctx.system.publish({
+    turn.system.publish({
       type: 'agent-step',
       agent: address,
       run,
@@ -325,8 +363,19 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     body: { input: string; runId?: string | undefined },
     ctx: ActorContext<AgentState, typeof AgentProtocol>,
   ): Promise<RunOutcome> => {
+    // Fixed for the whole run: after a restart, ctx has the next incarnation's state and signal.
     const state = ctx.state;
     const run = body.runId ?? `run-${state.runs + 1}`;
+    const turn: Turn = { state, signal: ctx.signal, address: ctx.self.address, system: ctx.system, run };
+    const publishRun = (phase: 'started' | 'finished' | 'failed', steps: number, error?: string) =>
+      turn.system.publish({
+        type: 'agent-run',
+        agent: turn.address,
+        run,
+        phase,
+        steps,
+        ...(error === undefined ? {} : { error }),
+      });
     state.runs++;
     trim(state, maxHistory);
     const interrupted = unanswered(
@@ -337,64 +386,59 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
           'the call was interrupted: the agent restarted before it answered',
         ),
     );
-    await say(ctx, run, [...interrupted, { role: 'user', content: body.input }]);
-    ctx.system.publish({ type: 'agent-run', agent: ctx.self.address, run, phase: 'started', steps: 0 });
+    await say(turn, [...interrupted, { role: 'user', content: storable(body.input) }]);
+    publishRun('started', 0);
     let steps = 0;
     const spent = { inputTokens: 0, outputTokens: 0 };
     try {
       for (;;) {
         steps++;
-        const response = await callModel(ctx, run, steps);
+        const response = await callModel(turn, steps);
         spent.inputTokens += response.usage.inputTokens;
         spent.outputTokens += response.usage.outputTokens;
         const calls = response.toolCalls;
-        await say(ctx, run, [
-          { role: 'assistant', content: response.text, ...(calls.length === 0 ? {} : { toolCalls: calls }) },
+        await say(turn, [
+          {
+            role: 'assistant',
+            content: storable(response.text),
+            ...(calls.length === 0 ? {} : { toolCalls: calls }),
+          },
         ]);
         if (calls.length === 0) {
-          await persist(ctx, [{ type: 'run-ended', data: { run, ok: true, steps } }]);
-          ctx.system.publish({ type: 'agent-run', agent: ctx.self.address, run, phase: 'finished', steps });
+          await persist(turn, [{ type: 'run-ended', data: { run, ok: true, steps } }]);
+          publishRun('finished', steps);
           return { ok: true, run, output: response.text, steps, usage: spent };
         }
         if (steps >= maxSteps) {
           throw new TroupeError(
             'ERR_STEP_LIMIT',
             `the run reached its limit of ${maxSteps} model calls without an answer`,
-            {
-              details: { maxSteps, run },
-            },
+            { details: { maxSteps, run } },
           );
         }
-        const results = await callTools(ctx, run, steps, calls);
+        const results = await callTools(turn, steps, calls);
         await say(
-          ctx,
-          run,
+          turn,
           calls.map((call, i) => ({
             role: 'tool',
             toolCallId: call.id,
             name: call.name,
-            content: results[i]!.content,
+            content: storable(results[i]!.content),
             ...(results[i]!.isError ? { isError: true } : {}),
           })),
         );
       }
     } catch (error) {
-      // Journal failures and defects crash the agent; its supervisor restarts it from the journal.
-      if (!TroupeError.is(error) || crashes(error) || ctx.signal.aborted) throw error;
+      // Journal failures, an incarnation that is over, and defects crash the agent (or end it, when
+      // it is stopping); its supervisor restarts it from the journal.
+      if (!TroupeError.is(error) || crashes(error) || journalFailures.has(error) || turn.signal.aborted)
+        throw error;
       await say(
-        ctx,
-        run,
+        turn,
         unanswered(state.messages, () => error),
       );
-      await persist(ctx, [{ type: 'run-ended', data: { run, ok: false, steps, error: error.code } }]);
-      ctx.system.publish({
-        type: 'agent-run',
-        agent: ctx.self.address,
-        run,
-        phase: 'failed',
-        steps,
-        error: error.code,
-      });
+      await persist(turn, [{ type: 'run-ended', data: { run, ok: false, steps, error: error.code } }]);
+      publishRun('failed', steps, error.code);
       return { ok: false, run, error: { code: error.code, message: error.message }, steps, usage: spent };
     }
   };

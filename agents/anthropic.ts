@@ -141,7 +141,16 @@ function anthropicMessages(messages: readonly ChatMessage[]): AnthropicMessage[]
     else merged.push(next);
   }
   for (const message of merged) message.content = toolResultsFirst(message.content);
-  return merged;
+  // An empty answer (Claude sometimes ends a turn with no text after tool results) would be an
+  // empty assistant turn, which the API refuses: it says nothing, so it goes; the turns around it
+  // then share a role and are merged.
+  return merged.some((m) => m.content.length === 0)
+    ? anthropicMessages(messages.filter(saysSomething))
+    : merged;
+}
+
+function saysSomething(message: ChatMessage): boolean {
+  return message.role !== 'assistant' || message.content !== '' || (message.toolCalls?.length ?? 0) > 0;
 }
 
 function anthropicMessage(message: ChatMessage): AnthropicMessage {

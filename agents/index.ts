@@ -20,7 +20,14 @@ export type {
   ToolSpec,
 } from './model.js';
 export { type OpenAIModelOptions, openAIModel } from './openai.js';
-export { type RecordEntry, type Recorder, type Replay, recorder, replay } from './record.js';
+export {
+  type RecordEntry,
+  type RecordedError,
+  type Recorder,
+  type Replay,
+  recorder,
+  replay,
+} from './record.js';
 export {
   type ScriptedAnswer,
   type ScriptedModelOptions,

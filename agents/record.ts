@@ -1,20 +1,31 @@
-import { type Address, TroupeError } from '../protocols/index.js';
+import { type Address, ERROR_CODES, type ErrorCode, TroupeError } from '../protocols/index.js';
 import type { ModelCallOptions, ModelPort, ModelRequest, ModelResponse, ToolCall } from './model.js';
 import type { Tool, ToolResult } from './tools.js';
 
-/** One recorded call: a model's request and response, or a tool call and its result. */
+/** A recorded failure of a model call: a typed error, as data. */
+export interface RecordedError {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * One recorded call: a model's request and its response (or its typed error), or a tool call and
+ * its result.
+ */
 export type RecordEntry =
   | {
       readonly kind: 'model';
       readonly model: string;
       readonly request: ModelRequest;
-      readonly response: ModelResponse;
+      readonly response?: ModelResponse;
+      readonly error?: RecordedError;
     }
   | { readonly kind: 'tool'; readonly tool: string; readonly call: ToolCall; readonly result: ToolResult };
 
 /** Records every model and tool call of the agent it is given to. Use one recorder per agent. */
 export interface Recorder {
-  /** The model, recording each call that answers (failed calls are not recorded). */
+  /** The model, recording each call: its response, or its error when it is a typed one. */
   model(model: ModelPort): ModelPort;
   /** The tools, recording each call and its result. */
   tools(tools: readonly Tool[]): Tool[];
@@ -48,7 +59,24 @@ export function recorder(): Recorder {
     model: (model) => ({
       name: model.name,
       complete: async (request: ModelRequest, call?: ModelCallOptions) => {
-        const response = await model.complete(request, call);
+        let response: ModelResponse;
+        try {
+          response = await model.complete(request, call);
+        } catch (error) {
+          // A typed failure (a provider down past its guards) is part of the run; an abort is not.
+          if (TroupeError.is(error) && !(call?.signal?.aborted === true && error === call.signal.reason)) {
+            const { code, message, details } = error;
+            entries.push(
+              plain({
+                kind: 'model',
+                model: model.name,
+                request,
+                error: { code, message, ...(details === undefined ? {} : { details }) },
+              }),
+            );
+          }
+          throw error;
+        }
         entries.push(plain({ kind: 'model', model: model.name, request, response }));
         return response;
       },
@@ -123,6 +151,18 @@ export function replay(record: readonly RecordEntry[]): Replay {
         const entry = take('model', request);
         if (!sameJson(entry.request, request))
           throw mismatch(index, 'this request', 'the recorded one', request, entry.request);
+        if (entry.error !== undefined) {
+          const { code, message, details } = entry.error;
+          if (!(code in ERROR_CODES))
+            throw mismatch(index, 'a known error', `the unknown code ${code}`, request);
+          throw new TroupeError(
+            code as ErrorCode,
+            message,
+            details === undefined ? undefined : { details: { ...details } },
+          );
+        }
+        if (entry.response === undefined)
+          throw mismatch(index, 'a response', 'neither a response nor an error', request);
         return entry.response;
       },
     },

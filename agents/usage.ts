@@ -31,7 +31,11 @@ export interface UsageSink {
 
 /** Options of {@link usageLedger}. */
 export interface UsageLedgerOptions {
-  /** Prices by model name (as `ModelResponse.model` or the port name gives it); unpriced models cost 0. */
+  /**
+   * Prices by model name. A name is priced by its own entry, or without its provider prefix, or by
+   * the longest entry it starts with (so `gpt-4o-mini` prices `openai:gpt-4o-mini` and the provider's
+   * `gpt-4o-mini-2024-07-18`); unpriced models cost 0, so cost budgets need their models priced.
+   */
   readonly prices?: Readonly<Record<string, ModelPrice>>;
   /** Also writes each call's usage there, in batches (for example a Postgres journal). */
   readonly sink?: UsageSink;
@@ -105,7 +109,7 @@ class Ledger implements UsageLedger {
   ) {}
 
   costOf(model: string, usage: TokenUsage): number {
-    const price = this.prices[model];
+    const price = this.priceOf(model);
     if (price === undefined) return 0;
     return (usage.inputTokens * price.inputPerMillion + usage.outputTokens * price.outputPerMillion) / 1e6;
   }
@@ -172,6 +176,23 @@ class Ledger implements UsageLedger {
       this.failure = undefined;
       throw failure;
     }
+  }
+
+  /**
+   * The price of a model: by its name; else by the name without its provider (`openai:gpt-4o-mini`
+   * is priced as `gpt-4o-mini`); else by the longest priced name it starts with (a provider's dated
+   * version, `gpt-4o-mini-2024-07-18`, is priced as `gpt-4o-mini`).
+   */
+  private priceOf(model: string): ModelPrice | undefined {
+    const exact = this.prices[model];
+    if (exact !== undefined) return exact;
+    const bare = model.slice(model.indexOf(':') + 1);
+    if (this.prices[bare] !== undefined) return this.prices[bare];
+    let best: string | undefined;
+    for (const name of Object.keys(this.prices)) {
+      if (bare.startsWith(name) && (best === undefined || name.length > best.length)) best = name;
+    }
+    return best === undefined ? undefined : this.prices[best];
   }
 
   private totalsOf(map: Map<string, Totals>, key: string): Totals {

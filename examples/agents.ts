@@ -90,16 +90,20 @@ await team.ask('whichChildren', {});
 budgets.limit(team.address, { calls: 20 }); // the whole team: at most 20 model calls
 
 const route = (capability: string) => system.route({ capability }, AgentProtocol)!;
-const plan = await route('planner').ask('run', { input: 'Plan a short piece on the sea.' });
+// Real models take longer than the default ask timeout (5 s).
+const runFor = { timeoutMs: 120_000 };
+const plan = await route('planner').ask('run', { input: 'Plan a short piece on the sea.' }, runFor);
 if (!plan.ok) throw new Error(plan.error.message);
 const topics = plan.output
   .split('\n')
   .map((t) => t.trim())
   .filter(Boolean);
 // Each task goes to the least busy researcher.
-const findings = await Promise.all(topics.map((topic) => route('research').ask('run', { input: topic })));
+const findings = await Promise.all(
+  topics.map((topic) => route('research').ask('run', { input: topic }, runFor)),
+);
 const text = findings.map((f) => (f.ok ? f.output : f.error.code)).join('\n');
-const piece = await route('writer').ask('run', { input: text });
+const piece = await route('writer').ask('run', { input: text }, runFor);
 console.log(piece.ok ? piece.output : piece.error.message);
 const total = usage.bySubtree(team.address);
 console.log(`${total.calls} model calls, ${total.inputTokens + total.outputTokens} tokens`);

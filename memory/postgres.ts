@@ -14,7 +14,7 @@ export interface PostgresJournalOptions extends SqlJournalOptions {
   readonly connectionString?: string;
   /** A `pg` pool you made yourself; the journal then leaves it open on `close()`. */
   readonly pool?: pg.Pool;
-  /** Connections of the pool the journal makes. Defaults to 6. */
+  /** Connections of the pool the journal makes. Defaults to 6 (with `pool`: that pool's `max`). */
   readonly poolSize?: number;
   /**
    * How many group-commit statements may run at once, each on its own connection; the rest of the
@@ -38,7 +38,9 @@ export interface PostgresJournalOptions extends SqlJournalOptions {
  */
 export async function postgresJournal(options: PostgresJournalOptions): Promise<SqlJournal> {
   if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object');
-  const { connectionString, pool, poolSize = 6 } = options;
+  const { connectionString, pool } = options;
+  // A pool of your own has its own size.
+  const poolSize = options.poolSize ?? pool?.options.max ?? 6;
   const concurrency = options.concurrency ?? Math.min(4, poolSize);
   if (pool === undefined && (typeof connectionString !== 'string' || connectionString === ''))
     throw invalidOption('connectionString', 'is required unless a pool is given', connectionString);

@@ -289,7 +289,8 @@ export interface ActorSystem {
   find<P extends AnyProtocol>(protocol: P): ActorRef<P>[];
   /**
    * The live actor of this system best able to handle `task`: the highest score its behaviour's
-   * `capabilities` give (above 0), and among equal scores the one with the fewest messages waiting.
+   * `capabilities` give (above 0), and among equal scores the least busy (messages waiting, plus one
+   * for a handler still running).
    * With `protocol`, only actors that speak it. Undefined when no live actor can.
    * @throws TroupeError `ERR_INVALID_OPTION` when the task has no capability name.
    * @example

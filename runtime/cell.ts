@@ -594,6 +594,11 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     return this.mbSize;
   }
 
+  /** Messages waiting, plus one for a handler still running (an async one holds the actor). */
+  get load(): number {
+    return this.mbSize + ((this.flags & BUSY) !== 0 ? 1 : 0);
+  }
+
   /** Creates a child and starts it. `waiter` hears about the first start instead of the supervisor. */
   spawnChild(
     b: Behavior<any, any>,

@@ -341,7 +341,7 @@ class ActorSystemImpl implements Host, ClusterHost {
         continue;
       }
       if (typeof score !== 'number' || !(score > 0)) continue;
-      if (score > bestScore || (score === bestScore && cell.mailboxSize < best!.mailboxSize)) {
+      if (score > bestScore || (score === bestScore && cell.load < best!.load)) {
         best = cell;
         bestScore = score;
       }

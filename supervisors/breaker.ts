@@ -42,11 +42,13 @@ export interface Breaker {
   readonly name: string;
   readonly state: BreakerState;
   /**
-   * Runs `call` unless the breaker is open.
+   * Runs `call` unless the breaker is open. With `signal`, a failure that is the signal's own abort
+   * (the caller gave up) does not count against the callee, except for a half-open breaker's trial,
+   * which then opens it again rather than closing it on no evidence.
    * @throws TroupeError `ERR_CIRCUIT_OPEN` when open, or half-open with its trial call out; else
    * whatever `call` throws.
    */
-  fire<T>(call: () => PromiseLike<T>): Promise<T>;
+  fire<T>(call: () => PromiseLike<T>, signal?: AbortSignal): Promise<T>;
   /** Stops its timers; later calls are refused. */
   shutdown(): void;
 }
@@ -99,7 +101,7 @@ export function breaker(options: BreakerOptions): Breaker {
     throw invalidOption('system', 'must have a publish method (an actor system)', system);
   if (onTransition !== undefined && typeof onTransition !== 'function')
     throw invalidOption('onTransition', 'must be a function', onTransition);
-  return new BreakerImpl(
+  const created: Breaker = new BreakerImpl(
     name,
     {
       errorThresholdPercentage,
@@ -110,23 +112,41 @@ export function breaker(options: BreakerOptions): Breaker {
       // Deadlines are the guard's, with an AbortSignal that reaches the request; opossum's own timer
       // would only stop waiting, not stop the call.
       timeout: false,
-      // opossum's errorFilter names errors that do not count.
-      errorFilter: (error: unknown) => !counts(error, isFailure),
+      // opossum's errorFilter names errors that do not count; it gets fire's arguments after the error.
+      errorFilter: ((error: unknown, _call: unknown, signal: AbortSignal | undefined) =>
+        !counts(error, signal, isFailure, created)) as (error: unknown) => boolean,
     },
     system,
     onTransition,
   );
+  return created;
 }
 
-function counts(error: unknown, isFailure: ((error: unknown) => boolean) | undefined): boolean {
-  if (refusedBeforeCall(error) || (error as Error | undefined)?.name === 'AbortError') return false;
-  return isFailure === undefined ? true : isFailure(error);
+/** Whether a failure counts against the callee. */
+function counts(
+  error: unknown,
+  signal: AbortSignal | undefined,
+  isFailure: ((error: unknown) => boolean) | undefined,
+  breaker: Breaker,
+): boolean {
+  if (refusedBeforeCall(error)) return false;
+  const callerAborted =
+    (signal?.aborted === true && error === signal.reason) ||
+    (error as Error | undefined)?.name === 'AbortError';
+  // A trial the caller abandoned says nothing of the callee: the breaker opens again, to try later.
+  if (callerAborted) return breaker.state === 'half-open';
+  if (isFailure === undefined) return true;
+  try {
+    return isFailure(error);
+  } catch {
+    return true;
+  }
 }
 
 type Call = () => PromiseLike<unknown>;
 
 class BreakerImpl implements Breaker {
-  private readonly circuit: CircuitBreaker<[Call], unknown>;
+  private readonly circuit: CircuitBreaker<[Call, AbortSignal | undefined], unknown>;
   private current: BreakerState = 'closed';
 
   constructor(
@@ -135,7 +155,10 @@ class BreakerImpl implements Breaker {
     private readonly system: { publish(event: PublishedEvent): void } | undefined,
     private readonly onTransition: ((from: BreakerState, to: BreakerState) => void) | undefined,
   ) {
-    this.circuit = new CircuitBreaker((call: Call) => Promise.resolve(call()), options);
+    this.circuit = new CircuitBreaker(
+      (call: Call, _signal: AbortSignal | undefined) => Promise.resolve(call()),
+      options,
+    );
     this.circuit.on('open', () => this.moveTo('open'));
     this.circuit.on('halfOpen', () => this.moveTo('half-open'));
     this.circuit.on('close', () => this.moveTo('closed'));
@@ -145,19 +168,21 @@ class BreakerImpl implements Breaker {
     return this.current;
   }
 
-  fire<T>(call: () => PromiseLike<T>): Promise<T> {
+  fire<T>(call: () => PromiseLike<T>, signal?: AbortSignal): Promise<T> {
     const circuit = this.circuit;
     // The refusal is decided here, by opossum's own rule (open, or half-open with its trial out),
     // so opossum's refusals never need translating on the way back.
     if (circuit.isShutdown || (!circuit.closed && !circuit.pendingClose)) {
       circuit.emit('reject', new Error('Breaker is open'));
       return Promise.reject(
-        new TroupeError('ERR_CIRCUIT_OPEN', `the circuit breaker "${this.name}" is ${this.current}`, {
-          details: { breaker: this.name, state: this.current },
-        }),
+        new TroupeError(
+          'ERR_CIRCUIT_OPEN',
+          `the circuit breaker "${this.name}" is ${circuit.isShutdown ? 'shut down' : this.current}`,
+          { details: { breaker: this.name, state: circuit.isShutdown ? 'shut down' : this.current } },
+        ),
       );
     }
-    return circuit.fire(call) as Promise<T>;
+    return circuit.fire(call, signal) as Promise<T>;
   }
 
   shutdown(): void {
@@ -168,7 +193,16 @@ class BreakerImpl implements Breaker {
     const from = this.current;
     if (from === to) return;
     this.current = to;
-    this.onTransition?.(from, to);
-    this.system?.publish({ type: 'breaker-transition', breaker: this.name, from, to });
+    // Listeners run inside opossum's own callbacks: a throw there must not break the breaker.
+    try {
+      this.onTransition?.(from, to);
+    } catch (error) {
+      console.error(`troupe: an onTransition listener of breaker "${this.name}" threw`, error);
+    }
+    try {
+      this.system?.publish({ type: 'breaker-transition', breaker: this.name, from, to });
+    } catch (error) {
+      console.error(`troupe: publishing a transition of breaker "${this.name}" threw`, error);
+    }
   }
 }

@@ -48,12 +48,14 @@ export interface Budgets {
   reserve(agent: string, estimate: CallCost): Reservation;
   /** What a scope with limits has spent; zeros for a scope without. */
   spent(scope: string): Spend;
-  /** Forgets what a scope has spent (a new period). */
+  /** Forgets what a scope has spent (a new period); calls in flight are not charged to the new one. */
   reset(scope: string): void;
 }
 
 interface Scope {
   limits: BudgetLimits;
+  /** Bumped by reset: a call reserved before it is not charged to the new period. */
+  period: number;
   tokens: number;
   costUsd: number;
   calls: number;
@@ -88,7 +90,7 @@ class BudgetBook implements Budgets {
     }
     const known = this.scopes.get(scope);
     if (known === undefined)
-      this.scopes.set(scope, { limits: { ...limits }, tokens: 0, costUsd: 0, calls: 0 });
+      this.scopes.set(scope, { limits: { ...limits }, period: 0, tokens: 0, costUsd: 0, calls: 0 });
     else known.limits = { ...limits };
   }
 
@@ -110,22 +112,18 @@ class BudgetBook implements Budgets {
       covering.push(scope);
     }
     for (const scope of covering) add(scope, estimate, 1);
+    const periods = covering.map((scope) => scope.period);
     let open = true;
-    return {
-      settle: (spent) => {
-        if (!open) return;
-        open = false;
-        for (const scope of covering) {
-          add(scope, estimate, -1);
-          add(scope, spent, 1);
-        }
-      },
-      release: () => {
-        if (!open) return;
-        open = false;
-        for (const scope of covering) add(scope, estimate, -1);
-      },
+    const close = (spent: CallCost | undefined) => {
+      if (!open) return;
+      open = false;
+      covering.forEach((scope, i) => {
+        if (scope.period !== periods[i]) return;
+        add(scope, estimate, -1);
+        if (spent !== undefined) add(scope, spent, 1);
+      });
     };
+    return { settle: (spent) => close(spent), release: () => close(undefined) };
   }
 
   spent(scope: string): Spend {
@@ -138,6 +136,7 @@ class BudgetBook implements Budgets {
   reset(scope: string): void {
     const s = this.scopes.get(scope);
     if (s === undefined) return;
+    s.period++;
     s.tokens = 0;
     s.costUsd = 0;
     s.calls = 0;

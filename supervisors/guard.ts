@@ -159,7 +159,7 @@ class GuardImpl implements Guard {
     signal: AbortSignal | undefined,
   ): Promise<T> {
     if (this.breaker === undefined) return this.withDeadline(call, signal);
-    return this.breaker.fire(() => this.withDeadline(call, signal));
+    return this.breaker.fire(() => this.withDeadline(call, signal), signal);
   }
 
   private withDeadline<T>(
@@ -167,20 +167,20 @@ class GuardImpl implements Guard {
     outer: AbortSignal | undefined,
   ): Promise<T> {
     if (outer?.aborted) return Promise.reject(outer.reason);
-    if (this.timeoutMs === undefined) return Promise.resolve(call(outer ?? NEVER));
+    // A call that throws instead of rejecting is a rejection all the same.
+    if (this.timeoutMs === undefined) return new Promise<T>((resolve) => resolve(call(outer ?? NEVER)));
     const timeoutMs = this.timeoutMs;
     const controller = new AbortController();
     const onAbort = () => controller.abort(outer!.reason);
     outer?.addEventListener('abort', onAbort, { once: true });
+    const running = new Promise<T>((resolve) => resolve(call(controller.signal)));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const error = new TroupeError(
           'ERR_CALL_TIMEOUT',
           `"${this.name}" ran past its deadline of ${timeoutMs} ms`,
-          {
-            details: { call: this.name, timeoutMs },
-          },
+          { details: { call: this.name, timeoutMs } },
         );
         controller.abort(error);
         reject(error);
@@ -190,7 +190,7 @@ class GuardImpl implements Guard {
       controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
     });
     // The call may ignore its signal: the deadline still ends the wait for it.
-    return Promise.race([Promise.resolve(call(controller.signal)), deadline, aborted]).finally(() => {
+    return Promise.race([running, deadline, aborted]).finally(() => {
       clearTimeout(timer);
       outer?.removeEventListener('abort', onAbort);
     });

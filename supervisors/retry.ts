@@ -14,6 +14,11 @@ export interface RetryOptions {
   readonly idempotent?: boolean;
   /** Which failures are worth another attempt. Defaults to all (within what `idempotent` allows). */
   readonly retryable?: (error: unknown) => boolean;
+  /**
+   * The longest wait an error may ask for (`Retry-After`), in ms: an error that asks for more is
+   * thrown at once rather than waited out. Defaults to 60,000.
+   */
+  readonly maxRetryAfterMs?: number;
   /** Aborting it ends the wait for the next attempt (the call rejects with the signal's reason). */
   readonly signal?: AbortSignal;
   /** Time for the delays. Defaults to the real clock. */
@@ -23,6 +28,7 @@ export interface RetryOptions {
 /** The defaults of {@link RetryOptions}. */
 export const retryDefaults = {
   attempts: 3,
+  maxRetryAfterMs: 60_000,
   backoff: exponential({ baseMs: 100, maxMs: 10_000, jitter: true }),
 } as const;
 
@@ -105,6 +111,7 @@ export interface RetryPolicy {
   readonly backoff: Backoff;
   readonly idempotent: boolean;
   readonly retryable: ((error: unknown) => boolean) | undefined;
+  readonly maxRetryAfterMs: number;
   readonly signal: AbortSignal | undefined;
   readonly clock: Clock;
 }
@@ -119,6 +126,7 @@ export function retryPolicy(options: RetryOptions): RetryPolicy {
     backoff = retryDefaults.backoff,
     idempotent = false,
     retryable,
+    maxRetryAfterMs = retryDefaults.maxRetryAfterMs,
     signal,
     clock = realClock,
   } = options;
@@ -126,7 +134,10 @@ export function retryPolicy(options: RetryOptions): RetryPolicy {
     throw invalidOption('attempts', 'must be a positive integer', attempts);
   if (retryable !== undefined && typeof retryable !== 'function')
     throw invalidOption('retryable', 'must be a function', retryable);
-  return { attempts, backoff, idempotent, retryable, signal, clock };
+  // setTimeout cannot wait longer than 2^31 - 1 ms.
+  if (!(maxRetryAfterMs >= 0 && maxRetryAfterMs <= 2 ** 31 - 1))
+    throw invalidOption('maxRetryAfterMs', 'must be from 0 to 2147483647', maxRetryAfterMs);
+  return { attempts, backoff, idempotent, retryable, maxRetryAfterMs, signal, clock };
 }
 
 /**
@@ -140,12 +151,16 @@ export async function retryAfter<T>(
   call: (attempt: number) => PromiseLike<T> | T,
   policy: RetryPolicy,
 ): Promise<T> {
-  const { attempts, backoff, idempotent, retryable, signal, clock } = policy;
+  const { attempts, backoff, idempotent, retryable, maxRetryAfterMs, signal, clock } = policy;
   for (let attempt = failed + 1; ; attempt++) {
+    const asked = retryAfterOf(error);
     const again =
-      attempt <= attempts && (idempotent || notSent(error)) && (retryable === undefined || retryable(error));
+      attempt <= attempts &&
+      asked <= maxRetryAfterMs &&
+      (idempotent || notSent(error)) &&
+      (retryable === undefined || retryable(error));
     if (!again) throw error;
-    await wait(clock, Math.max(backoffDelay(backoff, attempt - 1, Math.random), retryAfterOf(error)), signal);
+    await wait(clock, Math.max(backoffDelay(backoff, attempt - 1, Math.random), asked), signal);
     if (signal?.aborted) throw signal.reason;
     try {
       return await call(attempt);

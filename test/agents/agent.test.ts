@@ -24,6 +24,7 @@ import {
   type ScriptStep,
   type SystemEvent,
   scriptedModel,
+  supervisor,
   TroupeError,
   tell,
   tool,
@@ -46,6 +47,24 @@ function system(name = 'agents'): { system: ActorSystem; events: (AgentStepEvent
 }
 
 const lastMessage = (request: ModelRequest): ChatMessage => request.messages[request.messages.length - 1]!;
+
+/** Every tool call in the conversation has exactly one result, right after its assistant message. */
+function expectPaired(
+  history: readonly {
+    role: string;
+    toolCallId?: string;
+    toolCalls?: readonly { id: string }[] | undefined;
+  }[],
+): void {
+  for (let i = 0; i < history.length; i++) {
+    const m = history[i]!;
+    if (m.role !== 'assistant' || m.toolCalls === undefined) continue;
+    const results = history.slice(i + 1, i + 1 + m.toolCalls.length);
+    expect(results.map((r) => (r.role === 'tool' ? r.toolCallId : r.role))).toEqual(
+      m.toolCalls.map((c) => c.id),
+    );
+  }
+}
 
 function weatherTool(runs: string[] = []) {
   return tool({
@@ -188,8 +207,9 @@ describe('agent loop', () => {
       phase: 'failed',
       error: 'ERR_STEP_LIMIT',
     });
-    // The conversation stays valid for the next run.
+    // The conversation stays valid for the next run: every tool call has its result.
     expect((await a.ask('run', { input: 'Again' })).ok).toBe(false);
+    expectPaired(await a.ask('history', {}));
   });
 });
 
@@ -261,6 +281,7 @@ describe('record and replay', () => {
       },
       (req) => `Done after ${req.messages.length} messages.`,
     ];
+    const toolRuns: string[] = [];
     const runOnce = async (
       name: string,
       wire: (tools: ReturnType<typeof weatherTool>[]) => {
@@ -269,7 +290,7 @@ describe('record and replay', () => {
       },
     ) => {
       const { system: s, events } = system(name);
-      const { model, tools } = wire([weatherTool()]);
+      const { model, tools } = wire([weatherTool(toolRuns)]);
       const a = s.spawn(agent({ model, tools }), { name: 'scout' });
       const outputs = [
         await a.ask('run', { input: 'Weather in Lima?' }),
@@ -297,16 +318,14 @@ describe('record and replay', () => {
       'tool',
       'model',
     ]);
+    expect(toolRuns).toEqual(['Lima', 'Lima']);
     const record = JSON.parse(JSON.stringify(rec.entries));
     const rp = replay(record);
-    const offline: ModelPort = {
-      name: 'offline',
-      complete: () => Promise.reject(new Error('the model must not be called in a replay')),
-    };
+    // The replay's tools are the real ones, wrapped: none of them may run.
     const replayed = await runOnce('replayed', (tools) => ({ model: rp.model, tools: rp.tools(tools) }));
     expect(replayed).toEqual(original);
     expect(rp.remaining).toBe(0);
-    expect(offline).toBeDefined();
+    expect(toolRuns).toEqual(['Lima', 'Lima']);
   });
 
   it('refuses a run that drifts from its record with ERR_REPLAY_MISMATCH', async () => {
@@ -416,6 +435,133 @@ describe('conversation memory', () => {
   });
 });
 
+describe('runs across restarts and failures', () => {
+  it("stops a run whose incarnation ended: it never writes into the restarted agent's conversation", async () => {
+    const { system: s } = system();
+    const journal = inMemoryJournal();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let calls = 0;
+    // A model that ignores its signal, so only the agent can stop the old run.
+    const deaf: ModelPort = {
+      name: 'deaf',
+      complete: async () => {
+        calls++;
+        if (calls === 1) await gate;
+        return {
+          text: `answer ${calls}`,
+          toolCalls: [],
+          stopReason: 'end',
+          usage: { inputTokens: 1, outputTokens: 1 },
+          model: 'deaf',
+        };
+      },
+    };
+    const Crash = defineProtocol('test.crash', { crash: tell(z.object({})) });
+    const team = s.spawn(
+      supervisor({
+        strategy: 'one_for_all',
+        children: [
+          { id: 'writer', behavior: agent({ model: deaf, journal }) },
+          {
+            id: 'crasher',
+            behavior: behavior({
+              protocols: [Crash],
+              handlers: {
+                crash: () => {
+                  throw new Error('boom');
+                },
+              },
+            }),
+          },
+        ],
+      }),
+      { name: 'team' },
+    );
+    await team.ask('whichChildren', {});
+    const writer = s.ref(`${team.address}/writer`, AgentProtocol);
+    const first = writer.ask('run', { input: 'q1' }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 10));
+    s.ref(`${team.address}/crasher`, Crash).tell('crash', {});
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await writer.ask('run', { input: 'q2' });
+    release();
+    await first;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(second).toMatchObject({ ok: true, output: 'answer 2' });
+    const history = await writer.ask('history', {});
+    expect(history.map((m) => m.content)).toEqual(['q1', 'q2', 'answer 2']);
+    const stored = await journal.readStream('agent-writer');
+    expect(
+      stored.map((e) => (e.data as { message?: { content: string } }).message?.content ?? e.type),
+    ).toEqual(['q1', 'q2', 'answer 2', 'run-ended']);
+  });
+
+  it('crashes on a journal failure mid-run, and its conversation stays as the journal has it', async () => {
+    const { system: s } = system();
+    const journal = inMemoryJournal();
+    const crashes: string[] = [];
+    s.events$.subscribe((e) => {
+      if (e.type === 'actor-crashed') crashes.push((e.error as TroupeError).code ?? e.error.message);
+    });
+    let appends = 0;
+    // The same journal, but the agent's third append (its first tool results) fails.
+    const flaky = new Proxy(journal, {
+      get: (target, key) => {
+        if (key === 'append') {
+          return (...args: Parameters<typeof journal.append>) =>
+            ++appends === 3
+              ? Promise.reject(new TroupeError('ERR_JOURNAL_UNAVAILABLE', 'the store went away'))
+              : target.append(...args);
+        }
+        const value = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const model = scriptedModel({
+      steps: [{ toolCalls: [{ name: 'weather', arguments: { city: 'Oslo' } }] }, 'done'],
+    });
+    const a = s.spawn(agent({ model, tools: [weatherTool()], journal: flaky }), { name: 'flaky' });
+    const error = await a.ask('run', { input: 'go' }).catch((e: unknown) => e);
+    expect(TroupeError.is(error, 'ERR_ACTOR_CRASHED')).toBe(true);
+    const history = await a.ask('history', {});
+    expect(history.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect(await a.ask('run', { input: 'again' })).toMatchObject({ ok: true });
+    expectPaired(await a.ask('history', {}));
+  });
+
+  it('records a failed model call and replays it as the same typed failure', async () => {
+    const { system: s } = system();
+    const down: ModelPort = {
+      name: 'down',
+      complete: () =>
+        Promise.reject(new TroupeError('ERR_MODEL_HTTP', 'down answered 503', { details: { status: 503 } })),
+    };
+    const rec = recorder();
+    const first = await s.spawn(agent({ model: rec.model(down) }), { name: 'a' }).ask('run', { input: 'hi' });
+    expect(first).toMatchObject({ ok: false, error: { code: 'ERR_MODEL_HTTP' } });
+    const rp = replay(JSON.parse(JSON.stringify(rec.entries)));
+    const again = await s.spawn(agent({ model: rp.model }), { name: 'b' }).ask('run', { input: 'hi' });
+    expect(again).toEqual(first);
+  });
+
+  it('prices a model by its name, its bare name or the longest priced prefix', () => {
+    const usage = usageLedger({
+      prices: {
+        'gpt-4o': { inputPerMillion: 5, outputPerMillion: 15 },
+        'gpt-4o-mini': { inputPerMillion: 1, outputPerMillion: 2 },
+      },
+    });
+    const million = { inputTokens: 1_000_000, outputTokens: 0 };
+    expect(usage.costOf('openai:gpt-4o-mini', million)).toBe(1);
+    expect(usage.costOf('gpt-4o-mini-2024-07-18', million)).toBe(1);
+    expect(usage.costOf('gpt-4o-2024-08-06', million)).toBe(5);
+    expect(usage.costOf('claude-3-5-haiku', million)).toBe(0);
+  });
+});
+
 describe('capability routing', () => {
   it('routes a task to the live agent with the best score, the least busy among equals', async () => {
     const { system: s } = system();
@@ -461,7 +607,8 @@ describe('capability routing', () => {
     };
     const busy = s.spawn(agent({ model: slow, capabilities: { triage: 1 } }), { name: 'busy' });
     const idle = s.spawn(agent({ model: slow, capabilities: { triage: 1 } }), { name: 'idle' });
-    const pending = [busy.ask('run', { input: '1' }), busy.ask('run', { input: '2' })];
+    // One run in flight and nothing queued: busy all the same.
+    const pending = [busy.ask('run', { input: '1' })];
     await new Promise((r) => setTimeout(r, 5));
     expect(s.route({ capability: 'triage' })?.address).toBe(idle.address);
     release();

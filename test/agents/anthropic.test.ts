@@ -189,6 +189,26 @@ describe('anthropicModel: the request on the wire', () => {
     });
   });
 
+  it('leaves out an empty answer, which the API would refuse, and merges the turns around it', async () => {
+    server.reply(reply.json(message([{ type: 'text', text: 'ok' }])));
+    await model().complete({
+      messages: [
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: '' },
+        { role: 'user', content: 'Still there?' },
+      ],
+    });
+    expect((server.requests[0]!.body as { messages: unknown }).messages).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Hi' },
+          { type: 'text', text: 'Still there?' },
+        ],
+      },
+    ]);
+  });
+
   it('takes maxTokens from the request, then the options, and sends no key when there is none', async () => {
     server.reply(reply.json(message([])), reply.json(message([])));
     await model({ maxTokens: 300, apiKey: '' }).complete(hello);

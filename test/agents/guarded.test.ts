@@ -97,6 +97,34 @@ describe('guarded models', () => {
     expect(guarded.guard.breaker?.state).toBe('closed');
   });
 
+  it('bounds a pool of agents with its own bulkhead around the shared provider guard', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const inner = scriptedModel({ steps: ['ok'] });
+    const slow: ModelPort = {
+      name: 'slow',
+      complete: async (r, o) => {
+        await gate;
+        return inner.complete(r, o);
+      },
+    };
+    const provider = guardedModel(slow, { bulkhead: { maxConcurrent: 8 } });
+    const poolOf = () =>
+      guardedModel(provider, { breaker: false, retry: false, bulkhead: { maxConcurrent: 1, maxQueue: 0 } });
+    const researchers = poolOf();
+    const writers = poolOf();
+    const hello = { messages: [{ role: 'user' as const, content: 'x' }] };
+    const running = researchers.complete(hello);
+    await expect(researchers.complete(hello)).rejects.toMatchObject({ code: 'ERR_BULKHEAD_FULL' });
+    const other = writers.complete(hello);
+    expect(provider.guard.bulkhead?.active).toBe(2);
+    release();
+    await expect(Promise.all([running, other])).resolves.toHaveLength(2);
+    provider.guard.breaker?.shutdown();
+  });
+
   it('throws the last failure when every provider fails', async () => {
     const a = provider('a', () => 500);
     const b = provider('b', () => 429);

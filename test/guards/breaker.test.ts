@@ -178,6 +178,56 @@ describe('breaker', () => {
     b.shutdown();
   });
 
+  it('keeps working when a transition listener throws', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const b = breaker({
+      name: 'noisy',
+      volumeThreshold: 1,
+      errorThresholdPercentage: 0,
+      resetTimeoutMs: 10,
+      onTransition: () => {
+        throw new Error('listener bug');
+      },
+      system: {
+        publish: () => {
+          throw new Error('publisher bug');
+        },
+      },
+    });
+    await expect(b.fire(() => Promise.reject(new Error('down')))).rejects.toThrow('down');
+    expect(b.state).toBe('open');
+    await vi.advanceTimersByTimeAsync(11);
+    expect(b.state).toBe('half-open');
+    await expect(b.fire(async () => 'up')).resolves.toBe('up');
+    expect(b.state).toBe('closed');
+    expect(errors).toHaveBeenCalled();
+    errors.mockRestore();
+    b.shutdown();
+  });
+
+  it('opens again when the caller abandons the half-open trial, instead of closing on no evidence', async () => {
+    const b = breaker({ name: 'trial', volumeThreshold: 1, errorThresholdPercentage: 0, resetTimeoutMs: 10 });
+    await b.fire(() => Promise.reject(new Error('down'))).catch(() => {});
+    await vi.advanceTimersByTimeAsync(11);
+    expect(b.state).toBe('half-open');
+    const controller = new AbortController();
+    const trial = b.fire(
+      () =>
+        new Promise((_, reject) =>
+          controller.signal.addEventListener('abort', () => reject(controller.signal.reason)),
+        ),
+      controller.signal,
+    );
+    controller.abort(new TroupeError('ERR_ACTOR_STOPPED', 'stopped'));
+    await expect(trial).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
+    expect(b.state).toBe('open');
+    b.shutdown();
+    await expect(b.fire(async () => 1)).rejects.toMatchObject({
+      code: 'ERR_CIRCUIT_OPEN',
+      details: { state: 'shut down' },
+    });
+  });
+
   it('refuses bad options with ERR_INVALID_OPTION', () => {
     expect(() => breaker({ name: '' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
     expect(() => breaker({ name: 'x', errorThresholdPercentage: 120 })).toThrow(/errorThresholdPercentage/);

@@ -131,6 +131,88 @@ describe('guard', () => {
     expect(calls).toBe(0 + 1);
   });
 
+  it('turns a call that throws instead of rejecting into a rejection, deadline or not, and leaves no timer', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (const g of [
+        guard({ name: 'sync', timeoutMs: 20, retry: false, breaker: false }),
+        guard({ name: 'sync-bare', retry: false, breaker: false }),
+        guard({ name: 'sync-full', timeoutMs: 20, bulkhead: { maxConcurrent: 1 } }),
+      ]) {
+        await expect(
+          g.call(() => {
+            throw new Error('thrown, not rejected');
+          }),
+        ).rejects.toThrow('thrown, not rejected');
+        g.breaker?.shutdown();
+      }
+      await new Promise((r) => setTimeout(r, 40));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('waits what Retry-After asks between attempts, and gives up at once on a wait past maxRetryAfterMs', async () => {
+    const at: number[] = [];
+    const limited = () =>
+      new TroupeError('ERR_MODEL_HTTP', 'slow down', { details: { status: 429, retryAfterMs: 150 } });
+    const g = guard({
+      name: 'rate-limited',
+      breaker: false,
+      retry: { attempts: 2, backoff: exponential({ baseMs: 1, maxMs: 1 }) },
+    });
+    await expect(
+      g.call(
+        async () => {
+          at.push(performance.now());
+          if (at.length === 1) throw limited();
+          return 'ok';
+        },
+        { idempotent: true },
+      ),
+    ).resolves.toBe('ok');
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(140);
+
+    let calls = 0;
+    const impatient = guard({
+      name: 'impatient',
+      breaker: false,
+      retry: { attempts: 3, maxRetryAfterMs: 100 },
+    });
+    await expect(
+      impatient.call(
+        async () => {
+          calls++;
+          throw limited();
+        },
+        { idempotent: true },
+      ),
+    ).rejects.toMatchObject({ code: 'ERR_MODEL_HTTP' });
+    expect(calls).toBe(1);
+  });
+
+  it("does not count the caller's abort (any reason) against the breaker", async () => {
+    const g = guard({
+      name: 'shared-tool',
+      retry: false,
+      breaker: { volumeThreshold: 1, errorThresholdPercentage: 0 },
+    });
+    for (let i = 0; i < 3; i++) {
+      const controller = new AbortController();
+      const call = g.call(
+        (signal) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+        { signal: controller.signal },
+      );
+      controller.abort(new TroupeError('ERR_ACTOR_STOPPED', 'the agent stopped'));
+      await expect(call).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
+    }
+    expect(g.breaker?.state).toBe('closed');
+    g.breaker?.shutdown();
+  });
+
   it('refuses bad options with ERR_INVALID_OPTION', () => {
     expect(() => guard({ name: '' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
     expect(() => guard({ name: 'x', timeoutMs: -1 })).toThrow(/timeoutMs/);
