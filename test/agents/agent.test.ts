@@ -30,7 +30,9 @@ import {
   tool,
   usageLedger,
 } from '../../index.js';
+import { postgresJournals } from '../memory/postgres-journals.js';
 
+const pg = postgresJournals('agents');
 const systems: ActorSystem[] = [];
 afterEach(async () => {
   await Promise.all(systems.splice(0).map((s) => s.close()));
@@ -341,44 +343,50 @@ describe('record and replay', () => {
 });
 
 describe('conversation memory', () => {
-  it('continues the conversation from the journal after a crash mid-run', async () => {
-    const { system: s } = system();
-    const journal = inMemoryJournal();
-    let crash = true;
-    const model = scriptedModel({
-      steps: [
-        (req) => {
-          const users = req.messages.filter((m) => m.role === 'user').map((m) => m.content);
-          return users.at(-1) === 'Look it up'
-            ? { toolCalls: [{ name: 'weather', arguments: { city: 'Nuuk' } }] }
-            : `I remember: ${users.join(' | ')}`;
-        },
-        () => {
-          if (crash) {
-            crash = false;
-            throw new Error('defect in the model adapter');
-          }
-          return 'late answer';
-        },
-      ],
-    });
-    const a = s.spawn(agent({ model, tools: [weatherTool()], journal }), { name: 'memo' });
-    expect(await a.ask('run', { input: 'My name is Ada' })).toMatchObject({ ok: true });
-    const crashed = await a.ask('run', { input: 'Look it up' }).catch((e: unknown) => e);
-    expect(TroupeError.is(crashed, 'ERR_ACTOR_CRASHED')).toBe(true);
-    // Restarted from the journal: run 1, run 2's question, its tool call and the tool's result.
-    const history = await a.ask('history', {});
-    expect(history.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'tool']);
-    const outcome = await a.ask('run', { input: 'Who am I?' });
-    expect(outcome).toMatchObject({
-      ok: true,
-      run: 'run-3',
-      output: 'I remember: My name is Ada | Look it up | Who am I?',
-    });
-    // A new activation (another process, say) reads the same conversation.
-    const again = s.spawn(agent({ model, journal, persistenceId: () => 'agent-memo' }), { name: 'memo-2' });
-    expect((await again.ask('history', {})).length).toBe(history.length + 2);
-  });
+  it.each([
+    ['in memory', async () => inMemoryJournal()],
+    ['on Postgres', () => pg.journal()],
+  ] as const)(
+    'continues the conversation from the journal (%s) after a crash mid-run',
+    async (_where, open) => {
+      const { system: s } = system();
+      const journal = await open();
+      let crash = true;
+      const model = scriptedModel({
+        steps: [
+          (req) => {
+            const users = req.messages.filter((m) => m.role === 'user').map((m) => m.content);
+            return users.at(-1) === 'Look it up'
+              ? { toolCalls: [{ name: 'weather', arguments: { city: 'Nuuk' } }] }
+              : `I remember: ${users.join(' | ')}`;
+          },
+          () => {
+            if (crash) {
+              crash = false;
+              throw new Error('defect in the model adapter');
+            }
+            return 'late answer';
+          },
+        ],
+      });
+      const a = s.spawn(agent({ model, tools: [weatherTool()], journal }), { name: 'memo' });
+      expect(await a.ask('run', { input: 'My name is Ada' })).toMatchObject({ ok: true });
+      const crashed = await a.ask('run', { input: 'Look it up' }).catch((e: unknown) => e);
+      expect(TroupeError.is(crashed, 'ERR_ACTOR_CRASHED')).toBe(true);
+      // Restarted from the journal: run 1, run 2's question, its tool call and the tool's result.
+      const history = await a.ask('history', {});
+      expect(history.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'tool']);
+      const outcome = await a.ask('run', { input: 'Who am I?' });
+      expect(outcome).toMatchObject({
+        ok: true,
+        run: 'run-3',
+        output: 'I remember: My name is Ada | Look it up | Who am I?',
+      });
+      // A new activation (another process, say) reads the same conversation.
+      const again = s.spawn(agent({ model, journal, persistenceId: () => 'agent-memo' }), { name: 'memo-2' });
+      expect((await again.ask('history', {})).length).toBe(history.length + 2);
+    },
+  );
 
   it('gives the calls a crash left unanswered an error result before the next question', async () => {
     const { system: s } = system();
