@@ -1,6 +1,8 @@
 /**
  * The Anthropic model adapter: the Messages API (`POST /v1/messages`), streamed or not.
  */
+
+import { guardedModel } from './guarded.js';
 import {
   callModelHttp,
   checkMaxTokens,
@@ -78,7 +80,8 @@ export function anthropicModel(options: AnthropicModelOptions): ModelPort {
         : readWhole(call, response, resolved.model),
     );
   };
-  return { name, complete };
+  // Guarded unless asked not to: every call out of the process goes through a breaker.
+  return options.guard === false ? { name, complete } : guardedModel({ name, complete }, options.guard ?? {});
 }
 
 function httpCall(provider: string, options: ResolvedHttpOptions, body: unknown): ModelHttpCall {

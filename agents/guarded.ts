@@ -1,7 +1,34 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import { type Guard, type GuardOptions, guard } from '../supervisors/index.js';
-import { retryableModelError } from './http.js';
 import type { ModelCallOptions, ModelPort, ModelRequest, ModelResponse } from './model.js';
+
+/**
+ * True when a failed model call is worth another attempt: `ERR_MODEL_HTTP` with status 408, 409, 429
+ * or >= 500, `ERR_MODEL_UNREACHABLE`, `ERR_CALL_TIMEOUT` and `ERR_MODEL_MALFORMED`. False for anything
+ * else: other 4xx (a bad request or key), the caller's own abort, errors that are not TroupeErrors.
+ *
+ * @example
+ * ```ts
+ * await retry(() => model.complete(request), { idempotent: true, retryable: retryableModelError });
+ * ```
+ */
+export function retryableModelError(error: unknown): boolean {
+  if (!TroupeError.is(error)) return false;
+  switch (error.code) {
+    case 'ERR_MODEL_HTTP': {
+      const status = error.details?.status;
+      return (
+        typeof status === 'number' && (status === 408 || status === 409 || status === 429 || status >= 500)
+      );
+    }
+    case 'ERR_MODEL_UNREACHABLE':
+    case 'ERR_CALL_TIMEOUT':
+    case 'ERR_MODEL_MALFORMED':
+      return true;
+    default:
+      return false;
+  }
+}
 
 /** Options of {@link guardedModel}: a guard's, named after the model unless `name` is given. */
 export type GuardedModelOptions = Omit<GuardOptions, 'name'> & { readonly name?: string };

@@ -3,8 +3,10 @@
  * JSON under a deadline that covers the whole call, the mapping of every failure to a `TroupeError`,
  * and a Server-Sent Events reader. Nothing here logs, and the API key never reaches an error.
  */
+
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import { parseRetryAfter } from '../supervisors/index.js';
+import type { GuardedModelOptions } from './guarded.js';
 import type { ModelCallOptions } from './model.js';
 
 /** The `fetch` an adapter calls: the global one by default; inject another to proxy or record calls. */
@@ -28,6 +30,13 @@ export interface HttpModelOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** The fetch to call. Defaults to the global `fetch`. */
   readonly fetch?: FetchLike;
+  /**
+   * The guard around every call (see `guardedModel`): a circuit breaker that counts provider
+   * failures, and retries of them honouring `Retry-After`; give `system` to publish its transitions
+   * and `bulkhead` to bound its calls. One model object, one guard, shared by every agent using it.
+   * Defaults to a breaker and 3 attempts; false for none.
+   */
+  readonly guard?: GuardedModelOptions | false;
 }
 
 /** {@link HttpModelOptions} checked, with their defaults applied. */
@@ -502,34 +511,6 @@ export function parseToolArguments(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return text;
-  }
-}
-
-/**
- * True when a failed model call is worth another attempt: `ERR_MODEL_HTTP` with status 408, 409, 429
- * or >= 500, `ERR_MODEL_UNREACHABLE`, `ERR_CALL_TIMEOUT` and `ERR_MODEL_MALFORMED`. False for anything
- * else: other 4xx (a bad request or key), the caller's own abort, errors that are not TroupeErrors.
- *
- * @example
- * ```ts
- * await retry(() => model.complete(request), { idempotent: true, retryable: retryableModelError });
- * ```
- */
-export function retryableModelError(error: unknown): boolean {
-  if (!TroupeError.is(error)) return false;
-  switch (error.code) {
-    case 'ERR_MODEL_HTTP': {
-      const status = error.details?.status;
-      return (
-        typeof status === 'number' && (status === 408 || status === 409 || status === 429 || status >= 500)
-      );
-    }
-    case 'ERR_MODEL_UNREACHABLE':
-    case 'ERR_CALL_TIMEOUT':
-    case 'ERR_MODEL_MALFORMED':
-      return true;
-    default:
-      return false;
   }
 }
 

@@ -6,8 +6,13 @@
  */
 export { type AgentOptions, AgentProtocol, type AgentState, agent, type RunOutcome } from './agent.js';
 export { type AnthropicModelOptions, anthropicModel } from './anthropic.js';
-export { fallbackModels, type GuardedModelOptions, guardedModel } from './guarded.js';
-export { type HttpModelOptions, retryableModelError } from './http.js';
+export {
+  fallbackModels,
+  type GuardedModelOptions,
+  guardedModel,
+  retryableModelError,
+} from './guarded.js';
+export type { HttpModelOptions } from './http.js';
 export type {
   ChatMessage,
   ModelCallOptions,

@@ -3,6 +3,7 @@
  * It serves OpenAI and the servers that speak its API: vLLM, Ollama, llama.cpp's server, LM Studio.
  */
 import { invalidOption } from '../protocols/index.js';
+import { guardedModel } from './guarded.js';
 import {
   callModelHttp,
   checkMaxTokens,
@@ -80,7 +81,8 @@ export function openAIModel(options: OpenAIModelOptions): ModelPort {
         : readWhole(call, response, resolved.model),
     );
   };
-  return { name, complete };
+  // Guarded unless asked not to: every call out of the process goes through a breaker.
+  return options.guard === false ? { name, complete } : guardedModel({ name, complete }, options.guard ?? {});
 }
 
 function httpCall(provider: string, options: ResolvedHttpOptions, body: unknown): ModelHttpCall {

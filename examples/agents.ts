@@ -10,7 +10,6 @@ import {
   anthropicModel,
   createBudgets,
   createSystem,
-  guardedModel,
   type ModelPort,
   type ModelRequest,
   openAIModel,
@@ -50,11 +49,10 @@ const scripts: Record<'planner' | 'researcher' | 'writer', ScriptStep[]> = {
 
 function modelFor(role: keyof typeof scripts, system: ActorSystem): ModelPort {
   const [provider, name] = (process.env.TROUPE_MODEL ?? '').split(':');
-  // A real provider goes behind a guard: a breaker, retries honouring Retry-After, a deadline.
-  if (provider === 'openai' && name)
-    return guardedModel(openAIModel({ model: name }), { system, timeoutMs: 60_000 });
-  if (provider === 'anthropic' && name)
-    return guardedModel(anthropicModel({ model: name }), { system, timeoutMs: 60_000 });
+  // A real provider is guarded (a breaker, retries honouring Retry-After, a deadline); with `system`
+  // its breaker's transitions are events on the system's stream.
+  if (provider === 'openai' && name) return openAIModel({ model: name, guard: { system } });
+  if (provider === 'anthropic' && name) return anthropicModel({ model: name, guard: { system } });
   return scriptedModel({ name: `scripted-${role}`, steps: scripts[role] });
 }
 

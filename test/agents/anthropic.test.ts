@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type AnthropicModelOptions, anthropicModel } from '../../agents/anthropic.js';
-import { retryableModelError } from '../../agents/http.js';
+import { retryableModelError } from '../../agents/guarded.js';
 import type { ModelRequest } from '../../agents/model.js';
 import { TroupeError } from '../../protocols/index.js';
 import { exponential } from '../../runtime/index.js';
@@ -39,6 +39,8 @@ function model(options: Partial<AnthropicModelOptions> = {}) {
     baseUrl: server.url,
     apiKey: KEY,
     stream: false,
+    // One HTTP attempt per call here: the default guard's retries are tested on their own.
+    guard: false,
     ...options,
   });
 }

@@ -4,12 +4,12 @@
  * answers, refused connection, caller abort) with the API key never leaking.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { retryableModelError } from '../../agents/http.js';
+import { retryableModelError } from '../../agents/guarded.js';
 import type { ModelRequest } from '../../agents/model.js';
 import { type OpenAIModelOptions, openAIModel } from '../../agents/openai.js';
 import { TroupeError } from '../../protocols/index.js';
 import { exponential } from '../../runtime/index.js';
-import { notSent, retry } from '../../supervisors/index.js';
+import { type Guard, notSent, retry } from '../../supervisors/index.js';
 import {
   bytePieces,
   closedPortUrl,
@@ -38,6 +38,8 @@ function model(options: Partial<OpenAIModelOptions> = {}) {
     baseUrl: `${server.url}/v1`,
     apiKey: KEY,
     stream: false,
+    // One HTTP attempt per call here: the default guard's retries are tested on their own.
+    guard: false,
     ...options,
   });
 }
@@ -324,6 +326,27 @@ describe('openAIModel: HTTP errors and retries', () => {
     expect(answer.text).toBe('at last');
     const [first, second] = server.requests;
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('is guarded by default: a 503 is retried, a 400 is not, and repeated failures open its breaker', async () => {
+    const guarded = model({
+      guard: {
+        retry: { attempts: 2, backoff: exponential({ baseMs: 1, maxMs: 1 }) },
+        breaker: { volumeThreshold: 2 },
+      },
+    }) as ReturnType<typeof model> & { guard: Guard };
+    server.reply(reply.status(503), reply.json(completion({ role: 'assistant', content: 'second try' })));
+    expect((await guarded.complete(hello)).text).toBe('second try');
+    expect(server.requests).toHaveLength(2);
+    server.reply(reply.status(400));
+    expect((await failure(guarded.complete(hello))).details?.status).toBe(400);
+    expect(server.requests).toHaveLength(3);
+    server.reply(reply.status(500), reply.status(500));
+    await failure(guarded.complete(hello));
+    expect(guarded.guard.breaker?.state).toBe('open');
+    expect((await failure(guarded.complete(hello))).code).toBe('ERR_CIRCUIT_OPEN');
+    expect(server.requests).toHaveLength(5);
+    guarded.guard.breaker?.shutdown();
   });
 
   it('a 500 is retryable, a 400 is not, and the provider text (at most 500 chars) is kept', async () => {
