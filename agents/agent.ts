@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { type Journal, type NewEvent, type StoredEvent, streamPages } from '../memory/index.js';
-import { ask, defineProtocol, invalidOption, parseAddress, TroupeError } from '../protocols/index.js';
+import {
+  type AgentStepEvent,
+  ask,
+  defineProtocol,
+  invalidOption,
+  parseAddress,
+  TroupeError,
+} from '../protocols/index.js';
 import {
   type ActorContext,
   activationFence,
@@ -111,6 +118,26 @@ interface Turn {
   readonly address: string;
   readonly system: ActorContext<AgentState, typeof AgentProtocol>['system'];
   readonly run: string;
+}
+
+/** Publishes a model call of a run: what it used and asked for, or its error. */
+function publishModelStep(
+  turn: Turn,
+  step: number,
+  name: string,
+  started: number,
+  outcome: Pick<AgentStepEvent, 'usage' | 'toolCalls' | 'error'>,
+): void {
+  turn.system.publish({
+    type: 'agent-step',
+    agent: turn.address,
+    run: turn.run,
+    step,
+    kind: 'model',
+    name,
+    ms: performance.now() - started,
+    ...outcome,
+  });
 }
 
 /** Errors thrown by the journal while a run appended: they crash the agent. */
@@ -300,7 +327,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
   };
 
   const callModel = async (turn: Turn, step: number): Promise<ModelResponse> => {
-    const { state, signal, address, run } = turn;
+    const { state, signal, address } = turn;
     if (signal.aborted) throw signal.reason;
     const request: ModelRequest = {
       ...(instructions === undefined ? {} : { system: instructions }),
@@ -325,18 +352,10 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
       response = await model.complete(request, { signal });
     } catch (error) {
       reservation?.release();
-      if (!signal.aborted) {
-        turn.system.publish({
-          type: 'agent-step',
-          agent: address,
-          run,
-          step,
-          kind: 'model',
-          name: model.name,
-          ms: performance.now() - started,
+      if (!signal.aborted)
+        publishModelStep(turn, step, model.name, started, {
           error: TroupeError.is(error) ? error.code : 'defect',
         });
-      }
       throw error;
     }
     const { inputTokens, outputTokens } = response.usage;
@@ -345,14 +364,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
       costUsd: usage?.costOf(response.model, response.usage) ?? 0,
     });
     usage?.record(address, response.model, response.usage);
-    turn.system.publish({
-      type: 'agent-step',
-      agent: address,
-      run,
-      step,
-      kind: 'model',
-      name: response.model,
-      ms: performance.now() - started,
+    publishModelStep(turn, step, response.model, started, {
       usage: { inputTokens, outputTokens },
       toolCalls: response.toolCalls.map((c) => c.name),
     });

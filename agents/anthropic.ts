@@ -2,12 +2,11 @@
  * The Anthropic model adapter: the Messages API (`POST /v1/messages`), streamed or not.
  */
 
-import { guardedModel } from './guarded.js';
 import {
-  callModelHttp,
   checkMaxTokens,
   consumeSse,
   type HttpModelOptions,
+  httpModelPort,
   isRecord,
   type ModelHttpCall,
   malformedError,
@@ -22,7 +21,6 @@ import {
 } from './http.js';
 import type {
   ChatMessage,
-  ModelCallOptions,
   ModelPort,
   ModelRequest,
   ModelResponse,
@@ -72,16 +70,11 @@ export function anthropicModel(options: AnthropicModelOptions): ModelPort {
     apiKey: process.env.ANTHROPIC_API_KEY,
   });
   const name = `anthropic:${resolved.model}`;
-  const complete = async (request: ModelRequest, callOptions?: ModelCallOptions): Promise<ModelResponse> => {
-    const call = httpCall(name, resolved, anthropicBody(request, resolved));
-    return callModelHttp(call, callOptions, (response) =>
-      resolved.stream
-        ? readStream(call, response, resolved.model, callOptions?.onText)
-        : readWhole(call, response, resolved.model),
-    );
-  };
-  // Guarded unless asked not to: every call out of the process goes through a breaker.
-  return options.guard === false ? { name, complete } : guardedModel({ name, complete }, options.guard ?? {});
+  return httpModelPort(name, resolved, options.guard, {
+    call: (request) => httpCall(name, resolved, anthropicBody(request, resolved)),
+    readStream: (call, response, onText) => readStream(call, response, resolved.model, onText),
+    readWhole: (call, response) => readWhole(call, response, resolved.model),
+  });
 }
 
 function httpCall(provider: string, options: ResolvedHttpOptions, body: unknown): ModelHttpCall {

@@ -6,8 +6,8 @@
 
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import { parseRetryAfter } from '../supervisors/index.js';
-import type { GuardedModelOptions } from './guarded.js';
-import type { ModelCallOptions } from './model.js';
+import { type GuardedModelOptions, guardedModel } from './guarded.js';
+import type { ModelCallOptions, ModelPort, ModelRequest, ModelResponse } from './model.js';
 
 /** The `fetch` an adapter calls: the global one by default; inject another to proxy or record calls. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -567,4 +567,35 @@ function textOf(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+/** How an adapter speaks its API: the call for a request, and how to read an answer. */
+export interface HttpModelApi {
+  /** The HTTP call of one request. */
+  call(request: ModelRequest): ModelHttpCall;
+  /** Reads a streamed answer (Server-Sent Events), calling `onText` per piece of text. */
+  readStream(
+    call: ModelHttpCall,
+    response: Response,
+    onText: ((text: string) => void) | undefined,
+  ): Promise<ModelResponse>;
+  /** Reads a whole JSON answer. */
+  readWhole(call: ModelHttpCall, response: Response): Promise<ModelResponse>;
+}
+
+/** A model port over an HTTP API, guarded (see {@link HttpModelOptions.guard}) unless `guard` is false. */
+export function httpModelPort(
+  name: string,
+  options: ResolvedHttpOptions,
+  guard: GuardedModelOptions | false | undefined,
+  api: HttpModelApi,
+): ModelPort {
+  const complete = (request: ModelRequest, callOptions?: ModelCallOptions): Promise<ModelResponse> => {
+    const call = api.call(request);
+    return callModelHttp(call, callOptions, (response) =>
+      options.stream ? api.readStream(call, response, callOptions?.onText) : api.readWhole(call, response),
+    );
+  };
+  // Every call out of the process goes through a breaker, unless asked otherwise.
+  return guard === false ? { name, complete } : guardedModel({ name, complete }, guard ?? {});
 }

@@ -3,12 +3,11 @@
  * It serves OpenAI and the servers that speak its API: vLLM, Ollama, llama.cpp's server, LM Studio.
  */
 import { invalidOption } from '../protocols/index.js';
-import { guardedModel } from './guarded.js';
 import {
-  callModelHttp,
   checkMaxTokens,
   consumeSse,
   type HttpModelOptions,
+  httpModelPort,
   isRecord,
   type ModelHttpCall,
   malformedError,
@@ -23,7 +22,6 @@ import {
 } from './http.js';
 import type {
   ChatMessage,
-  ModelCallOptions,
   ModelPort,
   ModelRequest,
   ModelResponse,
@@ -73,16 +71,11 @@ export function openAIModel(options: OpenAIModelOptions): ModelPort {
   if (maxTokensField !== 'max_tokens' && maxTokensField !== 'max_completion_tokens')
     throw invalidOption('maxTokensField', "must be 'max_tokens' or 'max_completion_tokens'", maxTokensField);
   const name = `openai:${resolved.model}`;
-  const complete = async (request: ModelRequest, callOptions?: ModelCallOptions): Promise<ModelResponse> => {
-    const call = httpCall(name, resolved, openAIBody(request, resolved, maxTokensField));
-    return callModelHttp(call, callOptions, (response) =>
-      resolved.stream
-        ? readStream(call, response, resolved.model, callOptions?.onText)
-        : readWhole(call, response, resolved.model),
-    );
-  };
-  // Guarded unless asked not to: every call out of the process goes through a breaker.
-  return options.guard === false ? { name, complete } : guardedModel({ name, complete }, options.guard ?? {});
+  return httpModelPort(name, resolved, options.guard, {
+    call: (request) => httpCall(name, resolved, openAIBody(request, resolved, maxTokensField)),
+    readStream: (call, response, onText) => readStream(call, response, resolved.model, onText),
+    readWhole: (call, response) => readWhole(call, response, resolved.model),
+  });
 }
 
 function httpCall(provider: string, options: ResolvedHttpOptions, body: unknown): ModelHttpCall {
