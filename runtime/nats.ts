@@ -185,8 +185,8 @@ class NatsTransport implements Transport {
   async store(cluster: string): Promise<ClusterStore> {
     const prefix = (this.prefix ?? `troupe.${cluster}`).replace(/[^A-Za-z0-9_-]/g, '_');
     const kvm = new Kvm(this.nc);
-    const members = await kvm.create(`${prefix}_members`, { history: 1, ttl: 60_000 });
-    const leases = await kvm.create(`${prefix}_leases`, { history: 1 });
+    const members = await createBucket(kvm, `${prefix}_members`, { history: 1, ttl: 60_000 });
+    const leases = await createBucket(kvm, `${prefix}_leases`, { history: 1 });
     return new KvStore(members, leases);
   }
 
@@ -451,5 +451,26 @@ class KvStore implements ClusterStore {
 
   async close(): Promise<void> {
     this.stopWatch?.();
+  }
+}
+
+/**
+ * Creates (or binds to) a KV bucket. Nodes that start together race to create the same bucket, and
+ * the server may refuse the loser while the winner's stream is still being set up ("subjects
+ * overlap with an existing stream"); a moment later the same call binds to the finished bucket.
+ */
+async function createBucket(
+  kvm: Kvm,
+  name: string,
+  options: Parameters<Kvm['create']>[1],
+): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kvm.create(name, options);
+    } catch (error) {
+      const message = String((error as Error)?.message ?? '');
+      if (attempt >= 5 || !/overlap|already in use/i.test(message)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
   }
 }
