@@ -592,6 +592,19 @@ describe('capability routing', () => {
     expect(() => s.route({ capability: '' })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_OPTION' }),
     );
+    expect(() => agent({ model, capabilities: { research: 'high' } as never })).toThrow(/capabilities/);
+    // A scoring function that throws counts as "cannot" for that actor only.
+    const flaky = s.spawn(
+      agent({
+        model,
+        capabilities: () => {
+          throw new Error('bad score');
+        },
+      }),
+      { name: 'flaky' },
+    );
+    expect(s.route({ capability: 'research' })?.address).toBe(r1.address);
+    await s.stop(flaky);
   });
 
   it('prefers the agent with the shorter mailbox among equal scores', async () => {
