@@ -459,11 +459,7 @@ class KvStore implements ClusterStore {
  * the server may refuse the loser while the winner's stream is still being set up ("subjects
  * overlap with an existing stream"); a moment later the same call binds to the finished bucket.
  */
-async function createBucket(
-  kvm: Kvm,
-  name: string,
-  options: Parameters<Kvm['create']>[1],
-): Promise<KV> {
+async function createBucket(kvm: Kvm, name: string, options: Parameters<Kvm['create']>[1]): Promise<KV> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await kvm.create(name, options);
