@@ -151,6 +151,33 @@ describe('watchSystem', () => {
       error: new Error('troupe://ops/local/app exceeded its restart intensity'),
     });
     expect(line).toBe('   1.500s  escalated    app  app exceeded its restart intensity');
+    expect(
+      renderEvent({ type: 'breaker-transition', at: 2000, breaker: 'openai', from: 'closed', to: 'open' }),
+    ).toBe('   2.000s  breaker      openai  closed -> open');
+    expect(
+      renderEvent({
+        type: 'agent-step',
+        at: 2500,
+        agent: 'troupe://ops/local/team/writer',
+        run: 'run-1',
+        step: 2,
+        kind: 'tool',
+        name: 'search',
+        ms: 12.4,
+        error: 'ERR_CALL_TIMEOUT',
+      }),
+    ).toBe('   2.500s  agent-step   team/writer  #2 tool search 12 ms ERR_CALL_TIMEOUT');
+    expect(
+      renderEvent({
+        type: 'agent-run',
+        at: 3000,
+        agent: 'troupe://ops/local/w',
+        run: 'run-1',
+        phase: 'failed',
+        steps: 8,
+        error: 'ERR_STEP_LIMIT',
+      }),
+    ).toBe('   3.000s  agent-run    w  failed after 8 steps (ERR_STEP_LIMIT)');
   });
 });
 
