@@ -143,6 +143,19 @@ function publishModelStep(
 /** Errors thrown by the journal while a run appended: they crash the agent. */
 const journalFailures = new WeakSet<object>();
 
+/** Tool calls the journal can store: their ids, names and every string in their arguments. */
+function storableCalls(calls: readonly ToolCall[]): ToolCall[] {
+  const clean = (value: unknown): unknown =>
+    typeof value === 'string'
+      ? storable(value)
+      : Array.isArray(value)
+        ? value.map(clean)
+        : typeof value === 'object' && value !== null
+          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), clean(v)]))
+          : value;
+  return calls.map((c) => ({ id: storable(c.id), name: storable(c.name), arguments: clean(c.arguments) }));
+}
+
 /** Text the journal can store: NUL and lone surrogates become U+FFFD. */
 function storable(text: string): string {
   return text.replace(/\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
@@ -377,7 +390,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
   ): Promise<RunOutcome> => {
     // Fixed for the whole run: after a restart, ctx has the next incarnation's state and signal.
     const state = ctx.state;
-    const run = body.runId ?? `run-${state.runs + 1}`;
+    const run = body.runId === undefined ? `run-${state.runs + 1}` : storable(body.runId);
     const turn: Turn = { state, signal: ctx.signal, address: ctx.self.address, system: ctx.system, run };
     const publishRun = (phase: 'started' | 'finished' | 'failed', steps: number, error?: string) =>
       turn.system.publish({
@@ -408,7 +421,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
         const response = await callModel(turn, steps);
         spent.inputTokens += response.usage.inputTokens;
         spent.outputTokens += response.usage.outputTokens;
-        const calls = response.toolCalls;
+        const calls = storableCalls(response.toolCalls);
         await say(turn, [
           {
             role: 'assistant',

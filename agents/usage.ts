@@ -184,10 +184,11 @@ class Ledger implements UsageLedger {
    * version, `gpt-4o-mini-2024-07-18`, is priced as `gpt-4o-mini`).
    */
   private priceOf(model: string): ModelPrice | undefined {
-    const exact = this.prices[model];
+    const own = (name: string) => (Object.hasOwn(this.prices, name) ? this.prices[name] : undefined);
+    const exact = own(model);
     if (exact !== undefined) return exact;
     const bare = model.slice(model.indexOf(':') + 1);
-    if (this.prices[bare] !== undefined) return this.prices[bare];
+    if (own(bare) !== undefined) return own(bare);
     let best: string | undefined;
     for (const name of Object.keys(this.prices)) {
       if (bare.startsWith(name) && (best === undefined || name.length > best.length)) best = name;

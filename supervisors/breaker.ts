@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import { type BreakerState, invalidOption, type PublishedEvent, TroupeError } from '../protocols/index.js';
 
@@ -108,7 +109,10 @@ export function breaker(options: BreakerOptions): Breaker {
       volumeThreshold,
       resetTimeout: resetTimeoutMs,
       rollingCountTimeout: windowMs,
-      rollingCountBuckets: 10,
+      rollingCountBuckets: BUCKETS,
+      // No timers of opossum's own for the statistics: the breaker turns its window as calls come
+      // (see BreakerImpl.turnWindow), so a breaker nobody uses any more can be collected.
+      enableSnapshots: false,
       // Deadlines are the guard's, with an AbortSignal that reaches the request; opossum's own timer
       // would only stop waiting, not stop the call.
       timeout: false,
@@ -145,9 +149,16 @@ function counts(
 
 type Call = () => PromiseLike<unknown>;
 
+/** Buckets of a breaker's rolling window. */
+const BUCKETS = 10;
+
 class BreakerImpl implements Breaker {
   private readonly circuit: CircuitBreaker<[Call, AbortSignal | undefined], unknown>;
   private current: BreakerState = 'closed';
+  /** Turns opossum's statistics window on 'rotate', instead of an interval timer per breaker. */
+  private readonly window = new EventEmitter();
+  private readonly bucketMs: number;
+  private lastTurn = Date.now();
 
   constructor(
     readonly name: string,
@@ -155,9 +166,10 @@ class BreakerImpl implements Breaker {
     private readonly system: { publish(event: PublishedEvent): void } | undefined,
     private readonly onTransition: ((from: BreakerState, to: BreakerState) => void) | undefined,
   ) {
+    this.bucketMs = Math.max(1, Math.floor((options.rollingCountTimeout ?? 10_000) / BUCKETS));
     this.circuit = new CircuitBreaker(
       (call: Call, _signal: AbortSignal | undefined) => Promise.resolve(call()),
-      options,
+      { ...options, rotateBucketController: this.window },
     );
     this.circuit.on('open', () => this.moveTo('open'));
     this.circuit.on('halfOpen', () => this.moveTo('half-open'));
@@ -169,6 +181,7 @@ class BreakerImpl implements Breaker {
   }
 
   fire<T>(call: () => PromiseLike<T>, signal?: AbortSignal): Promise<T> {
+    this.turnWindow();
     const circuit = this.circuit;
     // The refusal is decided here, by opossum's own rule (open, or half-open with its trial out),
     // so opossum's refusals never need translating on the way back.
@@ -187,6 +200,17 @@ class BreakerImpl implements Breaker {
 
   shutdown(): void {
     this.circuit.shutdown();
+  }
+
+  /**
+   * Drops the buckets older than the window when a call starts. The statistics are read only when a
+   * call ends, so they are at most that call's duration stale, and no timer runs per breaker.
+   */
+  private turnWindow(): void {
+    const turns = Math.floor((Date.now() - this.lastTurn) / this.bucketMs);
+    if (turns === 0) return;
+    this.lastTurn += turns * this.bucketMs;
+    for (let i = 0; i < Math.min(turns, BUCKETS); i++) this.window.emit('rotate');
   }
 
   private moveTo(to: BreakerState): void {

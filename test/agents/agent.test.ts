@@ -540,6 +540,29 @@ describe('runs across restarts and failures', () => {
     expectPaired(await a.ask('history', {}));
   });
 
+  it('stores text the journal refuses (NUL, lone surrogates) with U+FFFD instead of crashing', async () => {
+    const { system: s } = system();
+    const journal = inMemoryJournal();
+    const echo = tool({
+      name: 'echo',
+      description: 'Echoes',
+      input: z.object({ text: z.string() }),
+      run: ({ text }) => `bin\u0000ary ${text}`,
+    });
+    const model = scriptedModel({
+      steps: [{ toolCalls: [{ name: 'echo', arguments: { text: 'a\ud800b' } }] }, 'done'],
+    });
+    const a = s.spawn(agent({ model, tools: [echo], journal }), { name: 'binary' });
+    expect(await a.ask('run', { input: 'x\u0000y', runId: 'r\u0000' })).toMatchObject({
+      ok: true,
+      run: 'r\ufffd',
+    });
+    const history = await a.ask('history', {});
+    expect(history[0]).toMatchObject({ content: 'x\ufffdy' });
+    expect(history[2]).toMatchObject({ content: 'bin\ufffdary a\ufffdb' });
+    expect((await journal.readStream('agent-binary')).length).toBe(5);
+  });
+
   it('records a failed model call and replays it as the same typed failure', async () => {
     const { system: s } = system();
     const down: ModelPort = {

@@ -125,6 +125,44 @@ describe('guarded models', () => {
     provider.guard.breaker?.shutdown();
   });
 
+  it('adds no second breaker or retries around a port that is guarded already', async () => {
+    const failing = provider('inner', () => 503);
+    const once = guardedModel(failing, { retry: quickRetry });
+    const outer = guardedModel(once, { bulkhead: { maxConcurrent: 4 } });
+    await expect(outer.complete({ messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+      code: 'ERR_MODEL_HTTP',
+    });
+    expect(failing.calls).toBe(2);
+    expect(outer.guard.breaker).toBeUndefined();
+    once.guard.breaker?.shutdown();
+  });
+
+  it('never tries again, nor falls back, after text was streamed', async () => {
+    let calls = 0;
+    const overloaded: ModelPort = {
+      name: 'overloaded',
+      complete: async (_request, options) => {
+        calls++;
+        options?.onText?.('Hello ');
+        throw new TroupeError('ERR_MODEL_HTTP', 'overloaded mid-stream', { details: { status: 529 } });
+      },
+    };
+    const spare = provider('spare', () => undefined);
+    const model = fallbackModels([guardedModel(overloaded, { retry: quickRetry }), spare]);
+    const heard: string[] = [];
+    await expect(
+      model.complete({ messages: [{ role: 'user', content: 'x' }] }, { onText: (t) => heard.push(t) }),
+    ).rejects.toMatchObject({ details: { status: 529 } });
+    expect(heard).toEqual(['Hello ']);
+    expect(calls).toBe(1);
+    expect(spare.calls).toBe(0);
+    // Without onText nothing was said, so the same failure is retried and falls back.
+    await expect(model.complete({ messages: [{ role: 'user', content: 'x' }] })).resolves.toMatchObject({
+      text: 'answer from spare',
+    });
+    expect(calls).toBe(3);
+  });
+
   it('throws the last failure when every provider fails', async () => {
     const a = provider('a', () => 500);
     const b = provider('b', () => 429);

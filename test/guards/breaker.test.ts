@@ -178,6 +178,21 @@ describe('breaker', () => {
     b.shutdown();
   });
 
+  it('forgets failures older than its window, with no timer of its own', async () => {
+    const intervals = vi.spyOn(globalThis, 'setInterval');
+    const b = breaker({ name: 'windowed', volumeThreshold: 2, errorThresholdPercentage: 50, windowMs: 1000 });
+    expect(intervals).not.toHaveBeenCalled();
+    intervals.mockRestore();
+    await b.fire(() => Promise.reject(new Error('old failure'))).catch(() => {});
+    await vi.advanceTimersByTimeAsync(1500);
+    await b.fire(async () => 'ok');
+    // In the window: one success and this failure, 50%, not above the threshold. Had the old
+    // failure stayed, 2 of 3 would have opened it.
+    await b.fire(() => Promise.reject(new Error('new failure'))).catch(() => {});
+    expect(b.state).toBe('closed');
+    b.shutdown();
+  });
+
   it('keeps working when a transition listener throws', async () => {
     const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
     const b = breaker({
