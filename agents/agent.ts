@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type Journal, type NewEvent, type StoredEvent, streamPages } from '../memory/index.js';
+import { type Journal, type NewEvent, type StoredEvent, storableText, streamPages } from '../memory/index.js';
 import {
   type AgentStepEvent,
   ask,
@@ -147,18 +147,17 @@ const journalFailures = new WeakSet<object>();
 function storableCalls(calls: readonly ToolCall[]): ToolCall[] {
   const clean = (value: unknown): unknown =>
     typeof value === 'string'
-      ? storable(value)
+      ? storableText(value)
       : Array.isArray(value)
         ? value.map(clean)
         : typeof value === 'object' && value !== null
-          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), clean(v)]))
+          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [storableText(k), clean(v)]))
           : value;
-  return calls.map((c) => ({ id: storable(c.id), name: storable(c.name), arguments: clean(c.arguments) }));
-}
-
-/** Text the journal can store: NUL and lone surrogates become U+FFFD. */
-function storable(text: string): string {
-  return text.replace(/\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  return calls.map((c) => ({
+    id: storableText(c.id),
+    name: storableText(c.name),
+    arguments: clean(c.arguments),
+  }));
 }
 
 const agentEvents = {
@@ -390,7 +389,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
   ): Promise<RunOutcome> => {
     // Fixed for the whole run: after a restart, ctx has the next incarnation's state and signal.
     const state = ctx.state;
-    const run = body.runId === undefined ? `run-${state.runs + 1}` : storable(body.runId);
+    const run = body.runId === undefined ? `run-${state.runs + 1}` : storableText(body.runId);
     const turn: Turn = { state, signal: ctx.signal, address: ctx.self.address, system: ctx.system, run };
     const publishRun = (phase: 'started' | 'finished' | 'failed', steps: number, error?: string) =>
       turn.system.publish({
@@ -411,7 +410,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
           'the call was interrupted: the agent restarted before it answered',
         ),
     );
-    await say(turn, [...interrupted, { role: 'user', content: storable(body.input) }]);
+    await say(turn, [...interrupted, { role: 'user', content: storableText(body.input) }]);
     publishRun('started', 0);
     let steps = 0;
     const spent = { inputTokens: 0, outputTokens: 0 };
@@ -425,7 +424,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
         await say(turn, [
           {
             role: 'assistant',
-            content: storable(response.text),
+            content: storableText(response.text),
             ...(calls.length === 0 ? {} : { toolCalls: calls }),
           },
         ]);
@@ -448,7 +447,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
             role: 'tool',
             toolCallId: call.id,
             name: call.name,
-            content: storable(results[i]!.content),
+            content: storableText(results[i]!.content),
             ...(results[i]!.isError ? { isError: true } : {}),
           })),
         );
@@ -456,8 +455,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     } catch (error) {
       // Journal failures, an incarnation that is over, and defects crash the agent (or end it, when
       // it is stopping); its supervisor restarts it from the journal.
-      if (!TroupeError.is(error) || crashes(error) || journalFailures.has(error) || turn.signal.aborted)
-        throw error;
+      if (!TroupeError.is(error) || journalFailures.has(error) || turn.signal.aborted) throw error;
       await say(
         turn,
         unanswered(state.messages, () => error),
@@ -488,16 +486,6 @@ function trim(state: AgentState, max: number): void {
   let from = messages.length - max;
   while (from < messages.length && messages[from]!.role !== 'user') from++;
   messages.splice(0, from);
-}
-
-/** Errors that mean the agent's state can no longer be trusted (or a stale activation): crash. */
-function crashes(error: TroupeError): boolean {
-  return (
-    error.code === 'ERR_JOURNAL_CONFLICT' ||
-    error.code === 'ERR_JOURNAL_UNAVAILABLE' ||
-    error.code === 'ERR_JOURNAL_CORRUPT' ||
-    error.code === 'ERR_FENCED'
-  );
 }
 
 /** Folds one stored event into the state; a damaged one fails the recovery, naming stream and version. */

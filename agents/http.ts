@@ -5,7 +5,7 @@
  */
 
 import { invalidOption, TroupeError } from '../protocols/index.js';
-import { parseRetryAfter } from '../supervisors/index.js';
+import { parseRetryAfter, withDeadline } from '../supervisors/index.js';
 import { type GuardedModelOptions, guardedModel } from './guarded.js';
 import type { ModelCallOptions, ModelPort, ModelRequest, ModelResponse } from './model.js';
 
@@ -157,47 +157,11 @@ export async function callModelHttp<T>(
   read: (response: Response) => Promise<T>,
 ): Promise<T> {
   const payload = JSON.stringify(call.body);
-  return withDeadline(call, options?.signal, async (signal) => read(await send(call, payload, signal)));
-}
-
-/**
- * Runs `work` with a signal that aborts when `timeoutMs` passes (reason: `ERR_CALL_TIMEOUT`) or when the
- * caller's `signal` aborts (its reason). Settles as soon as either happens, even if `work` ignores its
- * signal; a later rejection of `work` is swallowed. A failed `work` has its signal aborted too, so
- * that its request ends. The timer is always cleared.
- */
-async function withDeadline<T>(
-  call: Pick<ModelHttpCall, 'provider' | 'timeoutMs'>,
-  signal: AbortSignal | undefined,
-  work: (signal: AbortSignal) => Promise<T>,
-): Promise<T> {
-  if (signal?.aborted) throw signal.reason;
-  const controller = new AbortController();
-  let stop: (reason: unknown) => void = () => {};
-  const stopped = new Promise<never>((_, reject) => {
-    stop = reject;
+  return withDeadline(async (signal) => read(await send(call, payload, signal)), {
+    timeoutMs: call.timeoutMs,
+    signal: options?.signal,
+    timeout: () => timeoutError(call),
   });
-  stopped.catch(() => {});
-  const abort = (reason: unknown) => {
-    if (controller.signal.aborted) return;
-    controller.abort(reason);
-    stop(reason);
-  };
-  const timer = setTimeout(() => abort(timeoutError(call)), call.timeoutMs);
-  const onCallerAbort = () => abort(signal?.reason);
-  signal?.addEventListener('abort', onCallerAbort, { once: true });
-  try {
-    const running = work(controller.signal);
-    running.catch(() => {});
-    return await Promise.race([running, stopped]);
-  } catch (error) {
-    if (controller.signal.aborted) throw controller.signal.reason;
-    controller.abort();
-    throw error;
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onCallerAbort);
-  }
 }
 
 function timeoutError(call: Pick<ModelHttpCall, 'provider' | 'timeoutMs'>): TroupeError {

@@ -1,4 +1,5 @@
 import { invalidOption } from '../protocols/index.js';
+import { sleep } from '../supervisors/index.js';
 import type {
   ModelCallOptions,
   ModelPort,
@@ -60,7 +61,7 @@ export function scriptedModel(options: ScriptedModelOptions): ModelPort {
   return {
     name,
     complete: async (request: ModelRequest, call?: ModelCallOptions): Promise<ModelResponse> => {
-      if (latencyMs > 0) await delay(latencyMs, call?.signal);
+      if (latencyMs > 0) await sleep(latencyMs, call?.signal);
       call?.signal?.throwIfAborted();
       const index = Math.min(stepOfRun(request), steps.length - 1);
       const step = steps[index]!;
@@ -102,18 +103,4 @@ function stepOfRun(request: ModelRequest): number {
 
 function tokensOf(text: string): number {
   return Math.ceil(text.length / 4);
-}
-
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -24,9 +24,6 @@ const nact = require('nact') as {
   stop(ref: unknown): void;
 };
 
-const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-const gc = (globalThis as { gc?: () => void }).gc;
-
 export function agentCases(tools: BenchTools): BenchCase[] {
   const { quick } = tools;
   const rounds = quick ? 1 : 10;
@@ -76,23 +73,10 @@ export function agentCases(tools: BenchTools): BenchCase[] {
         const n = quick ? 10_000 : 100_000;
         const model = scriptedModel({ steps: ['ok'] });
         const idle = agent({ model, capabilities: { chat: 1 } });
-        const heap = async (spawnAll: () => { count: number; teardown: () => Promise<void> }) => {
-          for (let i = 0; i < 3; i++) gc!();
-          const before = process.memoryUsage().heapUsed;
-          const { count, teardown } = spawnAll();
-          // Every agent has started (its preStart ran) and waits for work.
-          for (let i = 0; i < 3; i++) await yieldTurn();
-          for (let i = 0; i < 3; i++) gc!();
-          const bytes = (process.memoryUsage().heapUsed - before) / n;
-          if (count !== n) throw new Error('lost agents');
-          await teardown();
-          await yieldTurn();
-          return bytes;
-        };
         let names = 0;
         const [t, b, pairs] = await tools.sideBySide(
           () =>
-            heap(() => {
+            tools.heapPerItem(n, () => {
               const system = createSystem({
                 name: 'bench-agents',
                 devChecks: false,
@@ -100,10 +84,10 @@ export function agentCases(tools: BenchTools): BenchCase[] {
               });
               const refs: ActorRef<typeof AgentProtocol>[] = [];
               for (let i = 0; i < n; i++) refs.push(system.spawn(idle));
-              return { count: refs.length, teardown: () => system.close() };
+              return { refs, teardown: () => system.close() };
             }),
           () =>
-            heap(() => {
+            tools.heapPerItem(n, () => {
               const nsys = nact.start();
               const refs: unknown[] = [];
               // The state an idle agent holds: an empty conversation and its counters.
@@ -114,7 +98,7 @@ export function agentCases(tools: BenchTools): BenchCase[] {
                   }),
                 );
               }
-              return { count: refs.length, teardown: async () => nact.stop(nsys) };
+              return { refs, teardown: async () => nact.stop(nsys) };
             }),
           quick ? 1 : 2,
         );

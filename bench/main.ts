@@ -112,6 +112,20 @@ function expect(target: number): Promise<void> {
 }
 
 const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const heapPerItem: BenchTools['heapPerItem'] = async (n, spawnAll) => {
+  for (let i = 0; i < 3; i++) gc!();
+  const before = process.memoryUsage().heapUsed;
+  const { refs, teardown } = spawnAll();
+  // What started asynchronously (a preStart) has done so.
+  for (let i = 0; i < 3; i++) await yieldTurn();
+  for (let i = 0; i < 3; i++) gc!();
+  const bytes = (process.memoryUsage().heapUsed - before) / n;
+  if (refs.length !== n) throw new Error('lost refs');
+  await teardown();
+  await yieldTurn();
+  return bytes;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 // An even number: rounds pair up in blocks (see sideBySide).
 const rounds = quick ? 1 : 10;
@@ -398,28 +412,16 @@ const cases: Case[] = [
     goal: 'troupe <= 600',
     async run() {
       const n = quick ? 10_000 : 100_000;
-      const heap = async (spawnAll: () => { refs: unknown[]; teardown: () => Promise<void> }) => {
-        for (let i = 0; i < 3; i++) gc!();
-        const before = process.memoryUsage().heapUsed;
-        const { refs, teardown } = spawnAll();
-        await yieldTurn();
-        for (let i = 0; i < 3; i++) gc!();
-        const bytes = (process.memoryUsage().heapUsed - before) / n;
-        if (refs.length !== n) throw new Error('lost refs');
-        await teardown();
-        await yieldTurn();
-        return bytes;
-      };
       const [t, b, pairs] = await sideBySide(
         () =>
-          heap(() => {
+          heapPerItem(n, () => {
             const system = troupeSystem();
             const refs: ActorRef<typeof Load>[] = [];
             for (let i = 0; i < n; i++) refs.push(system.spawn(counter));
             return { refs, teardown: () => system.close() };
           }),
         () =>
-          heap(() => {
+          heapPerItem(n, () => {
             const nsys = nact.start();
             const refs: unknown[] = [];
             for (let i = 0; i < n; i++) refs.push(nactCounter(nsys));
@@ -543,9 +545,9 @@ function format(value: number): string {
 async function main(): Promise<void> {
   const all = [
     ...cases,
-    ...remoteCases({ quick, sideBySide, result }),
-    ...journalCases({ quick, sideBySide, result }),
-    ...agentCases({ quick, sideBySide, result }),
+    ...remoteCases({ quick, sideBySide, result, heapPerItem }),
+    ...journalCases({ quick, sideBySide, result, heapPerItem }),
+    ...agentCases({ quick, sideBySide, result, heapPerItem }),
   ];
   const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {

@@ -31,6 +31,14 @@ export interface BenchCase {
 
 export interface BenchTools {
   readonly quick: boolean;
+  /**
+   * Heap bytes per item of what `spawnAll` makes (`n` of them, kept alive by `refs`), after a full
+   * GC on either side and a few turns for them to start; then `teardown`.
+   */
+  heapPerItem(
+    n: number,
+    spawnAll: () => { refs: readonly unknown[]; teardown: () => Promise<void> },
+  ): Promise<number>;
   sideBySide(
     a: () => Promise<number>,
     b: () => Promise<number>,

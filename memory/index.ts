@@ -16,6 +16,7 @@ export {
   START,
   type StoredEvent,
   type SubscribeOptions,
+  storableText,
   streamPages,
 } from './journal.js';
 export { type MeilisearchIndexOptions, meilisearchIndex } from './meilisearch.js';

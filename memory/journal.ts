@@ -631,6 +631,14 @@ const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 /** A NUL or a lone surrogate in a string (stream, type, message id). */
 const UNSTORABLE_TEXT = /\0|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/**
+ * `text` as the journal can store it: NUL and lone surrogates, which it refuses, become U+FFFD.
+ * @example `storableText('a\u0000b') === 'a\ufffdb'`
+ */
+export function storableText(text: string): string {
+  return text.replace(new RegExp(UNSTORABLE_TEXT.source, 'g'), '\ufffd');
+}
+
 function unstorable(what: string, cause?: unknown): TroupeError {
   return new TroupeError(
     'ERR_VALIDATION',

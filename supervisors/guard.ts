@@ -1,6 +1,7 @@
 import { invalidOption, type PublishedEvent, TroupeError } from '../protocols/index.js';
-import { type Breaker, type BreakerOptions, breaker } from './breaker.js';
+import { type Breaker, type BreakerOptions, breaker, refusedBeforeCall } from './breaker.js';
 import { type Bulkhead, type BulkheadOptions, bulkhead } from './bulkhead.js';
+import { withDeadline } from './deadline.js';
 import { type RetryOptions, type RetryPolicy, retryAfter, retryPolicy } from './retry.js';
 
 /** Options of {@link guard}. */
@@ -48,15 +49,6 @@ export interface Guard {
    * last error after the retries.
    */
   call<T>(call: (signal: AbortSignal) => PromiseLike<T>, options?: GuardCallOptions): Promise<T>;
-}
-
-/** Errors a guard refuses with before calling: retrying them at once would not help. */
-function refusal(error: unknown): boolean {
-  return (
-    TroupeError.is(error, 'ERR_CIRCUIT_OPEN') ||
-    TroupeError.is(error, 'ERR_BULKHEAD_FULL') ||
-    TroupeError.is(error, 'ERR_BUDGET_EXCEEDED')
-  );
 }
 
 /** A signal that never aborts, for calls without a deadline or a caller's signal. */
@@ -119,7 +111,7 @@ class GuardImpl implements Guard {
     if (retryOptions === undefined) return;
     const userRetryable = retryOptions.retryable;
     const retryable = (error: unknown) =>
-      !refusal(error) &&
+      !refusedBeforeCall(error) &&
       (error as Error | undefined)?.name !== 'AbortError' &&
       (userRetryable === undefined || userRetryable(error));
     this.policies = [
@@ -170,29 +162,13 @@ class GuardImpl implements Guard {
     // A call that throws instead of rejecting is a rejection all the same.
     if (this.timeoutMs === undefined) return new Promise<T>((resolve) => resolve(call(outer ?? NEVER)));
     const timeoutMs = this.timeoutMs;
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(outer!.reason);
-    outer?.addEventListener('abort', onAbort, { once: true });
-    const running = new Promise<T>((resolve) => resolve(call(controller.signal)));
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new TroupeError(
-          'ERR_CALL_TIMEOUT',
-          `"${this.name}" ran past its deadline of ${timeoutMs} ms`,
-          { details: { call: this.name, timeoutMs } },
-        );
-        controller.abort(error);
-        reject(error);
-      }, timeoutMs);
-    });
-    const aborted = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
-    });
-    // The call may ignore its signal: the deadline still ends the wait for it.
-    return Promise.race([running, deadline, aborted]).finally(() => {
-      clearTimeout(timer);
-      outer?.removeEventListener('abort', onAbort);
+    return withDeadline(call, {
+      timeoutMs,
+      signal: outer,
+      timeout: () =>
+        new TroupeError('ERR_CALL_TIMEOUT', `"${this.name}" ran past its deadline of ${timeoutMs} ms`, {
+          details: { call: this.name, timeoutMs },
+        }),
     });
   }
 }

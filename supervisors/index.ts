@@ -14,8 +14,9 @@ export {
   type Spend,
 } from './budget.js';
 export { type Bulkhead, type BulkheadCallOptions, type BulkheadOptions, bulkhead } from './bulkhead.js';
+export { type DeadlineOptions, withDeadline } from './deadline.js';
 export { type Guard, type GuardCallOptions, type GuardOptions, guard } from './guard.js';
-export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults } from './retry.js';
+export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults, sleep } from './retry.js';
 export {
   type ChildInfo,
   type ChildSpec,

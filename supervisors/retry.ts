@@ -1,5 +1,6 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import { type Backoff, backoffDelay, type Clock, exponential, realClock } from '../runtime/index.js';
+import { refusedBeforeCall } from './breaker.js';
 
 /** Options of {@link retry}. */
 export interface RetryOptions {
@@ -42,9 +43,7 @@ export function notSent(error: unknown): boolean {
   return (
     (error as { notSent?: unknown } | null)?.notSent === true ||
     (TroupeError.is(error) && error.details?.notSent === true) ||
-    TroupeError.is(error, 'ERR_BULKHEAD_FULL') ||
-    TroupeError.is(error, 'ERR_CIRCUIT_OPEN') ||
-    TroupeError.is(error, 'ERR_BUDGET_EXCEEDED')
+    refusedBeforeCall(error)
   );
 }
 
@@ -160,7 +159,7 @@ export async function retryAfter<T>(
       (idempotent || notSent(error)) &&
       (retryable === undefined || retryable(error));
     if (!again) throw error;
-    await wait(clock, Math.max(backoffDelay(backoff, attempt - 1, Math.random), asked), signal);
+    await sleep(Math.max(backoffDelay(backoff, attempt - 1, Math.random), asked), signal, clock);
     if (signal?.aborted) throw signal.reason;
     try {
       return await call(attempt);
@@ -170,7 +169,11 @@ export async function retryAfter<T>(
   }
 }
 
-function wait(clock: Clock, ms: number, signal: AbortSignal | undefined): Promise<void> {
+/**
+ * Resolves after `ms` on `clock` (the real one by default), or rejects with the signal's reason as
+ * soon as it aborts.
+ */
+export function sleep(ms: number, signal?: AbortSignal, clock: Clock = realClock): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
