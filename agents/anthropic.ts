@@ -71,29 +71,15 @@ export function anthropicModel(options: AnthropicModelOptions): ModelPort {
   });
   const name = `anthropic:${resolved.model}`;
   return httpModelPort(name, resolved, options.guard, {
-    call: (request) => httpCall(name, resolved, anthropicBody(request, resolved)),
+    path: '/v1/messages',
+    headers: {
+      'anthropic-version': ANTHROPIC_VERSION,
+      ...(resolved.apiKey === undefined ? {} : { 'x-api-key': resolved.apiKey }),
+    },
+    body: (request) => anthropicBody(request, resolved),
     readStream: (call, response, onText) => readStream(call, response, resolved.model, onText),
     readWhole: (call, response) => readWhole(call, response, resolved.model),
   });
-}
-
-function httpCall(provider: string, options: ResolvedHttpOptions, body: unknown): ModelHttpCall {
-  const auth: Record<string, string> = options.apiKey === undefined ? {} : { 'x-api-key': options.apiKey };
-  return {
-    provider,
-    url: `${options.baseUrl}/v1/messages`,
-    headers: {
-      'content-type': 'application/json',
-      accept: options.stream ? 'text/event-stream' : 'application/json',
-      'anthropic-version': ANTHROPIC_VERSION,
-      ...auth,
-      ...options.headers,
-    },
-    body,
-    timeoutMs: options.timeoutMs,
-    fetch: options.fetch,
-    secrets: options.apiKey === undefined ? [] : [options.apiKey],
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------

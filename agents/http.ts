@@ -533,10 +533,14 @@ function textOf(value: unknown): string {
   }
 }
 
-/** How an adapter speaks its API: the call for a request, and how to read an answer. */
+/** How an adapter speaks its API: where it posts, its own headers, the body, and how to read answers. */
 export interface HttpModelApi {
-  /** The HTTP call of one request. */
-  call(request: ModelRequest): ModelHttpCall;
+  /** The path after the base URL (`/chat/completions`). */
+  readonly path: string;
+  /** The adapter's own headers (its authentication, a version); the caller's `headers` go over them. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The JSON body of one request. */
+  body(request: ModelRequest): unknown;
   /** Reads a streamed answer (Server-Sent Events), calling `onText` per piece of text. */
   readStream(
     call: ModelHttpCall,
@@ -554,8 +558,23 @@ export function httpModelPort(
   guard: GuardedModelOptions | false | undefined,
   api: HttpModelApi,
 ): ModelPort {
+  const headers = {
+    'content-type': 'application/json',
+    accept: options.stream ? 'text/event-stream' : 'application/json',
+    ...api.headers,
+    ...options.headers,
+  };
+  const secrets = options.apiKey === undefined ? [] : [options.apiKey];
   const complete = (request: ModelRequest, callOptions?: ModelCallOptions): Promise<ModelResponse> => {
-    const call = api.call(request);
+    const call: ModelHttpCall = {
+      provider: name,
+      url: `${options.baseUrl}${api.path}`,
+      headers,
+      body: api.body(request),
+      timeoutMs: options.timeoutMs,
+      fetch: options.fetch,
+      secrets,
+    };
     return callModelHttp(call, callOptions, (response) =>
       options.stream ? api.readStream(call, response, callOptions?.onText) : api.readWhole(call, response),
     );

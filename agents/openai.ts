@@ -72,33 +72,12 @@ export function openAIModel(options: OpenAIModelOptions): ModelPort {
     throw invalidOption('maxTokensField', "must be 'max_tokens' or 'max_completion_tokens'", maxTokensField);
   const name = `openai:${resolved.model}`;
   return httpModelPort(name, resolved, options.guard, {
-    call: (request) => httpCall(name, resolved, openAIBody(request, resolved, maxTokensField)),
+    path: '/chat/completions',
+    headers: resolved.apiKey === undefined ? {} : { authorization: `Bearer ${resolved.apiKey}` },
+    body: (request) => openAIBody(request, resolved, maxTokensField),
     readStream: (call, response, onText) => readStream(call, response, resolved.model, onText),
     readWhole: (call, response) => readWhole(call, response, resolved.model),
   });
-}
-
-function httpCall(provider: string, options: ResolvedHttpOptions, body: unknown): ModelHttpCall {
-  const auth: Record<string, string> =
-    options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` };
-  return {
-    provider,
-    url: `${options.baseUrl}/chat/completions`,
-    headers: {
-      'content-type': 'application/json',
-      accept: acceptOf(options.stream),
-      ...auth,
-      ...options.headers,
-    },
-    body,
-    timeoutMs: options.timeoutMs,
-    fetch: options.fetch,
-    secrets: options.apiKey === undefined ? [] : [options.apiKey],
-  };
-}
-
-function acceptOf(stream: boolean): string {
-  return stream ? 'text/event-stream' : 'application/json';
 }
 
 // ---------------------------------------------------------------------------------------------------
