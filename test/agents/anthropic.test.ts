@@ -4,34 +4,27 @@
  * and every failure (HTTP status, deadline, malformed answers, refused connection, caller abort) with
  * the API key never leaking.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type AnthropicModelOptions, anthropicModel } from '../../agents/anthropic.js';
 import { retryableModelError } from '../../agents/guarded.js';
 import type { ModelRequest } from '../../agents/model.js';
-import { TroupeError } from '../../protocols/index.js';
 import { exponential } from '../../runtime/index.js';
 import { notSent, retry } from '../../supervisors/index.js';
 import {
   bytePieces,
   closedPortUrl,
   exposedTexts,
+  failure,
   reply,
   sseEvent,
-  startWireServer,
-  type WireServer,
+  useWireServer,
   within,
   withPauses,
 } from './wire-server.js';
 
 const KEY = 'sk-ant-test-SECRET-9d41e0b7';
 
-let server: WireServer;
-beforeEach(async () => {
-  server = await startWireServer();
-});
-afterEach(async () => {
-  await server.close();
-});
+const server = useWireServer();
 
 function model(options: Partial<AnthropicModelOptions> = {}) {
   return anthropicModel({
@@ -110,17 +103,6 @@ function messageEnd(stopReason: string, outputTokens: number): string[] {
 /** The stream of `events`, cut into `size`-byte pieces with short pauses. */
 function streamOf(events: readonly string[], size = 9) {
   return reply.sse(withPauses(bytePieces(events.join(''), size), 1));
-}
-
-async function failure(promise: Promise<unknown>): Promise<TroupeError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(TroupeError.is(error)).toBe(true);
-  return error as TroupeError;
 }
 
 describe('anthropicModel: the request on the wire', () => {

@@ -3,34 +3,27 @@
  * and streamed answers, tool calls, usage, and every failure (HTTP status, deadline, malformed
  * answers, refused connection, caller abort) with the API key never leaking.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { retryableModelError } from '../../agents/guarded.js';
 import type { ModelRequest } from '../../agents/model.js';
 import { type OpenAIModelOptions, openAIModel } from '../../agents/openai.js';
-import { TroupeError } from '../../protocols/index.js';
 import { exponential } from '../../runtime/index.js';
 import { type Guard, notSent, retry } from '../../supervisors/index.js';
 import {
   bytePieces,
   closedPortUrl,
   exposedTexts,
+  failure,
   reply,
   sseEvent,
-  startWireServer,
-  type WireServer,
+  useWireServer,
   within,
   withPauses,
 } from './wire-server.js';
 
 const KEY = 'sk-test-0penai-SECRET-5f2c9a71';
 
-let server: WireServer;
-beforeEach(async () => {
-  server = await startWireServer();
-});
-afterEach(async () => {
-  await server.close();
-});
+const server = useWireServer();
 
 function model(options: Partial<OpenAIModelOptions> = {}) {
   return openAIModel({
@@ -75,17 +68,6 @@ const usageChunk = {
 function streamOf(chunks: readonly unknown[], size = 7) {
   const text = chunks.map((c) => sseEvent(c)).join('') + sseEvent('[DONE]');
   return reply.sse(withPauses(bytePieces(text, size), 1));
-}
-
-async function failure(promise: Promise<unknown>): Promise<TroupeError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(TroupeError.is(error)).toBe(true);
-  return error as TroupeError;
 }
 
 describe('openAIModel: the request on the wire', () => {

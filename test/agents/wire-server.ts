@@ -7,6 +7,8 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { afterEach, beforeEach, expect } from 'vitest';
+import { TroupeError } from '../../protocols/index.js';
 
 /** A request the server received. */
 export interface RecordedRequest {
@@ -249,4 +251,36 @@ export function exposedTexts(error: unknown): string[] {
     current = (current as { cause?: unknown }).cause;
   }
   return texts;
+}
+
+/**
+ * A fresh server for every test of the calling file, closed after it: the returned object stands for
+ * the current test's server.
+ */
+export function useWireServer(): WireServer {
+  let current: WireServer | undefined;
+  beforeEach(async () => {
+    current = await startWireServer();
+  });
+  afterEach(async () => {
+    await current?.close();
+  });
+  return new Proxy({} as WireServer, {
+    get: (_target, key) => {
+      const value = Reflect.get(current!, key);
+      return typeof value === 'function' ? value.bind(current) : value;
+    },
+  });
+}
+
+/** The TroupeError a promise rejects with; fails the test when it resolves or rejects otherwise. */
+export async function failure(promise: Promise<unknown>): Promise<TroupeError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (e: unknown) => e,
+  );
+  expect(TroupeError.is(error)).toBe(true);
+  return error as TroupeError;
 }
