@@ -8,6 +8,7 @@ export * from './agents/index.js';
 export * from './memory/index.js';
 export * from './protocols/index.js';
 export type {
+  ActivationPolicy,
   ActorContext,
   ActorRef,
   ActorStatus,
@@ -27,8 +28,10 @@ export type {
   Handlers,
   IngressResult,
   InProcessNetwork,
+  KeyRules,
   KindOptions,
   MailboxOptions,
+  MemberInfo,
   MemberState,
   MessageInfo,
   Middleware,

@@ -221,6 +221,13 @@ function describeEvent(event: SystemEvent): [string, Style | undefined, string, 
       return ['activated', 'green', shortAddress(event.address), `on ${event.node}, fence ${event.fence}`];
     case 'activation-stopped':
       return ['deactivated', 'dim', shortAddress(event.address), event.reason];
+    case 'activation-failed':
+      return [
+        'key-failed',
+        'red',
+        shortAddress(event.address),
+        `refused for ${event.quarantineMs} ms: ${event.error.message}`,
+      ];
     case 'breaker-transition':
       return [
         'breaker',

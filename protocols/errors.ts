@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   ERR_NOT_DELIVERED:
     'A message could not be delivered: the transport or the cluster could not take it in time.',
   ERR_NO_ROUTE: 'An address names another node or cluster that this system cannot reach.',
+  ERR_ACTIVATION_FAILED:
+    "A named actor's activation crashed past its kind's restart policy; its key refuses messages for a while, then activates again.",
   ERR_TRANSPORT: 'The transport could not connect or failed.',
   ERR_REMOTE: 'Another node answered an ask with an error whose code this node does not know.',
   ERR_JOURNAL_CONFLICT: 'An append expected another stream version: another writer appended first.',

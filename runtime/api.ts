@@ -259,6 +259,13 @@ export interface DrainOptions {
   readonly timeoutMs?: number;
 }
 
+/** A member of the cluster as one node sees it (`system.members()`). */
+export interface MemberInfo {
+  readonly node: string;
+  /** `suspect`: it missed a heartbeat; `leaving`: it is handing its named actors over. */
+  readonly state: 'up' | 'suspect' | 'leaving';
+}
+
 /** An in-process actor system: the root of one supervision tree. */
 export interface ActorSystem {
   readonly name: string;
@@ -285,6 +292,11 @@ export interface ActorSystem {
    * @throws TroupeError `ERR_NO_ROUTE` for a kind this node does not have; `ERR_INVALID_NAME` for an empty key.
    */
   actorOf<P extends AnyProtocol = AnyProtocol>(kind: string, key: string, protocol?: P): ActorRef<P>;
+  /**
+   * This node's view of its cluster: every member it counts as live, itself included, sorted by node
+   * id. Empty for a system without named actors (`kinds`).
+   */
+  members(): readonly MemberInfo[];
   /** The live actors that speak `protocol`. */
   find<P extends AnyProtocol>(protocol: P): ActorRef<P>[];
   /**

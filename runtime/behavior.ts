@@ -1,5 +1,5 @@
 import { type AnyProtocol, invalidOption, type MessageSpec, TroupeError } from '../protocols/index.js';
-import type { Behavior, BehaviorDefinition, Handlers } from './api.js';
+import type { ActorRef, Behavior, BehaviorDefinition, Handlers } from './api.js';
 import { nonNegative, type ResolvedMailbox, resolveMailbox, systemDefaults } from './options.js';
 import { type RestartPolicy, resolveRestartPolicy } from './supervision.js';
 
@@ -20,7 +20,19 @@ export interface CompiledBehavior {
   /** For supervisors: the policy over their children, and whether stopped children keep their slot. */
   readonly supervision: RestartPolicy | undefined;
   readonly retainChildren: boolean;
+  /** For supervisors that decide per child (the activations of named actors): see {@link Decider}. */
+  readonly decide: Decider | undefined;
 }
+
+/**
+ * What a supervisor with its own decisions does with a child that exited (`error` undefined for a
+ * normal exit): restart it alone after a delay, stop it for good, or leave it to the restart policy
+ * (undefined). The hook keeps its own restart accounting; the policy's window is not touched.
+ */
+export type Decider = (
+  child: ActorRef<any>,
+  error: Error | undefined,
+) => { readonly restartAfterMs: number } | 'stop' | undefined;
 
 /**
  * Compiles a behaviour: state, a handler per message of each declared protocol, lifecycle hooks.
@@ -54,9 +66,10 @@ export function supervisingBehavior<const P extends AnyProtocol, S = undefined>(
   definition: BehaviorDefinition<P, S>,
   supervision: Partial<RestartPolicy>,
   retainChildren: boolean,
+  decide?: Decider,
 ): Behavior<P, S> {
   const policy = resolveRestartPolicy(supervision, undefined, 'supervision');
-  return compile(definition, 'supervisor', policy, retainChildren) as unknown as Behavior<P, S>;
+  return compile(definition, 'supervisor', policy, retainChildren, decide) as unknown as Behavior<P, S>;
 }
 
 /** The compiled form behind a {@link Behavior}. */
@@ -108,6 +121,7 @@ function compile(
   kind: 'worker' | 'supervisor',
   supervision: RestartPolicy | undefined,
   retainChildren: boolean,
+  decide?: Decider,
 ): CompiledBehavior {
   if (typeof definition !== 'object' || definition === null) {
     throw invalidOption('behavior', 'must be an object', definition);
@@ -176,5 +190,6 @@ function compile(
     mailbox,
     supervision,
     retainChildren,
+    decide,
   });
 }

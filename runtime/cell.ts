@@ -162,6 +162,18 @@ class CellExtras {
   deferred: SystemMessage[] | undefined = undefined;
   hookError: unknown = undefined;
   lastFailure: Error | undefined = undefined;
+  /** Told once this actor has stopped for good (the cluster follows its activations this way). */
+  exitListener: ((cell: Cell) => void) | undefined = undefined;
+}
+
+/** A queued message taken out of an actor by {@link Cell.surrender}. */
+export interface SurrenderedMessage {
+  readonly type: string;
+  readonly body: unknown;
+  /** The ask waiting for the reply, for a request. */
+  readonly ask: PendingAsk | undefined;
+  readonly from: ActorRef<any> | undefined;
+  readonly trace: TraceContext | undefined;
 }
 
 let currentCell: Cell | undefined;
@@ -786,7 +798,11 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         this.mbHead = i + 3 === buffer.length ? 0 : i + 3;
         this.mbSize--;
         const handler = this.table[type];
-        if (slow || handler === undefined || (meta !== undefined && meta instanceof TimerTick)) {
+        if (
+          slow ||
+          handler === undefined ||
+          (meta !== undefined && (meta instanceof TimerTick || (meta instanceof PendingAsk && meta.settled)))
+        ) {
           buffer[i] = undefined;
           buffer[i + 1] = undefined;
           buffer[i + 2] = undefined;
@@ -868,6 +884,25 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       return;
     }
     if (meta instanceof TimerTick && !this.timerCurrent(meta)) return;
+    if (meta instanceof PendingAsk && meta.settled) {
+      // Its asker stopped waiting (timeout, abort) before it was handled: nobody waits for this work
+      // (Orleans drops expired requests too), and after an outage such asks pile up behind retries.
+      this.system.deadLetter(
+        this.address,
+        senderAddress(meta),
+        type,
+        body,
+        'expired',
+        new TroupeError(
+          'ERR_ASK_TIMEOUT',
+          `"${type}" to ${this.address} was not handled: its ask had ended`,
+          {
+            details: { to: this.address, type },
+          },
+        ),
+      );
+      return;
+    }
     const handler = this.table[type];
     if (handler === undefined) {
       this.rejectUnknown(type, body, meta);
@@ -1301,6 +1336,21 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       );
       return;
     }
+    const decide = this.behavior.decide;
+    if (decide !== undefined) {
+      let directive: ReturnType<typeof decide>;
+      try {
+        directive = decide(child, error);
+      } catch (thrown) {
+        // A decider that throws is a defect; the child must not stay suspended for ever.
+        this.system.reportDefect(this.address, thrown);
+        directive = 'stop';
+      }
+      if (directive === 'stop') return this.retire(child, 'temporary');
+      if (directive !== undefined) {
+        return this.restartGroupAfter([child], child, error, directive.restartAfterMs);
+      }
+    }
     const type = child.settings.restart;
     if (type === 'temporary' || (type === 'transient' && error === undefined)) {
       return this.retire(child, type);
@@ -1644,7 +1694,48 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         reason: this.exitReason.kind as 'normal' | 'shutdown' | 'crashed',
       });
     }
+    const exitListener = this.extras?.exitListener;
+    if (exitListener !== undefined) {
+      try {
+        exitListener(this);
+      } catch (error) {
+        system.reportDefect(this.address, error);
+      }
+    }
     system.checkIdle();
+  }
+
+  /** Calls `listener` once this actor has stopped for good (not on a restart). */
+  onExit(listener: (cell: Cell) => void): void {
+    this.cold().exitListener = listener;
+  }
+
+  /**
+   * Takes every queued message out of this actor, stashed ones first (they came first), so they
+   * can follow a named actor whose key moved, or be answered with the reason it will not run.
+   * Timer ticks and Terminated notices stay behind: they mean nothing to another activation.
+   */
+  surrender(): SurrenderedMessage[] {
+    const out: SurrenderedMessage[] = [];
+    const take = (type: string, body: unknown, meta: unknown) => {
+      if (meta === STASHED || meta === TERMINATED || meta instanceof TimerTick) return;
+      if (meta instanceof PendingAsk) {
+        out.push({ type, body, ask: meta, from: meta.from as ActorRef<any> | undefined, trace: meta.trace });
+      } else if (meta instanceof Traced) {
+        out.push({ type, body, ask: undefined, from: meta.from, trace: meta.trace });
+      } else {
+        out.push({ type, body, ask: undefined, from: meta as ActorRef<any> | undefined, trace: undefined });
+      }
+    };
+    const stashed = this.stashed;
+    this.stashed = undefined;
+    if (stashed !== undefined)
+      for (let i = 0; i < stashed.length; i += 3) take(stashed[i] as string, stashed[i + 1], stashed[i + 2]);
+    if (this.mbSize > 0) {
+      const left = this.takeAllMessages();
+      for (let i = 0; i < left.length; i += 3) take(left[i] as string, left[i + 1], left[i + 2]);
+    }
+    return out;
   }
 
   private flushUndelivered(): void {

@@ -1,33 +1,51 @@
 import { createHash } from 'node:crypto';
-import { type Address, type Envelope, formatAddress, TroupeError } from '../protocols/index.js';
-import type { Behavior } from './api.js';
+import { type Address, type Envelope, formatAddress, TroupeError, validate } from '../protocols/index.js';
+import type { ActorRef, Behavior, MemberInfo } from './api.js';
+import { compiled } from './behavior.js';
 import type { Cell } from './cell.js';
 import type { Clock, TimerHandle } from './clock.js';
-import type { ClusterStore, KindOptions, MemberState } from './cluster-types.js';
-import type { SystemEvent } from './events.js';
+import type { ClusterStore, MemberState } from './cluster-types.js';
+import type { DeadLetterReason, SystemEvent } from './events.js';
+import { type IngressHost, resolveMessage } from './ingress.js';
+import type { ResolvedKind } from './options.js';
+import { type Backoff, backoffDelay, recordRestart } from './supervision.js';
 
 /** Cluster settings of a node. */
 export interface ClusterSettings {
   readonly heartbeatMs: number;
   readonly downAfterMissed: number;
-  readonly kinds: ReadonlyMap<string, Required<KindOptions>>;
+  readonly kinds: ReadonlyMap<string, ResolvedKind>;
 }
 
 /** What the cluster needs from its system and router. */
-export interface ClusterHost {
+export interface ClusterHost extends Pick<IngressHost, 'protocol'> {
   readonly name: string;
   readonly node: string;
   readonly clock: Clock;
+  readonly random: () => number;
   readonly observed: boolean;
   emit(event: SystemEvent): void;
-  /** Spawns an activation: an actor whose address is the named one. */
-  spawnActivation(behavior: Behavior<any, any>, address: Address): Cell;
+  /**
+   * Spawns an activation: an actor whose address is the named one, under the node's activations
+   * supervisor (which asks {@link Cluster.decide}); `onExit` hears when it has stopped for good.
+   */
+  spawnActivation(behavior: Behavior<any, any>, address: Address, onExit: (cell: Cell) => void): Cell;
   /** Admits and delivers an envelope to an actor of this node. */
   deliverLocal(item: unknown): void;
   /** Sends an envelope (a decoded object) to another node as it is. */
   forward(node: string, item: Envelope): void;
   /** A message that cannot reach a named actor: a dead letter, and an error reply to an ask. */
-  undeliverable(envelope: Envelope, error: TroupeError): void;
+  undeliverable(envelope: Envelope, error: TroupeError, reason?: DeadLetterReason): void;
+  /** A ref to a named actor, wherever it is now: messages sent through it are routed again. */
+  namedRef(kind: string, key: string): ActorRef<any>;
+  deadLetter(
+    to: Address,
+    from: Address | undefined,
+    type: string,
+    body: unknown,
+    reason: DeadLetterReason,
+    error: TroupeError | undefined,
+  ): void;
 }
 
 interface Member {
@@ -39,8 +57,25 @@ interface Activation {
   readonly cell: Cell;
   readonly fence: number;
   lastUsed: number;
+  /** True once it is on its way out: what arrives for its key waits, then is routed again. */
   handingOver: boolean;
+  /** Why it is on its way out, for the `activation-stopped` event. */
+  ending: 'passivated' | 'handed-over' | 'lease-lost' | 'failed' | undefined;
+  /** When it crashed lately (its own restart window). */
+  readonly crashes: number[];
+  /** When it failed lately for an unavailable journal (for the growing delay between attempts). */
+  readonly outages: number[];
 }
+
+/** A key given up after its activation kept failing: refused until `until`. */
+interface Quarantine {
+  readonly until: number;
+  readonly strikes: number;
+  readonly error: TroupeError;
+}
+
+/** How long failures for an unavailable journal count toward the delay before the next attempt. */
+const OUTAGE_WINDOW_MS = 30_000;
 
 /** Most times a message for a named actor is passed between nodes before it is given up. */
 const MAX_HOPS = 4;
@@ -58,12 +93,22 @@ const MAX_HOPS = 4;
 export class Cluster {
   private readonly members = new Map<string, Member>();
   private readonly activations = new Map<string, Activation>();
+  /** The key of each activation's cell. */
+  private readonly idOfCell = new WeakMap<object, string>();
   /** Messages for a key whose lease is being taken, in arrival order. */
   private readonly waiting = new Map<string, Envelope[]>();
+  /** Keys given up after their activations kept failing. */
+  private readonly quarantined = new Map<string, Quarantine>();
   private heartbeat: TimerHandle | undefined;
   private detector: TimerHandle | undefined;
   private leaving = false;
   private stopped = false;
+  /** False while this node cannot reach the store: it then judges nobody (the fault may be its own). */
+  private reachable = true;
+  /** Set while leases are checked again after an outage or a pause; activations wait for it. */
+  private reconciling: Promise<void> | undefined;
+  /** When the failure detector last ran, to notice that this process was paused. */
+  private lastTick = 0;
 
   constructor(
     private readonly host: ClusterHost,
@@ -73,10 +118,29 @@ export class Cluster {
 
   async start(): Promise<void> {
     await this.store.watch((node, state) => this.heard(node, state));
+    this.store.status?.((reachable) => this.storeReachable(reachable));
     await this.store.announce(this.host.node, 'up');
     this.heard(this.host.node, 'up');
+    this.lastTick = this.host.clock.now();
     this.beat();
     this.detect();
+  }
+
+  /** This node's view of the members, itself included, sorted by node id. */
+  view(): MemberInfo[] {
+    return [...this.members]
+      .map(([node, member]) => ({ node, state: member.state }))
+      .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  }
+
+  /**
+   * Whether `key` is one of `kind`'s keys (see `KindOptions.keys`): an `ERR_INVALID_NAME` naming
+   * what is wrong, or undefined. Checked before anything is activated or written for a key.
+   */
+  checkKey(kind: string, key: string): TroupeError | undefined {
+    const rules = this.settings.kinds.get(kind)?.keys;
+    if (rules === undefined) return undefined;
+    return keyProblem(kind, key, rules.maxLength, rules.pattern);
   }
 
   /** The members this node counts as live, itself included (unless it is leaving). */
@@ -114,6 +178,11 @@ export class Cluster {
     const kindOptions = this.settings.kinds.get(kind);
     if (kindOptions === undefined) {
       this.host.deliverLocal(envelope); // The full checks turn it into a no-such-actor dead letter.
+      return;
+    }
+    const badKey = keyProblem(kind, key, kindOptions.keys.maxLength, kindOptions.keys.pattern);
+    if (badKey !== undefined) {
+      this.host.undeliverable(envelope, badKey, 'malformed');
       return;
     }
     const id = idOf(kind, key);
@@ -155,6 +224,11 @@ export class Cluster {
       this.passOn(envelope, kind, key, hops);
       return;
     }
+    const quarantine = this.quarantined.get(id);
+    if (quarantine !== undefined && this.host.clock.now() < quarantine.until) {
+      this.host.undeliverable(envelope, quarantine.error, 'activation-failed');
+      return;
+    }
     this.waiting.set(id, [envelope]);
     this.activate(id, kind, key, kindOptions, hops).catch((error: unknown) =>
       this.failWaiting(
@@ -169,9 +243,13 @@ export class Cluster {
     id: string,
     kind: string,
     key: string,
-    kindOptions: Required<KindOptions>,
+    kindOptions: ResolvedKind,
     hops: number,
   ): Promise<void> {
+    // Nothing is taken or written for a key until a message it would accept has come.
+    if (!(await this.admitFirst(id, kindOptions.behavior))) return;
+    // After an outage or a pause, this node's leases are checked before it takes new ones.
+    while (this.reconciling !== undefined) await this.reconciling;
     let result: { fence: number } | { holder: string };
     for (let attempt = 0; ; attempt++) {
       try {
@@ -185,7 +263,7 @@ export class Cluster {
       }
       // A leaving holder hands the lease over in a moment: wait for it rather than bounce the message.
       if ('holder' in result && this.members.get(result.holder)?.state === 'leaving' && attempt < 100) {
-        await sleep(50);
+        await this.sleep(50);
         continue;
       }
       break;
@@ -199,7 +277,7 @@ export class Cluster {
     const address = formatAddress({ system: this.host.name, node: `@${kind}`, path: key });
     let cell: Cell;
     try {
-      cell = this.host.spawnActivation(kindOptions.behavior, address);
+      cell = this.host.spawnActivation(kindOptions.behavior, address, (exited) => this.exited(exited));
     } catch (error) {
       // The node is stopping: give the lease back at once and tell the waiting messages why.
       await this.store.release(id, result.fence).catch(() => {});
@@ -210,7 +288,11 @@ export class Cluster {
       fence: result.fence,
       lastUsed: this.host.clock.now(),
       handingOver: false,
+      ending: undefined,
+      crashes: [],
+      outages: [],
     });
+    this.idOfCell.set(cell, id);
     this.fences.set(cell, result.fence);
     if (this.host.observed) {
       this.host.emit({
@@ -224,8 +306,188 @@ export class Cluster {
     for (const envelope of queue) this.host.deliverLocal(envelope);
   }
 
+  /**
+   * Refuses, from the front of a key's waiting queue, the messages its kind would not accept (an
+   * unknown message, a request without a reply address, a body that fails its schema), so garbage
+   * never activates a key. False when none is left: the key is not activated.
+   */
+  private async admitFirst(id: string, behavior: Behavior<any, any>): Promise<boolean> {
+    const target = compiled(behavior);
+    for (;;) {
+      const queue = this.waiting.get(id);
+      const envelope = queue?.[0];
+      if (envelope === undefined) {
+        if (queue !== undefined && queue.length === 0) this.waiting.delete(id);
+        return false;
+      }
+      const refusal = await this.refusal(target, envelope);
+      if (refusal === undefined) return true;
+      if (this.waiting.get(id)?.[0] === envelope) this.waiting.get(id)!.shift();
+      this.host.undeliverable(envelope, refusal.error, refusal.reason);
+    }
+  }
+
+  /** Why the behaviour would refuse `envelope`, or undefined when it accepts it. */
+  private async refusal(
+    target: ReturnType<typeof compiled>,
+    envelope: Envelope,
+  ): Promise<{ error: TroupeError; reason: DeadLetterReason } | undefined> {
+    // The kind's own protocols first: a node registers a protocol only once it has spawned a speaker.
+    const own = {
+      protocol: (name: string) => target.protocols.find((p) => p.name === name) ?? this.host.protocol(name),
+    };
+    const route = resolveMessage(own, target, envelope.type);
+    if (route === null || 'unspoken' in route) {
+      const error = new TroupeError(
+        'ERR_UNKNOWN_MESSAGE',
+        `${envelope.to} does not handle "${envelope.type}"`,
+        {
+          details: { to: envelope.to, type: envelope.type },
+        },
+      );
+      return { error, reason: 'unknown-message' };
+    }
+    if (route.spec.kind === 'ask' && envelope.replyTo === undefined && envelope.correlationId === undefined) {
+      const error = new TroupeError(
+        'ERR_VALIDATION',
+        `"${envelope.type}" is a request but the envelope has no replyTo`,
+        {
+          details: { type: envelope.type },
+        },
+      );
+      return { error, reason: 'malformed' };
+    }
+    const checked = await validate(route.spec.body, envelope.body, `"${envelope.type}" to ${envelope.to}`);
+    return checked.ok ? undefined : { error: checked.error, reason: 'validation-failed' };
+  }
+
   /** The fence of each local activation, for the envelopes it sends. */
   readonly fences = new WeakMap<object, number>();
+
+  /**
+   * The supervision decision for an activation that exited (the activations' supervisor asks). See
+   * `ActivationPolicy`: each key has its own restart window; an unavailable journal is waited out;
+   * a stale fence stops the activation and sends its messages on; past the window the key is given up.
+   */
+  decide(child: ActorRef<any>, error: Error | undefined): { readonly restartAfterMs: number } | 'stop' {
+    const id = this.idOfCell.get(child);
+    const activation = id === undefined ? undefined : this.activations.get(id);
+    if (id === undefined || activation === undefined || activation.cell !== child || error === undefined) {
+      return 'stop';
+    }
+    const policy = this.settings.kinds.get(kindOf(id))!.restart;
+    const now = this.host.clock.now();
+    // Refused for its fence while it runs: it is stale, the key is another node's now. Refused when
+    // it claims the stream as it starts, it may hold the newest lease (a reset lease store, a race):
+    // that counts as a crash, so it cannot loop for ever.
+    if (withCode(error, 'ERR_FENCED') !== undefined && withCode(error, 'ERR_START_FAILED') === undefined) {
+      this.relinquish(id, activation);
+      return 'stop';
+    }
+    const outage = withCode(error, 'ERR_JOURNAL_UNAVAILABLE');
+    if (outage !== undefined) {
+      if (policy.outage === 'fail-fast') {
+        this.quarantine(id, activation, outage, policy.outageBackoff);
+        return 'stop';
+      }
+      recordRestart(activation.outages, now, {
+        periodMs: OUTAGE_WINDOW_MS,
+        intensity: Number.MAX_SAFE_INTEGER,
+      });
+      return {
+        restartAfterMs: backoffDelay(policy.outageBackoff, activation.outages.length, this.host.random),
+      };
+    }
+    if (!recordRestart(activation.crashes, now, policy)) {
+      const failure = new TroupeError(
+        'ERR_ACTIVATION_FAILED',
+        `${activation.cell.address} crashed more than ${policy.intensity} times in ${policy.periodMs} ms and is given up for now: ${error.message}`,
+        { cause: error, details: { address: activation.cell.address } },
+      );
+      this.quarantine(id, activation, failure, policy.quarantine);
+      return 'stop';
+    }
+    return { restartAfterMs: backoffDelay(policy.backoff, activation.crashes.length, this.host.random) };
+  }
+
+  /**
+   * Gives a key up: its activation will stop (the caller stops it), its queued messages are answered
+   * with `error`, and for a backoff (growing with each give-up in a row) messages to it are refused.
+   */
+  private quarantine(id: string, activation: Activation, error: TroupeError, backoff: Backoff): void {
+    activation.handingOver = true;
+    activation.ending = 'failed';
+    const now = this.host.clock.now();
+    const previous = this.quarantined.get(id);
+    const strikes = previous !== undefined && now - previous.until < backoff.maxMs ? previous.strikes + 1 : 1;
+    const quarantineMs = backoffDelay(backoff, strikes, this.host.random);
+    this.quarantined.set(id, { until: now + quarantineMs, strikes, error });
+    const address = activation.cell.address;
+    for (const message of activation.cell.surrender()) {
+      this.host.deadLetter(
+        address,
+        message.from?.address,
+        message.type,
+        message.body,
+        'activation-failed',
+        error,
+      );
+      message.ask?.reject(error);
+    }
+    if (this.host.observed) {
+      this.host.emit({
+        type: 'activation-failed',
+        at: now,
+        address,
+        node: this.host.node,
+        error,
+        quarantineMs,
+      });
+    }
+  }
+
+  /**
+   * Another node holds the key's lease now: this activation stops without a restart and without
+   * giving the lease back, and its queued messages follow the key to its owner (they wait, then are
+   * routed again once it has stopped).
+   */
+  private relinquish(id: string, activation: Activation): void {
+    activation.handingOver = true;
+    activation.ending = 'lease-lost';
+    const kind = kindOf(id);
+    const ref = this.host.namedRef(kind, id.slice(kind.length + 1));
+    const now = this.host.clock.now();
+    for (const message of activation.cell.surrender()) {
+      if (message.ask === undefined) {
+        ref.tell(message.type, message.body, {
+          ...(message.from === undefined ? {} : { from: message.from }),
+          ...(message.trace === undefined ? {} : { trace: message.trace }),
+        });
+        continue;
+      }
+      const ask = message.ask;
+      const leftMs = ask.deadline - now;
+      if (ask.settled || leftMs <= 0) continue; // Its own timeout has answered it (or is about to).
+      ref
+        .ask(message.type, message.body, {
+          timeoutMs: leftMs,
+          ...(message.trace === undefined ? {} : { trace: message.trace }),
+        })
+        .then(
+          (value) => ask.resolve(value),
+          (error: unknown) => ask.reject(error),
+        );
+    }
+  }
+
+  /** An activation has stopped for good, however: forget it, then route what waited for its key. */
+  private exited(cell: Cell): void {
+    const id = this.idOfCell.get(cell);
+    if (id === undefined) return;
+    const activation = this.activations.get(id);
+    if (activation === undefined || activation.cell !== cell) return;
+    void this.retire(id, activation, activation.ending ?? 'stopped').then(() => this.reroute(id));
+  }
 
   private canTakeOver(holder: string): boolean {
     // Our own lease from before (a restarted node with the same id) or a holder that is down.
@@ -305,11 +567,36 @@ export class Cluster {
   private beat(): void {
     this.heartbeat = this.host.clock.setTimeout(() => {
       if (this.stopped) return;
-      this.store.announce(this.host.node, this.leaving ? 'leaving' : 'up').catch(() => {
-        // NATS is away: the next beat tries again; the others will suspect this node meanwhile.
-      });
+      this.announce();
       this.beat();
     }, this.settings.heartbeatMs);
+  }
+
+  /** A heartbeat: whether it goes through tells this node whether it reaches the store. */
+  private announce(): void {
+    this.store.announce(this.host.node, this.leaving ? 'leaving' : 'up').then(
+      () => this.storeReachable(true),
+      () => this.storeReachable(false),
+    );
+  }
+
+  /**
+   * The store (NATS) went away or came back. While it is away this node declares nobody down: it
+   * cannot tell their silence from its own. When it is back, everyone gets a fresh grace period,
+   * this node beats at once, and its leases are checked before it takes new ones.
+   */
+  private storeReachable(reachable: boolean): void {
+    if (this.stopped || reachable === this.reachable) return;
+    this.reachable = reachable;
+    if (!reachable) return;
+    this.forgive(this.host.clock.now());
+    this.announce();
+    this.reconcile();
+  }
+
+  /** Starts everyone's silence from `now`: after an outage or a pause of this node, not theirs. */
+  private forgive(now: number): void {
+    for (const member of this.members.values()) member.lastSeen = now;
   }
 
   /** Suspect after one missed beat, down after `downAfterMissed`; passivate idle activations. */
@@ -318,21 +605,30 @@ export class Cluster {
     this.detector = this.host.clock.setTimeout(() => {
       if (this.stopped) return;
       const now = this.host.clock.now();
-      for (const [node, member] of this.members) {
-        if (node === this.host.node) {
-          member.lastSeen = now;
-          continue;
-        }
-        const silent = now - member.lastSeen;
-        if (silent > downAfterMissed * heartbeatMs) this.down(node, 'unreachable');
-        else if (silent > 1.5 * heartbeatMs && member.state === 'up') {
-          member.state = 'suspect';
-          this.emit('member-suspect', node);
+      // A tick far later than planned: this process was paused (a long GC, SIGSTOP). The silence
+      // was ours; and others may have taken our keys meanwhile, so check the leases now.
+      const paused = now - this.lastTick > heartbeatMs;
+      this.lastTick = now;
+      if (paused) {
+        this.forgive(now);
+        this.reconcile();
+      }
+      if (this.reachable) {
+        for (const [node, member] of this.members) {
+          if (node === this.host.node) {
+            member.lastSeen = now;
+            continue;
+          }
+          const silent = now - member.lastSeen;
+          if (silent > downAfterMissed * heartbeatMs) this.down(node, 'unreachable');
+          else if (silent > 1.5 * heartbeatMs && member.state === 'up') {
+            member.state = 'suspect';
+            this.emit('member-suspect', node);
+          }
         }
       }
       this.passivateIdle(now);
-      // Every five heartbeats: an activation whose lease another node took (after a partition in
-      // which each side thought the other down) stops, so one activation is left.
+      // Every five heartbeats, as a backstop: an activation whose lease another node took stops.
       if (++this.ticks % 20 === 0) void this.verifyLeases();
       this.detect();
     }, heartbeatMs / 4);
@@ -340,6 +636,15 @@ export class Cluster {
 
   private ticks = 0;
 
+  /** Checks every lease now; new activations wait until it is done. */
+  private reconcile(): void {
+    if (this.reconciling !== undefined) return;
+    this.reconciling = this.verifyLeases().finally(() => {
+      this.reconciling = undefined;
+    });
+  }
+
+  /** Stops each local activation whose lease another node holds now; its messages follow the key. */
   private async verifyLeases(): Promise<void> {
     for (const [id, activation] of [...this.activations]) {
       let fence: number | undefined;
@@ -350,10 +655,8 @@ export class Cluster {
       }
       if (fence === activation.fence || this.activations.get(id) !== activation || activation.handingOver)
         continue;
-      activation.handingOver = true;
+      this.relinquish(id, activation);
       await activation.cell.stopFromParent();
-      await this.retire(id, activation, 'lease-lost');
-      this.reroute(id);
     }
   }
 
@@ -378,7 +681,8 @@ export class Cluster {
     reason: 'passivated' | 'handed-over',
   ): Promise<void> {
     activation.handingOver = true;
-    while (activation.cell.alive && !activation.cell.idle) await sleep(5);
+    activation.ending = reason;
+    while (activation.cell.alive && !activation.cell.idle) await this.sleep(5);
     await activation.cell.stopFromParent();
     await this.retire(id, activation, reason);
     this.reroute(id);
@@ -400,7 +704,7 @@ export class Cluster {
   private retire(
     id: string,
     activation: Activation,
-    reason: 'passivated' | 'handed-over' | 'stopped' | 'lease-lost' = 'stopped',
+    reason: 'passivated' | 'handed-over' | 'stopped' | 'lease-lost' | 'failed' = 'stopped',
   ): Promise<void> {
     if (this.activations.get(id) !== activation) return Promise.resolve();
     this.activations.delete(id);
@@ -442,7 +746,7 @@ export class Cluster {
       // Unreachable store: the others will see this node go down instead.
     }
     const waitingDone = async () => {
-      while (this.waiting.size > 0) await sleep(5);
+      while (this.waiting.size > 0) await this.sleep(5);
     };
     await waitingDone();
     await Promise.all([...this.activations].map(([id, a]) => this.handOver(id, a, 'handed-over')));
@@ -473,6 +777,10 @@ export class Cluster {
     }
     await this.store.close();
   }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => this.host.clock.setTimeout(resolve, ms));
+  }
 }
 
 function idOf(kind: string, key: string): string {
@@ -483,4 +791,42 @@ function kindOf(id: string): string {
   return id.slice(0, id.indexOf('/'));
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** C0 and C1 controls (NUL among them) and lone surrogates: never part of a key. */
+const UNFIT_KEY =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused.
+  /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** What is wrong with `key` as a key of `kind`, or undefined. */
+function keyProblem(
+  kind: string,
+  key: string,
+  maxLength: number,
+  pattern: RegExp | undefined,
+): TroupeError | undefined {
+  let problem: string | undefined;
+  if (typeof key !== 'string' || key.length === 0) problem = 'is empty';
+  else if (key.length > maxLength) problem = `is ${key.length} characters long; the limit is ${maxLength}`;
+  else if (UNFIT_KEY.test(key)) problem = 'has a control character or a lone surrogate';
+  else if (pattern !== undefined) {
+    pattern.lastIndex = 0;
+    if (!pattern.test(key)) problem = `does not match ${pattern}`;
+  }
+  if (problem === undefined) return undefined;
+  const shown = typeof key === 'string' && key.length > 64 ? `${key.slice(0, 64)}...` : key;
+  return new TroupeError(
+    'ERR_INVALID_NAME',
+    `the key ${JSON.stringify(shown)} of kind "${kind}" ${problem}`,
+    {
+      details: { kind, length: typeof key === 'string' ? key.length : undefined },
+    },
+  );
+}
+
+/** The error with `code` in `error`'s cause chain, if any. */
+function withCode(error: unknown, code: string): TroupeError | undefined {
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 16; depth++) {
+    if (TroupeError.is(e) && e.code === code) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

@@ -16,7 +16,9 @@ export type DeadLetterReason =
   /** A frame larger than the node accepts arrived from the network. */
   | 'oversize'
   /** The transport could not send it (outage buffer full, or the transport closed). */
-  | 'transport-failed';
+  | 'transport-failed'
+  /** For a named actor whose key was given up for now, after its activation kept failing. */
+  | 'activation-failed';
 
 /** A message that was not delivered. Nothing is dropped without one. */
 export interface DeadLetterEvent {
@@ -108,8 +110,24 @@ export type SystemEvent =
       readonly type: 'activation-stopped';
       readonly at: number;
       readonly address: Address;
-      /** `lease-lost`: another node took the lease (after a partition); this activation stopped. */
-      readonly reason: 'passivated' | 'handed-over' | 'stopped' | 'lease-lost';
+      /**
+       * `lease-lost`: another node took the lease (after a partition); this activation stopped.
+       * `failed`: its key was given up (see `activation-failed`).
+       */
+      readonly reason: 'passivated' | 'handed-over' | 'stopped' | 'lease-lost' | 'failed';
+    }
+  /**
+   * A named actor's key was given up on this node: its activation kept crashing past its kind's
+   * restart policy, or (with `outage: 'fail-fast'`) the journal is unavailable. Its messages are
+   * refused with `error` for `quarantineMs`; the next message after that activates it again.
+   */
+  | {
+      readonly type: 'activation-failed';
+      readonly at: number;
+      readonly address: Address;
+      readonly node: string;
+      readonly error: TroupeError;
+      readonly quarantineMs: number;
     }
   | {
       readonly type: 'system-stopped';

@@ -15,6 +15,7 @@ export type {
   ExitReason,
   Handlers,
   MailboxOptions,
+  MemberInfo,
   MessageInfo,
   Middleware,
   RouteTask,
@@ -26,7 +27,13 @@ export type {
 } from './api.js';
 export { behavior, supervisingBehavior } from './behavior.js';
 export { type Clock, realClock, type TimerHandle } from './clock.js';
-export type { ClusterStore, KindOptions, MemberState } from './cluster-types.js';
+export type {
+  ActivationPolicy,
+  ClusterStore,
+  KeyRules,
+  KindOptions,
+  MemberState,
+} from './cluster-types.js';
 export type { DeadLetterEvent, DeadLetterReason, SystemEvent, SystemEventType } from './events.js';
 export type { IngressResult } from './ingress.js';
 export {

@@ -9,6 +9,7 @@ import {
   validate,
 } from '../protocols/index.js';
 import type { ActorRef, TellOptions } from './api.js';
+import type { CompiledBehavior } from './behavior.js';
 import { Cell, type Host } from './cell.js';
 import type { DeadLetterReason } from './events.js';
 
@@ -65,7 +66,7 @@ export function admitEnvelope(host: IngressHost, data: unknown, now: number): Ad
     return refuse('malformed', error as TroupeError);
   }
 
-  const route = resolveMessage(host, target, type);
+  const route = resolveMessage(host, target?.behavior, type);
   if (route !== null && 'unspoken' in route) {
     return refuse(
       'unknown-message',
@@ -127,24 +128,24 @@ export function tellOptions(
 }
 
 /**
- * What a wire type names for a target: its message and spec, the protocol the target does not
+ * What a wire type names for a target's behaviour: its message and spec, the protocol the target does not
  * speak, or null for nothing known. A `<protocol>.<message>` is looked up among the registered
  * protocols; a bare message name (sent through a ref given no protocol) among the target's own.
  * Own properties only: a name like `__proto__` never reaches Object.prototype.
  */
 export function resolveMessage(
   host: Pick<IngressHost, 'protocol'>,
-  target: Cell | undefined,
+  target: CompiledBehavior | undefined,
   type: string,
 ): { readonly message: string; readonly spec: MessageSpec } | { readonly unspoken: string } | null {
   const names = splitType(type);
   if (names === undefined) {
-    if (target === undefined || !Object.hasOwn(target.behavior.specs, type)) return null;
-    return { message: type, spec: target.behavior.specs[type]!.spec };
+    if (target === undefined || !Object.hasOwn(target.specs, type)) return null;
+    return { message: type, spec: target.specs[type]!.spec };
   }
   const protocol = host.protocol(names.protocol);
   if (protocol === undefined || !Object.hasOwn(protocol.messages, names.message)) return null;
-  if (target !== undefined && !target.behavior.protocols.some((p) => p.name === protocol.name)) {
+  if (target !== undefined && !target.protocols.some((p) => p.name === protocol.name)) {
     return { unspoken: protocol.name };
   }
   return { message: names.message, spec: protocol.messages[names.message] as MessageSpec };

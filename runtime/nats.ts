@@ -117,6 +117,8 @@ class NatsTransport implements Transport {
   private expiry: ReturnType<typeof setInterval> | undefined;
   private readonly subscriptions: Subscription[] = [];
   private closing = false;
+  /** The cluster store's listeners: told when the connection goes down and comes back. */
+  private readonly statusListeners = new Set<(reachable: boolean) => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -132,10 +134,13 @@ class NatsTransport implements Transport {
   private async watch(): Promise<void> {
     try {
       for await (const status of this.nc.status()) {
-        if (status.type === 'disconnect' || status.type === 'reconnecting') this.up = false;
-        else if (status.type === 'reconnect') {
+        if (status.type === 'disconnect' || status.type === 'reconnecting') {
+          if (this.up) for (const listener of this.statusListeners) listener(false);
+          this.up = false;
+        } else if (status.type === 'reconnect') {
           this.up = true;
           for (const subject of this.held.keys()) void this.replay(subject);
+          for (const listener of this.statusListeners) listener(true);
         }
       }
     } catch {
@@ -187,7 +192,7 @@ class NatsTransport implements Transport {
     const kvm = new Kvm(this.nc);
     const members = await createBucket(kvm, `${prefix}_members`, { history: 1, ttl: 60_000 });
     const leases = await createBucket(kvm, `${prefix}_leases`, { history: 1 });
-    return new KvStore(members, leases);
+    return new KvStore(members, leases, this.statusListeners);
   }
 
   private subject(channel: 'node' | 'reply', node: string): string {
@@ -372,7 +377,12 @@ class KvStore implements ClusterStore {
   constructor(
     private readonly members: KV,
     private readonly leases: KV,
+    private readonly statusListeners: Set<(reachable: boolean) => void>,
   ) {}
+
+  status(listener: (reachable: boolean) => void): void {
+    this.statusListeners.add(listener);
+  }
 
   async announce(node: string, state: MemberState): Promise<void> {
     await this.members.put(node, JSON.stringify({ state }));
@@ -451,6 +461,7 @@ class KvStore implements ClusterStore {
 
   async close(): Promise<void> {
     this.stopWatch?.();
+    this.statusListeners.clear();
   }
 }
 

@@ -1,8 +1,14 @@
 import { invalidOption } from '../protocols/index.js';
 import type { Behavior, MailboxOptions } from './api.js';
 import { type Clock, realClock } from './clock.js';
-import type { KindOptions } from './cluster-types.js';
-import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision.js';
+import type { ActivationPolicy, KindOptions } from './cluster-types.js';
+import {
+  type Backoff,
+  type RestartPolicy,
+  resolveBackoff,
+  resolveRestartPolicy,
+  restartPolicyDefaults,
+} from './supervision.js';
 import type { Transport } from './transport.js';
 
 /** Options of `createSystem`. Every one has a default; see {@link systemDefaults}. */
@@ -83,10 +89,41 @@ export interface ResolvedSystemOptions {
   readonly maxMessageBytes: number;
   readonly maxBatchCount: number;
   readonly maxBatchBytes: number;
-  readonly kinds: ReadonlyMap<string, Required<KindOptions>>;
+  readonly kinds: ReadonlyMap<string, ResolvedKind>;
   readonly heartbeatMs: number;
   readonly downAfterMissed: number;
 }
+
+/** A kind of named actor with every option resolved. */
+export interface ResolvedKind {
+  readonly behavior: Behavior<any, any>;
+  readonly passivateAfterMs: number;
+  readonly keys: { readonly maxLength: number; readonly pattern: RegExp | undefined };
+  readonly restart: ResolvedActivationPolicy;
+}
+
+/** An {@link ActivationPolicy} with its defaults filled in. */
+export interface ResolvedActivationPolicy {
+  readonly intensity: number;
+  readonly periodMs: number;
+  readonly backoff: Backoff | undefined;
+  readonly quarantine: Backoff;
+  readonly outage: 'wait' | 'fail-fast';
+  readonly outageBackoff: Backoff;
+}
+
+/** The defaults of {@link ActivationPolicy}. */
+export const activationDefaults: ResolvedActivationPolicy = {
+  intensity: 3,
+  periodMs: 5000,
+  backoff: undefined,
+  quarantine: { baseMs: 1000, maxMs: 30_000, jitter: 0.2 },
+  outage: 'wait',
+  outageBackoff: { baseMs: 100, maxMs: 1000, jitter: 0.2 },
+};
+
+/** Longest key of a named actor by default (a stream name made from it must fit in 512). */
+const DEFAULT_MAX_KEY = 256;
 
 /** A resolved mailbox configuration. */
 export interface ResolvedMailbox {
@@ -162,8 +199,8 @@ export function resolveSystemOptions(options: SystemOptions = {}): ResolvedSyste
 
 const KIND = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
-function resolveKinds(kinds: SystemOptions['kinds']): ReadonlyMap<string, Required<KindOptions>> {
-  const out = new Map<string, Required<KindOptions>>();
+function resolveKinds(kinds: SystemOptions['kinds']): ReadonlyMap<string, ResolvedKind> {
+  const out = new Map<string, ResolvedKind>();
   if (kinds === undefined) return out;
   if (typeof kinds !== 'object' || kinds === null) throw invalidOption('kinds', 'must be an object', kinds);
   for (const [kind, value] of Object.entries(kinds)) {
@@ -175,12 +212,53 @@ function resolveKinds(kinds: SystemOptions['kinds']): ReadonlyMap<string, Requir
     if (typeof options.behavior !== 'object' || options.behavior === null) {
       throw invalidOption(`kinds.${kind}`, 'must be a behaviour or { behavior, passivateAfterMs }', value);
     }
+    const keys = options.keys ?? {};
+    if (typeof keys !== 'object' || keys === null)
+      throw invalidOption(`kinds.${kind}.keys`, 'must be an object', keys);
+    if (keys.pattern !== undefined && !(keys.pattern instanceof RegExp)) {
+      throw invalidOption(`kinds.${kind}.keys.pattern`, 'must be a RegExp', keys.pattern);
+    }
     out.set(kind, {
       behavior: options.behavior,
       passivateAfterMs: positive(`kinds.${kind}.passivateAfterMs`, options.passivateAfterMs ?? 60_000),
+      keys: {
+        maxLength: positiveInteger(`kinds.${kind}.keys.maxLength`, keys.maxLength ?? DEFAULT_MAX_KEY),
+        pattern: keys.pattern,
+      },
+      restart: resolveActivationPolicy(options.restart, `kinds.${kind}.restart`),
     });
   }
   return out;
+}
+
+function resolveActivationPolicy(
+  policy: ActivationPolicy | undefined,
+  where: string,
+): ResolvedActivationPolicy {
+  if (policy === undefined) return activationDefaults;
+  if (typeof policy !== 'object' || policy === null) throw invalidOption(where, 'must be an object', policy);
+  const restart = resolveRestartPolicy(
+    stripUndefined({ intensity: policy.intensity, periodMs: policy.periodMs, backoff: policy.backoff }),
+    {
+      ...restartPolicyDefaults,
+      intensity: activationDefaults.intensity,
+      periodMs: activationDefaults.periodMs,
+    },
+    where,
+  );
+  const backoffOf = (value: Backoff | undefined, fallback: Backoff, name: string): Backoff =>
+    value === undefined ? fallback : resolveBackoff(value, `${where}.${name}`);
+  return {
+    intensity: restart.intensity,
+    periodMs: restart.periodMs,
+    backoff: restart.backoff,
+    quarantine: backoffOf(policy.quarantine, activationDefaults.quarantine, 'quarantine'),
+    outage: oneOf(`${where}.outage`, policy.outage ?? activationDefaults.outage, [
+      'wait',
+      'fail-fast',
+    ] as const),
+    outageBackoff: backoffOf(policy.outageBackoff, activationDefaults.outageBackoff, 'outageBackoff'),
+  };
 }
 
 function checkTransport(transport: Transport | undefined): Transport | undefined {

@@ -20,6 +20,7 @@ import { PendingAsk, type TimeoutQueue } from './ask.js';
 import { type Cell, runningCell } from './cell.js';
 import type { Clock } from './clock.js';
 import type { Cluster } from './cluster.js';
+import type { DeadLetterReason } from './events.js';
 import {
   type Admitted,
   admitEnvelope,
@@ -155,19 +156,15 @@ export class Router implements TransportSink {
   }
 
   /** A message that cannot be delivered: a dead letter, and for an ask an error (here or sent back). */
-  undeliverable(envelope: Envelope, error: TroupeError): void {
-    this.undelivered(envelope, 'no-such-actor', error);
+  undeliverable(envelope: Envelope, error: TroupeError, reason: DeadLetterReason = 'no-such-actor'): void {
+    this.undelivered(envelope, reason, error);
   }
 
   /**
    * One envelope that will not arrive: a dead letter, and for an ask the error, at once to our own
    * asker or in a reply to another node's.
    */
-  private undelivered(
-    envelope: Envelope,
-    reason: 'no-such-actor' | 'expired' | 'transport-failed',
-    error: TroupeError,
-  ): void {
+  private undelivered(envelope: Envelope, reason: DeadLetterReason, error: TroupeError): void {
     this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, reason, error);
     if (envelope.correlationId === undefined || envelope.type === REPLY) return;
     const waiting = this.pending.get(envelope.correlationId);
@@ -509,7 +506,7 @@ export class Router implements TransportSink {
     }
     let route = routes.get(type);
     if (route === undefined) {
-      const resolved = resolveMessage(this.host, target, type);
+      const resolved = resolveMessage(this.host, target.behavior, type);
       route = resolved === null || 'unspoken' in resolved ? null : resolved;
       if (routes.size < 1024) routes.set(type, route);
     }
@@ -634,6 +631,7 @@ export class Router implements TransportSink {
             code: result.error.code,
             message: result.error.message,
             ...(result.error.details === undefined ? {} : { details: result.error.details }),
+            ...wireCauses(result.error),
           },
         };
     const reply: Envelope = {
@@ -871,16 +869,47 @@ function remoteError(data: unknown, to: Address): TroupeError {
     code?: unknown;
     message?: unknown;
     details?: unknown;
+    causes?: unknown;
   };
   const known = typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code);
   const message = typeof e.message === 'string' ? e.message : `${to} answered with an error`;
+  const cause = causeChain(e.causes);
   return new TroupeError(known ? (e.code as ErrorCode) : 'ERR_REMOTE', message, {
+    ...(cause === undefined ? {} : { cause }),
     details: {
       remote: to,
       ...(known ? {} : { code: e.code }),
       ...(e.details === undefined ? {} : { cause: e.details }),
     },
   });
+}
+
+/** Most causes of an error sent back with it: enough to tell an outage from a bug. */
+const MAX_CAUSES = 4;
+
+/** An error's causes as they travel in a reply: code (when it has one of ours) and message. */
+function wireCauses(error: TroupeError): { causes?: { code?: string; message: string }[] } {
+  const causes: { code?: string; message: string }[] = [];
+  for (let c: unknown = error.cause; c instanceof Error && causes.length < MAX_CAUSES; c = c.cause) {
+    causes.push(TroupeError.is(c) ? { code: c.code, message: c.message } : { message: c.message });
+  }
+  return causes.length === 0 ? {} : { causes };
+}
+
+/** Rebuilds the causes of a remote error (untrusted: only catalogue codes become TroupeErrors). */
+function causeChain(data: unknown): Error | undefined {
+  if (!Array.isArray(data)) return undefined;
+  let cause: Error | undefined;
+  for (let i = Math.min(data.length, MAX_CAUSES) - 1; i >= 0; i--) {
+    const item = data[i] as { code?: unknown; message?: unknown } | null;
+    const message = typeof item?.message === 'string' ? item.message : 'a remote cause';
+    const options = cause === undefined ? undefined : { cause };
+    cause =
+      typeof item?.code === 'string' && Object.hasOwn(ERROR_CODES, item.code)
+        ? new TroupeError(item.code as ErrorCode, message, options)
+        : new Error(message, options);
+  }
+  return cause;
 }
 
 /** A ref to an actor of another node of this cluster. */

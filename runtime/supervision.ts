@@ -86,7 +86,8 @@ export function resolveRestartType(value: unknown, where = 'restart'): RestartTy
   return value as RestartType;
 }
 
-function resolveBackoff(backoff: Backoff, where: string): Backoff {
+/** @throws TroupeError `ERR_INVALID_OPTION` naming `where` for a bad backoff. */
+export function resolveBackoff(backoff: Backoff, where: string): Backoff {
   if (typeof backoff !== 'object' || backoff === null)
     throw invalidOption(where, 'must be an object', backoff);
   if (!Number.isFinite(backoff.baseMs) || backoff.baseMs < 0)
@@ -104,7 +105,11 @@ function resolveBackoff(backoff: Backoff, where: string): Backoff {
  * Records restarts and answers whether one more stays within the intensity (OTP's rule: keep restarts
  * at or after `now - periodMs`; more than `intensity` of them means the supervisor gives up).
  */
-export function recordRestart(log: number[], now: number, policy: RestartPolicy): boolean {
+export function recordRestart(
+  log: number[],
+  now: number,
+  policy: Pick<RestartPolicy, 'intensity' | 'periodMs'>,
+): boolean {
   const threshold = now - policy.periodMs;
   let keep = 0;
   while (keep < log.length && log[keep]! < threshold) keep++;

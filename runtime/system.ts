@@ -15,6 +15,7 @@ import type {
   AskOptions,
   Behavior,
   DrainOptions,
+  MemberInfo,
   MessageInfo,
   Middleware,
   RouteTask,
@@ -200,13 +201,30 @@ class ActorSystemImpl implements Host, ClusterHost {
 
   // ---- ClusterHost ----
 
-  spawnActivation(behavior: Behavior<any, any>, address: Address): Cell {
+  spawnActivation(behavior: Behavior<any, any>, address: Address, onExit: (cell: Cell) => void): Cell {
+    // The activations' supervisor decides per key (Cluster.decide): it never gives up itself, so
+    // no named actor can stop its node.
     this.activationParent ??= this.guardian.spawnChild(
-      supervisingBehavior({ protocols: [], handlers: {} }, this.options.supervision, false),
+      supervisingBehavior(
+        { protocols: [], handlers: {} },
+        this.options.supervision,
+        false,
+        (child, error) => this.cluster?.decide(child, error) ?? 'stop',
+      ),
       undefined,
       undefined,
     );
-    return this.activationParent.spawnChild(behavior, { restart: 'transient' }, undefined, address);
+    const cell = this.activationParent.spawnChild(behavior, { restart: 'transient' }, undefined, address);
+    cell.onExit(onExit);
+    return cell;
+  }
+
+  namedRef(kind: string, key: string): ActorRef<any> {
+    return this.router!.namedRefFor(kind, key, undefined);
+  }
+
+  members(): MemberInfo[] {
+    return this.cluster?.view() ?? [];
   }
 
   fenceOf(cell: Cell): number | undefined {
@@ -221,8 +239,8 @@ class ActorSystemImpl implements Host, ClusterHost {
     this.router?.forward(node, item);
   }
 
-  undeliverable(envelope: Envelope, error: TroupeError): void {
-    this.router?.undeliverable(envelope, error);
+  undeliverable(envelope: Envelope, error: TroupeError, reason?: DeadLetterReason): void {
+    this.router?.undeliverable(envelope, error, reason);
   }
 
   /** 0 running, 1 draining, 2 stopping, 3 stopped. */
@@ -286,6 +304,8 @@ class ActorSystemImpl implements Host, ClusterHost {
         details: { key },
       });
     }
+    const badKey = this.cluster?.checkKey(kind, key);
+    if (badKey !== undefined) throw badKey;
     return this.router.namedRefFor(kind, key, protocol) as ActorRef<P>;
   }
 

@@ -1,6 +1,8 @@
 /**
  * One cluster node in its own process, for the multi-process tests. Started with
- * `node --import tsx node-process.ts <nats url> <cluster> <node> <heartbeatMs>`; driven over IPC.
+ * `node --import tsx node-process.ts <nats url> <cluster> <node> <heartbeatMs> [<postgres url>]`;
+ * driven over IPC. With a Postgres URL it also hosts `bank` accounts: persistent named actors whose
+ * deposits carry command ids.
  */
 import { z } from 'zod';
 import {
@@ -9,11 +11,19 @@ import {
   createNode,
   defineProtocol,
   natsTransport,
+  persistentBehavior,
+  postgresJournal,
   type SystemEvent,
   tell,
 } from '../../index.js';
 
-const [url, clusterName, node, heartbeat] = process.argv.slice(2) as [string, string, string, string];
+const [url, clusterName, node, heartbeat, journalUrl] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string | undefined,
+];
 
 export const Counter = defineProtocol('np.counter', {
   add: tell(z.object({ by: z.number() })),
@@ -34,18 +44,56 @@ const account = behavior({
   },
 });
 
+export const Bank = defineProtocol('np.bank', {
+  deposit: ask(z.object({ amount: z.number().int().positive(), commandId: z.string() }), z.number()),
+  balance: ask(z.object({}), z.number()),
+});
+
+const journal =
+  journalUrl === undefined
+    ? undefined
+    : await postgresJournal({ connectionString: journalUrl, prefix: 'np_' });
+const bank =
+  journal === undefined
+    ? undefined
+    : persistentBehavior({
+        protocols: [Bank],
+        journal,
+        persistenceId: ({ name }) => `bank-${clusterName}-${name}`,
+        initialState: () => 0,
+        events: { deposited: z.object({ amount: z.number() }) },
+        apply: { deposited: (balance, { amount }) => balance + amount },
+        commands: {
+          deposit: ({ amount }) => ({
+            events: [{ type: 'deposited', data: { amount } }],
+            reply: (balance) => balance,
+          }),
+          balance: () => ({ reply: (balance) => balance }),
+        },
+      });
+
 const system = await createNode({
   name: clusterName,
   node,
   transport: await natsTransport({ servers: url }),
-  kinds: { account },
+  kinds: bank === undefined ? { account } : { account, bank },
   heartbeatMs: Number(heartbeat),
   deadLetterLog: () => {},
 });
 const events: (SystemEvent & { wall: number })[] = [];
 system.events$.subscribe((e) => {
-  if (e.type.startsWith('member-') || e.type.startsWith('activation-') || e.type === 'dead-letter') {
-    events.push({ ...e, wall: Date.now() } as SystemEvent & { wall: number });
+  if (
+    e.type.startsWith('member-') ||
+    e.type.startsWith('activation-') ||
+    e.type === 'dead-letter' ||
+    e.type === 'supervisor-escalated' ||
+    e.type === 'system-stopped'
+  ) {
+    const { body: _body, error, ...rest } = e as SystemEvent & { body?: unknown; error?: Error };
+    // Bodies and errors are not sent over IPC whole: a key in a frame may not survive it.
+    events.push({ ...rest, wall: Date.now(), error: error?.message } as unknown as SystemEvent & {
+      wall: number;
+    });
   }
 });
 system.spawn(account, { name: 'counter' });
@@ -55,6 +103,10 @@ type Command =
   | { id: number; cmd: 'ask'; to: string }
   | { id: number; cmd: 'deposit'; key: string; by: number }
   | { id: number; cmd: 'balance'; key: string; timeoutMs?: number }
+  | { id: number; cmd: 'bank-deposit'; key: string; amount: number; commandId: string; timeoutMs: number }
+  | { id: number; cmd: 'bank-balance'; key: string }
+  | { id: number; cmd: 'status' }
+  | { id: number; cmd: 'members' }
   | { id: number; cmd: 'events' }
   | { id: number; cmd: 'handled' }
   | { id: number; cmd: 'drain' };
@@ -79,6 +131,22 @@ process.on('message', async (message: Command) => {
             .actorOf('account', message.key, Counter)
             .ask('get', {}, { timeoutMs: message.timeoutMs ?? 5000 }),
         );
+      case 'bank-deposit':
+        return reply(
+          await system
+            .actorOf('bank', message.key, Bank)
+            .ask(
+              'deposit',
+              { amount: message.amount, commandId: message.commandId },
+              { timeoutMs: message.timeoutMs },
+            ),
+        );
+      case 'bank-balance':
+        return reply(await system.actorOf('bank', message.key, Bank).ask('balance', {}));
+      case 'status':
+        return reply(system.status.tag);
+      case 'members':
+        return reply(system.members());
       case 'events':
         return reply(events);
       case 'handled':

@@ -26,8 +26,16 @@ export class NodeProcess {
     });
   }
 
-  static async start(url: string, cluster: string, node: string, heartbeatMs = 1000): Promise<NodeProcess> {
-    const child = fork(SCRIPT, [url, cluster, node, String(heartbeatMs)], {
+  /** Starts a node; with `journalUrl` (Postgres) it also hosts persistent `bank` accounts. */
+  static async start(
+    url: string,
+    cluster: string,
+    node: string,
+    heartbeatMs = 1000,
+    journalUrl?: string,
+  ): Promise<NodeProcess> {
+    const args = [url, cluster, node, String(heartbeatMs), ...(journalUrl === undefined ? [] : [journalUrl])];
+    const child = fork(SCRIPT, args, {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ask, behavior, createSystem, defineProtocol, tell } from '../../index.js';
-import { flushMicrotasks, settle } from '../../runtime/testkit/index.js';
+import { flushMicrotasks, SimulatedClock, settle } from '../../runtime/testkit/index.js';
 import { closeSystemsAfterEach, gate, makeSystem, rejection, track } from './helpers.js';
 
 closeSystemsAfterEach();
@@ -98,6 +98,44 @@ describe('dead letters', () => {
     ref.tell('put', { v: 2 });
     // The queued put and the late one; none of the lifecycle events events$ carries.
     expect(seen).toEqual(['dead-letter:actor-stopped', 'dead-letter:actor-stopped']);
+  });
+});
+
+describe('an ask that ended while it waited in the mailbox', () => {
+  it('is not handled: it becomes an expired dead letter, and the asks still waiting are handled', async () => {
+    const clock = new SimulatedClock();
+    const { system, dead } = makeSystem({ clock });
+    const slow = gate();
+    let handled = 0;
+    const counting = behavior({
+      protocols: [Sink],
+      handlers: {
+        put: () => {},
+        get: () => ++handled,
+        slow: () => slow.promise,
+        relay: () => {},
+      },
+    });
+    const ref = system.spawn(counting, { name: 'busy' });
+    ref.tell('slow', {});
+    const early = ref.ask('get', {}, { timeoutMs: 100 }).catch((e: unknown) => e);
+    const controller = new AbortController();
+    const aborted = ref
+      .ask('get', {}, { timeoutMs: 10_000, signal: controller.signal })
+      .catch((e: unknown) => e);
+    const patient = ref.ask('get', {}, { timeoutMs: 10_000 });
+    await flushMicrotasks();
+    await clock.advance(100);
+    controller.abort();
+    expect(await early).toMatchObject({ code: 'ERR_ASK_TIMEOUT' });
+    expect(await aborted).toMatchObject({ code: 'ERR_ASK_ABORTED' });
+    slow.open();
+    await expect(patient).resolves.toBe(1);
+    expect(handled).toBe(1);
+    expect(dead.map((d) => [d.to, d.messageType, d.reason, d.error?.code])).toEqual([
+      [ref.address, 'get', 'expired', 'ERR_ASK_TIMEOUT'],
+      [ref.address, 'get', 'expired', 'ERR_ASK_TIMEOUT'],
+    ]);
   });
 });
 
