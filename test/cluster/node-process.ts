@@ -91,7 +91,7 @@ system.events$.subscribe((e) => {
   ) {
     const { body: _body, error, ...rest } = e as SystemEvent & { body?: unknown; error?: Error };
     // Bodies and errors are not sent over IPC whole: a key in a frame may not survive it.
-    events.push({ ...rest, wall: Date.now(), error: error?.message } as unknown as SystemEvent & {
+    events.push({ ...rest, by: node, wall: Date.now(), error: error?.message } as unknown as SystemEvent & {
       wall: number;
     });
   }

@@ -36,6 +36,8 @@ afterEach(async () => {
 
 interface NodeEvent {
   type: string;
+  /** The node that saw it. */
+  by: string;
   node?: string;
   to?: string;
   reason?: string;
@@ -264,6 +266,39 @@ class Depositor {
   }
 }
 
+/**
+ * The longest time, in ms of wall time, during which one key had a live activation on two nodes:
+ * from each activation-started to its activation-stopped (or now), per node.
+ */
+function longestDoubleActivation(events: NodeEvent[]): number {
+  const spans = new Map<string, { node: string; from: number; to: number }[]>();
+  const open = new Map<string, number>();
+  const close = (node: string, address: string, to: number) => {
+    const from = open.get(`${node}|${address}`);
+    if (from === undefined) return;
+    open.delete(`${node}|${address}`);
+    spans.set(address, [...(spans.get(address) ?? []), { node, from, to }]);
+  };
+  for (const e of [...events].sort((x, y) => x.wall - y.wall)) {
+    if (e.address === undefined) continue;
+    if (e.type === 'activation-started') open.set(`${e.by}|${e.address}`, e.wall);
+    if (e.type === 'activation-stopped') close(e.by, e.address, e.wall);
+  }
+  for (const id of [...open.keys()]) {
+    const [node, address] = [id.slice(0, id.indexOf('|')), id.slice(id.indexOf('|') + 1)];
+    close(node, address, Date.now());
+  }
+  let longest = 0;
+  for (const list of spans.values()) {
+    for (const x of list) {
+      for (const y of list) {
+        if (x.node !== y.node) longest = Math.max(longest, Math.min(x.to, y.to) - Math.max(x.from, y.from));
+      }
+    }
+  }
+  return longest;
+}
+
 /** Every acknowledged deposit is in the journal exactly once, and each balance is their sum. */
 async function expectJournalMatches(
   cluster: string,
@@ -291,6 +326,30 @@ async function expectJournalMatches(
     await expect(all[0]!.call({ cmd: 'bank-balance', key })).resolves.toBe(expected);
   }
 }
+
+describe('the double-activation measure', () => {
+  it('sees two nodes running one key at once, and not a handover', () => {
+    const at = (type: string, by: string, wall: number): NodeEvent => ({
+      type,
+      by,
+      wall,
+      address: 'troupe://x/@bank/k',
+    });
+    const handover = [
+      at('activation-started', 'a', 0),
+      at('activation-stopped', 'a', 100),
+      at('activation-started', 'b', 100),
+    ];
+    expect(longestDoubleActivation(handover)).toBe(0);
+    const overlapping = [
+      at('activation-started', 'a', 0),
+      at('activation-started', 'b', 40),
+      at('activation-stopped', 'a', 340),
+      at('activation-stopped', 'b', 400),
+    ];
+    expect(longestDoubleActivation(overlapping)).toBe(300);
+  });
+});
 
 describe('a node survives its dependencies', () => {
   const keys = Array.from({ length: 12 }, (_, i) => `acct-${i}`);
@@ -345,7 +404,15 @@ describe('a node survives its dependencies', () => {
     );
     await expectAllAnswering(all, 'natsout');
     await expectJournalMatches('natsout', depositor, keys, all);
+    // Membership came back whole (each node's watch of the members bucket survived the restart).
+    for (const node of all) {
+      const members = await node.call<{ node: string; state: string }[]>({ cmd: 'members' });
+      expect(members.map((m) => `${m.node}:${m.state}`)).toEqual(['a:up', 'b:up', 'c:up']);
+    }
     const events = (await Promise.all(all.map((n) => n.call<NodeEvent[]>({ cmd: 'events' })))).flat();
     expect(events.filter((e) => e.type === 'supervisor-escalated')).toEqual([]);
+    const overlap = longestDoubleActivation(events);
+    console.log(`nats outage: the longest time a key had activations on two nodes was ${overlap} ms`);
+    expect(overlap).toBeLessThanOrEqual(HEARTBEAT_MS);
   }, 90_000);
 });
