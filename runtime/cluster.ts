@@ -628,6 +628,7 @@ export class Cluster {
         }
       }
       this.passivateIdle(now);
+      this.forgetQuarantines(now);
       // Every five heartbeats, as a backstop: an activation whose lease another node took stops.
       if (++this.ticks % 20 === 0) void this.verifyLeases();
       this.detect();
@@ -657,6 +658,15 @@ export class Cluster {
         continue;
       this.relinquish(id, activation);
       await activation.cell.stopFromParent();
+    }
+  }
+
+  /** Forgets give-ups long past: a later one starts its quarantine from the shortest again. */
+  private forgetQuarantines(now: number): void {
+    for (const [id, quarantine] of this.quarantined) {
+      const { restart } = this.settings.kinds.get(kindOf(id))!;
+      const longest = Math.max(restart.quarantine.maxMs, restart.outageBackoff.maxMs);
+      if (now - quarantine.until > longest) this.quarantined.delete(id);
     }
   }
 
