@@ -384,6 +384,7 @@ class ActorSystemImpl implements Host, ClusterHost {
       let timer: TimerHandle | undefined;
       const timeout = new Promise<boolean>((resolve) => {
         timer = this.clock.setTimeout(() => resolve(false), timeoutMs);
+        timer.keepAlive?.(true); // a drain is awaited: its deadline holds the process
       });
       const cut = new Promise<'closed'>((resolve) => {
         this.cutDrain = () => resolve('closed');
@@ -719,6 +720,7 @@ class ActorSystemImpl implements Host, ClusterHost {
         resolve();
       };
       const timer = this.clock.setTimeout(done, ms);
+      timer.keepAlive?.(true);
       if (endedByClose) this.hardWaiters.add(done);
       promise.then(done, done);
     });
