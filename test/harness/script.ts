@@ -25,6 +25,16 @@ export interface RunScriptOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Kills the program after this long. Defaults to 60 s. */
   readonly timeoutMs?: number;
+  /** Runs it as another user (the test runs as root); see {@link unprivileged}. */
+  readonly user?: { readonly uid: number; readonly gid: number };
+}
+
+/**
+ * A user to run a program as whom file permissions apply: root ignores them, so a test of a
+ * permission error run as root runs its program as `nobody`. Undefined when not root.
+ */
+export function unprivileged(): { uid: number; gid: number } | undefined {
+  return process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
 }
 
 /** Writes `code` to `.tmp/<dir>/<name>.ts` and runs it with tsx. Resolves however it ends. */
@@ -47,7 +57,12 @@ export function runFile(file: string, options: RunScriptOptions = {}): Promise<S
     execFile(
       process.execPath,
       ['--import', 'tsx', file, ...(options.args ?? [])],
-      { cwd: repoRoot, env: { ...process.env, ...options.env }, timeout: options.timeoutMs ?? 60_000 },
+      {
+        cwd: repoRoot,
+        env: { ...process.env, ...options.env },
+        timeout: options.timeoutMs ?? 60_000,
+        ...options.user,
+      },
       (error, stdout, stderr) => {
         const ended = error as (Error & { code?: unknown; signal?: NodeJS.Signals | null }) | null;
         resolve({
