@@ -122,6 +122,7 @@ class ActorSystemImpl implements Host, ClusterHost {
   private idleWaiters: (() => void)[] = [];
   private timerGeneration = 0;
   private deadLettersLogged = 0;
+  private readonly failuresLogged = { crashes: 0, escalations: 0 };
   private failure: Error | undefined;
   private readonly closedPromise: Promise<Error | undefined>;
   private resolveClosed!: (error: Error | undefined) => void;
@@ -653,6 +654,17 @@ class ActorSystemImpl implements Host, ClusterHost {
     }
   }
 
+  logFailure(what: string, error: Error, kind: 'crashes' | 'escalations' = 'crashes'): void {
+    const limit = this.options.deadLetterLogLimit;
+    const logged = this.failuresLogged[kind]++;
+    if (logged < limit) this.options.deadLetterLog(`troupe: ${what}: ${withStack(error)}`);
+    else if (logged === limit) {
+      this.options.deadLetterLog(
+        `troupe: ${limit} ${kind} logged; further ones go only to subscribers of events$`,
+      );
+    }
+  }
+
   register(cell: Cell): void {
     const protocols = cell.behavior.protocols;
     for (let i = 0; i < protocols.length; i++) this.byProtocol.get(protocols[i]!.name)?.add(cell);
@@ -699,7 +711,8 @@ class ActorSystemImpl implements Host, ClusterHost {
   rootFailed(error: Error): void {
     if (this.failure !== undefined || this.state >= STOPPED) return;
     this.failure = error;
-    if (!this.observed) console.error(`troupe: system "${this.name}" stopped: ${error.message}`);
+    if (!this.observed)
+      this.options.deadLetterLog(`troupe: system "${this.name}" failed: ${withStack(error)}`);
     this.stopPromise ??= this.shutdown(error, false, true);
   }
 
@@ -795,6 +808,22 @@ class ActorSystemImpl implements Host, ClusterHost {
   private cutDrain: (() => void) | undefined;
   /** Waits in within() that close() ends at once. */
   private hardWaiters = new Set<() => void>();
+}
+
+/** An error's code, stack (or name and message) and those of its causes, for a log line. */
+function withStack(error: Error): string {
+  let text = describeError(error);
+  let cause = error.cause;
+  for (let depth = 0; cause !== undefined && depth < 5; depth++) {
+    text += `\n  caused by: ${cause instanceof Error ? describeError(cause) : String(cause)}`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return text;
+}
+
+function describeError(error: Error): string {
+  const stack = error.stack ?? `${error.name}: ${error.message}`;
+  return TroupeError.is(error) ? `[${error.code}] ${stack}` : stack;
 }
 
 function sameMessages(a: AnyProtocol, b: AnyProtocol): boolean {

@@ -21,12 +21,12 @@ export interface ScriptRun {
 /** Options of {@link runScript}. */
 export interface RunScriptOptions {
   /** Extra arguments after the file. */
-  readonly args?: readonly string[];
-  readonly env?: NodeJS.ProcessEnv;
+  readonly args?: readonly string[] | undefined;
+  readonly env?: NodeJS.ProcessEnv | undefined;
   /** Kills the program after this long. Defaults to 60 s. */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
   /** Runs it as another user (the test runs as root); see {@link unprivileged}. */
-  readonly user?: { readonly uid: number; readonly gid: number };
+  readonly user?: { readonly uid: number; readonly gid: number } | undefined;
 }
 
 /**
