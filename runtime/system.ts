@@ -861,6 +861,17 @@ class PathRef implements ActorRef<any> {
   }
 
   private noSuchActor(type: string): TroupeError {
+    const { name, node } = this.system;
+    if (this.systemName !== name || this.node !== node) {
+      // Not this node's address, and no transport took it (ref() hands those to the router).
+      const where =
+        this.systemName !== name
+          ? `cluster "${this.systemName}", not this system's "${name}"`
+          : `node "${this.node}", and this node ("${node}") has no transport to it (give createSystem a transport)`;
+      return new TroupeError('ERR_NO_ROUTE', `no route to ${this.address}: it names ${where}`, {
+        details: { to: this.address, type },
+      });
+    }
     return new TroupeError('ERR_NO_SUCH_ACTOR', `no live actor at ${this.address}`, {
       details: { to: this.address, type },
     });

@@ -64,6 +64,20 @@ it('refuses a bad table prefix and an unreachable server with typed errors', asy
   });
 });
 
+it('says a connection string that is not one is invalid, before any network call and without echoing it', async () => {
+  for (const connectionString of ['hello world', 'localhost:5432', 'postgres://user:secret@host:port/db']) {
+    const refused = postgresJournal({ connectionString });
+    await expect(refused, connectionString).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining(
+        '`connectionString`: is not a valid connection string: expected a URL',
+      ),
+      details: { option: 'connectionString', value: undefined },
+    });
+    await expect(refused.catch((e: Error) => e.message)).resolves.not.toContain('secret');
+  }
+});
+
 it('turns the time-series tables into hypertables under TimescaleDB, and keeps the event log plain', async (ctx) => {
   const available = await raw.query(`SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'`);
   if (available.rows.length === 0) {
