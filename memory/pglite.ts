@@ -1,6 +1,5 @@
 import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PGlite } from '@electric-sql/pglite';
 import { lock } from 'proper-lockfile';
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import { unavailable } from './journal.js';
@@ -20,12 +19,24 @@ export interface PgliteJournalOptions extends SqlJournalOptions {
    */
   readonly dataDir?: string;
   /** A PGlite you opened yourself; the journal then leaves it open on `close()`. */
-  readonly db?: PGlite;
+  readonly db?: PgliteDatabase;
   /**
    * Told what a slow step is doing: creating a new database in `dataDir` takes several seconds and
    * about 40 MB. Defaults to writing the line to stderr; `false` for silence.
    */
   readonly notice?: ((line: string) => void) | false;
+}
+
+/**
+ * What the journal uses of a PGlite you opened yourself: a `PGlite` of `@electric-sql/pglite` is
+ * one. Declared here so that Troupe's types do not pull in PGlite's, which need `@types/emscripten`.
+ */
+export interface PgliteDatabase {
+  readonly closed: boolean;
+  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
 }
 
 /** The lock file inside a data directory: one process at a time may open the directory. */
@@ -71,7 +82,7 @@ export async function pgliteJournal(options: PgliteJournalOptions = {}): Promise
     }
   }
   // Loaded on first use: most programs that import Troupe never open a PGlite.
-  let db: PGlite;
+  let db: PgliteDatabase;
   try {
     db = options.db ?? (await (await import('@electric-sql/pglite')).PGlite.create(dataDir));
   } catch (error) {
@@ -147,7 +158,7 @@ class PgliteDriver implements SqlDriver {
   readonly concurrency = 1;
 
   constructor(
-    private readonly db: PGlite,
+    private readonly db: PgliteDatabase,
     private readonly owned: boolean,
     private readonly unlock: (() => Promise<void>) | undefined,
   ) {}
