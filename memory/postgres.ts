@@ -52,7 +52,8 @@ export async function postgresJournal(options: PostgresJournalOptions): Promise<
   // Loaded on first use: most programs that import Troupe never talk to Postgres.
   const driver = (await import('pg')).default;
   const owned = pool === undefined;
-  const thePool = pool ?? new driver.Pool({ connectionString, max: poolSize });
+  // A journal nobody closed must not keep the process alive: idle connections let it exit.
+  const thePool = pool ?? new driver.Pool({ connectionString, max: poolSize, allowExitOnIdle: true });
   return sqlJournal(new PgDriver(driver, thePool, owned, concurrency, connectionString), options);
 }
 
@@ -209,6 +210,9 @@ class PgListener {
       await client.end().catch(() => {});
       return;
     }
+    // The listening connection waits by nature; like the pool's idle ones, it must not keep alive a
+    // process whose journal nobody closed (pg's Client has unref(); its types do not say so).
+    (client as unknown as { unref?: () => void }).unref?.();
     this.client = client;
     for (const channel of this.channels) this.notify(channel);
   }
