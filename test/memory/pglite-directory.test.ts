@@ -9,6 +9,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pgliteJournal } from '../../index.js';
 import { stopChild } from '../harness/child.js';
 import { repoRoot, runFile, unprivileged } from '../harness/script.js';
 
@@ -72,6 +73,19 @@ it('lets the directory be opened again after its holder is killed with kill -9',
       { timeout: 60_000, interval: 500 },
     )
     .toBe('count 13\n');
+}, 180_000);
+
+it('says what is happening when it creates a database, and only then', async () => {
+  const fresh = join(dir, 'fresh');
+  const lines: string[] = [];
+  const first = await pgliteJournal({ dataDir: fresh, notice: (line) => lines.push(line) });
+  await first.close();
+  expect(lines).toEqual([
+    `troupe: creating a PGlite database in ${fresh} (takes several seconds and about 40 MB)`,
+  ]);
+  const again = await pgliteJournal({ dataDir: fresh, notice: (line) => lines.push(line) });
+  await again.close();
+  expect(lines).toHaveLength(1);
 }, 180_000);
 
 describe('a directory this process may not write', () => {
