@@ -65,6 +65,19 @@ describe('README', () => {
     );
   }, 90_000);
 
+  it('runs the scripted model example and the stopping example as they say', async () => {
+    const run = async (marker: string) => {
+      const index = blocks.findIndex((code) => code.includes(marker));
+      expect(index, marker).toBeGreaterThanOrEqual(0);
+      mkdirSync(outDir, { recursive: true });
+      const file = join(outDir, `run-${index + 1}.ts`);
+      writeFileSync(file, blocks[index]!);
+      return (await promisify(execFile)('npx', ['tsx', file], { cwd: root, timeout: 60_000 })).stdout;
+    };
+    expect(await run('scriptedModel({')).toBe('Found it. tides: the moon and the sun pull the oceans\n');
+    expect(await run('await system.stop(second)')).toBe('');
+  }, 120_000);
+
   it('has the persistent example, identical to examples/persistent.ts, and its state survives a restart', async () => {
     const marked = blocks.filter((code) => code.includes('// persistent example'));
     expect(marked).toHaveLength(1);
