@@ -4,9 +4,11 @@
  * promise someone awaits (an ask's timeout, the scripted model's latency, a model adapter's retry
  * wait) must hold the process. Each case runs as its own process, as a user's script would.
  */
+
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { closedPortUrl } from '../agents/wire-server.js';
-import { runScript } from '../harness/script.js';
+import { repoRoot, runFile, runScript } from '../harness/script.js';
 
 const run = (name: string, code: string, env?: NodeJS.ProcessEnv) =>
   runScript('keep-alive', name, code, { env });
@@ -60,6 +62,14 @@ try {
     );
     expect(result, result.stderr).toMatchObject({ code: 0, stdout: 'ERR_MODEL_UNREACHABLE\n' });
   }, 90_000);
+  it('the agents example on a provider at a closed port says why it failed', async () => {
+    const result = await runFile(join(repoRoot, 'examples', 'agents.ts'), {
+      env: { TROUPE_MODEL: 'openai:llama3.2', OPENAI_BASE_URL: `${await closedPortUrl()}/v1` },
+    });
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).toContain('The planner failed: ERR_MODEL_UNREACHABLE: openai:llama3.2 ');
+  }, 90_000);
+
   it('a drain that waits for a stuck handler ends at its deadline, and the process exits normally', async () => {
     const result = await run(
       'drain-deadline',
