@@ -44,7 +44,9 @@ describe('failures nobody subscribes to', () => {
     }
     expect(lines).toContain('troupe: 3 crashes logged; further ones go only to subscribers of events$');
     const stopped = lines.find((l) => l.includes('stopped for good'))!;
-    expect(stopped).toContain(`troupe: ${worker.address} is stopped for good: [ERR_RESTART_INTENSITY] TroupeError: `);
+    expect(stopped).toContain(
+      `troupe: ${worker.address} is stopped for good: [ERR_RESTART_INTENSITY] TroupeError: `,
+    );
     expect(stopped).toContain('caused by: TypeError: Cannot read properties of undefined');
   });
 
