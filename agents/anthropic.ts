@@ -53,7 +53,8 @@ export const ANTHROPIC_DEFAULT_MAX_TOKENS = 1024;
  * connection was refused), `ERR_MODEL_MALFORMED`, `ERR_CALL_TIMEOUT` (`timeoutMs` passed), or the
  * signal's reason when the caller aborts.
  *
- * @throws TroupeError `ERR_INVALID_OPTION` for bad options.
+ * @throws TroupeError `ERR_INVALID_OPTION` for bad options, and for a missing key on Anthropic's API
+ * (naming `ANTHROPIC_API_KEY`; another server through `baseUrl` may need none).
  * @example
  * ```ts
  * const model = anthropicModel({ model: 'claude-sonnet-4-5', maxTokens: 2048 });
@@ -68,6 +69,8 @@ export function anthropicModel(options: AnthropicModelOptions): ModelPort {
   const resolved = resolveHttpOptions(options, {
     baseUrl: process.env.ANTHROPIC_BASE_URL ?? ANTHROPIC_DEFAULT_BASE_URL,
     apiKey: process.env.ANTHROPIC_API_KEY,
+    apiKeyVariable: 'ANTHROPIC_API_KEY',
+    providerUrl: ANTHROPIC_DEFAULT_BASE_URL,
   });
   const name = `anthropic:${resolved.model}`;
   return httpModelPort(name, resolved, options.guard, {

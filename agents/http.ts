@@ -64,7 +64,14 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
  */
 export function resolveHttpOptions(
   options: HttpModelOptions,
-  fallback: { readonly baseUrl: string; readonly apiKey: string | undefined },
+  fallback: {
+    readonly baseUrl: string;
+    readonly apiKey: string | undefined;
+    /** The environment variable the key comes from. */
+    readonly apiKeyVariable: string;
+    /** The provider's own API: the one base URL that surely needs a key. */
+    readonly providerUrl: string;
+  },
 ): ResolvedHttpOptions {
   if (!isRecord(options)) throw invalidOption('options', 'must be an object');
   const { model, stream = httpModelDefaults.stream, timeoutMs = httpModelDefaults.timeoutMs } = options;
@@ -76,10 +83,19 @@ export function resolveHttpOptions(
   if (options.maxTokens !== undefined) checkMaxTokens('maxTokens', options.maxTokens);
   if (options.fetch !== undefined && typeof options.fetch !== 'function')
     throw invalidOption('fetch', 'must be a function', options.fetch);
+  const baseUrl = resolveBaseUrl(options.baseUrl ?? fallback.baseUrl);
+  const apiKey = resolveApiKey(options.apiKey === undefined ? fallback.apiKey : options.apiKey);
+  // Other servers (Ollama, vLLM, a proxy) may need no key: they say so with a 401 if they do.
+  if (apiKey === undefined && new URL(baseUrl).host === new URL(fallback.providerUrl).host) {
+    throw invalidOption(
+      'apiKey',
+      `is missing: set ${fallback.apiKeyVariable} or pass \`apiKey\` (a local server through \`baseUrl\`, such as Ollama at http://localhost:11434/v1, needs none)`,
+    );
+  }
   return {
     model,
-    baseUrl: resolveBaseUrl(options.baseUrl ?? fallback.baseUrl),
-    apiKey: resolveApiKey(options.apiKey === undefined ? fallback.apiKey : options.apiKey),
+    baseUrl,
+    apiKey,
     stream,
     timeoutMs,
     maxTokens: options.maxTokens,
@@ -112,6 +128,7 @@ function resolveBaseUrl(baseUrl: unknown): string {
 }
 
 function resolveApiKey(apiKey: unknown): string | undefined {
+  if (apiKey === undefined) return undefined;
   // The key is never passed as the option's value: it would land in the error's details.
   if (typeof apiKey !== 'string') throw invalidOption('apiKey', 'must be a string');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused

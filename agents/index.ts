@@ -41,6 +41,7 @@ export {
 } from './scripted.js';
 export { type Tool, type ToolContext, type ToolDefinition, type ToolResult, tool } from './tools.js';
 export {
+  formatUsage,
   type ModelPrice,
   type UsageLedger,
   type UsageLedgerOptions,

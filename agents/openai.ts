@@ -45,14 +45,16 @@ export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 
 /**
  * A {@link ModelPort} speaking OpenAI's Chat Completions API to `${baseUrl}/chat/completions`.
- * `baseUrl` defaults to `OPENAI_BASE_URL`, then OpenAI's API; `apiKey` to `OPENAI_API_KEY`, and may be
- * absent (local servers need none): `Authorization: Bearer <key>` is sent only with a key.
+ * `baseUrl` defaults to `OPENAI_BASE_URL`, then OpenAI's API; `apiKey` to `OPENAI_API_KEY`. OpenAI's
+ * API needs a key; another server (Ollama, vLLM, llama.cpp, LM Studio) may need none:
+ * `Authorization: Bearer <key>` is sent only with a key.
  *
  * `complete` rejects with `ERR_MODEL_HTTP` (status >= 400; `retryAfterMs` from `Retry-After`),
  * `ERR_MODEL_UNREACHABLE` (`notSent` when the connection was refused), `ERR_MODEL_MALFORMED`,
  * `ERR_CALL_TIMEOUT` (`timeoutMs` passed), or the signal's reason when the caller aborts.
  *
- * @throws TroupeError `ERR_INVALID_OPTION` for bad options.
+ * @throws TroupeError `ERR_INVALID_OPTION` for bad options, and for a missing key on OpenAI's API
+ * (naming `OPENAI_API_KEY`).
  * @example
  * ```ts
  * const model = openAIModel({ model: 'llama3.2', baseUrl: 'http://localhost:11434/v1' });
@@ -66,6 +68,8 @@ export function openAIModel(options: OpenAIModelOptions): ModelPort {
   const resolved = resolveHttpOptions(options, {
     baseUrl: process.env.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL,
     apiKey: process.env.OPENAI_API_KEY,
+    apiKeyVariable: 'OPENAI_API_KEY',
+    providerUrl: OPENAI_DEFAULT_BASE_URL,
   });
   const maxTokensField = options.maxTokensField ?? 'max_tokens';
   if (maxTokensField !== 'max_tokens' && maxTokensField !== 'max_completion_tokens')

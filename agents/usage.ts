@@ -8,12 +8,37 @@ export interface ModelPrice {
   readonly outputPerMillion: number;
 }
 
-/** Totals of usage. */
+/** Totals of usage. `costUsd` is the exact sum; {@link formatUsage} rounds it for display. */
 export interface UsageTotals {
   readonly calls: number;
   readonly inputTokens: number;
   readonly outputTokens: number;
   readonly costUsd: number;
+}
+
+const DOLLARS = new Intl.NumberFormat('en-US', {
+  style: 'currency',
+  currency: 'USD',
+  minimumFractionDigits: 2,
+  // Micro-dollars: a single call's cost still shows, and float noise of the sum does not.
+  maximumFractionDigits: 6,
+});
+const COUNT = new Intl.NumberFormat('en-US');
+
+/**
+ * Usage totals as one line for people: counts with separators, the cost rounded to a micro-dollar
+ * (the totals keep the exact sum).
+ * @example
+ * ```ts
+ * formatUsage(usage.bySubtree(team.address)); // '3 calls, 1,100 tokens (1,000 in, 100 out), $0.00022'
+ * ```
+ */
+export function formatUsage(totals: UsageTotals): string {
+  const { calls, inputTokens, outputTokens, costUsd } = totals;
+  return (
+    `${COUNT.format(calls)} call${calls === 1 ? '' : 's'}, ${COUNT.format(inputTokens + outputTokens)} tokens ` +
+    `(${COUNT.format(inputTokens)} in, ${COUNT.format(outputTokens)} out), ${DOLLARS.format(costUsd)}`
+  );
 }
 
 /** Where usage rows go besides the ledger: a SQL journal's `usage` table (a hypertable on Timescale). */

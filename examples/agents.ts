@@ -91,7 +91,12 @@ const route = (capability: string) => system.route({ capability }, AgentProtocol
 // Real models take longer than the default ask timeout (5 s).
 const runFor = { timeoutMs: 120_000 };
 const plan = await route('planner').ask('run', { input: 'Plan a short piece on the sea.' }, runFor);
-if (!plan.ok) throw new Error(plan.error.message);
+if (!plan.ok) {
+  // A provider that cannot be reached, past its retries, is a typed answer, not a crash.
+  console.error(`The planner failed: ${plan.error.code}: ${plan.error.message}`);
+  await system.drain();
+  process.exit(1);
+}
 const topics = plan.output
   .split('\n')
   .map((t) => t.trim())

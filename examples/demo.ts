@@ -2,14 +2,15 @@
  * The demo: a small agent shop under supervision, with faults injected at random.
  *
  *   shop (supervisor, one_for_one)
- *   |-- sessions (dynamic supervisor): research sessions opened and closed at run time
+ *   |-- sessions (dynamic supervisor): research agents opened and closed at run time, each on a
+ *   |   scripted model (no key, no network) that looks its topic up with a tool, then answers
  *   |-- payments (supervisor, rest_for_one, with backoff)
  *   |   |-- ledger
  *   |   `-- gateway (records every approved charge in the ledger)
  *   `-- inventory
  *
- * Customers ask the sessions questions, reserve stock and pay. Every ~300 ms a fault is injected into a
- * random worker; every eighth tick a burst of faults trips the payments supervisor's restart intensity,
+ * Customers ask the agents questions, reserve stock and pay. Every ~300 ms a fault is injected into a
+ * random worker or agent (an agent's model throws, a defect that crashes it); every eighth tick a burst of faults trips the payments supervisor's restart intensity,
  * so it fails upward and the shop restarts it. Every random choice comes from generators seeded by
  * `--seed` (faults, traffic and simulated latency each have their own), so runs with one seed make the same choices; only
  * the timing of the real clock varies (which sessions are open when a fault lands, for instance).
@@ -21,30 +22,51 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import {
   type ActorRef,
+  AgentProtocol,
+  agent,
   ask,
   behavior,
+  type Clock,
   createSystem,
   defineProtocol,
   dynamicSupervisor,
   exponential,
+  type ModelRequest,
+  realClock,
   type SupervisorRef,
+  scriptedModel,
   startChild,
   supervisor,
   TroupeError,
   tell,
+  terminateChild,
+  tool,
 } from '../index.js';
 import { renderTree, shortAddress, watchSystem } from '../ops/index.js';
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '8' },
-    seed: { type: 'string', default: '7' },
-  },
-});
+const USAGE = 'usage: npm run demo -- [--duration <seconds>] [--seed <integer>]';
+let args: { duration: string; seed: string; help?: boolean };
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '8' },
+      seed: { type: 'string', default: '7' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }));
+} catch (error) {
+  // A mistyped option is the user's, not a bug: say what is wrong and how to call it, no stack.
+  console.error(`demo: ${(error as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help === true) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const durationMs = Number(args.duration) * 1000;
 const seed = Number(args.seed);
 if (!(durationMs > 0) || !Number.isInteger(seed)) {
-  console.error('usage: demo [--duration <seconds>] [--seed <integer>]');
+  console.error(USAGE);
   process.exit(2);
 }
 
@@ -72,13 +94,6 @@ const Chaos = defineProtocol('demo.chaos', {
   fault: tell(z.object({ reason: z.string() })),
 });
 
-const Research = defineProtocol('demo.research', {
-  question: ask(
-    z.object({ customer: z.string(), text: z.string() }),
-    z.object({ answer: z.string(), notes: z.number() }),
-  ),
-});
-
 const Inventory = defineProtocol('demo.inventory', {
   reserve: ask(
     z.object({ sku: z.string(), qty: z.number().int().positive() }),
@@ -102,25 +117,51 @@ const fault = ({ reason }: { reason: string }): never => {
   throw new Error(reason);
 };
 
-/** A research session: answers questions on its topic after some "thinking", then closes when done. */
-function researcher(topic: string, questionsBeforeClosing: number) {
-  return behavior({
-    protocols: [Research, Chaos],
-    initialState: () => ({ notes: [] as string[] }),
-    handlers: {
-      question: async ({ customer, text }, ctx) => {
-        // A stand-in for a model call; the signal aborts it if the session stops or restarts meanwhile.
-        await sleep(10 + Math.floor(latencyRandom() * 40), undefined, { signal: ctx.signal });
-        ctx.state.notes.push(text);
-        if (ctx.state.notes.length >= questionsBeforeClosing) void ctx.stop();
-        return {
-          answer: `${customer}: on ${topic}, "${text}" is covered by note ${ctx.state.notes.length}`,
-          notes: ctx.state.notes.length,
-        };
+const NOTES: Record<string, string> = {
+  'vector search': 'embed the documents, then rank by cosine similarity',
+  'rate limits': 'honour Retry-After and keep a bulkhead per provider',
+  'prompt caching': 'put the stable part of the prompt first',
+  'tool calling': 'check the arguments against the schema before the tool runs',
+  evals: 'record runs, then replay them against each change',
+  'fine-tuning': 'only after prompting and retrieval stop improving',
+};
+
+/** The agents' one tool: their notes on a topic. */
+const notes = tool({
+  name: 'notes',
+  description: 'The notes on one topic',
+  input: z.object({ topic: z.string() }),
+  idempotent: true,
+  run: ({ topic }) => NOTES[topic] ?? 'no notes',
+});
+
+const lastOf = (request: ModelRequest, role: string) =>
+  [...request.messages].reverse().find((m) => m.role === role)?.content ?? '';
+
+/** Faults waiting for each session: its model throws on its next call, and the agent crashes. */
+const pendingFaults = new Map<string, number>();
+
+/**
+ * A research session: an agent whose scripted model (a stand-in for a real one, with its latency)
+ * looks its topic up with the tool, then answers from the note.
+ */
+function researcher(id: string, topic: string) {
+  const model = scriptedModel({
+    name: `scripted-${id}`,
+    latencyMs: 10 + Math.floor(latencyRandom() * 40),
+    steps: [
+      () => {
+        const faults = pendingFaults.get(id) ?? 0;
+        if (faults > 0) {
+          pendingFaults.set(id, faults - 1);
+          throw new Error(`injected fault in the model of ${id}`);
+        }
+        return { toolCalls: [{ name: 'notes', arguments: { topic } }] };
       },
-      fault,
-    },
+      (request) => `${lastOf(request, 'user')} On ${topic}: ${lastOf(request, 'tool')}.`,
+    ],
   });
+  return agent({ model, tools: [notes], instructions: `You research ${topic}.`, maxSteps: 3 });
 }
 
 const inventory = behavior({
@@ -197,9 +238,11 @@ const shop = supervisor({
   ],
 });
 
-// The system gets its own seeded generator, for backoff jitter.
-
-const system = createSystem({ name: 'demo', random: seeded(seed + 1) });
+// The system gets its own seeded generator, for backoff jitter, and a clock that starts at zero now, so
+// the events' times and the time the demo reports are read on one clock.
+const origin = realClock.now();
+const clock: Clock = { now: () => realClock.now() - origin, setTimeout: realClock.setTimeout };
+const system = createSystem({ name: 'demo', random: seeded(seed + 1), clock });
 const stats = { crashes: 0, restarts: 0, escalations: new Map<string, number>(), deadLetters: 0 };
 const work = { answered: 0, reserved: 0, charged: 0, failed: 0, sessionsOpened: 0 };
 system.events$.subscribe((event) => {
@@ -229,19 +272,28 @@ const TOPICS = ['vector search', 'rate limits', 'prompt caching', 'tool calling'
 const CUSTOMERS = ['ada', 'grace', 'alan', 'barbara', 'edsger', 'margaret'];
 const SKUS = ['gpu-hours', 'tokens-1m', 'embeddings'];
 
+/** Runs each session answers before it is closed. */
+const quota = new Map<string, { left: number }>();
+
 /** Keeps three research sessions open: sessions close when done, and a restarted `sessions` starts empty. */
 async function topUpSessions(): Promise<void> {
   const sessions = system.ref(address('sessions')) as SupervisorRef;
   const { active } = await sessions.ask('countChildren', {});
   for (let i = active; i < 3; i++) {
     const id = `session-${++work.sessionsOpened}`;
-    const topic = pick(TOPICS)!;
-    await startChild(sessions, {
-      id,
-      behavior: researcher(topic, 4 + Math.floor(random() * 6)),
-      restart: 'transient',
-    });
+    quota.set(id, { left: 4 + Math.floor(random() * 6) });
+    await startChild(sessions, { id, behavior: researcher(id, pick(TOPICS)!), restart: 'transient' });
   }
+}
+
+/** Counts a session's answer, and closes the session once it has given its last. */
+function answered(session: ActorRef<typeof AgentProtocol>): void {
+  work.answered++;
+  const id = session.address.slice(session.address.lastIndexOf('/') + 1);
+  const left = quota.get(id);
+  if (left === undefined || --left.left > 0) return;
+  quota.delete(id);
+  terminateChild(system.ref(address('sessions')) as SupervisorRef, id).catch(() => {});
 }
 
 let toppingUp = false;
@@ -254,9 +306,12 @@ function traffic(): void {
       () => void work[done]++,
       () => void work.failed++,
     );
-  const session = pick(system.find(Research));
+  const session = pick(system.find(AgentProtocol));
   if (session !== undefined) {
-    count(session.ask('question', { customer, text: `how do I start with ${pick(TOPICS)}?` }), 'answered');
+    session.ask('run', { input: `${customer} asks: how do I start?` }).then(
+      (outcome) => (outcome.ok ? answered(session) : void work.failed++),
+      () => void work.failed++,
+    );
   }
   count(
     system.ref<typeof Inventory>(address('inventory')).ask('reserve', { sku: pick(SKUS)!, qty: 1 }),
@@ -290,9 +345,17 @@ function chaos(): void {
     for (let n = 1; n <= 5; n++) target.tell('fault', { reason: `burst ${tick}.${n}` });
     return;
   }
-  const workers = system.find(Chaos).sort((a, b) => a.address.localeCompare(b.address));
-  const worker = pickWith(chaosRandom)(workers as ActorRef<typeof Chaos>[]);
-  worker?.tell('fault', { reason: `injected fault #${tick}` });
+  const workers = [...system.find(Chaos), ...system.find(AgentProtocol)].sort((a, b) =>
+    a.address.localeCompare(b.address),
+  );
+  const worker = pickWith(chaosRandom)(workers);
+  if (worker === undefined) return;
+  if (worker.address.includes('/sessions/')) {
+    const id = worker.address.slice(worker.address.lastIndexOf('/') + 1);
+    pendingFaults.set(id, (pendingFaults.get(id) ?? 0) + 1);
+  } else {
+    (worker as ActorRef<typeof Chaos>).tell('fault', { reason: `injected fault #${tick}` });
+  }
 }
 
 // A message to a supervisor waits in its mailbox until it has started all its children.
@@ -300,7 +363,6 @@ await shopRef.ask('countChildren', {});
 await topUpSessions();
 const trafficTimer = setInterval(traffic, 100);
 const chaosTimer = setInterval(chaos, 300);
-const startedAt = performance.now();
 await sleep(durationMs);
 clearInterval(trafficTimer);
 clearInterval(chaosTimer);
@@ -313,15 +375,16 @@ await system.drain({ timeoutMs: 2000 });
 const failure = await system.closed();
 
 const escalations = [...stats.escalations].map(([path, n]) => `${path} x${n}`).join(', ');
-const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+// After the drain: the system's last events (draining, stopped) are stamped before this.
+const seconds = (clock.now() / 1000).toFixed(1);
 console.log(`
-Demo finished after ${seconds} s (seed ${seed}).
+Demo finished after ${seconds} s (seed ${seed}), its system stopped.
   crashes        ${stats.crashes}
   restarts       ${stats.restarts}
   escalations    ${stats.escalations.size === 0 ? 0 : escalations}
   dead letters   ${stats.deadLetters}
-  customer work  ${work.answered} answers, ${work.reserved} reservations, ${work.charged} charges, ${work.failed} failed asks
-  sessions       ${work.sessionsOpened} opened
+  customer work  ${work.answered} answers from agents, ${work.reserved} reservations, ${work.charged} charges, ${work.failed} failed asks
+  sessions       ${work.sessionsOpened} research agents opened
 
 Final tree (before shutdown):
 ${renderTree(finalTree, { color: tty })}

@@ -28,7 +28,7 @@ export {
   type PersistentDefinition,
   persistentBehavior,
 } from './persistent.js';
-export { type PgliteJournalOptions, pgliteJournal } from './pglite.js';
+export { type PgliteDatabase, type PgliteJournalOptions, pgliteJournal } from './pglite.js';
 export { type PostgresJournalOptions, postgresJournal } from './postgres.js';
 export {
   type Projection,

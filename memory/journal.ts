@@ -545,10 +545,19 @@ async function guard<T>(what: string, call: () => Promise<T>): Promise<T> {
 /** `ERR_JOURNAL_UNAVAILABLE` for a store failure; Troupe errors pass as they are. */
 export function unavailable(what: string, error: unknown): TroupeError {
   if (TroupeError.is(error)) return error;
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = error instanceof Error ? error.message : describeThrown(error);
   return new TroupeError('ERR_JOURNAL_UNAVAILABLE', `the journal's ${what} failed: ${reason}`, {
     cause: error,
   });
+}
+
+/** What a driver threw that is not an Error (PGlite throws errno objects): its message or code. */
+function describeThrown(thrown: unknown): string {
+  if (typeof thrown !== 'object' || thrown === null) return String(thrown);
+  const { message, code, errno } = thrown as { message?: unknown; code?: unknown; errno?: unknown };
+  if (typeof message === 'string' && message !== '') return message;
+  if (code !== undefined || errno !== undefined) return `errno ${String(code ?? errno)}`;
+  return Object.prototype.toString.call(thrown);
 }
 
 function checkStream(stream: unknown): asserts stream is string {

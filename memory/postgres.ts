@@ -44,6 +44,7 @@ export async function postgresJournal(options: PostgresJournalOptions): Promise<
   const concurrency = options.concurrency ?? Math.min(4, poolSize);
   if (pool === undefined && (typeof connectionString !== 'string' || connectionString === ''))
     throw invalidOption('connectionString', 'is required unless a pool is given', connectionString);
+  if (connectionString !== undefined) checkConnectionString(connectionString);
   if (!Number.isInteger(poolSize) || poolSize < 1)
     throw invalidOption('poolSize', 'must be a positive integer', poolSize);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > poolSize)
@@ -51,8 +52,30 @@ export async function postgresJournal(options: PostgresJournalOptions): Promise<
   // Loaded on first use: most programs that import Troupe never talk to Postgres.
   const driver = (await import('pg')).default;
   const owned = pool === undefined;
-  const thePool = pool ?? new driver.Pool({ connectionString, max: poolSize });
+  // A journal nobody closed must not keep the process alive: idle connections let it exit.
+  const thePool = pool ?? new driver.Pool({ connectionString, max: poolSize, allowExitOnIdle: true });
   return sqlJournal(new PgDriver(driver, thePool, owned, concurrency, connectionString), options);
+}
+
+/**
+ * `pg` reads anything as a connection string (`hello world` becomes a database on a host named
+ * `base`), so a typo would surface as a DNS failure; refuse what is not a URL or a socket path.
+ * The string is never echoed: it may hold a password.
+ */
+function checkConnectionString(connectionString: unknown): void {
+  const invalid = () =>
+    invalidOption(
+      'connectionString',
+      'is not a valid connection string: expected a URL such as postgres://user:password@host:5432/database (or a socket directory such as /var/run/postgresql)',
+    );
+  if (typeof connectionString !== 'string') throw invalid();
+  if (connectionString.startsWith('/')) return;
+  if (!/^(postgres|postgresql|socket):/i.test(connectionString)) throw invalid();
+  try {
+    new URL(connectionString);
+  } catch {
+    throw invalid();
+  }
 }
 
 class PgDriver implements SqlDriver {
@@ -187,6 +210,9 @@ class PgListener {
       await client.end().catch(() => {});
       return;
     }
+    // The listening connection waits by nature; like the pool's idle ones, it must not keep alive a
+    // process whose journal nobody closed (pg's Client has unref(); its types do not say so).
+    (client as unknown as { unref?: () => void }).unref?.();
     this.client = client;
     for (const channel of this.channels) this.notify(channel);
   }

@@ -45,6 +45,8 @@ export const ERROR_CODES = {
     'An append carried a fencing token older than the newest seen for its stream: the activation is stale.',
   ERR_JOURNAL_CORRUPT: 'A stored event or snapshot cannot be decoded or fails its schema.',
   ERR_JOURNAL_UNAVAILABLE: "The journal's store (Postgres, PGlite) could not be reached or failed.",
+  ERR_JOURNAL_LOCKED:
+    'Another process has the PGlite data directory open; one process at a time may open it.',
   ERR_PROJECTION_FAILED:
     'A projection gave up on a batch of events after its retries; it stopped at its checkpoint.',
   ERR_BULKHEAD_FULL: 'Every slot of a bulkhead is taken and its queue is full; the call was refused at once.',

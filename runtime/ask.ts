@@ -11,6 +11,8 @@ export class PendingAsk {
   private onAbort: (() => void) | undefined;
   /** Told when the ask settles, however it settles (a remote ask leaves its router's table). */
   release: ((ask: PendingAsk) => void) | undefined = undefined;
+  /** The timeouts this ask waits in, told when it settles. */
+  timeouts: TimeoutQueue | undefined = undefined;
   /** The correlation id of a remote ask. */
   key: string | undefined = undefined;
   /** The W3C trace context the request came with. */
@@ -61,6 +63,7 @@ export class PendingAsk {
     this.settled = true;
     if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
     if (this.release !== undefined) this.release(this);
+    if (this.timeouts !== undefined) this.timeouts.settled();
   }
 }
 
@@ -105,7 +108,9 @@ class AskFifo {
 /**
  * Ask timeouts without one timer per ask: asks with the same timeout expire in the order they were
  * made, so each timeout value keeps a FIFO and one clock timer waits for the earliest deadline.
- * Settled asks are dropped from the front lazily.
+ * Settled asks are dropped from the front lazily. The timer keeps the process alive while an ask is
+ * unsettled (its caller awaits it, and must get its reply or `ERR_ASK_TIMEOUT`), and only then, so a
+ * program whose asks are all answered can exit before the timer is due.
  */
 export class TimeoutQueue {
   private readonly queues = new Map<number, AskFifo>();
@@ -114,6 +119,7 @@ export class TimeoutQueue {
   private lastQueue: AskFifo | undefined;
   private timer: TimerHandle | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
+  private unsettled = 0;
 
   constructor(private readonly clock: Clock) {}
 
@@ -128,7 +134,14 @@ export class TimeoutQueue {
     this.lastQueue = queue;
     queue.trim();
     queue.push(ask);
+    ask.timeouts = this;
+    if (this.unsettled++ === 0) this.timer?.keepAlive?.(true);
     if (ask.deadline < this.timerAt) this.arm(ask.deadline);
+  }
+
+  /** One of the asks added here settled. */
+  settled(): void {
+    if (--this.unsettled === 0) this.timer?.keepAlive?.(false);
   }
 
   /** Rejects every pending ask (the system is stopping). */
@@ -146,6 +159,7 @@ export class TimeoutQueue {
     this.timer?.cancel();
     this.timerAt = at;
     this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, at - this.clock.now()));
+    if (this.unsettled > 0) this.timer.keepAlive?.(true);
   }
 
   private expire(): void {

@@ -141,6 +141,8 @@ export interface Host extends ActorSystem {
   assertAccepting(): void;
   rootFailed(error: Error): void;
   reportDefect(address: Address, error: unknown): void;
+  /** Writes a crash or an escalation, with its stack, while nobody subscribes to the event stream. */
+  logFailure(what: string, error: Error, kind?: 'crashes' | 'escalations'): void;
   /** Waits for `promise` at most `ms`; with `endedByClose`, close() ends the wait at once. */
   within(promise: Promise<unknown>, ms: number, endedByClose?: boolean): Promise<void>;
   checkIdle(): void;
@@ -1160,6 +1162,11 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const system = this.system;
     if (system.observed) {
       system.emit({ type: 'actor-crashed', at: system.clock.now(), address: this.address, error, message });
+    } else {
+      system.logFailure(
+        `${this.address} crashed${message === undefined ? '' : ` handling "${message.type}"`}`,
+        error,
+      );
     }
     this.parentCell?.pushSystem({ kind: 'child-exit', child: this, error, incarnation: this.incarnation });
   }
@@ -1446,6 +1453,9 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         address: this.address,
         error: failure,
       });
+    } else if (this.parentCell === undefined) {
+      // A supervisor that escalates crashes (and is written) below; the guardian stops the child instead.
+      system.logFailure(`${child.address} is stopped for good`, failure, 'escalations');
     }
     if (this.parentCell === undefined) {
       // The guardian does not fail: a plain top-level actor that keeps crashing is stopped for good.

@@ -50,7 +50,13 @@ export {
   stopChildSlot,
   withContext,
 } from './kernel.js';
-export { type NatsTransportOptions, natsTransport } from './nats.js';
+export {
+  type NatsTransportOptions,
+  natsTransport,
+  type RemoveClusterStateOptions,
+  type RemovedClusterState,
+  removeClusterState,
+} from './nats.js';
 export { type SystemOptions, systemDefaults } from './options.js';
 export {
   type Backoff,

@@ -41,8 +41,10 @@ export interface SystemOptions {
   /** Default time a parent waits for a child to stop. Defaults to 5000 ms. */
   readonly shutdownMs?: number;
   /**
-   * Dead letters are written to this sink (default `console.warn`) while nobody subscribes to the
-   * event stream, up to `deadLetterLogLimit` (default 10) messages, then one note that more were suppressed.
+   * While nobody subscribes to the event stream, what would otherwise go unseen is written to this
+   * sink (default `console.warn`, to stderr): dead letters, and crashes, escalations and a failed
+   * system with the error's stack. Up to `deadLetterLogLimit` (default 10) dead letters and as many
+   * crashes, each then with one note that more were suppressed.
    */
   readonly deadLetterLog?: (line: string) => void;
   readonly deadLetterLogLimit?: number;

@@ -123,6 +123,7 @@ class ActorSystemImpl implements Host, ClusterHost {
   private idleWaiters: (() => void)[] = [];
   private timerGeneration = 0;
   private deadLettersLogged = 0;
+  private readonly failuresLogged = { crashes: 0, escalations: 0 };
   private failure: Error | undefined;
   private readonly closedPromise: Promise<Error | undefined>;
   private resolveClosed!: (error: Error | undefined) => void;
@@ -404,6 +405,7 @@ class ActorSystemImpl implements Host, ClusterHost {
       let timer: TimerHandle | undefined;
       const timeout = new Promise<boolean>((resolve) => {
         timer = this.clock.setTimeout(() => resolve(false), timeoutMs);
+        timer.keepAlive?.(true); // a drain is awaited: its deadline holds the process
       });
       const cut = new Promise<'closed'>((resolve) => {
         this.cutDrain = () => resolve('closed');
@@ -672,6 +674,17 @@ class ActorSystemImpl implements Host, ClusterHost {
     }
   }
 
+  logFailure(what: string, error: Error, kind: 'crashes' | 'escalations' = 'crashes'): void {
+    const limit = this.options.deadLetterLogLimit;
+    const logged = this.failuresLogged[kind]++;
+    if (logged < limit) this.options.deadLetterLog(`troupe: ${what}: ${withStack(error)}`);
+    else if (logged === limit) {
+      this.options.deadLetterLog(
+        `troupe: ${limit} ${kind} logged; further ones go only to subscribers of events$`,
+      );
+    }
+  }
+
   register(cell: Cell): void {
     const protocols = cell.behavior.protocols;
     for (let i = 0; i < protocols.length; i++) this.byProtocol.get(protocols[i]!.name)?.add(cell);
@@ -718,7 +731,8 @@ class ActorSystemImpl implements Host, ClusterHost {
   rootFailed(error: Error): void {
     if (this.failure !== undefined || this.state >= STOPPED) return;
     this.failure = error;
-    if (!this.observed) console.error(`troupe: system "${this.name}" stopped: ${error.message}`);
+    if (!this.observed)
+      this.options.deadLetterLog(`troupe: system "${this.name}" failed: ${withStack(error)}`);
     this.stopPromise ??= this.shutdown(error, false, true);
   }
 
@@ -739,6 +753,7 @@ class ActorSystemImpl implements Host, ClusterHost {
         resolve();
       };
       const timer = this.clock.setTimeout(done, ms);
+      timer.keepAlive?.(true);
       if (endedByClose) this.hardWaiters.add(done);
       promise.then(done, done);
     });
@@ -815,6 +830,22 @@ class ActorSystemImpl implements Host, ClusterHost {
   private hardWaiters = new Set<() => void>();
 }
 
+/** An error's code, stack (or name and message) and those of its causes, for a log line. */
+function withStack(error: Error): string {
+  let text = describeError(error);
+  let cause = error.cause;
+  for (let depth = 0; cause !== undefined && depth < 5; depth++) {
+    text += `\n  caused by: ${cause instanceof Error ? describeError(cause) : String(cause)}`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return text;
+}
+
+function describeError(error: Error): string {
+  const stack = error.stack ?? `${error.name}: ${error.message}`;
+  return TroupeError.is(error) ? `[${error.code}] ${stack}` : stack;
+}
+
 function sameMessages(a: AnyProtocol, b: AnyProtocol): boolean {
   const x = Object.keys(a.messages).sort();
   const y = Object.keys(b.messages).sort();
@@ -850,6 +881,17 @@ class PathRef implements ActorRef<any> {
   }
 
   private noSuchActor(type: string): TroupeError {
+    const { name, node } = this.system;
+    if (this.systemName !== name || this.node !== node) {
+      // Not this node's address, and no transport took it (ref() hands those to the router).
+      const where =
+        this.systemName !== name
+          ? `cluster "${this.systemName}", not this system's "${name}"`
+          : `node "${this.node}", and this node ("${node}") has no transport to it (give createSystem a transport)`;
+      return new TroupeError('ERR_NO_ROUTE', `no route to ${this.address}: it names ${where}`, {
+        details: { to: this.address, type },
+      });
+    }
     return new TroupeError('ERR_NO_SUCH_ACTOR', `no live actor at ${this.address}`, {
       details: { to: this.address, type },
     });

@@ -187,6 +187,8 @@ export function sleep(ms: number, signal?: AbortSignal, clock: Clock = realClock
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
+    // Someone awaits this sleep: Node must not exit under it.
+    timer.keepAlive?.(true);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -82,6 +82,21 @@ it('resolves anonymous actors by their address', async () => {
   });
 });
 
+it('gives ERR_NO_ROUTE, not ERR_NO_SUCH_ACTOR, for an address on another node or cluster with no transport', async () => {
+  system = createSystem({ name: 'app', deadLetterLog: () => {} });
+  const refused = (address: string) => system.ref<typeof Echo>(address).ask('ping', {});
+  await expect(refused('troupe://app/node-b/echo')).rejects.toMatchObject({
+    code: 'ERR_NO_ROUTE',
+    message:
+      'no route to troupe://app/node-b/echo: it names node "node-b", and this node ("local") has no transport to it (give createSystem a transport)',
+  });
+  await expect(refused('troupe://other/local/echo')).rejects.toMatchObject({
+    code: 'ERR_NO_ROUTE',
+    message: 'no route to troupe://other/local/echo: it names cluster "other", not this system\'s "app"',
+  });
+  await expect(refused('troupe://app/local/nobody')).rejects.toMatchObject({ code: 'ERR_NO_SUCH_ACTOR' });
+});
+
 it('answers a stashed ask after a crash once the restarted actor handles it again', async () => {
   const Q = defineProtocol('edges.q', { ask: ask(z.object({}), z.string()) });
   let calls = 0;

@@ -1,12 +1,17 @@
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
   behavior,
+  createNode,
   createSystem,
   defineProtocol,
   ERROR_CODES,
+  natsTransport,
   supervisor,
   type TreeNode,
   tell,
@@ -14,6 +19,7 @@ import {
 import { main } from '../ops/cli.js';
 import { renderEvent, renderTree, watchSystem } from '../ops/index.js';
 import { SimulatedClock, settle } from '../runtime/testkit/index.js';
+import { NatsServer } from './harness/nats.js';
 
 const ESC = '\x1b[';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escape sequences.
@@ -181,42 +187,127 @@ describe('watchSystem', () => {
   });
 });
 
-function run(argv: string[]): { code: number; out: string; err: string } {
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
   return { code, out, err };
 }
 
 describe('troupe CLI', () => {
-  it('prints the package version', () => {
+  it('prints the package version', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-    expect(run(['--version'])).toEqual({ code: 0, out: `${pkg.version}\n`, err: '' });
-    expect(run(['-v']).code).toBe(0);
+    expect(await run(['--version'])).toEqual({ code: 0, out: `${pkg.version}\n`, err: '' });
+    expect((await run(['-v'])).code).toBe(0);
   });
 
-  it('prints help', () => {
-    const { code, out } = run(['--help']);
+  it('prints help', async () => {
+    const { code, out } = await run(['--help']);
     expect(code).toBe(0);
     expect(out).toContain('errors');
+    expect(out).toContain('cluster remove');
   });
 
-  it('prints every code of the error catalogue with its meaning', () => {
-    const { code, out } = run(['errors']);
+  it('prints every code of the error catalogue with its meaning, and where the document is', async () => {
+    const { code, out } = await run(['errors']);
     expect(code).toBe(0);
     // Descriptions are wrapped and indented; with whitespace collapsed each row reads "CODE meaning".
     const flat = out.replace(/\s+/g, ' ');
     for (const [errorCode, meaning] of Object.entries(ERROR_CODES)) {
       expect(flat).toContain(`${errorCode} ${meaning}`);
     }
+    const doc = out.trimEnd().split('\n').at(-1)!;
+    expect(isAbsolute(doc) && existsSync(doc), doc).toBe(true);
   });
 
-  it('exits with 2 on an unknown command or option', () => {
-    const unknown = run(['frobnicate']);
+  it('prints what one code means, what raises it and what to do', async () => {
+    const { code, out } = await run(['errors', 'ERR_ASK_TIMEOUT']);
+    expect(code).toBe(0);
+    const flat = out.replace(/\s+/g, ' ');
+    expect(out.startsWith('ERR_ASK_TIMEOUT\n')).toBe(true);
+    expect(flat).toContain(ERROR_CODES.ERR_ASK_TIMEOUT);
+    expect(flat).toContain('Raised by ask after timeoutMs');
+    expect(flat).toContain('To do: raise the timeout');
+    expect(out).not.toMatch(/\*\*|`/);
+  });
+
+  it('exits with 2 on an unknown command, option or code', async () => {
+    const unknown = await run(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.out).toBe('');
     expect(unknown.err).toContain('unknown command "frobnicate"');
-    expect(run(['--frob']).code).toBe(2);
-    expect(run(['errors', 'extra']).code).toBe(2);
+    expect((await run(['--frob'])).code).toBe(2);
+    expect(await run(['errors', 'ERR_NOPE'])).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('"ERR_NOPE"'),
+    });
+    expect((await run(['errors', 'ERR_ASK_TIMEOUT', 'extra'])).code).toBe(2);
+    expect((await run(['cluster', 'remove'])).code).toBe(2);
+    expect((await run(['cluster', 'remove', 'shop', '--bogus'])).code).toBe(2);
+  });
+});
+
+describe('troupe cluster remove, on a private nats-server', () => {
+  let server: NatsServer;
+  beforeAll(async () => {
+    server = await NatsServer.start();
+  });
+  afterAll(async () => {
+    await server.dispose();
+  });
+
+  async function buckets(): Promise<string[]> {
+    const nc = await connect({ servers: server.url });
+    const names: string[] = [];
+    for await (const status of new Kvm(nc).list()) names.push(status.bucket);
+    await nc.close();
+    return names.sort();
+  }
+
+  // Only nodes with named actors keep cluster state.
+  const Cart = defineProtocol('ops.cart', { add: tell(z.object({})) });
+  const cart = behavior({ protocols: [Cart], handlers: { add: () => {} } });
+  const nodeOf = async (name: string) =>
+    createNode({
+      name,
+      node: 'a',
+      transport: await natsTransport({ servers: server.url }),
+      kinds: { cart },
+      deadLetterLog: () => {},
+    });
+
+  it("refuses while a node is up, then removes the cluster's buckets once its nodes have stopped", async () => {
+    const system = await nodeOf('shop');
+    const other = await nodeOf('other');
+    expect(await buckets()).toEqual([
+      'troupe_other_leases',
+      'troupe_other_members',
+      'troupe_shop_leases',
+      'troupe_shop_members',
+    ]);
+
+    const refused = await run(['cluster', 'remove', 'shop', '--servers', server.url]);
+    expect(refused).toMatchObject({ code: 1, out: '' });
+    expect(refused.err).toContain('ERR_ILLEGAL_STATE: cluster "shop" still has members (a)');
+
+    await system.drain();
+    expect(await run(['cluster', 'remove', 'shop', '--servers', server.url])).toEqual({
+      code: 0,
+      out: `removed troupe_shop_members and troupe_shop_leases from ${server.url}\n`,
+      err: '',
+    });
+    // The other cluster on the same NATS keeps its state.
+    expect(await buckets()).toEqual(['troupe_other_leases', 'troupe_other_members']);
+    expect(await run(['cluster', 'remove', 'shop', '--servers', server.url])).toMatchObject({
+      code: 0,
+      out: `cluster "shop" has no state on ${server.url}\n`,
+    });
+    await other.close();
+  });
+
+  it('says so when NATS cannot be reached', async () => {
+    const { code, err } = await run(['cluster', 'remove', 'shop', '--servers', 'nats://127.0.0.1:1']);
+    expect(code).toBe(1);
+    expect(err).toContain('ERR_TRANSPORT: could not connect to NATS at nats://127.0.0.1:1');
   });
 });

@@ -1,10 +1,18 @@
 /**
  * What an installed package needs: every module the shipped code imports at run time is a dependency
  * (not a devDependency), so `import 'troupe'` works in a project that installs only dependencies.
+ * Then the package as a user gets it: `npm pack`, installed in a new project with the README's
+ * tsconfig (`skipLibCheck: false`), where the README's programs type-check and run.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
 const SHIPPED = ['protocols', 'runtime', 'supervisors', 'memory', 'agents', 'societies', 'ops'];
@@ -68,4 +76,123 @@ it('keeps the kernel hooks for supervisors out of the main entry, and the public
   }
   const runtime = await import('../runtime/index.js');
   expect(runtime).toHaveProperty('withContext');
+});
+
+describe('the package as installed', () => {
+  const run = promisify(execFile);
+  const dir = mkdtempSync(join(tmpdir(), 'troupe-consumer-'));
+  const consumer = join(dir, 'consumer');
+  let tarball = '';
+  let packed: string[] = [];
+  let install = { stdout: '', stderr: '' };
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const programs = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+
+  beforeAll(async () => {
+    // `npm pack` builds dist first (prepack), as a publish would.
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], {
+      cwd: root,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const [result] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
+    tarball = join(dir, result.filename);
+    packed = result.files.map((f) => f.path);
+
+    const ours = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
+    mkdirSync(consumer);
+    writeFileSync(
+      join(consumer, 'package.json'),
+      JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+    );
+    // What the README says a project needs, at the versions this repository tests with; npm's cache
+    // has them after this repository's own install.
+    install = await run(
+      'npm',
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        tarball,
+        `zod@${ours.dependencies.zod}`,
+        `@types/node@${ours.devDependencies['@types/node']}`,
+        `vitest@${ours.devDependencies.vitest}`,
+      ],
+      { cwd: consumer, maxBuffer: 16 * 1024 * 1024 },
+    );
+  }, 300_000);
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ships the license, the docs and no source maps pointing at sources it does not ship', () => {
+    expect(packed).toContain('LICENSE');
+    expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toContain(
+      'Apache License\n                           Version 2.0',
+    );
+    expect(packed).toContain('docs/errors.md');
+    expect(packed.filter((path) => path.endsWith('.map'))).toEqual([]);
+    expect(packed.filter((path) => path.endsWith('.ts') && !path.endsWith('.d.ts'))).toEqual([]);
+  });
+
+  it('has no prepare script for a consumer to run, and installs on this Node without engine warnings', () => {
+    const installed = JSON.parse(
+      readFileSync(join(consumer, 'node_modules/troupe/package.json'), 'utf8'),
+    ) as {
+      scripts?: Record<string, string>;
+    };
+    expect(installed.scripts?.prepare).toBeUndefined();
+    expect(install.stderr).not.toContain('EBADENGINE');
+  });
+
+  it("type-checks the README's programs against the installed package with the README's tsconfig", () => {
+    const tsconfig = [...readme.matchAll(/^```json\n([\s\S]*?)^```$/gm)]
+      .map((m) => m[1]!)
+      .find((block) => block.includes('"skipLibCheck": false'));
+    expect(tsconfig, 'the README shows a consumer tsconfig').toBeDefined();
+    writeFileSync(join(consumer, 'tsconfig.json'), tsconfig!);
+    const files = programs.map((code, i) => {
+      const file = join(consumer, `program-${i + 1}.ts`);
+      writeFileSync(file, code);
+      return file;
+    });
+    const configPath = join(consumer, 'tsconfig.json');
+    const { config } = ts.readConfigFile(configPath, ts.sys.readFile);
+    const { options, errors } = ts.parseJsonConfigFileContent(
+      config,
+      ts.sys,
+      consumer,
+      undefined,
+      configPath,
+    );
+    expect(errors).toEqual([]);
+    expect(options.skipLibCheck).toBe(false);
+    const diagnostics = ts.getPreEmitDiagnostics(ts.createProgram(files, options));
+    const text = ts.formatDiagnostics(diagnostics, {
+      getCanonicalFileName: (f) => f,
+      getCurrentDirectory: () => consumer,
+      getNewLine: () => '\n',
+    });
+    expect(text).toBe('');
+  }, 120_000);
+
+  it('runs the embedding example and the troupe command from the install', async () => {
+    const embedding = programs.find((code) => code.includes('// embedding example'))!;
+    writeFileSync(join(consumer, 'embedding.ts'), embedding);
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const example = await run(process.execPath, ['--import', tsx, 'embedding.ts'], { cwd: consumer });
+    expect(example.stdout).toContain('recalled 2 notes');
+
+    const troupe = join(consumer, 'node_modules/.bin/troupe');
+    const table = await run(troupe, ['errors'], { cwd: consumer });
+    expect(table.stdout.trimEnd().split('\n').at(-1)).toBe(
+      join(consumer, 'node_modules/troupe/docs/errors.md'),
+    );
+    const one = await run(troupe, ['errors', 'ERR_ASK_TIMEOUT'], { cwd: consumer });
+    expect(one.stdout).toContain('To do: raise the timeout');
+  }, 60_000);
 });

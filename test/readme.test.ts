@@ -65,6 +65,19 @@ describe('README', () => {
     );
   }, 90_000);
 
+  it('runs the scripted model example and the stopping example as they say', async () => {
+    const run = async (marker: string) => {
+      const index = blocks.findIndex((code) => code.includes(marker));
+      expect(index, marker).toBeGreaterThanOrEqual(0);
+      mkdirSync(outDir, { recursive: true });
+      const file = join(outDir, `run-${index + 1}.ts`);
+      writeFileSync(file, blocks[index]!);
+      return (await promisify(execFile)('npx', ['tsx', file], { cwd: root, timeout: 60_000 })).stdout;
+    };
+    expect(await run('scriptedModel({')).toBe('Found it. tides: the moon and the sun pull the oceans\n');
+    expect(await run('await system.stop(second)')).toBe('');
+  }, 120_000);
+
   it('has the persistent example, identical to examples/persistent.ts, and its state survives a restart', async () => {
     const marked = blocks.filter((code) => code.includes('// persistent example'));
     expect(marked).toHaveLength(1);
@@ -98,7 +111,7 @@ describe('README', () => {
     );
   }, 90_000);
 
-  it('runs the demo (the first command) to the end by itself, with a tree and restarts on screen', async () => {
+  it('runs the demo (the first command) to the end by itself: agents answer, a tree and restarts on screen', async () => {
     const { stdout } = await promisify(execFile)(
       'npx',
       ['tsx', 'examples/demo.ts', '--duration', '2', '--seed', '7'],
@@ -106,6 +119,28 @@ describe('README', () => {
     );
     expect(stdout).toMatch(/restarts=[1-9]/);
     expect(stdout).toContain('System drained and stopped cleanly.');
+    // A shop of agents: research agents opened under the sessions supervisor, and their answers.
+    expect(stdout).toMatch(/[1-9]\d* answers from agents/);
+    expect(stdout).toMatch(/[1-9]\d* research agents opened/);
+    // The time it reports and the events' times are read on one clock: no event after the end.
+    const finished = Number(/Demo finished after ([\d.]+) s/.exec(stdout)?.[1]);
+    const stamps = [...stdout.matchAll(/^\s+(\d+\.\d{3})s\s/gm)].map((m) => Number(m[1]));
+    expect(stamps.length).toBeGreaterThan(0);
+    expect(Math.max(...stamps)).toBeLessThanOrEqual(finished + 0.05);
+  }, 90_000);
+
+  it("prints the demo's usage and exits with 2 for an unknown option, without a stack trace", async () => {
+    const result = await promisify(execFile)('npx', ['tsx', 'examples/demo.ts', '--bogus'], {
+      cwd: root,
+      timeout: 60_000,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("Unknown option '--bogus'");
+    expect(result.stderr).toContain('usage: npm run demo -- [--duration <seconds>] [--seed <integer>]');
+    expect(result.stderr).not.toMatch(/^\s+at /m);
   }, 90_000);
 
   it('gives a command that runs the demo and one that runs every test, the latter also in .ci/run', () => {
@@ -115,20 +150,34 @@ describe('README', () => {
     expect(ci).toMatch(/^npm install && npm test$/m);
   });
 
-  it("runs the cluster example: a killed node's carts come back on the survivors", async () => {
+  it("runs the cluster example: a killed node's carts come back on the survivors with their items", async () => {
     const { stdout } = await promisify(execFile)('npx', ['tsx', 'examples/cluster.ts', '--duration', '10'], {
       cwd: root,
-      timeout: 60_000,
+      timeout: 90_000,
     });
     const killed = /kill -9 (node-[abc])/.exec(stdout)?.[1];
     expect(killed, stdout).toBeDefined();
-    const after = stdout
-      .slice(stdout.indexOf('kill -9'))
-      .split('\n')
-      .filter((l) => l.includes('cart-1@'));
-    const last = after.at(-1)!;
+    const [before, after] = [
+      stdout.slice(0, stdout.indexOf('kill -9')),
+      stdout.slice(stdout.indexOf('kill -9')),
+    ];
+    const lines = after.split('\n').filter((l) => l.includes('cart-1@'));
+    const last = lines.at(-1)!;
     expect(last, stdout).not.toContain('waiting');
     expect(last, stdout).not.toContain(`@${killed}`);
     expect(last.match(/cart-\d@node-[abc]/g), stdout).toHaveLength(6);
-  }, 90_000);
+    // Each cart of the killed node holds, once it has moved, every item it held before.
+    const items = (text: string, cart: string, node: string) =>
+      [...text.matchAll(new RegExp(`${cart}@${node}:(\\d+)`, 'g'))].map((m) => Number(m[1]));
+    const moved = [...before.matchAll(new RegExp(`(cart-\\d)@${killed}:`, 'g'))].map((m) => m[1]!);
+    expect(moved.length, stdout).toBeGreaterThan(0);
+    for (const cart of new Set(moved)) {
+      const held = items(before, cart, killed!).at(-1)!;
+      const recovered = items(after, cart, 'node-[abc]')[0];
+      expect(recovered, `${cart} in\n${stdout}`).toBeGreaterThanOrEqual(held);
+    }
+    expect(stdout.trimEnd().split('\n').at(-1)).toBe(
+      `Done. The carts of ${killed} moved and kept their items: each is recovered from its events in the journal.`,
+    );
+  }, 120_000);
 });

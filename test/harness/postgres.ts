@@ -46,6 +46,16 @@ function asPostgres(): { prefix: string[]; uid?: number; gid?: number } {
   };
 }
 
+/**
+ * Runs one query with `psql` and returns its output. A failure throws with psql's message, which is
+ * kept off the test run's own output (execFileSync writes a child's stderr there unless told).
+ */
+export function psql(url: string, query: string): string {
+  const bin = postgresBinaries();
+  if (bin === undefined) throw new Error('PostgreSQL is not installed: run `npm run setup`');
+  return execFileSync(join(bin, 'psql'), [url, '-tAc', query], { stdio: 'pipe' }).toString().trim();
+}
+
 export class PostgresServer {
   private process: ChildProcess | undefined;
 

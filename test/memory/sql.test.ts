@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postgresJournal, SCHEMA_VERSION, type SqlJournal } from '../../index.js';
 import { PostgresServer } from '../harness/postgres.js';
+import { runScript } from '../harness/script.js';
 
 let server: PostgresServer;
 let raw: pg.Pool;
@@ -63,6 +64,36 @@ it('refuses a bad table prefix and an unreachable server with typed errors', asy
     code: 'ERR_JOURNAL_UNAVAILABLE',
   });
 });
+
+it('says a connection string that is not one is invalid, before any network call and without echoing it', async () => {
+  for (const connectionString of ['hello world', 'localhost:5432', 'postgres://user:secret@host:port/db']) {
+    const refused = postgresJournal({ connectionString });
+    await expect(refused, connectionString).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTION',
+      message: expect.stringContaining(
+        '`connectionString`: is not a valid connection string: expected a URL',
+      ),
+      details: { option: 'connectionString', value: undefined },
+    });
+    await expect(refused.catch((e: Error) => e.message)).resolves.not.toContain('secret');
+  }
+});
+
+it('does not keep the process alive when nobody closes it, a live subscription included', async () => {
+  // The run's limit is far past the pool's idle timeout (10 s): a process held by the journal is killed.
+  const result = await runScript(
+    'journal',
+    'never-closed',
+    `import { postgresJournal } from '../../index.js';
+const journal = await postgresJournal({ connectionString: process.env.JOURNAL_URL!, prefix: 'unclosed_' });
+await journal.append('s', [{ type: 'noted', data: {} }]);
+journal.subscribe().subscribe(() => {});
+console.log('appended');
+`,
+    { env: { JOURNAL_URL: server.url }, timeoutMs: 30_000 },
+  );
+  expect(result, result.stderr).toMatchObject({ code: 0, signal: null, stdout: 'appended\n' });
+}, 60_000);
 
 it('turns the time-series tables into hypertables under TimescaleDB, and keeps the event log plain', async (ctx) => {
   const available = await raw.query(`SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'`);
