@@ -162,6 +162,8 @@ class CellExtras {
   deferred: SystemMessage[] | undefined = undefined;
   hookError: unknown = undefined;
   lastFailure: Error | undefined = undefined;
+  /** Set while this supervisor gives up (stops its children before it reports its failure). */
+  givingUp: Promise<void> | undefined = undefined;
 }
 
 let currentCell: Cell | undefined;
@@ -316,6 +318,13 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
   private set lastFailure(value: Error | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().lastFailure = value;
+  }
+
+  private get givingUp(): Promise<void> | undefined {
+    return this.extras?.givingUp;
+  }
+  private set givingUp(value: Promise<void> | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().givingUp = value;
   }
 
   // ---- ActorRef ----
@@ -1302,14 +1311,17 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       return;
     }
     const type = child.settings.restart;
-    if (type === 'temporary' || (type === 'transient' && error === undefined)) {
+    // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent slot
+    // restarts it, and a transient one keeps it stopped.
+    const normal = error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error));
+    if (type === 'temporary' || (type === 'transient' && normal)) {
       return this.retire(child, type);
     }
     const system = this.system;
     const policy = this.policy;
     this.restartLog ??= [];
     if (!recordRestart(this.restartLog, system.clock.now(), policy)) {
-      return this.escalate(child, error, policy);
+      return this.giveUp(child, error, policy);
     }
     const group = this.restartGroup(child, policy);
     const delayMs = backoffDelay(policy.backoff, this.restartLog.length, system.random);
@@ -1356,7 +1368,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const members = group.filter((c) => c === failed || c.settings.restart !== 'temporary');
     const system = this.system;
     if (delayMs <= 0) {
-      for (const member of members) await member.bringUp(reason);
+      await this.bringUpInOrder(members, reason);
       return;
     }
     const token = {};
@@ -1371,18 +1383,33 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       });
     }
     system.clock.setTimeout(() => {
-      this.runTask(async () => {
-        for (const member of members) {
-          if (member.restartToken === token && member.parentCell === this && member.status === RESTARTING) {
-            member.restartToken = undefined;
-            await member.bringUp(reason);
-          }
-        }
-      }).catch(() => {});
+      this.runTask(() => this.bringUpInOrder(members, reason, token)).catch(() => {});
     }, delayMs);
   }
 
-  private escalate(child: Cell, error: Error | undefined, policy: RestartPolicy): Promise<void> | undefined {
+  /**
+   * Starts the members of a group again in start order (after a backoff, those still waiting for
+   * `token`). A start that fails ends the round, as in OTP: the members after it stay down until this
+   * supervisor handles that failure, by restarting the group or by giving up.
+   */
+  private async bringUpInOrder(members: readonly Cell[], reason: Error, token?: object): Promise<void> {
+    for (const member of members) {
+      if (token !== undefined) {
+        const waiting = member.restartToken === token && member.parentCell === this;
+        if (!waiting || member.status !== RESTARTING) continue;
+        member.restartToken = undefined;
+      }
+      if (!(await member.bringUp(reason))) return;
+    }
+  }
+
+  /**
+   * Gives up after more restarts than the policy allows, in OTP's order: this supervisor is marked
+   * failing first (a start or message sent to it from then on is refused as during any stop); the
+   * child that exited has already stopped (its `postStop` runs first); the other children stop, last
+   * started first; only then is the failure (`ERR_RESTART_INTENSITY`) reported to the parent.
+   */
+  private async giveUp(child: Cell, error: Error | undefined, policy: RestartPolicy): Promise<void> {
     const system = this.system;
     const failure = new TroupeError(
       'ERR_RESTART_INTENSITY',
@@ -1397,12 +1424,41 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         error: failure,
       });
     }
-    if (this.parentCell === undefined) {
+    const parent = this.parentCell;
+    if (parent === undefined) {
       // The guardian does not fail: a plain top-level actor that keeps crashing is stopped for good.
       return this.retire(child, 'temporary');
     }
-    this.fail(failure, undefined);
-    return undefined;
+    this.status = STOPPING;
+    this.lastFailure = failure;
+    const incarnation = ++this.incarnation;
+    this.abortController?.abort(failure);
+    this.abortController = undefined;
+    if ((this.flags & BUSY) !== 0) this.releaseBusy();
+    let done!: () => void;
+    this.givingUp = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const exited: ExitReason = error === undefined ? { kind: 'normal' } : { kind: 'crashed', error };
+    try {
+      await this.stopChild(child, false, exited);
+      await this.stopChildren();
+    } finally {
+      this.givingUp = undefined;
+      done();
+    }
+    // Taken down or stopped by its own parent meanwhile: that parent has decided already.
+    if (this.incarnation !== incarnation) return;
+    if (system.observed) {
+      system.emit({
+        type: 'actor-crashed',
+        at: system.clock.now(),
+        address: this.address,
+        error: failure,
+        message: undefined,
+      });
+    }
+    parent.pushSystem({ kind: 'child-exit', child: this, error: failure, incarnation });
   }
 
   /** Takes a child down for a restart: its children stop, hooks run; its slot and mailbox stay. */
@@ -1414,6 +1470,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.abortController?.abort(reason);
     this.abortController = undefined;
     if ((this.flags & BUSY) !== 0) this.releaseBusy();
+    await this.givingUp;
     await this.stopChildren();
     this.cancelTimers();
     this.table = this.behavior.table;
@@ -1426,10 +1483,10 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     if (hook !== undefined) await this.boundedHook(hook);
   }
 
-  /** Starts a taken-down (or stopped) child again with fresh state. */
-  private async bringUp(reason: Error | undefined): Promise<void> {
+  /** Starts a taken-down (or stopped) child again with fresh state; false when its start failed. */
+  private async bringUp(reason: Error | undefined): Promise<boolean> {
     const wasStopped = this.status === STOPPED;
-    if (this.status !== RESTARTING && !wasStopped) return;
+    if (this.status !== RESTARTING && !wasStopped) return true;
     if (wasStopped) {
       this.stopping = undefined;
       this.exitReason = undefined;
@@ -1460,10 +1517,10 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         }
       }
     }
-    if (this.incarnation !== incarnation || this.status !== STARTING) return;
+    if (this.incarnation !== incarnation || this.status !== STARTING) return true;
     if (result === START_FAILED) {
       this.startFailed(this.hookError, undefined, incarnation);
-      return;
+      return false;
     }
     this.becameRunning();
     const system = this.system;
@@ -1477,6 +1534,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       });
     }
     this.scheduleIfRunnable();
+    return true;
   }
 
   /** Runs a hook bounded by this actor's shutdown time; its errors are reported, not thrown. */
@@ -1533,8 +1591,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   /** Stops a child on the parent's behalf (no restart) and frees or keeps its slot. */
-  async stopChild(child: Cell, keepSlot: boolean): Promise<void> {
-    const stopping = child.stopNow({ kind: 'shutdown' });
+  async stopChild(child: Cell, keepSlot: boolean, reason: ExitReason = { kind: 'shutdown' }): Promise<void> {
+    const stopping = child.stopNow(reason);
     // OTP's shutdown timeout bounds the child's whole stop (its handler in flight, its subtree and
     // its postStop together); past it the parent goes on and the child finishes stopping on its own.
     const ms = child.settings.shutdownMs;
@@ -1550,7 +1608,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a stopped child of ${this.address}`),
       );
     }
-    return child.bringUp(undefined);
+    return child.bringUp(undefined).then(() => undefined);
   }
 
   removeChild(child: Cell): void {
@@ -1581,7 +1639,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   private async runStop(reason: ExitReason): Promise<void> {
-    const crashed = this.status === SUSPENDED;
+    // STOPPING before the stop begins: this supervisor gave up (giveUp), a failure like a crash.
+    const crashed = this.status === SUSPENDED || this.status === STOPPING;
     // A child taken down for a restart (waiting out its backoff) already ran its cleanup hook.
     const tornDown = this.status === RESTARTING;
     this.status = STOPPING;
@@ -1615,6 +1674,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       this.curMeta = undefined;
       if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
     }
+    await this.givingUp;
     await this.stopChildren();
     this.cancelTimers();
     const postStop = this.behavior.definition.postStop;
@@ -1790,6 +1850,11 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
 }
 
 const START_FAILED = Symbol('start-failed');
+
+/** True for the failure a supervisor reports when it gives up. */
+function gaveUp(error: Error): boolean {
+  return TroupeError.is(error, 'ERR_RESTART_INTENSITY');
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -281,6 +281,79 @@ describe('supervisor', () => {
     expect(system.status.tag).toBe('failed');
   });
 
+  it("gives up in OTP's order: failing first, the crashed child stopped first, the rest last started first, then upward", async () => {
+    const log: string[] = [];
+    const { system, events } = makeSystem();
+    system.spawn(
+      supervisor({
+        intensity: 5,
+        children: [
+          {
+            id: 'mid',
+            behavior: supervisor({
+              intensity: 0,
+              children: ['a', 'b', 'c'].map((id) => ({ id, behavior: probe(log, id) })),
+            }),
+          },
+        ],
+      }),
+      { name: 'top' },
+    );
+    await settle(system);
+    log.length = 0;
+    const seen: string[] = [];
+    system.events$.subscribe((e) => {
+      const at = 'address' in e ? e.address.replace('troupe://troupe/local/', '') : '';
+      if (e.type === 'supervisor-escalated' || e.type === 'actor-crashed' || e.type === 'actor-stopped')
+        seen.push(`${e.type} ${at}`);
+    });
+    system.ref<typeof Probe>('troupe://troupe/local/top/mid/b').tell('crash', { why: 'one too many' });
+    await settle(system);
+    expect(seen).toEqual([
+      'actor-crashed top/mid/b',
+      'supervisor-escalated top/mid',
+      'actor-stopped top/mid/b',
+      'actor-stopped top/mid/c',
+      'actor-stopped top/mid/a',
+      'actor-crashed top/mid',
+    ]);
+    expect(log.slice(0, 3)).toEqual(['stop b', 'stop c', 'stop a']);
+    const failure = events.find((e) => e.type === 'actor-crashed' && e.address.endsWith('/mid'));
+    expect(
+      TroupeError.is(failure && 'error' in failure ? failure.error : undefined, 'ERR_RESTART_INTENSITY'),
+    ).toBe(true);
+    expect(system.tree().children[0]?.children[0]).toMatchObject({
+      name: 'mid',
+      status: 'running',
+      restarts: 1,
+    });
+  });
+
+  it('restarts a permanent supervisor that gave up, and keeps a transient one stopped (OTP: it exits with shutdown)', async () => {
+    const log: string[] = [];
+    const { system } = makeSystem();
+    const giver = (id: string, restart: 'permanent' | 'transient') => ({
+      id,
+      restart,
+      behavior: supervisor({ intensity: 0, children: [{ id: `${id}-w`, behavior: probe(log, `${id}-w`) }] }),
+    });
+    const top = system.spawn(
+      supervisor({ intensity: 1, children: [giver('p', 'permanent'), giver('t', 'transient')] }),
+      { name: 'top' },
+    ) as SupervisorRef;
+    await settle(system);
+    system.ref<typeof Probe>('troupe://troupe/local/top/t/t-w').tell('crash', { why: 'x' });
+    await settle(system);
+    system.ref<typeof Probe>('troupe://troupe/local/top/p/p-w').tell('crash', { why: 'y' });
+    await settle(system);
+    // top allows one restart: the transient give-up did not use it, so the permanent one is restarted.
+    expect(system.status.tag).toBe('running');
+    expect(await top.ask('whichChildren', {})).toEqual([
+      { id: 'p', address: 'troupe://troupe/local/top/p', status: 'running', restarts: 1 },
+      { id: 't', address: 'troupe://troupe/local/top/t', status: 'stopped', restarts: 0 },
+    ]);
+  });
+
   it('answers whichChildren and countChildren, and terminates, restarts and deletes children', async () => {
     const log: string[] = [];
     const { system } = makeSystem();
@@ -378,8 +451,12 @@ describe('dynamic supervisor', () => {
     });
   });
 
-  it('holds a start asked of a restarting supervisor until its fresh incarnation runs', async () => {
+  it('refuses a start asked of a supervisor that is giving up, as during any stop, and takes starts once restarted', async () => {
     const log: string[] = [];
+    let releaseStop!: () => void;
+    const stopGate = new Promise<void>((resolve) => {
+      releaseStop = resolve;
+    });
     const slowStop = behavior({
       protocols: [Probe],
       handlers: {
@@ -388,7 +465,7 @@ describe('dynamic supervisor', () => {
         },
         ping: () => 'pong',
       },
-      postStop: () => new Promise<void>((resolve) => setTimeout(resolve, 30)),
+      postStop: () => stopGate,
     });
     const { system, events } = makeSystem();
     system.spawn(
@@ -398,17 +475,19 @@ describe('dynamic supervisor', () => {
     await settle(system);
     const dyn = system.ref('troupe://troupe/local/top/dyn') as SupervisorRef;
     const first = await startChild(dyn, { id: 'a', behavior: slowStop });
-    first.tell('crash', { why: 'escalate' });
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(system.tree().children[0]?.children[0]?.status).not.toBe('running');
+    first.tell('crash', { why: 'give up' });
+    // The crashed child's postStop holds the give-up: dyn is failing, its parent has not heard yet.
+    await vi.waitFor(() => expect(system.tree().children[0]?.children[0]?.status).toBe('stopping'));
+    await expect(startChild(dyn, { id: 'x', behavior: probe(log, 'x') })).rejects.toMatchObject({
+      code: 'ERR_ACTOR_STOPPED',
+    });
+    await expect(dyn.ask('countChildren', {})).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
+    expect(events.some((e) => e.type === 'actor-restarted' && e.address === dyn.address)).toBe(false);
+    releaseStop();
+    await settle(system);
+    expect(events.some((e) => e.type === 'actor-restarted' && e.address === dyn.address)).toBe(true);
     await startChild(dyn, { id: 'x', behavior: probe(log, 'x') });
-    const order = events
-      .filter(
-        (e) => (e.type === 'actor-restarted' || e.type === 'actor-started') && /\/(dyn|x)$/.test(e.address),
-      )
-      .map((e) => `${e.type} ${'address' in e ? e.address.split('/').pop() : ''}`);
-    expect(order.indexOf('actor-restarted dyn')).toBeGreaterThanOrEqual(0);
-    expect(order.indexOf('actor-restarted dyn')).toBeLessThan(order.lastIndexOf('actor-started x'));
+    expect(log).toEqual(['start x', 'started x']);
     expect(await dyn.ask('whichChildren', {})).toEqual([
       { id: 'x', address: 'troupe://troupe/local/top/dyn/x', status: 'running', restarts: 0 },
     ]);
