@@ -318,15 +318,11 @@ describe('supervisor', () => {
       'actor-crashed top/mid',
     ]);
     expect(log.slice(0, 3)).toEqual(['stop b', 'stop c', 'stop a']);
-    const failure = events.find((e) => e.type === 'actor-crashed' && e.address.endsWith('/mid'));
-    expect(
-      TroupeError.is(failure && 'error' in failure ? failure.error : undefined, 'ERR_RESTART_INTENSITY'),
-    ).toBe(true);
-    expect(system.tree().children[0]?.children[0]).toMatchObject({
-      name: 'mid',
-      status: 'running',
-      restarts: 1,
+    expect(events.find((e) => e.type === 'actor-crashed' && e.address.endsWith('/mid'))).toMatchObject({
+      error: { code: 'ERR_RESTART_INTENSITY' },
     });
+    // Its parent, with room for the restart, started it again.
+    expect(system.tree().children[0]?.children[0]?.restarts).toBe(1);
   });
 
   it('restarts a permanent supervisor that gave up, and keeps a transient one stopped (OTP: it exits with shutdown)', async () => {

@@ -39,14 +39,10 @@ const MAX_ROUNDS = 60;
 export async function shrink(failure: Outcome, onTroupe = same): Promise<Outcome> {
   let smallest = failure;
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const candidates = [...stepsUpToDifference(smallest), ...simplifications(smallest.scenario)].map(
-      (s, i) => ({
-        ...s,
-        id: `r${round}c${i}`,
-      }),
-    );
+    const candidates = [...stepsUpToDifference(smallest), ...simplifications(smallest.scenario)];
     if (candidates.length === 0) break;
-    const next = (await runBoth(candidates, onTroupe)).find((o) => !o.agree);
+    const named = candidates.map((s, i) => ({ ...s, id: `r${round}c${i}` }));
+    const next = (await runBoth(named, onTroupe)).find((o) => !o.agree);
     if (next === undefined) break;
     smallest = next;
   }

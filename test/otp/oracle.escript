@@ -52,10 +52,9 @@ print({Id, Tokens}) ->
 
 run({scenario, _Id, Root, Steps}, T0) ->
     process_flag(trap_exit, true),
-    Log = spawn_link(fun() -> log_loop(#{events => [], pids => #{}, starts => #{}}) end),
-    Parents = parents(Root, undefined, #{}),
+    Log = spawn_link(fun() -> log_loop(#{events => [], pids => #{}, parents => #{}, starts => #{}}) end),
     wait_until(T0),
-    State0 = #{log => Log, parents => Parents, t0 => T0, tick => 0, ok => true, root => undefined},
+    State0 = #{log => Log, t0 => T0, tick => 0, ok => true, root => undefined},
     State1 =
         case supervisor:start_link(?MODULE, erlang:append_element(Root, Log)) of
             {ok, Pid} ->
@@ -100,9 +99,9 @@ step({Kind, Name}, #{log := Log} = State) when Kind =:= crash; Kind =:= exit ->
             Monitor = monitor(process, Pid),
             gen_server:cast(Pid, Kind),
             receive {'DOWN', Monitor, process, Pid, _} -> ok end,
-            settle(Pid, Name, State)
+            settle(Pid, State)
     end;
-step({start, Dyn, Name, FailStarts}, #{log := Log, parents := Parents} = State) ->
+step({start, Dyn, Name, FailStarts}, #{log := Log} = State) ->
     log(Log, <<"start:", Name/binary>>),
     case running(Dyn, State) of
         undefined ->
@@ -112,22 +111,24 @@ step({start, Dyn, Name, FailStarts}, #{log := Log, parents := Parents} = State) 
             %% A failed start is an {error, _} reply; the worker logged it.
             _ = supervisor:start_child(Pid, [Name, FailStarts]),
             flush_exits(),
-            State#{parents := Parents#{Name => Dyn}}
+            State
     end.
 
-%% Waits until the supervisor of `Name` has handled its exit, and so on up while supervisors give up.
-%% A supervisor has handled a child's exit once it no longer lists the old pid and restarts nothing.
-settle(Dead, Name, #{parents := Parents, log := Log} = State) ->
-    case maps:get(Name, Parents) of
-        undefined ->
+%% Waits until the supervisor of the process `Dead` has handled its exit, and so on up while
+%% supervisors give up. A supervisor has handled a child's exit once it no longer lists the old pid
+%% and restarts nothing: it answers which_children only after the whole restart (a group's included).
+%% The root's supervisor is this process.
+settle(Dead, #{log := Log} = State) ->
+    Self = self(),
+    case call(Log, {parent, Dead}) of
+        Self ->
             flush_exits(),
             log(Log, <<"X">>),
             State#{root := undefined};
         Sup ->
-            SupPid = call(Log, {pid, Sup}),
-            case handled(SupPid, Dead) of
+            case handled(Sup, Dead) of
                 true -> State;
-                false -> settle(SupPid, Sup, State)
+                false -> settle(Sup, State)
             end
     end.
 
@@ -165,13 +166,6 @@ stop(Pid) ->
 flush_exits() ->
     receive {'EXIT', _, _} -> flush_exits() after 0 -> ok end.
 
-parents({worker, Name, _, _}, Parent, Acc) ->
-    Acc#{Name => Parent};
-parents({dyn, Name, _, _, _, _}, Parent, Acc) ->
-    Acc#{Name => Parent};
-parents({sup, Name, _, _, _, _, Children}, Parent, Acc) ->
-    lists:foldl(fun(Child, A) -> parents(Child, Name, A) end, Acc#{Name => Parent}, Children).
-
 %% ---- Time: whole seconds after T0 ----
 
 next_second() ->
@@ -195,14 +189,15 @@ on_time(#{t0 := T0, tick := Tick} = State) ->
         false -> State#{ok := false}
     end.
 
-%% ---- The logging process: events in order, the current pid of every name, start counts ----
+%% ---- The logging process: events in order, the current pid of every name, the supervisor of
+%% every pid, start counts ----
 
-log_loop(#{events := Events, pids := Pids, starts := Starts} = S) ->
+log_loop(#{events := Events, pids := Pids, parents := Parents, starts := Starts} = S) ->
     receive
         {call, From, Ref, {log, Event}} ->
             From ! {Ref, ok},
             log_loop(S#{events := [Event | Events]});
-        {call, From, Ref, {init, Name, Pid, FailStarts}} ->
+        {call, From, Ref, {init, Name, Pid, Parent, FailStarts}} ->
             N = maps:get(Name, Starts, 0) + 1,
             Fails = lists:member(N, FailStarts),
             Event =
@@ -217,12 +212,20 @@ log_loop(#{events := Events, pids := Pids, starts := Starts} = S) ->
                     false -> Pids#{Name => Pid}
                 end,
             From ! {Ref, Fails},
-            log_loop(S#{events := [Event | Events], pids := Running, starts := Starts#{Name => N}});
-        {call, From, Ref, {register, Name, Pid}} ->
+            log_loop(S#{
+                events := [Event | Events],
+                pids := Running,
+                parents := Parents#{Pid => Parent},
+                starts := Starts#{Name => N}
+            });
+        {call, From, Ref, {register, Name, Pid, Parent}} ->
             From ! {Ref, ok},
-            log_loop(S#{pids := Pids#{Name => Pid}});
+            log_loop(S#{pids := Pids#{Name => Pid}, parents := Parents#{Pid => Parent}});
         {call, From, Ref, {pid, Name}} ->
             From ! {Ref, maps:get(Name, Pids, undefined)},
+            log_loop(S);
+        {call, From, Ref, {parent, Pid}} ->
+            From ! {Ref, maps:get(Pid, Parents)},
             log_loop(S);
         {call, From, Ref, events} ->
             From ! {Ref, lists:reverse(Events)},
@@ -241,16 +244,16 @@ log(Log, Event) ->
 
 init({worker, Name, FailStarts, Log}) ->
     process_flag(trap_exit, true),
-    case call(Log, {init, Name, self(), FailStarts}) of
+    case call(Log, {init, Name, self(), parent(), FailStarts}) of
         true -> {stop, start_failed};
         false -> {ok, {Name, Log}}
     end;
 init({sup, Name, _Restart, Strategy, Intensity, Period, Children, Log}) ->
-    call(Log, {register, Name, self()}),
+    call(Log, {register, Name, self(), parent()}),
     Flags = #{strategy => Strategy, intensity => Intensity, period => Period},
     {ok, {Flags, [child_spec(Child, Log) || Child <- Children]}};
 init({dyn, Name, _Restart, Intensity, Period, ChildRestart, Log}) ->
-    call(Log, {register, Name, self()}),
+    call(Log, {register, Name, self(), parent()}),
     Flags = #{strategy => simple_one_for_one, intensity => Intensity, period => Period},
     Spec = #{
         id => Name,
@@ -260,6 +263,10 @@ init({dyn, Name, _Restart, Intensity, Period, ChildRestart, Log}) ->
         type => worker
     },
     {ok, {Flags, [Spec]}}.
+
+%% The process that started this one: its supervisor (proc_lib puts it first in '$ancestors').
+parent() ->
+    hd(get('$ancestors')).
 
 child_spec({worker, Name, Restart, FailStarts}, Log) ->
     #{

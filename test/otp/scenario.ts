@@ -101,18 +101,27 @@ type RawNode =
 
 type RawStep =
   | { op: 'crash' | 'exit'; pick: number }
+  /** Crashes of one worker `seconds` apart: the steps that make restart windows matter. */
+  | { op: 'crashes'; pick: number; seconds: number; times: number }
   | { op: 'start'; pick: number; failStarts: number[] }
   | { op: 'wait'; seconds: number };
 
 const restartArb = fc.constantFrom<RestartType>('permanent', 'transient', 'temporary');
 const strategyArb = fc.constantFrom<Strategy>('one_for_one', 'one_for_all', 'rest_for_one');
-const intensityArb = fc.integer({ min: 0, max: 3 });
+/** Low intensities often, so that supervisors give up, and give up in cascades. */
+const intensityArb = fc.oneof(fc.constant(0), fc.constant(1), fc.integer({ min: 2, max: 3 }));
 const periodArb = fc.integer({ min: 1, max: 3 });
 /** Mostly none; sometimes a few restarts fail (often enough to exhaust an intensity); rarely the first start. */
 const failStartsArb: fc.Arbitrary<number[]> = fc.oneof(
   { arbitrary: fc.constant<number[]>([]), weight: 14 },
   { arbitrary: fc.subarray([2, 3, 4, 5], { minLength: 1 }), weight: 4 },
   { arbitrary: fc.constant<number[]>([1]), weight: 1 },
+);
+/** A dynamic child's first start is the one `startChild` waits for: make its failure common enough. */
+const dynamicFailStartsArb: fc.Arbitrary<number[]> = fc.oneof(
+  { arbitrary: fc.constant<number[]>([]), weight: 6 },
+  { arbitrary: fc.constant<number[]>([1]), weight: 2 },
+  { arbitrary: fc.subarray([2, 3, 4, 5], { minLength: 1 }), weight: 2 },
 );
 
 const treeArb = fc.letrec<{ node: RawNode; sup: Extract<RawNode, { kind: 'sup' }> }>((tie) => ({
@@ -124,9 +133,9 @@ const treeArb = fc.letrec<{ node: RawNode; sup: Extract<RawNode, { kind: 'sup' }
         restart: restartArb,
         failStarts: failStartsArb,
       }),
-      weight: 3,
+      weight: 4,
     },
-    { arbitrary: tie('sup'), weight: 1 },
+    { arbitrary: tie('sup'), weight: 2 },
     {
       arbitrary: fc.record({
         kind: fc.constant('dyn' as const),
@@ -135,7 +144,7 @@ const treeArb = fc.letrec<{ node: RawNode; sup: Extract<RawNode, { kind: 'sup' }
         periodSeconds: periodArb,
         childRestart: restartArb,
       }),
-      weight: 1,
+      weight: 2,
     },
   ),
   sup: fc.record({
@@ -152,20 +161,33 @@ const stepArb: fc.Arbitrary<RawStep> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('crash' as const), pick: fc.nat() }), weight: 6 },
   { arbitrary: fc.record({ op: fc.constant('exit' as const), pick: fc.nat() }), weight: 2 },
   {
-    arbitrary: fc.record({ op: fc.constant('start' as const), pick: fc.nat(), failStarts: failStartsArb }),
-    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('start' as const),
+      pick: fc.nat(),
+      failStarts: dynamicFailStartsArb,
+    }),
+    weight: 4,
   },
   {
     arbitrary: fc.record({ op: fc.constant('wait' as const), seconds: fc.integer({ min: 1, max: 3 }) }),
     weight: 2,
   },
+  {
+    arbitrary: fc.record({
+      op: fc.constant('crashes' as const),
+      pick: fc.nat(),
+      seconds: fc.integer({ min: 1, max: 3 }),
+      times: fc.integer({ min: 2, max: 4 }),
+    }),
+    weight: 2,
+  },
 );
 
 /** Real seconds a scenario may wait on OTP in all: the batch lasts about as long as its longest scenario. */
-export const MAX_WAIT_SECONDS = 6;
+const MAX_WAIT_SECONDS = 6;
 
 /** Random scenarios; `id` is filled in by {@link sampleScenarios}. */
-export const scenarioArb: fc.Arbitrary<Omit<Scenario, 'id'>> = fc
+const scenarioArb: fc.Arbitrary<Omit<Scenario, 'id'>> = fc
   .tuple(treeArb, fc.array(stepArb, { maxLength: 14 }))
   .map(([raw, rawSteps]) => {
     const root = name(raw, ROOT) as SupNode;
@@ -198,6 +220,14 @@ function resolveSteps(root: SupNode, raw: readonly RawStep[]): Step[] {
       if (waited + step.seconds > MAX_WAIT_SECONDS) continue;
       waited += step.seconds;
       steps.push(step);
+    } else if (step.op === 'crashes') {
+      if (targets.length === 0) continue;
+      const target = targets[step.pick % targets.length]!;
+      steps.push({ op: 'crash', target });
+      for (let i = 1; i < step.times && waited + step.seconds <= MAX_WAIT_SECONDS; i++) {
+        waited += step.seconds;
+        steps.push({ op: 'wait', seconds: step.seconds }, { op: 'crash', target });
+      }
     } else if (step.op === 'start') {
       if (dyns.length === 0) continue;
       const dyn = dyns[step.pick % dyns.length]!;
