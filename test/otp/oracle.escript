@@ -35,7 +35,10 @@ main([File]) ->
     Self = self(),
     Indexed = lists:zip(lists:seq(0, length(Scenarios) - 1), Scenarios),
     %% At most ?PER_SECOND scenarios begin in the same second, so that a big batch does not overrun it.
-    _ = [spawn(fun() -> Self ! {done, Id, run(S, T0 + I div ?PER_SECOND)} end) || {I, {scenario, Id, _, _} = S} <- Indexed],
+    _ = [
+        spawn(fun() -> Self ! {done, Id, run(S, T0 + I div ?PER_SECOND)} end)
+     || {I, {scenario, Id, _, _} = S} <- Indexed
+    ],
     Results = [receive {done, Id, Result} -> {Id, Result} end || {scenario, Id, _, _} <- Scenarios],
     lists:foreach(fun print/1, Results),
     halt(0);
@@ -110,7 +113,6 @@ step({start, Dyn, Name, FailStarts}, #{log := Log} = State) ->
         Pid ->
             %% A failed start is an {error, _} reply; the worker logged it.
             _ = supervisor:start_child(Pid, [Name, FailStarts]),
-            flush_exits(),
             State
     end.
 

@@ -8,6 +8,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLASSES, coverage, describeFailure, type Outcome, runBoth, shrink } from './differential.js';
+import { rerun } from './oracle.js';
 import type { Scenario, SupNode, TreeNode, WorkerNode } from './scenario.js';
 import { sampleScenarios } from './scenario.js';
 import {
@@ -41,7 +42,10 @@ describe('supervision against real Erlang/OTP', () => {
       }
       const counts = coverage(outcomes);
       const table = CLASSES.map((c) => `${String(counts[c]).padStart(5)}  ${c}`).join('\n');
-      console.info(`supervision vs Erlang/OTP: ${COUNT}/${COUNT} scenarios agree (seed ${SEED})\n${table}`);
+      const again = rerun > 0 ? ` (${rerun} run again on OTP after overrunning their second)` : '';
+      console.info(
+        `supervision vs Erlang/OTP: ${COUNT}/${COUNT} scenarios agree (seed ${SEED})${again}\n${table}`,
+      );
       // Too few scenarios may miss a class by chance; the default batch covers every one.
       if (COUNT >= 300) {
         const missing = CLASSES.filter((c) => counts[c] === 0);

@@ -15,6 +15,7 @@ import {
   type SupervisorRef,
   startChild,
   supervisor,
+  TroupeError,
   tell,
 } from '../../index.js';
 import { SimulatedClock, settle } from '../../runtime/testkit/index.js';
@@ -44,13 +45,14 @@ export interface TroupeRun {
 
 const SYSTEM = 'otp';
 
+/** Runs `scenario` on a fresh system on the simulated clock (its steps at whole seconds, as on OTP). */
 export async function runOnTroupe(scenario: Scenario): Promise<TroupeRun> {
   const clock = new SimulatedClock(1_000_000);
   const system = createSystem({ name: SYSTEM, clock, deadLetterLog: () => {}, devChecks: false });
   const run: Run = { trace: [], starts: new Map(), ownExit: new Set() };
   const result: TroupeRun = { trace: run.trace, restarts: [], gaveUp: [] };
   let step = -1;
-  const prefix = `troupe://${SYSTEM}/local/`;
+  const prefix = address('');
   // Subscribing also keeps a failing root from writing to the console.
   const events = system.events$.subscribe((event) => {
     if (event.type === 'supervisor-escalated')
@@ -86,8 +88,10 @@ export async function runOnTroupe(scenario: Scenario): Promise<TroupeRun> {
         const dyn = system.ref(address(pathOf(next.dyn))) as SupervisorRef;
         const restart = dynRestart(scenario, next.dyn);
         const child = worker(next.name, next.failStarts, run);
-        // A start that fails rejects; the worker has logged it.
-        await startChild(dyn, { id: next.name, behavior: child, restart }).catch(() => {});
+        await startChild(dyn, { id: next.name, behavior: child, restart }).catch((error: unknown) => {
+          // A start that fails rejects so, and the worker has logged it; nothing else may go wrong.
+          if (!TroupeError.is(error, 'ERR_START_FAILED')) throw error;
+        });
       } else {
         run.trace.push(`${next.op}:${next.target}`);
         if (!running(next.target)) {
