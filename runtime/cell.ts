@@ -1470,7 +1470,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.abortController?.abort(reason);
     this.abortController = undefined;
     if ((this.flags & BUSY) !== 0) this.releaseBusy();
-    await this.givingUp;
+    if (this.givingUp !== undefined) await this.givingUp;
     await this.stopChildren();
     this.cancelTimers();
     this.table = this.behavior.table;
@@ -1674,7 +1674,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       this.curMeta = undefined;
       if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
     }
-    await this.givingUp;
+    if (this.givingUp !== undefined) await this.givingUp;
     await this.stopChildren();
     this.cancelTimers();
     const postStop = this.behavior.definition.postStop;

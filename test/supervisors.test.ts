@@ -325,6 +325,69 @@ describe('supervisor', () => {
     expect(system.tree().children[0]?.children[0]?.restarts).toBe(1);
   });
 
+  it('lets a parent that takes a giving-up supervisor down wait for it, and hears of its failure only once', async () => {
+    const log: string[] = [];
+    let releaseStop!: () => void;
+    const stopGate = new Promise<void>((resolve) => {
+      releaseStop = resolve;
+    });
+    const slowStop = behavior({
+      protocols: [Probe],
+      handlers: {
+        crash: () => {
+          throw new Error('boom');
+        },
+        ping: () => 'pong',
+      },
+      postStop: () => {
+        log.push('stop a');
+        return stopGate;
+      },
+    });
+    const { system, events } = makeSystem();
+    system.spawn(
+      supervisor({
+        strategy: 'one_for_all',
+        intensity: 1,
+        children: [
+          {
+            id: 'mid',
+            behavior: supervisor({
+              intensity: 0,
+              children: [
+                { id: 'a', behavior: slowStop },
+                { id: 'c', behavior: probe(log, 'c') },
+              ],
+            }),
+          },
+          { id: 'b', behavior: probe(log, 'b') },
+        ],
+      }),
+      { name: 'top' },
+    );
+    await settle(system);
+    log.length = 0;
+    try {
+      system.ref<typeof Probe>('troupe://troupe/local/top/mid/a').tell('crash', { why: 'give up' });
+      await vi.waitFor(() => expect(log).toEqual(['stop a']));
+      // While mid gives up, b crashes: top restarts the group and takes mid down, but only once mid
+      // has given up in its own order (c still waits for a).
+      system.ref<typeof Probe>('troupe://troupe/local/top/b').tell('crash', { why: 'meanwhile' });
+      await vi.waitFor(() => expect(log).toEqual(['stop a', 'stop b']));
+    } finally {
+      releaseStop();
+    }
+    await settle(system);
+    expect(system.status.tag).toBe('running');
+    expect(log).toEqual(['stop a', 'stop b', 'stop c', 'start c', 'started c', 'start b', 'started b']);
+    const top = system.tree().children[0]!;
+    expect(top.children.map((c) => [c.name, c.status, c.restarts])).toEqual([
+      ['mid', 'running', 1],
+      ['b', 'running', 1],
+    ]);
+    expect(events.filter((e) => e.type === 'actor-crashed' && e.address.endsWith('/mid'))).toEqual([]);
+  });
+
   it('restarts a permanent supervisor that gave up, and keeps a transient one stopped (OTP: it exits with shutdown)', async () => {
     const log: string[] = [];
     const { system } = makeSystem();
