@@ -47,7 +47,7 @@ function makeSystem(
 function probe(
   log: string[],
   name: string,
-  hooks: { startMs?: number; stopHangs?: boolean; failStart?: boolean } = {},
+  hooks: { startMs?: number; stopHangs?: boolean; failStart?: boolean; stopUntil?: Promise<void> } = {},
 ) {
   return behavior({
     protocols: [Probe],
@@ -66,9 +66,18 @@ function probe(
     postStop: () => {
       log.push(`stop ${name}`);
       if (hooks.stopHangs === true) return new Promise<void>(() => {});
-      return undefined;
+      return hooks.stopUntil;
     },
   });
+}
+
+/** A promise that resolves once `open` is called: a postStop that waits for the test. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
 }
 
 describe('supervisor', () => {
@@ -327,23 +336,7 @@ describe('supervisor', () => {
 
   it('lets a parent that takes a giving-up supervisor down wait for it, and hears of its failure only once', async () => {
     const log: string[] = [];
-    let releaseStop!: () => void;
-    const stopGate = new Promise<void>((resolve) => {
-      releaseStop = resolve;
-    });
-    const slowStop = behavior({
-      protocols: [Probe],
-      handlers: {
-        crash: () => {
-          throw new Error('boom');
-        },
-        ping: () => 'pong',
-      },
-      postStop: () => {
-        log.push('stop a');
-        return stopGate;
-      },
-    });
+    const stop = gate();
     const { system, events } = makeSystem();
     system.spawn(
       supervisor({
@@ -355,7 +348,7 @@ describe('supervisor', () => {
             behavior: supervisor({
               intensity: 0,
               children: [
-                { id: 'a', behavior: slowStop },
+                { id: 'a', behavior: probe(log, 'a', { stopUntil: stop.promise }) },
                 { id: 'c', behavior: probe(log, 'c') },
               ],
             }),
@@ -375,11 +368,21 @@ describe('supervisor', () => {
       system.ref<typeof Probe>('troupe://troupe/local/top/b').tell('crash', { why: 'meanwhile' });
       await vi.waitFor(() => expect(log).toEqual(['stop a', 'stop b']));
     } finally {
-      releaseStop();
+      stop.open();
     }
     await settle(system);
     expect(system.status.tag).toBe('running');
-    expect(log).toEqual(['stop a', 'stop b', 'stop c', 'start c', 'started c', 'start b', 'started b']);
+    expect(log).toEqual([
+      'stop a',
+      'stop b',
+      'stop c',
+      'start a',
+      'started a',
+      'start c',
+      'started c',
+      'start b',
+      'started b',
+    ]);
     const top = system.tree().children[0]!;
     expect(top.children.map((c) => [c.name, c.status, c.restarts])).toEqual([
       ['mid', 'running', 1],
@@ -512,20 +515,7 @@ describe('dynamic supervisor', () => {
 
   it('refuses a start asked of a supervisor that is giving up, as during any stop, and takes starts once restarted', async () => {
     const log: string[] = [];
-    let releaseStop!: () => void;
-    const stopGate = new Promise<void>((resolve) => {
-      releaseStop = resolve;
-    });
-    const slowStop = behavior({
-      protocols: [Probe],
-      handlers: {
-        crash: () => {
-          throw new Error('boom');
-        },
-        ping: () => 'pong',
-      },
-      postStop: () => stopGate,
-    });
+    const stop = gate();
     const { system, events } = makeSystem();
     system.spawn(
       supervisor({ intensity: 5, children: [{ id: 'dyn', behavior: dynamicSupervisor({ intensity: 0 }) }] }),
@@ -533,7 +523,8 @@ describe('dynamic supervisor', () => {
     );
     await settle(system);
     const dyn = system.ref('troupe://troupe/local/top/dyn') as SupervisorRef;
-    const first = await startChild(dyn, { id: 'a', behavior: slowStop });
+    const first = await startChild(dyn, { id: 'a', behavior: probe(log, 'a', { stopUntil: stop.promise }) });
+    log.length = 0;
     first.tell('crash', { why: 'give up' });
     // The crashed child's postStop holds the give-up: dyn is failing, its parent has not heard yet.
     await vi.waitFor(() => expect(system.tree().children[0]?.children[0]?.status).toBe('stopping'));
@@ -542,11 +533,11 @@ describe('dynamic supervisor', () => {
     });
     await expect(dyn.ask('countChildren', {})).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
     expect(events.some((e) => e.type === 'actor-restarted' && e.address === dyn.address)).toBe(false);
-    releaseStop();
+    stop.open();
     await settle(system);
     expect(events.some((e) => e.type === 'actor-restarted' && e.address === dyn.address)).toBe(true);
     await startChild(dyn, { id: 'x', behavior: probe(log, 'x') });
-    expect(log).toEqual(['start x', 'started x']);
+    expect(log).toEqual(['stop a', 'start x', 'started x']);
     expect(await dyn.ask('whichChildren', {})).toEqual([
       { id: 'x', address: 'troupe://troupe/local/top/dyn/x', status: 'running', restarts: 0 },
     ]);
