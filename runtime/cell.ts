@@ -166,6 +166,8 @@ class CellExtras {
   lastFailure: Error | undefined = undefined;
   /** Told once this actor has stopped for good (the cluster follows its activations this way). */
   exitListener: ((cell: Cell) => void) | undefined = undefined;
+  /** Set while this supervisor gives up (stops its children before it reports its failure). */
+  givingUp: Promise<void> | undefined = undefined;
 }
 
 /** A queued message taken out of an actor by {@link Cell.surrender}. */
@@ -330,6 +332,13 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
   private set lastFailure(value: Error | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().lastFailure = value;
+  }
+
+  private get givingUp(): Promise<void> | undefined {
+    return this.extras?.givingUp;
+  }
+  private set givingUp(value: Promise<void> | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().givingUp = value;
   }
 
   // ---- ActorRef ----
@@ -1359,14 +1368,17 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       }
     }
     const type = child.settings.restart;
-    if (type === 'temporary' || (type === 'transient' && error === undefined)) {
+    // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent slot
+    // restarts it, and a transient one keeps it stopped.
+    const normal = error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error));
+    if (type === 'temporary' || (type === 'transient' && normal)) {
       return this.retire(child, type);
     }
     const system = this.system;
     const policy = this.policy;
     this.restartLog ??= [];
     if (!recordRestart(this.restartLog, system.clock.now(), policy)) {
-      return this.escalate(child, error, policy);
+      return this.giveUp(child, error, policy);
     }
     const group = this.restartGroup(child, policy);
     const delayMs = backoffDelay(policy.backoff, this.restartLog.length, system.random);
@@ -1413,7 +1425,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const members = group.filter((c) => c === failed || c.settings.restart !== 'temporary');
     const system = this.system;
     if (delayMs <= 0) {
-      for (const member of members) await member.bringUp(reason);
+      await this.bringUpInOrder(members, reason);
       return;
     }
     const token = {};
@@ -1428,18 +1440,33 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       });
     }
     system.clock.setTimeout(() => {
-      this.runTask(async () => {
-        for (const member of members) {
-          if (member.restartToken === token && member.parentCell === this && member.status === RESTARTING) {
-            member.restartToken = undefined;
-            await member.bringUp(reason);
-          }
-        }
-      }).catch(() => {});
+      this.runTask(() => this.bringUpInOrder(members, reason, token)).catch(() => {});
     }, delayMs);
   }
 
-  private escalate(child: Cell, error: Error | undefined, policy: RestartPolicy): Promise<void> | undefined {
+  /**
+   * Starts the members of a group again in start order (after a backoff, those still waiting for
+   * `token`). A start that fails ends the round, as in OTP: the members after it stay down until this
+   * supervisor handles that failure, by restarting the group or by giving up.
+   */
+  private async bringUpInOrder(members: readonly Cell[], reason: Error, token?: object): Promise<void> {
+    for (const member of members) {
+      if (token !== undefined) {
+        const waiting = member.restartToken === token && member.parentCell === this;
+        if (!waiting || member.status !== RESTARTING) continue;
+        member.restartToken = undefined;
+      }
+      if (!(await member.bringUp(reason))) return;
+    }
+  }
+
+  /**
+   * Gives up after more restarts than the policy allows, in OTP's order: this supervisor is marked
+   * failing first (a start or message sent to it from then on is refused as during any stop); the
+   * child that exited has already stopped (its `postStop` runs first); the other children stop, last
+   * started first; only then is the failure (`ERR_RESTART_INTENSITY`) reported to the parent.
+   */
+  private async giveUp(child: Cell, error: Error | undefined, policy: RestartPolicy): Promise<void> {
     const system = this.system;
     const failure = new TroupeError(
       'ERR_RESTART_INTENSITY',
@@ -1457,12 +1484,43 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       // A supervisor that escalates crashes (and is written) below; the guardian stops the child instead.
       system.logFailure(`${child.address} is stopped for good`, failure, 'escalations');
     }
-    if (this.parentCell === undefined) {
+    const parent = this.parentCell;
+    if (parent === undefined) {
       // The guardian does not fail: a plain top-level actor that keeps crashing is stopped for good.
       return this.retire(child, 'temporary');
     }
-    this.fail(failure, undefined);
-    return undefined;
+    this.status = STOPPING;
+    this.lastFailure = failure;
+    const incarnation = ++this.incarnation;
+    this.abortController?.abort(failure);
+    this.abortController = undefined;
+    if ((this.flags & BUSY) !== 0) this.releaseBusy();
+    let done!: () => void;
+    this.givingUp = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const exited: ExitReason = error === undefined ? { kind: 'normal' } : { kind: 'crashed', error };
+    try {
+      await this.stopChild(child, false, exited);
+      await this.stopChildren();
+    } finally {
+      this.givingUp = undefined;
+      done();
+    }
+    // Taken down or stopped by its own parent meanwhile: that parent has decided already.
+    if (this.incarnation !== incarnation) return;
+    if (system.observed) {
+      system.emit({
+        type: 'actor-crashed',
+        at: system.clock.now(),
+        address: this.address,
+        error: failure,
+        message: undefined,
+      });
+    } else {
+      system.logFailure(`${this.address} crashed`, failure);
+    }
+    parent.pushSystem({ kind: 'child-exit', child: this, error: failure, incarnation });
   }
 
   /** Takes a child down for a restart: its children stop, hooks run; its slot and mailbox stay. */
@@ -1474,6 +1532,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.abortController?.abort(reason);
     this.abortController = undefined;
     if ((this.flags & BUSY) !== 0) this.releaseBusy();
+    if (this.givingUp !== undefined) await this.givingUp;
     await this.stopChildren();
     this.cancelTimers();
     this.table = this.behavior.table;
@@ -1486,10 +1545,10 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     if (hook !== undefined) await this.boundedHook(hook);
   }
 
-  /** Starts a taken-down (or stopped) child again with fresh state. */
-  private async bringUp(reason: Error | undefined): Promise<void> {
+  /** Starts a taken-down (or stopped) child again with fresh state; false when its start failed. */
+  private async bringUp(reason: Error | undefined): Promise<boolean> {
     const wasStopped = this.status === STOPPED;
-    if (this.status !== RESTARTING && !wasStopped) return;
+    if (this.status !== RESTARTING && !wasStopped) return true;
     if (wasStopped) {
       this.stopping = undefined;
       this.exitReason = undefined;
@@ -1520,10 +1579,10 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         }
       }
     }
-    if (this.incarnation !== incarnation || this.status !== STARTING) return;
+    if (this.incarnation !== incarnation || this.status !== STARTING) return true;
     if (result === START_FAILED) {
       this.startFailed(this.hookError, undefined, incarnation);
-      return;
+      return false;
     }
     this.becameRunning();
     const system = this.system;
@@ -1537,6 +1596,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       });
     }
     this.scheduleIfRunnable();
+    return true;
   }
 
   /** Runs a hook bounded by this actor's shutdown time; its errors are reported, not thrown. */
@@ -1593,8 +1653,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   /** Stops a child on the parent's behalf (no restart) and frees or keeps its slot. */
-  async stopChild(child: Cell, keepSlot: boolean): Promise<void> {
-    const stopping = child.stopNow({ kind: 'shutdown' });
+  async stopChild(child: Cell, keepSlot: boolean, reason: ExitReason = { kind: 'shutdown' }): Promise<void> {
+    const stopping = child.stopNow(reason);
     // OTP's shutdown timeout bounds the child's whole stop (its handler in flight, its subtree and
     // its postStop together); past it the parent goes on and the child finishes stopping on its own.
     const ms = child.settings.shutdownMs;
@@ -1610,7 +1670,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
         new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a stopped child of ${this.address}`),
       );
     }
-    return child.bringUp(undefined);
+    return child.bringUp(undefined).then(() => undefined);
   }
 
   removeChild(child: Cell): void {
@@ -1641,7 +1701,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
 
   private async runStop(reason: ExitReason): Promise<void> {
-    const crashed = this.status === SUSPENDED;
+    // STOPPING before the stop begins: this supervisor gave up (giveUp), a failure like a crash.
+    const crashed = this.status === SUSPENDED || this.status === STOPPING;
     // A child taken down for a restart (waiting out its backoff) already ran its cleanup hook.
     const tornDown = this.status === RESTARTING;
     this.status = STOPPING;
@@ -1675,6 +1736,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
       this.curMeta = undefined;
       if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
     }
+    if (this.givingUp !== undefined) await this.givingUp;
     await this.stopChildren();
     this.cancelTimers();
     const postStop = this.behavior.definition.postStop;
@@ -1891,6 +1953,11 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
 }
 
 const START_FAILED = Symbol('start-failed');
+
+/** True for the failure a supervisor reports when it gives up. */
+function gaveUp(error: Error): boolean {
+  return TroupeError.is(error, 'ERR_RESTART_INTENSITY');
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the servers the integration tests start as private instances: Debian's nats-server and
-# postgresql packages.
+# Installs the servers the integration tests start as private instances, Debian's nats-server and
+# postgresql packages, and erlang-base (Erlang/OTP, the oracle of the supervision conformance test).
 #
 #   scripts/setup.sh               install them (apt-get; needs root or sudo)
-#   scripts/setup.sh --if-needed   do nothing, quietly, when nats-server, initdb and pg_ctl are present
+#   scripts/setup.sh --if-needed   do nothing, quietly, when nats-server, initdb, pg_ctl and escript are present
 #
 # It never fails when the binaries are present: a failed install then only prints a warning.
 set -euo pipefail
@@ -37,16 +37,18 @@ have() {
 have_nats() { have nats-server /usr/sbin /usr/local/sbin /usr/bin; }
 # initdb and pg_ctl are not on PATH in Debian's postgresql packages: they live in /usr/lib/postgresql/<v>/bin.
 have_pg() { have initdb /usr/lib/postgresql/*/bin && have pg_ctl /usr/lib/postgresql/*/bin; }
+have_erlang() { have escript /usr/bin /usr/local/bin; }
 
 missing() {
   local list=()
   have_nats || list+=(nats-server)
   have initdb /usr/lib/postgresql/*/bin || list+=(initdb)
   have pg_ctl /usr/lib/postgresql/*/bin || list+=(pg_ctl)
+  have_erlang || list+=(escript)
   echo "${list[*]:-}"
 }
 
-if $if_needed && have_nats && have_pg; then
+if $if_needed && have_nats && have_pg && have_erlang; then
   exit 0
 fi
 
@@ -59,24 +61,25 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
   sudo=(sudo)
 fi
 
-echo "setup: installing Debian's nats-server and postgresql packages${sudo[*]:+ (with sudo)}"
-echo "setup: ${sudo[*]:+${sudo[*]} }apt-get update && ${sudo[*]:+${sudo[*]} }apt-get install -y --no-install-recommends nats-server postgresql"
+packages=(nats-server postgresql erlang-base)
+echo "setup: installing Debian's ${packages[*]} packages${sudo[*]:+ (with sudo)}"
+echo "setup: ${sudo[*]:+${sudo[*]} }apt-get update && ${sudo[*]:+${sudo[*]} }apt-get install -y --no-install-recommends ${packages[*]}"
 status=0
 {
   "${sudo[@]}" apt-get update &&
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nats-server postgresql
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
 } || status=$?
 
-if have_nats && have_pg; then
+if have_nats && have_pg && have_erlang; then
   if [ "$status" -ne 0 ]; then
-    echo "setup: warning: apt-get failed (exit $status), but nats-server, initdb and pg_ctl are present" >&2
+    echo "setup: warning: apt-get failed (exit $status), but nats-server, initdb, pg_ctl and escript are present" >&2
   fi
-  echo "setup: nats-server, initdb and pg_ctl are present"
+  echo "setup: nats-server, initdb, pg_ctl and escript are present"
   exit 0
 fi
 
 echo "setup: still missing after the install: $(missing)" >&2
 if [ "$(id -u)" -ne 0 ] && [ "${#sudo[@]}" -eq 0 ]; then
-  echo "setup: this user is not root and has no sudo; install nats-server and postgresql as root" >&2
+  echo "setup: this user is not root and has no sudo; install ${packages[*]} as root" >&2
 fi
 exit 1

@@ -182,7 +182,9 @@ class Model {
     parent.restartLog.push(now);
     if (parent.restartLog.length > intensity) {
       this.stop(parent);
-      this.exit(parent, true, now);
+      // A supervisor that gives up exits with reason `shutdown`, which OTP does not count as a crash:
+      // a permanent slot restarts it, a transient or temporary one does not.
+      this.exit(parent, false, now);
       return;
     }
     const strategy = parent.spec.kind === 'sup' ? parent.spec.strategy : 'one_for_one';

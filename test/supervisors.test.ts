@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -47,7 +47,7 @@ function makeSystem(
 function probe(
   log: string[],
   name: string,
-  hooks: { startMs?: number; stopHangs?: boolean; failStart?: boolean } = {},
+  hooks: { startMs?: number; stopHangs?: boolean; failStart?: boolean; stopUntil?: Promise<void> } = {},
 ) {
   return behavior({
     protocols: [Probe],
@@ -66,9 +66,18 @@ function probe(
     postStop: () => {
       log.push(`stop ${name}`);
       if (hooks.stopHangs === true) return new Promise<void>(() => {});
-      return undefined;
+      return hooks.stopUntil;
     },
   });
+}
+
+/** A promise that resolves once `open` is called: a postStop that waits for the test. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
 }
 
 describe('supervisor', () => {
@@ -281,6 +290,132 @@ describe('supervisor', () => {
     expect(system.status.tag).toBe('failed');
   });
 
+  it("gives up in OTP's order: failing first, the crashed child stopped first, the rest last started first, then upward", async () => {
+    const log: string[] = [];
+    const { system, events } = makeSystem();
+    system.spawn(
+      supervisor({
+        intensity: 5,
+        children: [
+          {
+            id: 'mid',
+            behavior: supervisor({
+              intensity: 0,
+              children: ['a', 'b', 'c'].map((id) => ({ id, behavior: probe(log, id) })),
+            }),
+          },
+        ],
+      }),
+      { name: 'top' },
+    );
+    await settle(system);
+    log.length = 0;
+    const seen: string[] = [];
+    system.events$.subscribe((e) => {
+      const at = 'address' in e ? e.address.replace('troupe://troupe/local/', '') : '';
+      if (e.type === 'supervisor-escalated' || e.type === 'actor-crashed' || e.type === 'actor-stopped')
+        seen.push(`${e.type} ${at}`);
+    });
+    system.ref<typeof Probe>('troupe://troupe/local/top/mid/b').tell('crash', { why: 'one too many' });
+    await settle(system);
+    expect(seen).toEqual([
+      'actor-crashed top/mid/b',
+      'supervisor-escalated top/mid',
+      'actor-stopped top/mid/b',
+      'actor-stopped top/mid/c',
+      'actor-stopped top/mid/a',
+      'actor-crashed top/mid',
+    ]);
+    expect(log.slice(0, 3)).toEqual(['stop b', 'stop c', 'stop a']);
+    expect(events.find((e) => e.type === 'actor-crashed' && e.address.endsWith('/mid'))).toMatchObject({
+      error: { code: 'ERR_RESTART_INTENSITY' },
+    });
+    // Its parent, with room for the restart, started it again.
+    expect(system.tree().children[0]?.children[0]?.restarts).toBe(1);
+  });
+
+  it('lets a parent that takes a giving-up supervisor down wait for it, and hears of its failure only once', async () => {
+    const log: string[] = [];
+    const stop = gate();
+    const { system, events } = makeSystem();
+    system.spawn(
+      supervisor({
+        strategy: 'one_for_all',
+        intensity: 1,
+        children: [
+          {
+            id: 'mid',
+            behavior: supervisor({
+              intensity: 0,
+              children: [
+                { id: 'a', behavior: probe(log, 'a', { stopUntil: stop.promise }) },
+                { id: 'c', behavior: probe(log, 'c') },
+              ],
+            }),
+          },
+          { id: 'b', behavior: probe(log, 'b') },
+        ],
+      }),
+      { name: 'top' },
+    );
+    await settle(system);
+    log.length = 0;
+    try {
+      system.ref<typeof Probe>('troupe://troupe/local/top/mid/a').tell('crash', { why: 'give up' });
+      await vi.waitFor(() => expect(log).toEqual(['stop a']));
+      // While mid gives up, b crashes: top restarts the group and takes mid down, but only once mid
+      // has given up in its own order (c still waits for a).
+      system.ref<typeof Probe>('troupe://troupe/local/top/b').tell('crash', { why: 'meanwhile' });
+      await vi.waitFor(() => expect(log).toEqual(['stop a', 'stop b']));
+    } finally {
+      stop.open();
+    }
+    await settle(system);
+    expect(system.status.tag).toBe('running');
+    expect(log).toEqual([
+      'stop a',
+      'stop b',
+      'stop c',
+      'start a',
+      'started a',
+      'start c',
+      'started c',
+      'start b',
+      'started b',
+    ]);
+    const top = system.tree().children[0]!;
+    expect(top.children.map((c) => [c.name, c.status, c.restarts])).toEqual([
+      ['mid', 'running', 1],
+      ['b', 'running', 1],
+    ]);
+    expect(events.filter((e) => e.type === 'actor-crashed' && e.address.endsWith('/mid'))).toEqual([]);
+  });
+
+  it('restarts a permanent supervisor that gave up, and keeps a transient one stopped (OTP: it exits with shutdown)', async () => {
+    const log: string[] = [];
+    const { system } = makeSystem();
+    const giver = (id: string, restart: 'permanent' | 'transient') => ({
+      id,
+      restart,
+      behavior: supervisor({ intensity: 0, children: [{ id: `${id}-w`, behavior: probe(log, `${id}-w`) }] }),
+    });
+    const top = system.spawn(
+      supervisor({ intensity: 1, children: [giver('p', 'permanent'), giver('t', 'transient')] }),
+      { name: 'top' },
+    ) as SupervisorRef;
+    await settle(system);
+    system.ref<typeof Probe>('troupe://troupe/local/top/t/t-w').tell('crash', { why: 'x' });
+    await settle(system);
+    system.ref<typeof Probe>('troupe://troupe/local/top/p/p-w').tell('crash', { why: 'y' });
+    await settle(system);
+    // top allows one restart: the transient give-up did not use it, so the permanent one is restarted.
+    expect(system.status.tag).toBe('running');
+    expect(await top.ask('whichChildren', {})).toEqual([
+      { id: 'p', address: 'troupe://troupe/local/top/p', status: 'running', restarts: 1 },
+      { id: 't', address: 'troupe://troupe/local/top/t', status: 'stopped', restarts: 0 },
+    ]);
+  });
+
   it('answers whichChildren and countChildren, and terminates, restarts and deletes children', async () => {
     const log: string[] = [];
     const { system } = makeSystem();
@@ -378,18 +513,9 @@ describe('dynamic supervisor', () => {
     });
   });
 
-  it('holds a start asked of a restarting supervisor until its fresh incarnation runs', async () => {
+  it('refuses a start asked of a supervisor that is giving up, as during any stop, and takes starts once restarted', async () => {
     const log: string[] = [];
-    const slowStop = behavior({
-      protocols: [Probe],
-      handlers: {
-        crash: () => {
-          throw new Error('boom');
-        },
-        ping: () => 'pong',
-      },
-      postStop: () => new Promise<void>((resolve) => setTimeout(resolve, 30)),
-    });
+    const stop = gate();
     const { system, events } = makeSystem();
     system.spawn(
       supervisor({ intensity: 5, children: [{ id: 'dyn', behavior: dynamicSupervisor({ intensity: 0 }) }] }),
@@ -397,18 +523,21 @@ describe('dynamic supervisor', () => {
     );
     await settle(system);
     const dyn = system.ref('troupe://troupe/local/top/dyn') as SupervisorRef;
-    const first = await startChild(dyn, { id: 'a', behavior: slowStop });
-    first.tell('crash', { why: 'escalate' });
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(system.tree().children[0]?.children[0]?.status).not.toBe('running');
+    const first = await startChild(dyn, { id: 'a', behavior: probe(log, 'a', { stopUntil: stop.promise }) });
+    log.length = 0;
+    first.tell('crash', { why: 'give up' });
+    // The crashed child's postStop holds the give-up: dyn is failing, its parent has not heard yet.
+    await vi.waitFor(() => expect(system.tree().children[0]?.children[0]?.status).toBe('stopping'));
+    await expect(startChild(dyn, { id: 'x', behavior: probe(log, 'x') })).rejects.toMatchObject({
+      code: 'ERR_ACTOR_STOPPED',
+    });
+    await expect(dyn.ask('countChildren', {})).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
+    expect(events.some((e) => e.type === 'actor-restarted' && e.address === dyn.address)).toBe(false);
+    stop.open();
+    await settle(system);
+    expect(events.some((e) => e.type === 'actor-restarted' && e.address === dyn.address)).toBe(true);
     await startChild(dyn, { id: 'x', behavior: probe(log, 'x') });
-    const order = events
-      .filter(
-        (e) => (e.type === 'actor-restarted' || e.type === 'actor-started') && /\/(dyn|x)$/.test(e.address),
-      )
-      .map((e) => `${e.type} ${'address' in e ? e.address.split('/').pop() : ''}`);
-    expect(order.indexOf('actor-restarted dyn')).toBeGreaterThanOrEqual(0);
-    expect(order.indexOf('actor-restarted dyn')).toBeLessThan(order.lastIndexOf('actor-started x'));
+    expect(log).toEqual(['stop a', 'start x', 'started x']);
     expect(await dyn.ask('whichChildren', {})).toEqual([
       { id: 'x', address: 'troupe://troupe/local/top/dyn/x', status: 'running', restarts: 0 },
     ]);
