@@ -166,6 +166,8 @@ class CellExtras {
   lastFailure: Error | undefined = undefined;
   /** Told once this actor has stopped for good (the cluster follows its activations this way). */
   exitListener: ((cell: Cell) => void) | undefined = undefined;
+  /** The reason this actor terminated, once stopped. */
+  exitReason: ExitReason | undefined = undefined;
   /** Set while this supervisor gives up (stops its children before it reports its failure). */
   givingUp: Promise<void> | undefined = undefined;
 }
@@ -197,17 +199,20 @@ export function runningCell(): Cell | undefined {
 let anonymous = 0;
 
 /**
- * One actor: its mailbox, state, lifecycle and children. The same object is its ref and its handler
- * context, which keeps an idle actor small; user code sees it only through the ActorRef and
- * ActorContext interfaces.
+ * One actor: its mailbox, state, lifecycle and children. The cell is the actor's ref (an idle actor is
+ * one object); its handlers get a separate {@link CellContext}, made on first use, so a ref handed to
+ * another actor cannot be turned into this actor's context.
  */
-export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, any> {
+export class Cell extends Mailbox implements ActorRef<any> {
   // Fields are declared hot first: the message path reads the first dozen, which then share cache lines.
   readonly system: Host;
   private status = STARTING;
   private flags = 0;
   private table: HandlerTable;
-  state: unknown;
+  /** The actor's state (handlers reach it as `ctx.state`). */
+  actorState: unknown;
+  /** What handlers and hooks get as `ctx`; made when first needed. */
+  private ctx: CellContext | undefined;
   private curType: string | undefined;
   private curBody: unknown;
   private curMeta: unknown;
@@ -225,8 +230,6 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   private childMap: Map<string | number, Cell> | undefined;
   private inflight: Promise<unknown> | undefined;
   private stopping: Promise<void> | undefined;
-  /** The reason this actor terminated, once stopped. */
-  exitReason: ExitReason | undefined;
   /** What few actors need (watches, stash, timers, restart bookkeeping), made on first use. */
   private extras: CellExtras | undefined;
 
@@ -325,6 +328,14 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
   }
   private set hookError(value: unknown) {
     if (value !== undefined || this.extras !== undefined) this.cold().hookError = value;
+  }
+
+  /** The reason this actor terminated, once stopped. */
+  get exitReason(): ExitReason | undefined {
+    return this.extras?.exitReason;
+  }
+  private set exitReason(value: ExitReason | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().exitReason = value;
   }
 
   private get lastFailure(): Error | undefined {
@@ -455,13 +466,20 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     }
   }
 
-  // ---- ActorContext ----
+  // ---- What the context does (CellContext delegates here) ----
 
-  get self(): ActorRef<any> {
-    return this;
+  /** This actor's context: what its handlers and hooks get as `ctx`. */
+  context(): CellContext {
+    let ctx = this.ctx;
+    if (ctx === undefined) {
+      ctx = new CellContext(this);
+      this.ctx = ctx;
+    }
+    return ctx;
   }
 
-  get sender(): ActorRef<any> | undefined {
+  /** The sender of the message being handled, when known. */
+  currentSender(): ActorRef<any> | undefined {
     const meta = this.curMeta;
     if (meta instanceof Cell) return meta;
     if (meta instanceof PendingAsk) return meta.from as Cell | undefined;
@@ -470,7 +488,8 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     return meta as ActorRef<any> | undefined;
   }
 
-  get signal(): AbortSignal {
+  /** Aborted when this incarnation ends. */
+  incarnationSignal(): AbortSignal {
     if (this.status >= STOPPING) {
       return AbortSignal.abort(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} has stopped`));
     }
@@ -478,21 +497,19 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     return this.abortController.signal;
   }
 
-  get parent(): ActorRef<any> | undefined {
+  /** The parent's ref, or undefined for a top-level actor. */
+  parentRef(): ActorRef<any> | undefined {
     const parent = this.parentCell;
     return parent === undefined || parent.parentCell === undefined ? undefined : parent;
   }
 
-  get timers(): Timers<any> {
+  timerControls(): Timers<any> {
     this.timerApi ??= this.makeTimers();
     return this.timerApi;
   }
 
-  spawn(b: Behavior<any, any>, options?: SpawnOptions): ActorRef<any> {
-    return this.spawnChild(b, options, undefined);
-  }
-
-  stop(child?: ActorRef<any>): Promise<void> {
+  /** `ctx.stop`: this actor (a normal exit) or one of its children. */
+  stopSelfOrChild(child?: ActorRef<any>): Promise<void> {
     if (child === undefined || (child as unknown) === this) return this.stopSelf();
     if (!(child instanceof Cell) || child.parentCell !== this) {
       return Promise.reject(
@@ -504,7 +521,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     return this.stopChild(child, false);
   }
 
-  children(): ActorRef<any>[] {
+  liveChildren(): ActorRef<any>[] {
     const out: ActorRef<any>[] = [];
     if (this.childMap !== undefined) {
       for (const child of this.childMap.values()) if (child.status < STOPPING) out.push(child);
@@ -512,7 +529,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     return out;
   }
 
-  watch(ref: ActorRef<any>): void {
+  watchRef(ref: ActorRef<any>): void {
     if ((ref as unknown) === this) return;
     if (this.behavior.definition.terminated === undefined) {
       throw new TroupeError(
@@ -552,22 +569,22 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     }
   }
 
-  unwatch(ref: ActorRef<any>): void {
+  unwatchRef(ref: ActorRef<any>): void {
     const target = ref instanceof Cell ? ref : this.system.ref(ref.address);
     this.watching?.delete(ref);
     this.watching?.delete(target);
     if (target instanceof Cell) target.watchers?.delete(this);
   }
 
-  become(handlers: Handlers<any, any>): void {
+  becomeHandlers(handlers: Handlers<any, any>): void {
     this.table = handlerTable(handlers, this.behavior.specs, `become() of ${this.address}`);
   }
 
-  unbecome(): void {
+  restoreHandlers(): void {
     this.table = this.behavior.table;
   }
 
-  stash(): void {
+  stashCurrent(): void {
     this.rescueCurrent();
     if (this.curType === undefined)
       throw new TroupeError('ERR_ILLEGAL_STATE', 'stash() is only allowed in a handler');
@@ -577,7 +594,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.curMeta = STASHED;
   }
 
-  unstashAll(): void {
+  unstashMessages(): void {
     const stashed = this.stashed;
     if (stashed === undefined || stashed.length === 0) return;
     // The messages go in front of the mailbox, into the slot the current message may still hold.
@@ -668,7 +685,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
 
   /** Runs the first start: synchronously when there is no preStart hook. */
   private begin(waiter: StartWaiter | undefined): void {
-    this.state = this.initialState();
+    this.actorState = this.initialState();
     if (this.behavior.definition.preStart === undefined) {
       this.status = RUNNING;
       this.announceStarted();
@@ -827,7 +844,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
           currentIndex = i;
           let result: unknown;
           try {
-            result = handler(body, this);
+            result = handler(body, this.ctx ?? this.context());
           } catch (error) {
             currentCell = undefined;
             if (currentIndex === i) {
@@ -942,10 +959,11 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     currentCell = this;
     let result: unknown;
     try {
+      const ctx = this.ctx ?? this.context();
       result =
         this.system.middleware.length === 0
-          ? handler(body, this)
-          : this.system.runReceiveMiddleware(this, type, body, meta, () => handler(body, this));
+          ? handler(body, ctx)
+          : this.system.runReceiveMiddleware(this, type, body, meta, () => handler(body, ctx));
     } catch (error) {
       currentCell = previous;
       this.crash(asError(error), type, body, meta);
@@ -1271,7 +1289,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     if (this.status !== STARTING) return;
     const incarnation = this.incarnation;
     this.runSystemAction(() => {
-      const result = this.callHook(() => this.behavior.definition.preStart?.(this));
+      const result = this.callHook(() => this.behavior.definition.preStart?.(this.context()));
       const done = () => {
         if (this.incarnation !== incarnation || this.status !== STARTING) return;
         this.becameRunning();
@@ -1536,12 +1554,12 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     await this.stopChildren();
     this.cancelTimers();
     this.table = this.behavior.table;
-    if (this.stashed !== undefined) this.unstashAll();
+    if (this.stashed !== undefined) this.unstashMessages();
     const def = this.behavior.definition;
     const hook =
       def.preRestart !== undefined
-        ? () => def.preRestart!(this, reason)
-        : def.postStop && (() => def.postStop!(this));
+        ? () => def.preRestart!(this.context(), reason)
+        : def.postStop && (() => def.postStop!(this.context()));
     if (hook !== undefined) await this.boundedHook(hook);
   }
 
@@ -1557,15 +1575,15 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.status = STARTING;
     this.lastFailure = undefined;
     this.incarnation++;
-    this.state = this.initialState();
+    this.actorState = this.initialState();
     // A restarted supervisor is a fresh one (OTP: a new process), so its restart window starts empty.
     this.restartLog = undefined;
     this.restarts++;
     const def = this.behavior.definition;
     const hook =
       def.postRestart !== undefined && reason !== undefined
-        ? () => def.postRestart!(this, reason)
-        : def.preStart && (() => def.preStart!(this));
+        ? () => def.postRestart!(this.context(), reason)
+        : def.preStart && (() => def.preStart!(this.context()));
     const incarnation = this.incarnation;
     let result: unknown;
     if (hook !== undefined) {
@@ -1741,7 +1759,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     this.cancelTimers();
     const postStop = this.behavior.definition.postStop;
     if (postStop !== undefined && !tornDown) {
-      await this.boundedHook(() => postStop(this));
+      await this.boundedHook(() => postStop(this.context()));
     }
     this.status = STOPPED;
     this.exitReason =
@@ -1846,7 +1864,7 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     const previous = currentCell;
     currentCell = this;
     try {
-      hook(ref, reason, this);
+      hook(ref, reason, this.context());
     } catch (error) {
       currentCell = previous;
       this.crash(asError(error), undefined, undefined, undefined);
@@ -1950,6 +1968,96 @@ export class Cell extends Mailbox implements ActorRef<any>, ActorContext<any, an
     yield this;
     if (this.childMap !== undefined) for (const child of this.childMap.values()) yield* child.subtree();
   }
+}
+
+/**
+ * What an actor's handlers and hooks get as `ctx`: a view of their own actor. It is a separate object
+ * from the actor's ref, so a ref that another actor holds (its `ctx.sender`, a message's field) can
+ * never be used as this actor's context. Kernel hooks reach the cell through {@link cellOf}.
+ */
+export class CellContext implements ActorContext<any, any> {
+  constructor(readonly cell: Cell) {}
+
+  get state(): unknown {
+    return this.cell.actorState;
+  }
+
+  set state(value: unknown) {
+    this.cell.actorState = value;
+  }
+
+  get self(): ActorRef<any> {
+    return this.cell;
+  }
+
+  get sender(): ActorRef<any> | undefined {
+    return this.cell.currentSender();
+  }
+
+  get trace(): TraceContext | undefined {
+    return this.cell.trace;
+  }
+
+  get signal(): AbortSignal {
+    return this.cell.incarnationSignal();
+  }
+
+  get parent(): ActorRef<any> | undefined {
+    return this.cell.parentRef();
+  }
+
+  get system(): ActorSystem {
+    return this.cell.system;
+  }
+
+  get timers(): Timers<any> {
+    return this.cell.timerControls();
+  }
+
+  spawn(b: Behavior<any, any>, options?: SpawnOptions): ActorRef<any> {
+    return this.cell.spawnChild(b, options, undefined);
+  }
+
+  stop(child?: ActorRef<any>): Promise<void> {
+    return this.cell.stopSelfOrChild(child);
+  }
+
+  children(): ActorRef<any>[] {
+    return this.cell.liveChildren();
+  }
+
+  watch(ref: ActorRef<any>): void {
+    this.cell.watchRef(ref);
+  }
+
+  unwatch(ref: ActorRef<any>): void {
+    this.cell.unwatchRef(ref);
+  }
+
+  become(handlers: Handlers<any, any>): void {
+    this.cell.becomeHandlers(handlers);
+  }
+
+  unbecome(): void {
+    this.cell.restoreHandlers();
+  }
+
+  stash(): void {
+    this.cell.stashCurrent();
+  }
+
+  unstashAll(): void {
+    this.cell.unstashMessages();
+  }
+}
+
+/**
+ * The cell behind an actor's context: for the kernel hooks that supervisors and persistent actors
+ * use. @throws TroupeError `ERR_ILLEGAL_STATE` for anything that is not a context of this kernel.
+ */
+export function cellOf(ctx: ActorContext<any, any>): Cell {
+  if (ctx instanceof CellContext) return ctx.cell;
+  throw new TroupeError('ERR_ILLEGAL_STATE', 'not the context of an actor of this runtime');
 }
 
 const START_FAILED = Symbol('start-failed');

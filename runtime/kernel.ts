@@ -1,7 +1,7 @@
 import { type AnyProtocol, TroupeError } from '../protocols/index.js';
 import type { ActorContext, ActorRef, ActorStatus, ActorSystem, Behavior, SpawnOptions } from './api.js';
 import { compiled } from './behavior.js';
-import { Cell, resolveCellSettings } from './cell.js';
+import { Cell, cellOf, resolveCellSettings } from './cell.js';
 import { deliverEnvelope, type IngressHost, type IngressResult } from './ingress.js';
 import { systemDefaults } from './options.js';
 
@@ -18,7 +18,7 @@ export function withContext<T>(
   if (!(ref instanceof Cell)) {
     return Promise.reject(new TroupeError('ERR_ILLEGAL_STATE', `${ref.address} is not a local actor`));
   }
-  return ref.runTask(() => fn(ref));
+  return ref.runTask(() => fn(ref.context()));
 }
 
 /**
@@ -30,7 +30,7 @@ export function spawnAndStart<P extends AnyProtocol, S>(
   behavior: Behavior<P, S>,
   options?: SpawnOptions,
 ): Promise<ActorRef<P>> {
-  const parent = ctx as unknown as Cell;
+  const parent = cellOf(ctx);
   return new Promise((resolve, reject) => {
     let child: Cell | undefined;
     const waiter = {
@@ -57,7 +57,7 @@ export function stopChildSlot(
   child: ActorRef<any>,
   keepSlot: boolean,
 ): Promise<void> {
-  const parent = ctx as unknown as Cell;
+  const parent = cellOf(ctx);
   if (!(child instanceof Cell) || child.parentCell !== parent) {
     return Promise.reject(
       new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a child of ${parent.address}`),
@@ -68,7 +68,7 @@ export function stopChildSlot(
 
 /** Starts again a stopped child whose slot was kept (OTP `restart_child`). */
 export function restartChildSlot(ctx: ActorContext<any, any>, child: ActorRef<any>): Promise<void> {
-  const parent = ctx as unknown as Cell;
+  const parent = cellOf(ctx);
   if (!(child instanceof Cell))
     return Promise.reject(new TroupeError('ERR_ILLEGAL_STATE', 'not a local actor'));
   return parent.restartStopped(child);
@@ -76,7 +76,7 @@ export function restartChildSlot(ctx: ActorContext<any, any>, child: ActorRef<an
 
 /** Removes a stopped child's slot (OTP `delete_child`). */
 export function deleteChildSlot(ctx: ActorContext<any, any>, child: ActorRef<any>): void {
-  const parent = ctx as unknown as Cell;
+  const parent = cellOf(ctx);
   if (
     !(child instanceof Cell) ||
     child.parentCell !== parent ||
@@ -93,7 +93,7 @@ export function deleteChildSlot(ctx: ActorContext<any, any>, child: ActorRef<any
 
 /** The child named `name` of the actor behind `ctx`, alive or kept as stopped. */
 export function childNamed(ctx: ActorContext<any, any>, name: string): ActorRef<any> | undefined {
-  return (ctx as unknown as Cell).child(name);
+  return cellOf(ctx).child(name);
 }
 
 /** Status and restart count of a local actor. */
@@ -103,12 +103,12 @@ export function describe(ref: ActorRef<any>): { status: ActorStatus; restarts: n
 
 /** Every child slot of the actor behind `ctx`, in start order, including stopped ones a supervisor keeps. */
 export function childSlots(ctx: ActorContext<any, any>): { name: string; ref: ActorRef<any> }[] {
-  return (ctx as unknown as Cell).slots().map((c) => ({ name: c.name, ref: c as unknown as ActorRef<any> }));
+  return cellOf(ctx).slots().map((c) => ({ name: c.name, ref: c as unknown as ActorRef<any> }));
 }
 
 /** The behaviour the actor behind `ctx` was spawned with. */
 export function ownBehavior(ctx: ActorContext<any, any>): Behavior<any, any> {
-  return (ctx as unknown as Cell).behavior as unknown as Behavior<any, any>;
+  return cellOf(ctx).behavior as unknown as Behavior<any, any>;
 }
 
 /**
@@ -116,7 +116,7 @@ export function ownBehavior(ctx: ActorContext<any, any>): Behavior<any, any> {
  * revision), else undefined. A journal refuses writes that carry an older fence than it has seen.
  */
 export function activationFence(ctx: ActorContext<any, any>): number | undefined {
-  const cell = ctx as unknown as Cell;
+  const cell = cellOf(ctx);
   return cell.system.fenceOf(cell);
 }
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  type ActorContext,
   type ActorRef,
   type ActorSystem,
   ask,
@@ -430,10 +431,48 @@ describe('watch, become, stash, timers', () => {
     expect(await entering).toBe('welcome ann');
   });
 
-  it('refuses stash outside a handler', () => {
+  const Keep = defineProtocol('k.keep', { keep: tell(z.object({})), read: ask(z.object({}), z.number()) });
+
+  it('refuses stash outside a handler', async () => {
     const { system } = make();
-    const ref = system.spawn(logger) as unknown as { stash(): void };
-    expect(() => ref.stash()).toThrow(expect.objectContaining({ code: 'ERR_ILLEGAL_STATE' }));
+    let kept: ActorContext<unknown, typeof Keep> | undefined;
+    const keeper = behavior({
+      protocols: [Keep],
+      handlers: {
+        keep: (_b, ctx) => {
+          kept = ctx;
+        },
+        read: () => 0,
+      },
+    });
+    const ref = system.spawn(keeper);
+    ref.tell('keep', {});
+    await ref.ask('read', {});
+    expect(() => kept!.stash()).toThrow(expect.objectContaining({ code: 'ERR_ILLEGAL_STATE' }));
+  });
+
+  it('gives handlers a context that is not the ref, so a ref cannot be used as a context', async () => {
+    const { system } = make();
+    let seen: { self: unknown; ctx: unknown } | undefined;
+    const keeper = behavior({
+      protocols: [Keep],
+      initialState: () => ({ secret: 42 }),
+      handlers: {
+        keep: (_b, ctx) => {
+          seen = { self: ctx.self, ctx };
+        },
+        read: (_b, ctx) => ctx.state.secret,
+      },
+    });
+    const ref = system.spawn(keeper);
+    ref.tell('keep', {});
+    await expect(ref.ask('read', {})).resolves.toBe(42);
+    expect(seen!.self).toBe(ref);
+    expect(seen!.ctx).not.toBe(ref);
+    const asContext = ref as unknown as Partial<ActorContext<{ secret: number }, typeof Keep>>;
+    for (const member of ['state', 'stash', 'become', 'spawn', 'timers', 'watch'] as const) {
+      expect(asContext[member], member).toBeUndefined();
+    }
   });
 
   it('fires single and periodic timers exactly, replaces by key, cancels, and clears on restart', async () => {
