@@ -204,7 +204,7 @@ const gateway = behavior({
       const approved = cents < 40_000;
       // The ledger is a sibling; look it up by address, since a payments restart replaces it.
       if (approved && ctx.parent !== undefined) {
-        ctx.system.ref<typeof Ledger>(`${ctx.parent.address}/ledger`).tell('record', { orderId, cents });
+        ctx.system.ref(`${ctx.parent.address}/ledger`, Ledger).tell('record', { orderId, cents });
       }
       return { approved };
     },
@@ -314,13 +314,13 @@ function traffic(): void {
     );
   }
   count(
-    system.ref<typeof Inventory>(address('inventory')).ask('reserve', { sku: pick(SKUS)!, qty: 1 }),
+    system.ref(address('inventory'), Inventory).ask('reserve', { sku: pick(SKUS)!, qty: 1 }),
     'reserved',
   );
   const orderId = `order-${Math.floor(random() * 1e6)}`;
   count(
     system
-      .ref<typeof Gateway>(address('payments/gateway'))
+      .ref(address('payments/gateway'), Gateway)
       .ask('charge', { orderId, cents: 500 + Math.floor(random() * 50_000) }),
     'charged',
   );
@@ -341,7 +341,7 @@ function chaos(): void {
   if (tick % 8 === 4) {
     // Five faults in a row: more than payments allows (3 in 2 s), so it fails and the shop restarts it.
     // Faults still queued when the old ledger stops become dead letters.
-    const target = system.ref<typeof Chaos>(address('payments/ledger'));
+    const target = system.ref(address('payments/ledger'), Chaos);
     for (let n = 1; n <= 5; n++) target.tell('fault', { reason: `burst ${tick}.${n}` });
     return;
   }

@@ -277,21 +277,36 @@ export interface ActorSystem {
   readonly deadLetters$: Observable<DeadLetterEvent>;
   /** Spawns a top-level actor. */
   spawn<P extends AnyProtocol, S>(behavior: Behavior<P, S>, options?: SpawnOptions): ActorRef<P>;
-  /** Stops a top-level actor (and its subtree). */
+  /**
+   * Stops a top-level actor of this system (and its subtree); resolves once it has stopped. A ref
+   * made from an address stops the actor it names now, if any.
+   * @throws TroupeError `ERR_ILLEGAL_STATE` (rejected) for an actor with a parent (its parent stops
+   * it: `ctx.stop(child)`) or one of another node or system.
+   */
   stop(ref: ActorRef<any>): Promise<void>;
   /**
-   * A ref for an address, on this node or (with a transport) another node of the cluster. Give the
-   * protocol to type the ref and to check remote replies against it. A ref that names no live actor
+   * A ref for an address, on this node or (with a transport) another node of the cluster. A typed
+   * ref needs its protocol, which also checks remote replies against their schemas; without one the
+   * ref is untyped (any message name, bodies and replies unknown). A ref that names no live actor
    * turns messages into dead letters.
+   * @example
+   * ```ts
+   * const jobs = system.ref('troupe://app/local/jobs', Jobs); // ActorRef<typeof Jobs>
+   * const anything = system.ref('troupe://app/local/jobs'); // untyped
+   * ```
    */
-  ref<P extends AnyProtocol = AnyProtocol>(address: Address, protocol?: P): ActorRef<P>;
+  ref<P extends AnyProtocol>(address: Address, protocol: P): ActorRef<P>;
+  ref(address: Address): ActorRef;
   /**
    * A ref to the named (virtual) actor `kind`/`key` (`troupe://<cluster>/@<kind>/<key>`): activated on
    * its first message on the node that placement picks, at most once in the cluster, passivated when
-   * idle, and activated again elsewhere if its node dies. The kind must be in the `kinds` option.
-   * @throws TroupeError `ERR_NO_ROUTE` for a kind this node does not have; `ERR_INVALID_NAME` for an empty key.
+   * idle, and activated again elsewhere if its node dies. The kind must be in the `kinds` option. As
+   * with {@link ActorSystem.ref}, a typed ref needs its protocol.
+   * @throws TroupeError `ERR_NO_ROUTE` for a kind this node does not have; `ERR_INVALID_NAME` for a key
+   * its kind's `keys` rules refuse.
    */
-  actorOf<P extends AnyProtocol = AnyProtocol>(kind: string, key: string, protocol?: P): ActorRef<P>;
+  actorOf<P extends AnyProtocol>(kind: string, key: string, protocol: P): ActorRef<P>;
+  actorOf(kind: string, key: string): ActorRef;
   /**
    * This node's view of its cluster: every member it counts as live, itself included, sorted by node
    * id. Empty for a system without named actors (`kinds`).
@@ -310,7 +325,8 @@ export interface ActorSystem {
    * const researcher = system.route({ capability: 'research', topic: 'tides' }, Agent);
    * ```
    */
-  route<P extends AnyProtocol = AnyProtocol>(task: RouteTask, protocol?: P): ActorRef<P> | undefined;
+  route<P extends AnyProtocol>(task: RouteTask, protocol: P): ActorRef<P> | undefined;
+  route(task: RouteTask): ActorRef | undefined;
   /**
    * Publishes a guard's or an agent's event (a breaker transition, an agent step) on `events$`,
    * stamped with the system's clock. The kernel's own events are not published this way.

@@ -278,7 +278,20 @@ class ActorSystemImpl implements Host, ClusterHost {
   }
 
   stop(ref: ActorRef<any>): Promise<void> {
-    if (!(ref instanceof Cell)) return Promise.resolve();
+    if (ref instanceof PathRef) {
+      // A ref made from an address: the actor it names now, if any (none left: nothing to stop).
+      const cell = ref.target();
+      return cell === undefined ? Promise.resolve() : this.stop(cell);
+    }
+    if (!(ref instanceof Cell) || ref.system !== this) {
+      return Promise.reject(
+        new TroupeError(
+          'ERR_ILLEGAL_STATE',
+          `system.stop() stops actors of this system; ${ref.address} is not one (stop it on its own node)`,
+          { details: { target: ref.address } },
+        ),
+      );
+    }
     if (ref.parentCell !== this.guardian) {
       return Promise.reject(
         new TroupeError(
@@ -290,7 +303,7 @@ class ActorSystemImpl implements Host, ClusterHost {
     return this.guardian.stopChild(ref, false);
   }
 
-  actorOf<P extends AnyProtocol = AnyProtocol>(kind: string, key: string, protocol?: P): ActorRef<P> {
+  actorOf<P extends AnyProtocol>(kind: string, key: string, protocol?: P): ActorRef<P> {
     if (this.router === undefined || !this.options.kinds.has(kind)) {
       throw new TroupeError(
         'ERR_NO_ROUTE',
@@ -310,7 +323,7 @@ class ActorSystemImpl implements Host, ClusterHost {
     return this.router.namedRefFor(kind, key, protocol) as ActorRef<P>;
   }
 
-  ref<P extends AnyProtocol = AnyProtocol>(address: Address, protocol?: P): ActorRef<P> {
+  ref<P extends AnyProtocol>(address: Address, protocol?: P): ActorRef<P> {
     const parts = parseAddress(address);
     if (this.router !== undefined && parts.system === this.name && parts.node.startsWith('@')) {
       return this.router.namedRefFor(parts.node.slice(1), parts.path, protocol) as ActorRef<P>;
@@ -339,7 +352,7 @@ class ActorSystemImpl implements Host, ClusterHost {
     return out;
   }
 
-  route<P extends AnyProtocol = AnyProtocol>(task: RouteTask, protocol?: P): ActorRef<P> | undefined {
+  route<P extends AnyProtocol>(task: RouteTask, protocol?: P): ActorRef<P> | undefined {
     if (
       typeof task !== 'object' ||
       task === null ||
@@ -861,6 +874,11 @@ class PathRef implements ActorRef<any> {
     private readonly node: string,
     private readonly path: string,
   ) {}
+
+  /** The live actor this address names now, if any. */
+  target(): Cell | undefined {
+    return this.system.lookup(this.systemName, this.node, this.path);
+  }
 
   tell(type: string, body: unknown, options?: TellOptions): void {
     const cell = this.system.lookup(this.systemName, this.node, this.path);

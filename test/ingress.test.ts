@@ -73,7 +73,7 @@ describe('delivery from a process boundary', () => {
     const result = await deliverFromBoundary(system, envelope(to, 'bank.account.deposit', { amount: -3 }));
     expect(result).toMatchObject({ ok: false, error: { code: 'ERR_VALIDATION' } });
     expect(deadLetters.map((d) => d.reason)).toEqual(['validation-failed']);
-    const local = system.ref<typeof Account>(to);
+    const local = system.ref(to, Account);
     local.tell('deposit', { amount: -3 });
     expect(await local.ask('balance', {})).toBe(-3);
   });
@@ -158,7 +158,7 @@ describe('delivery from a process boundary', () => {
     }
     expect(deadLetters.length + accepted).toBe(10_000);
     await settle(system);
-    const local = system.ref<typeof Account>(to);
+    const local = system.ref(to, Account);
     local.tell('deposit', { amount: 1 });
     expect(typeof (await local.ask('balance', {}))).toBe('number');
   }, 60_000);

@@ -69,14 +69,14 @@ it('resolves anonymous actors by their address', async () => {
   const refs = Array.from({ length: 40 }, () => system.spawn(echo));
   for (const ref of refs) {
     expect(ref.address).toMatch(/\/\$[0-9a-z]+$/);
-    expect(await system.ref<typeof Echo>(ref.address).ask('ping', {})).toBe(ref.address);
+    expect(await system.ref(ref.address, Echo).ask('ping', {})).toBe(ref.address);
   }
   const last = refs[refs.length - 1]!.address;
-  await expect(system.ref<typeof Echo>(`${last}0`).ask('ping', {})).rejects.toMatchObject({
+  await expect(system.ref(`${last}0`, Echo).ask('ping', {})).rejects.toMatchObject({
     code: 'ERR_NO_SUCH_ACTOR',
   });
   await expect(
-    system.ref<typeof Echo>(last.replace(/\$[0-9a-z]+$/, '$00')).ask('ping', {}),
+    system.ref(last.replace(/\$[0-9a-z]+$/, '$00'), Echo).ask('ping', {}),
   ).rejects.toMatchObject({
     code: 'ERR_NO_SUCH_ACTOR',
   });
@@ -84,7 +84,7 @@ it('resolves anonymous actors by their address', async () => {
 
 it('gives ERR_NO_ROUTE, not ERR_NO_SUCH_ACTOR, for an address on another node or cluster with no transport', async () => {
   system = createSystem({ name: 'app', deadLetterLog: () => {} });
-  const refused = (address: string) => system.ref<typeof Echo>(address).ask('ping', {});
+  const refused = (address: string) => system.ref(address, Echo).ask('ping', {});
   await expect(refused('troupe://app/node-b/echo')).rejects.toMatchObject({
     code: 'ERR_NO_ROUTE',
     message:

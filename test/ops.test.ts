@@ -101,8 +101,8 @@ describe('watchSystem', () => {
     const stop = watchSystem(system, { write: (t) => frames.push(t), intervalMs: 60_000, events: 5 });
     system.spawn(supervisor({ children: [{ id: 'worker', behavior: probe }] }), { name: 'app' });
     await settle(system);
-    system.ref<typeof Probe>('troupe://ops/local/app/worker').tell('crash', { why: 'injected' });
-    system.ref<typeof Probe>('troupe://ops/local/nobody').tell('crash', { why: 'lost' });
+    system.ref('troupe://ops/local/app/worker', Probe).tell('crash', { why: 'injected' });
+    system.ref('troupe://ops/local/nobody', Probe).tell('crash', { why: 'lost' });
     await settle(system);
     expect(frames).toHaveLength(1);
     stop();

@@ -192,7 +192,7 @@ describe('supervisor', () => {
       );
       await settle(system);
       log.length = 0;
-      system.ref<typeof Probe>(`${sup.address}/b`).tell('crash', { why: 'injected' });
+      system.ref(`${sup.address}/b`, Probe).tell('crash', { why: 'injected' });
       await settle(system);
       expect(log).toEqual(expected);
     },
@@ -205,7 +205,7 @@ describe('supervisor', () => {
       name: 'sup',
     });
     await settle(system);
-    const w = system.ref<typeof Probe>(`${sup.address}/w`);
+    const w = system.ref(`${sup.address}/w`, Probe);
     w.tell('crash', { why: 'bad input' });
     await settle(system);
     const crashed = events.find((e) => e.type === 'actor-crashed');
@@ -235,7 +235,7 @@ describe('supervisor', () => {
       { name: 'sup' },
     );
     await settle(system);
-    const w = system.ref<typeof Probe>('troupe://troupe/local/sup/w');
+    const w = system.ref('troupe://troupe/local/sup/w', Probe);
     const expected = [100, 200, 300, 300];
     for (const delay of expected) {
       log.length = 0;
@@ -265,7 +265,7 @@ describe('supervisor', () => {
       { name: 'sup' },
     );
     await settle(system);
-    system.ref<typeof Probe>('troupe://troupe/local/sup/w').tell('crash', { why: 'x' });
+    system.ref('troupe://troupe/local/sup/w', Probe).tell('crash', { why: 'x' });
     await settle(system);
     expect(events.filter((e) => e.type === 'restart-scheduled').map((e) => e.delayMs)).toEqual([150]);
   });
@@ -316,7 +316,7 @@ describe('supervisor', () => {
       if (e.type === 'supervisor-escalated' || e.type === 'actor-crashed' || e.type === 'actor-stopped')
         seen.push(`${e.type} ${at}`);
     });
-    system.ref<typeof Probe>('troupe://troupe/local/top/mid/b').tell('crash', { why: 'one too many' });
+    system.ref('troupe://troupe/local/top/mid/b', Probe).tell('crash', { why: 'one too many' });
     await settle(system);
     expect(seen).toEqual([
       'actor-crashed top/mid/b',
@@ -361,11 +361,11 @@ describe('supervisor', () => {
     await settle(system);
     log.length = 0;
     try {
-      system.ref<typeof Probe>('troupe://troupe/local/top/mid/a').tell('crash', { why: 'give up' });
+      system.ref('troupe://troupe/local/top/mid/a', Probe).tell('crash', { why: 'give up' });
       await vi.waitFor(() => expect(log).toEqual(['stop a']));
       // While mid gives up, b crashes: top restarts the group and takes mid down, but only once mid
       // has given up in its own order (c still waits for a).
-      system.ref<typeof Probe>('troupe://troupe/local/top/b').tell('crash', { why: 'meanwhile' });
+      system.ref('troupe://troupe/local/top/b', Probe).tell('crash', { why: 'meanwhile' });
       await vi.waitFor(() => expect(log).toEqual(['stop a', 'stop b']));
     } finally {
       stop.open();
@@ -404,9 +404,9 @@ describe('supervisor', () => {
       { name: 'top' },
     ) as SupervisorRef;
     await settle(system);
-    system.ref<typeof Probe>('troupe://troupe/local/top/t/t-w').tell('crash', { why: 'x' });
+    system.ref('troupe://troupe/local/top/t/t-w', Probe).tell('crash', { why: 'x' });
     await settle(system);
-    system.ref<typeof Probe>('troupe://troupe/local/top/p/p-w').tell('crash', { why: 'y' });
+    system.ref('troupe://troupe/local/top/p/p-w', Probe).tell('crash', { why: 'y' });
     await settle(system);
     // top allows one restart: the transient give-up did not use it, so the permanent one is restarted.
     expect(system.status.tag).toBe('running');
@@ -503,7 +503,7 @@ describe('dynamic supervisor', () => {
     one.tell('crash', { why: 'x' });
     await settle(system);
     expect(await one.ask('ping', {})).toBe('pong from s1');
-    system.ref<typeof Probe>('troupe://troupe/local/sessions/s2').tell('crash', { why: 'y' });
+    system.ref('troupe://troupe/local/sessions/s2', Probe).tell('crash', { why: 'y' });
     await settle(system);
     expect(await sessions.ask('whichChildren', {})).toEqual([
       { id: 's1', address: 'troupe://troupe/local/sessions/s1', status: 'running', restarts: 1 },

@@ -62,7 +62,7 @@ describe('spawning children', () => {
     expect(root.address).toBe(addressOf('root'));
     const childAddress = await root.ask('spawnChild', { name: 'kid' });
     expect(childAddress).toBe(addressOf('root/kid'));
-    const child = system.ref<typeof Node>(childAddress);
+    const child = system.ref(childAddress, Node);
     expect(await child.ask('parentOf', {})).toBe(root.address);
     expect(await root.ask('parentOf', {})).toBe('none');
   });
@@ -189,6 +189,20 @@ describe('stopping a tree', () => {
     const child = system.ref(await root.ask('spawnChild', { name: 'c' }));
     expect((await rejection(system.stop(child))).code).toBe('ERR_ILLEGAL_STATE');
   });
+
+  it("stops through a ref made from an address, and refuses another system's actor", async () => {
+    const { system } = makeSystem();
+    const other = makeSystem({ name: 'other' }).system;
+    const root = system.spawn(plainNode(), { name: 'root' });
+    const byAddress = system.ref(root.address);
+    await system.stop(byAddress);
+    expect(system.tree().children).toEqual([]);
+    // Nothing there any more: nothing to stop.
+    await system.stop(byAddress);
+    const foreign = other.spawn(plainNode(), { name: 'theirs' });
+    expect((await rejection(system.stop(foreign))).code).toBe('ERR_ILLEGAL_STATE');
+    expect(other.tree().children.map((c) => c.status)).toEqual(['running']);
+  });
 });
 
 describe('system.tree()', () => {
@@ -204,7 +218,7 @@ describe('system.tree()', () => {
     const { system } = makeSystem();
     const r = system.spawn(node('r', { r: ['a', 'b'], a: ['a1'] }, []), { name: 'r' });
     await settle(system);
-    const a = system.ref<typeof Node>(addressOf('r/a'));
+    const a = system.ref(addressOf('r/a'), Node);
     a.tell('boom', {});
     await settle(system);
     a.tell('boom', {});
@@ -251,13 +265,13 @@ describe('system.ref() and system.find()', () => {
     const { system } = makeSystem();
     const root = system.spawn(plainNode(), { name: 'root' });
     const childAddress = await root.ask('spawnChild', { name: 'kid' });
-    expect(await system.ref<typeof Node>(root.address).ask('ping', {})).toBe(root.address);
-    expect(await system.ref<typeof Node>(childAddress).ask('ping', {})).toBe(childAddress);
+    expect(await system.ref(root.address, Node).ask('ping', {})).toBe(root.address);
+    expect(await system.ref(childAddress, Node).ask('ping', {})).toBe(childAddress);
   });
 
   it('turns a tell to an unknown address into a no-such-actor dead letter, and rejects an ask', async () => {
     const { system, dead } = makeSystem();
-    const ghost = system.ref<typeof Node>(addressOf('nobody/here'));
+    const ghost = system.ref(addressOf('nobody/here'), Node);
     expect(ghost.address).toBe(addressOf('nobody/here'));
     ghost.tell('boom', {});
     const error = await rejection(ghost.ask('ping', {}));
@@ -270,7 +284,7 @@ describe('system.ref() and system.find()', () => {
 
   it('delivers through a ref made before the actor existed once it does', async () => {
     const { system } = makeSystem();
-    const early = system.ref<typeof Node>(addressOf('late'));
+    const early = system.ref(addressOf('late'), Node);
     system.spawn(plainNode(), { name: 'late' });
     expect(await early.ask('ping', {})).toBe(addressOf('late'));
   });

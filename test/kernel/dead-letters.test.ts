@@ -25,7 +25,7 @@ function sink(slow?: Promise<void>) {
       slow: async () => {
         await slow;
       },
-      relay: ({ to, v }, ctx) => ctx.system.ref<typeof Sink>(to).tell('put', { v }),
+      relay: ({ to, v }, ctx) => ctx.system.ref(to, Sink).tell('put', { v }),
     },
   });
 }

@@ -46,7 +46,7 @@ function jobber(name: string, log: string[], slowGate?: Promise<void>, kids: str
         log.push(`${name}:slow${id}-end`);
       },
       hang: () => new Promise<number>(() => {}),
-      forward: ({ to, id }, ctx) => ctx.system.ref<typeof Job>(to).tell('work', { id }),
+      forward: ({ to, id }, ctx) => ctx.system.ref(to, Job).tell('work', { id }),
       done: (_b, ctx) => [...ctx.state.done],
     },
   });
@@ -103,7 +103,7 @@ describe('drain()', () => {
       handlers: {
         relayLater: async ({ to }, ctx) => {
           await slow.promise;
-          ctx.system.ref<typeof Job>(to).tell('work', { id: 9 }, { from: ctx.self });
+          ctx.system.ref(to, Job).tell('work', { id: 9 }, { from: ctx.self });
         },
       },
     });

@@ -48,7 +48,7 @@ const sender = behavior({
   protocols: [Sender],
   handlers: {
     send: ({ to, name, count }, ctx) => {
-      const target = ctx.system.ref<typeof Log>(to);
+      const target = ctx.system.ref(to, Log);
       for (let v = 0; v < count; v++) target.tell('push', { from: name, v });
     },
   },
@@ -252,14 +252,14 @@ const pinger = behavior({
   protocols: [Ping],
   initialState: () => ({ pongs: [] as string[] }),
   handlers: {
-    go: ({ to }, ctx) => ctx.system.ref<typeof Pong>(to).tell('ping', {}),
+    go: ({ to }, ctx) => ctx.system.ref(to, Pong).tell('ping', {}),
     goLater: async ({ to, withFrom }, ctx) => {
       await Promise.resolve();
-      const target = ctx.system.ref<typeof Pong>(to);
+      const target = ctx.system.ref(to, Pong);
       if (withFrom) target.tell('ping', {}, { from: ctx.self });
       else target.tell('ping', {});
     },
-    askIt: ({ to }, ctx) => ctx.system.ref<typeof Pong>(to).ask('whoAsks', {}),
+    askIt: ({ to }, ctx) => ctx.system.ref(to, Pong).ask('whoAsks', {}),
     pong: ({ seen }, ctx) => {
       ctx.state.pongs.push(seen);
     },

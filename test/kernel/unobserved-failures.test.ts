@@ -58,7 +58,7 @@ describe('failures nobody subscribes to', () => {
       { name: 'pipeline' },
     );
     await pipeline.ask('whichChildren', {});
-    const step = system.ref<typeof Work>(`${pipeline.address}/step`);
+    const step = system.ref(`${pipeline.address}/step`, Work);
     step.tell('run', {});
     await expect.poll(() => lines.filter((l) => l.includes('crashed handling')).length).toBe(1);
     step.tell('run', {});

@@ -246,8 +246,8 @@ describe('a restart while a message is being validated', () => {
       }),
     );
     await settle(system);
-    const a = system.ref<typeof Slow>(`${sup.address}/a`);
-    const b = system.ref<typeof Boom>(`${sup.address}/b`);
+    const a = system.ref(`${sup.address}/a`, Slow);
+    const b = system.ref(`${sup.address}/b`, Boom);
     a.tell('put', { n: 1 });
     await flushMicrotasks();
     expect(validations).toBe(1);

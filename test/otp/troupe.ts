@@ -98,7 +98,7 @@ export async function runOnTroupe(scenario: Scenario): Promise<TroupeRun> {
           run.trace.push('skip');
           continue;
         }
-        system.ref<typeof OracleWorker>(address(pathOf(next.target))).tell(next.op, {});
+        system.ref(address(pathOf(next.target)), OracleWorker).tell(next.op, {});
       }
       await settle(system);
       if (gone()) {
