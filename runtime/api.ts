@@ -232,6 +232,8 @@ export type ActorStatus = 'starting' | 'running' | 'suspended' | 'restarting' | 
 export type SystemStatus =
   | { readonly tag: 'running' }
   | { readonly tag: 'draining' }
+  /** Its tree is being stopped (after a drain, on close, or after a failure it is not yet `failed`). */
+  | { readonly tag: 'stopping' }
   | { readonly tag: 'stopped' }
   | { readonly tag: 'failed'; readonly error: Error };
 

@@ -28,6 +28,7 @@ import { PendingAsk, type TimeoutQueue } from './ask.js';
 import { type CompiledBehavior, compiled, type HandlerTable, handlerTable } from './behavior.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { DeadLetterReason, SystemEvent } from './events.js';
+import { ActorLifecycle, SystemLifecycle } from './lifecycle.js';
 import { Mailbox } from './mailbox.js';
 import { nonNegative, type ResolvedMailbox, resolveMailbox } from './options.js';
 import {
@@ -41,12 +42,8 @@ import {
 
 // Status is a small integer rather than a tagged union: it is read on every message.
 // `statusName` maps it to the public ActorStatus.
-const STARTING = 0;
-const RUNNING = 1;
-const SUSPENDED = 2;
-const RESTARTING = 3;
-const STOPPING = 4;
-const STOPPED = 5;
+const { Starting: STARTING, Running: RUNNING, Suspended: SUSPENDED } = ActorLifecycle;
+const { Restarting: RESTARTING, Stopping: STOPPING, Stopped: STOPPED } = ActorLifecycle;
 const STATUS_NAMES: readonly ActorStatus[] = [
   'starting',
   'running',
@@ -94,8 +91,7 @@ export interface Host extends ActorSystem {
   readonly random: () => number;
   readonly devChecks: boolean;
   readonly askTimeoutMs: number;
-  /** 0 running, 1 draining, 2 stopping, 3 stopped. */
-  readonly state: number;
+  readonly state: SystemLifecycle;
   readonly middleware: readonly Middleware[];
   readonly timeouts: TimeoutQueue;
   /** True when a send needs more than an enqueue: dev checks, a system not running, send middleware. */
@@ -206,7 +202,7 @@ let anonymous = 0;
 export class Cell extends Mailbox implements ActorRef<any> {
   // Fields are declared hot first: the message path reads the first dozen, which then share cache lines.
   readonly system: Host;
-  private status = STARTING;
+  private status: ActorLifecycle = STARTING;
   private flags = 0;
   private table: HandlerTable;
   /** The actor's state (handlers reach it as `ctx.state`). */
@@ -402,7 +398,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
   ): boolean {
     const system = this.system;
     if (system.devChecks) assertPlainData(body);
-    if (system.state !== 0 && system.refuseExternal(this, type, body, from, ask)) return false;
+    if (system.state !== SystemLifecycle.Running && system.refuseExternal(this, type, body, from, ask)) return false;
     if (system.middleware.length > 0) {
       const dropped = system.runSendMiddleware(this, type, body, from, ask !== undefined);
       if (dropped !== undefined) {
@@ -1737,7 +1733,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
       await system.within(inflight, this.settings.shutdownMs, true);
       // A handler that finished in time has answered its ask; one that did not never will.
       // (When the system stops, its close rejects every outstanding ask with ERR_SYSTEM_STOPPED.)
-      if (meta instanceof PendingAsk && system.state < 2) {
+      if (meta instanceof PendingAsk && system.state < SystemLifecycle.Stopping) {
         meta.reject(
           new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped while handling "${meta.type}"`),
         );

@@ -21,6 +21,7 @@ import { type Cell, runningCell } from './cell.js';
 import type { Clock } from './clock.js';
 import type { Cluster } from './cluster.js';
 import type { DeadLetterReason } from './events.js';
+import { SystemLifecycle } from './lifecycle.js';
 import {
   type Admitted,
   admitEnvelope,
@@ -50,8 +51,7 @@ export interface RouterHost extends IngressHost {
   readonly clock: Clock;
   readonly devChecks: boolean;
   readonly timeouts: TimeoutQueue;
-  /** 0 running, 1 draining, 2 stopping, 3 stopped. */
-  readonly state: number;
+  readonly state: SystemLifecycle;
 }
 
 /** The reply to an ask, on the wire. */
@@ -288,7 +288,7 @@ export class Router implements TransportSink {
   };
 
   private refuseWhenStopped(envelope: Envelope, ask?: PendingAsk): boolean {
-    if (this.host.state < 2 && !this.closed) return false;
+    if (this.host.state < SystemLifecycle.Stopping && !this.closed) return false;
     const error = new TroupeError('ERR_SYSTEM_STOPPED', `system "${this.host.name}" has stopped`);
     this.host.deadLetter(envelope.to, envelope.from, envelope.type, envelope.body, 'system-stopped', error);
     ask?.reject(error);

@@ -31,15 +31,13 @@ import type { Clock, TimerHandle } from './clock.js';
 import { Cluster, type ClusterHost } from './cluster.js';
 import type { DeadLetterEvent, DeadLetterReason, SystemEvent } from './events.js';
 import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
+import { SystemLifecycle } from './lifecycle.js';
 import { Router } from './remote.js';
 import { inProcessNetwork } from './transport.js';
 
 const resolved = Promise.resolve();
 
-const RUNNING = 0;
-const DRAINING = 1;
-const STOPPING = 2;
-const STOPPED = 3;
+const { Running: RUNNING, Draining: DRAINING, Stopping: STOPPING, Stopped: STOPPED } = SystemLifecycle;
 
 /**
  * Starts an in-process actor system.
@@ -103,7 +101,7 @@ class ActorSystemImpl implements Host, ClusterHost {
   busy = 0;
   slowSend: boolean;
   slowReceive = false;
-  private lifecycle = RUNNING;
+  private lifecycle: SystemLifecycle = RUNNING;
 
   private readonly subject = new Subject<SystemEvent>();
   private readonly guardian: Cell;
@@ -244,12 +242,11 @@ class ActorSystemImpl implements Host, ClusterHost {
     this.router?.undeliverable(envelope, error, reason);
   }
 
-  /** 0 running, 1 draining, 2 stopping, 3 stopped. */
-  get state(): number {
+  get state(): SystemLifecycle {
     return this.lifecycle;
   }
 
-  private set state(value: number) {
+  private set state(value: SystemLifecycle) {
     this.lifecycle = value;
     this.refreshFlags();
   }
@@ -268,6 +265,7 @@ class ActorSystemImpl implements Host, ClusterHost {
     if (this.failure !== undefined) return { tag: 'failed', error: this.failure };
     if (this.state === RUNNING) return { tag: 'running' };
     if (this.state === DRAINING) return { tag: 'draining' };
+    if (this.state === STOPPING) return { tag: 'stopping' };
     return { tag: 'stopped' };
   }
 

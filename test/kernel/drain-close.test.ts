@@ -177,6 +177,21 @@ describe('drain()', () => {
   });
 });
 
+describe('status', () => {
+  it('says stopping while the tree stops, and stopped once it has', async () => {
+    const { system } = makeSystem();
+    const release = gate();
+    system.spawn(behavior({ protocols: [], handlers: {}, postStop: () => release.promise }), {
+      name: 'slow-to-stop',
+    });
+    const closing = system.close();
+    expect(system.status.tag).toBe('stopping');
+    release.open();
+    await closing;
+    expect(system.status.tag).toBe('stopped');
+  });
+});
+
 describe('drain() options', () => {
   it('rejects a negative timeoutMs with ERR_INVALID_OPTION and leaves the system running', async () => {
     const { system } = makeSystem();
