@@ -1,6 +1,6 @@
 /**
- * Troupe: an actor-model runtime for AI agents. This entry re-exports the public faces of each layer,
- * without the runtime's kernel hooks for building supervisors (those stay on `troupe/runtime`).
+ * Troupe: an actor-model runtime for AI agents. This entry re-exports the public faces of each layer.
+ * The runtime's kernel hooks for building supervisors are internal (`runtime/internal.ts`), in no export.
  * @packageDocumentation
  */
 
@@ -65,7 +65,6 @@ export {
   realClock,
   removeClusterState,
   restartPolicyDefaults,
-  supervisingBehavior,
   systemDefaults,
 } from './runtime/index.js';
 export * from './supervisors/index.js';

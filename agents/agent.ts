@@ -10,12 +10,12 @@ import {
 } from '../protocols/index.js';
 import {
   type ActorContext,
-  activationFence,
   type Behavior,
   behavior,
   type Capabilities,
   type MailboxOptions,
 } from '../runtime/index.js';
+import { activationFence } from '../runtime/internal.js';
 import type { Budgets } from '../supervisors/index.js';
 import type { ChatMessage, ModelPort, ModelRequest, ModelResponse, ToolCall } from './model.js';
 import { errorResult, type Tool, type ToolResult } from './tools.js';

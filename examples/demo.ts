@@ -313,10 +313,7 @@ function traffic(): void {
       () => void work.failed++,
     );
   }
-  count(
-    system.ref(address('inventory'), Inventory).ask('reserve', { sku: pick(SKUS)!, qty: 1 }),
-    'reserved',
-  );
+  count(system.ref(address('inventory'), Inventory).ask('reserve', { sku: pick(SKUS)!, qty: 1 }), 'reserved');
   const orderId = `order-${Math.floor(random() * 1e6)}`;
   count(
     system

@@ -14,12 +14,12 @@ import {
 } from '../protocols/index.js';
 import {
   type ActorContext,
-  activationFence,
   type Behavior,
   type BehaviorDefinition,
   behavior,
   type MailboxOptions,
 } from '../runtime/index.js';
+import { activationFence } from '../runtime/internal.js';
 import { corrupt, type Journal, type NewEvent, streamPages } from './journal.js';
 
 /** The event schemas of a persistent behaviour, by event type. */

@@ -398,7 +398,8 @@ export class Cell extends Mailbox implements ActorRef<any> {
   ): boolean {
     const system = this.system;
     if (system.devChecks) assertPlainData(body);
-    if (system.state !== SystemLifecycle.Running && system.refuseExternal(this, type, body, from, ask)) return false;
+    if (system.state !== SystemLifecycle.Running && system.refuseExternal(this, type, body, from, ask))
+      return false;
     if (system.middleware.length > 0) {
       const dropped = system.runSendMiddleware(this, type, body, from, ask !== undefined);
       if (dropped !== undefined) {

@@ -25,7 +25,7 @@ export type {
   Timers,
   TreeNode,
 } from './api.js';
-export { behavior, supervisingBehavior } from './behavior.js';
+export { behavior } from './behavior.js';
 export { type Clock, realClock, type TimerHandle } from './clock.js';
 export type {
   ActivationPolicy,
@@ -36,20 +36,7 @@ export type {
 } from './cluster-types.js';
 export type { DeadLetterEvent, DeadLetterReason, SystemEvent, SystemEventType } from './events.js';
 export type { IngressResult } from './ingress.js';
-export {
-  activationFence,
-  checkSpawnOptions,
-  childNamed,
-  childSlots,
-  deleteChildSlot,
-  deliverFromBoundary,
-  describe,
-  ownBehavior,
-  restartChildSlot,
-  spawnAndStart,
-  stopChildSlot,
-  withContext,
-} from './kernel.js';
+export { deliverFromBoundary } from './kernel.js';
 export {
   type NatsTransportOptions,
   natsTransport,

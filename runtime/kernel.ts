@@ -103,7 +103,9 @@ export function describe(ref: ActorRef<any>): { status: ActorStatus; restarts: n
 
 /** Every child slot of the actor behind `ctx`, in start order, including stopped ones a supervisor keeps. */
 export function childSlots(ctx: ActorContext<any, any>): { name: string; ref: ActorRef<any> }[] {
-  return cellOf(ctx).slots().map((c) => ({ name: c.name, ref: c as unknown as ActorRef<any> }));
+  return cellOf(ctx)
+    .slots()
+    .map((c) => ({ name: c.name, ref: c as unknown as ActorRef<any> }));
 }
 
 /** The behaviour the actor behind `ctx` was spawned with. */

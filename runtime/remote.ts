@@ -21,7 +21,6 @@ import { type Cell, runningCell } from './cell.js';
 import type { Clock } from './clock.js';
 import type { Cluster } from './cluster.js';
 import type { DeadLetterReason } from './events.js';
-import { SystemLifecycle } from './lifecycle.js';
 import {
   type Admitted,
   admitEnvelope,
@@ -31,6 +30,7 @@ import {
   resolveMessage,
   tellOptions,
 } from './ingress.js';
+import { SystemLifecycle } from './lifecycle.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
 
 /** Limits of what a node sends and accepts. */

@@ -30,8 +30,8 @@ import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } 
 import type { Clock, TimerHandle } from './clock.js';
 import { Cluster, type ClusterHost } from './cluster.js';
 import type { DeadLetterEvent, DeadLetterReason, SystemEvent } from './events.js';
-import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
 import { SystemLifecycle } from './lifecycle.js';
+import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
 import { Router } from './remote.js';
 import { inProcessNetwork } from './transport.js';
 

@@ -4,7 +4,8 @@
  *
  * - a file imports its own layer or a lower one, never a higher one;
  * - an import into another layer targets that layer's `index.ts`, its public face
- *   (`runtime/testkit/index.ts` is a second face of `runtime`);
+ *   (`runtime/testkit/index.ts` is a second face of `runtime`), or its `internal.ts`, the face it shows
+ *   only to the layers above (kernel hooks; in no package export);
  * - no import cycles among files, type-only imports included.
  *
  * The root `index.ts` may import any layer's `index.ts`. `test/`, `bench/`, `examples/` and `scripts/`
@@ -115,7 +116,9 @@ export function analyse(root: string): Report {
           message: `${at} imports ${to}: ${fromLayer} may not import ${toLayer}, a higher layer`,
         });
       }
-      if (to !== `${toLayer}/index.ts` && !EXTRA_FACES.has(to)) {
+      // The internal face is for the layers above only: the root index.ts must not publish it.
+      const internalFace = to === `${toLayer}/internal.ts` && fromLayer !== undefined;
+      if (to !== `${toLayer}/index.ts` && !internalFace && !EXTRA_FACES.has(to)) {
         violations.push({
           kind: 'deep',
           file: from,
@@ -144,7 +147,7 @@ export function formatReport(report: Report): string {
   if (report.violations.length === 0) return `layers: ok (${report.files} files, ${report.imports} imports)`;
   const titles: Record<ViolationKind, string> = {
     upward: 'imports of a higher layer',
-    deep: "imports past another layer's public face (index.ts)",
+    deep: "imports past another layer's faces (index.ts, internal.ts)",
     outside: 'imports from outside the layers',
     cycle: 'import cycles',
     unresolved: 'imports that resolve to no file',

@@ -1,27 +1,29 @@
 import { z } from 'zod';
 import { type AnyProtocol, ask, defineProtocol, invalidOption, TroupeError } from '../protocols/index.js';
+import type {
+  ActorContext,
+  ActorRef,
+  Backoff,
+  Behavior,
+  MailboxOptions,
+  RestartPolicy,
+  RestartType,
+  SpawnOptions,
+  Strategy,
+} from '../runtime/index.js';
 import {
-  type ActorContext,
-  type ActorRef,
-  type Backoff,
-  type Behavior,
   checkSpawnOptions,
   childNamed,
   childSlots,
   deleteChildSlot,
   describe,
-  type MailboxOptions,
   ownBehavior,
-  type RestartPolicy,
-  type RestartType,
   restartChildSlot,
-  type SpawnOptions,
-  type Strategy,
   spawnAndStart,
   stopChildSlot,
   supervisingBehavior,
   withContext,
-} from '../runtime/index.js';
+} from '../runtime/internal.js';
 
 /** What a supervisor starts: one child, by id. */
 export interface ChildSpec {

@@ -75,9 +75,7 @@ it('resolves anonymous actors by their address', async () => {
   await expect(system.ref(`${last}0`, Echo).ask('ping', {})).rejects.toMatchObject({
     code: 'ERR_NO_SUCH_ACTOR',
   });
-  await expect(
-    system.ref(last.replace(/\$[0-9a-z]+$/, '$00'), Echo).ask('ping', {}),
-  ).rejects.toMatchObject({
+  await expect(system.ref(last.replace(/\$[0-9a-z]+$/, '$00'), Echo).ask('ping', {})).rejects.toMatchObject({
     code: 'ERR_NO_SUCH_ACTOR',
   });
 });

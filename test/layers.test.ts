@@ -99,6 +99,17 @@ describe('the layering check', () => {
     expect(violations[0]?.message).toContain('runtime/index.ts:1 imports protocols/errors.ts');
   });
 
+  it('lets a higher layer import a lower one’s internal face, but not the root index.ts', () => {
+    const root = tree({
+      'index.ts': "export * from './runtime/index.js';\nexport * from './runtime/internal.js';",
+      'runtime/index.ts': 'export const r = 1;',
+      'runtime/internal.ts': "export { hook } from './kernel.js';",
+      'runtime/kernel.ts': 'export const hook = 1;',
+      'supervisors/index.ts': "import { hook } from '../runtime/internal.js';\nexport const s = hook;",
+    });
+    expect(messages(root)).toEqual([expect.stringContaining('index.ts:2 imports runtime/internal.ts')]);
+  });
+
   it('reports a deep import that is also upward under both rules', () => {
     const root = tree({
       'runtime/index.ts': "import { s } from '../supervisors/supervisor.js';\nexport const r = s;",
@@ -196,7 +207,7 @@ describe('the layering check', () => {
     const text = formatReport(analyse(root));
     expect(text).toMatch(/^layers: 3 violation\(s\)/);
     expect(text).toContain('imports of a higher layer (1):');
-    expect(text).toContain("imports past another layer's public face (index.ts) (1):");
+    expect(text).toContain("imports past another layer's faces (index.ts, internal.ts) (1):");
     expect(text).toContain('import cycles (1):');
   });
 

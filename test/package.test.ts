@@ -53,7 +53,7 @@ it('declares every package the shipped code imports as a dependency', () => {
   expect(missing, 'imported at run time but not in dependencies').toEqual([]);
 });
 
-it('keeps the kernel hooks for supervisors out of the main entry, and the public API in it', async () => {
+it('keeps the kernel hooks for supervisors out of every package export, and the public API in the main entry', async () => {
   const troupe = await import('../index.js');
   for (const name of [
     'createSystem',
@@ -74,8 +74,15 @@ it('keeps the kernel hooks for supervisors out of the main entry, and the public
   ]) {
     expect(troupe, name).not.toHaveProperty(name);
   }
+  // Nor in the runtime's public face: they are internal (runtime/internal.ts), in no package export.
   const runtime = await import('../runtime/index.js');
-  expect(runtime).toHaveProperty('withContext');
+  expect(runtime).not.toHaveProperty('withContext');
+  const internal = await import('../runtime/internal.js');
+  expect(internal).toHaveProperty('withContext');
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+    exports: Record<string, unknown>;
+  };
+  expect(Object.keys(pkg.exports).filter((key) => key.includes('internal'))).toEqual([]);
 });
 
 describe('the package as installed', () => {

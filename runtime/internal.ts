@@ -1,0 +1,21 @@
+/**
+ * The runtime's internal face: kernel hooks that the layers above need to build supervisors and
+ * persistent actors (run in an actor's system lane, start and stop child slots, a named actor's
+ * fence). It is not part of the package's exports (`troupe/runtime` is the public face); the layer
+ * check lets the layers above import it, and nothing else.
+ * @packageDocumentation
+ */
+export { type Decider, supervisingBehavior } from './behavior.js';
+export {
+  activationFence,
+  checkSpawnOptions,
+  childNamed,
+  childSlots,
+  deleteChildSlot,
+  describe,
+  ownBehavior,
+  restartChildSlot,
+  spawnAndStart,
+  stopChildSlot,
+  withContext,
+} from './kernel.js';
