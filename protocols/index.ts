@@ -31,4 +31,19 @@ export {
   type TellSpec,
   tell,
 } from './protocol.js';
-export { type Validated, validate } from './validation.js';
+export { settleValidated, type Validated, validate } from './validation.js';
+export {
+  encodeWithHead,
+  expandRuns,
+  hopsOf,
+  isRun,
+  MAX_CORRELATION_ID,
+  MAX_HOPS,
+  nodeOf,
+  REPLY,
+  remoteError,
+  replyBody,
+  runElement,
+  type WireEnvelope,
+  type WireReply,
+} from './wire.js';

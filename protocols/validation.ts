@@ -52,3 +52,20 @@ function pathOf(issue: StandardSchemaV1.Issue): string {
   if (!issue.path) return '';
   return issue.path.map((p) => String(typeof p === 'object' && p !== null ? p.key : p)).join('.');
 }
+
+/**
+ * Checks `value` against `schema` and settles with the outcome: `resolve` with the schema's value, or
+ * `reject` with `ERR_VALIDATION`. Synchronous when the schema is; the one way replies are checked.
+ */
+export function settleValidated(
+  schema: StandardSchemaV1,
+  value: unknown,
+  what: string,
+  settle: { resolve(value: unknown): void; reject(error: TroupeError): void },
+): void {
+  const checked = validate(schema, value, what);
+  if (checked instanceof Promise)
+    checked.then((r) => (r.ok ? settle.resolve(r.value) : settle.reject(r.error)));
+  else if (checked.ok) settle.resolve(checked.value);
+  else settle.reject(checked.error);
+}

@@ -4,6 +4,7 @@ import {
   assertPlainData,
   formatAddress,
   invalidOption,
+  settleValidated,
   type TraceContext,
   TroupeError,
   type Validated,
@@ -1136,18 +1137,14 @@ export class Cell extends Mailbox implements ActorRef<any> {
   private replyValidated(ask: PendingAsk, value: unknown): void {
     const entry = this.behavior.specs[ask.type]!;
     const spec = entry.spec;
-    if (spec.kind !== 'ask') {
-      ask.resolve(value);
-      return;
-    }
-    const checked = validate(
-      spec.reply,
-      value,
-      `reply to "${entry.protocol}.${ask.type}" from ${this.address}`,
-    );
-    const settle = (r: Validated) => (r.ok ? ask.resolve(r.value) : ask.reject(r.error));
-    if (checked instanceof Promise) checked.then(settle);
-    else settle(checked);
+    if (spec.kind !== 'ask') ask.resolve(value);
+    else
+      settleValidated(
+        spec.reply,
+        value,
+        `reply to "${entry.protocol}.${ask.type}" from ${this.address}`,
+        ask,
+      );
   }
 
   private rejectUnknown(type: string, body: unknown, meta: unknown): void {

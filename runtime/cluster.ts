@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { type Address, type Envelope, formatAddress, TroupeError, validate } from '../protocols/index.js';
+import {
+  type Address,
+  type Envelope,
+  formatAddress,
+  hopsOf,
+  MAX_HOPS,
+  TroupeError,
+  validate,
+  type WireEnvelope,
+} from '../protocols/index.js';
 import type { ActorRef, Behavior, MemberInfo } from './api.js';
 import { compiled } from './behavior.js';
 import type { Cell } from './cell.js';
@@ -76,9 +85,6 @@ interface Quarantine {
 
 /** How long failures for an unavailable journal count toward the delay before the next attempt. */
 const OUTAGE_WINDOW_MS = 30_000;
-
-/** Most times a message for a named actor is passed between nodes before it is given up. */
-const MAX_HOPS = 4;
 
 /**
  * Membership, failure detection and placement of named actors for one node.
@@ -174,7 +180,7 @@ export class Cluster {
    * Routes an envelope addressed to a named actor: to its local activation, to the node that owns
    * it, or into a new activation here once the lease is taken.
    */
-  route(envelope: Envelope & { hops?: number }, kind: string, key: string): void {
+  route(envelope: WireEnvelope, kind: string, key: string): void {
     const kindOptions = this.settings.kinds.get(kind);
     if (kindOptions === undefined) {
       this.host.deliverLocal(envelope); // The full checks turn it into a no-such-actor dead letter.
@@ -209,15 +215,10 @@ export class Cluster {
       return;
     }
     // From the wire: anything but a small count is treated as a first hop.
-    const hops =
-      Number.isInteger(envelope.hops) &&
-      (envelope.hops as number) >= 0 &&
-      (envelope.hops as number) < MAX_HOPS
-        ? (envelope.hops as number)
-        : 0;
+    const hops = hopsOf(envelope);
     const owner = this.owner(kind, key);
     if (owner !== undefined && owner !== this.host.node && hops === 0) {
-      this.host.forward(owner, { ...envelope, hops: 1 } as Envelope);
+      this.host.forward(owner, { ...envelope, hops: 1 } as WireEnvelope);
       return;
     }
     if (this.leaving || this.stopped) {
@@ -494,13 +495,7 @@ export class Cluster {
     return holder === this.host.node || !this.members.has(holder);
   }
 
-  private passTo(
-    node: string,
-    envelope: Envelope & { hops?: number },
-    kind: string,
-    key: string,
-    hops: number,
-  ): void {
+  private passTo(node: string, envelope: WireEnvelope, kind: string, key: string, hops: number): void {
     if (node === this.host.node) {
       this.host.deliverLocal(envelope);
       return;
@@ -509,7 +504,7 @@ export class Cluster {
       this.giveUp(envelope, kind, key);
       return;
     }
-    this.host.forward(node, { ...envelope, hops: hops + 1 } as Envelope);
+    this.host.forward(node, { ...envelope, hops: hops + 1 } as WireEnvelope);
   }
 
   /** A leaving node sends what comes for named actors to their next owner. */

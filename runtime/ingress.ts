@@ -4,8 +4,10 @@ import {
   type Envelope,
   type MessageSpec,
   parseAddress,
+  settleValidated,
   splitType,
   TroupeError,
+  type Validated,
   validate,
 } from '../protocols/index.js';
 import type { ActorRef, TellOptions } from './api.js';
@@ -154,12 +156,76 @@ export function resolveMessage(
 /** A refusal by {@link admitEnvelope}. */
 export type IngressFailure = { readonly ok: false; readonly error: TroupeError };
 
+/** Where the outcome of an admitted envelope goes (the router sends it back over the wire). */
+export interface Responder {
+  /**
+   * The outcome of `envelope`: for an ask its reply (unchecked: the asker's side checks it against
+   * the reply schema, the boundary the reply crosses) or its error; for a tell only a failure.
+   */
+  respond(envelope: Envelope, result: IngressResult): void;
+}
+
 /**
- * Delivers data that arrived from outside this process (a transport decoded it from bytes). Nothing in
- * it is trusted: the envelope shape, the protocol and message names (only registered protocols are
- * known), the target, the deadline and the body against its schema are all checked, and the reply of
- * an ask is checked against its reply schema. Every refusal is a dead letter with its reason and, for
- * an ask, an error result to send back. It never throws.
+ * The one ingress path's last step, shared by the router and {@link deliverEnvelope}: a body that
+ * failed its schema is a dead letter and an error; a checked tell is queued; a checked ask is made,
+ * its outcome going to `responder` without a promise in between. Never throws.
+ */
+export function handOver(
+  host: IngressHost,
+  admitted: Admitted,
+  checked: Validated,
+  now: number,
+  sender: ActorRef<any> | undefined,
+  responder: Responder,
+): void {
+  const { envelope, target, message, spec } = admitted;
+  if (!checked.ok) {
+    host.deadLetter(
+      envelope.to,
+      envelope.from,
+      envelope.type,
+      envelope.body,
+      'validation-failed',
+      checked.error,
+    );
+    responder.respond(envelope, checked);
+    return;
+  }
+  if (spec.kind === 'tell') {
+    try {
+      target.tell(message, checked.value, tellOptions(sender, envelope.trace));
+    } catch (error) {
+      // A full mailbox under `reject`: the kernel already reported the dead letter.
+      responder.respond(envelope, { ok: false, error: asTroupeError(error) });
+    }
+    return;
+  }
+  const timeoutMs =
+    envelope.deadline === undefined ? host.askTimeoutMs : boundaryTimeout(envelope.deadline - now);
+  target.requestWith(
+    message,
+    checked.value,
+    timeoutMs,
+    undefined,
+    sender,
+    envelope.trace,
+    (value) => responder.respond(envelope, { ok: true, reply: value }),
+    (error: unknown) => responder.respond(envelope, { ok: false, error: asTroupeError(error) }),
+  );
+}
+
+function asTroupeError(error: unknown): TroupeError {
+  return TroupeError.is(error)
+    ? error
+    : new TroupeError('ERR_ACTOR_CRASHED', String(error), { cause: error });
+}
+
+/**
+ * Delivers data that arrived from outside this process (a transport decoded it from bytes), through
+ * the same path as the router's. Nothing in it is trusted: the envelope shape, the protocol and
+ * message names (only registered protocols are known), the target, the deadline and the body against
+ * its schema are all checked, and the reply of an ask is checked against its reply schema. Every
+ * refusal is a dead letter with its reason and, for an ask, an error result. It never throws.
  *
  * `now` is wall-clock epoch milliseconds for deadlines (envelopes carry epoch deadlines).
  */
@@ -170,33 +236,8 @@ export async function deliverEnvelope(
 ): Promise<IngressResult> {
   const admitted = admitEnvelope(host, data, now);
   if (!('target' in admitted)) return admitted;
-  const { envelope } = admitted;
-  const checked = await validate(admitted.spec.body, envelope.body, `"${envelope.type}" to ${envelope.to}`);
-  if (!checked.ok) {
-    host.deadLetter(
-      envelope.to,
-      envelope.from,
-      envelope.type,
-      envelope.body,
-      'validation-failed',
-      checked.error,
-    );
-    return checked;
-  }
-  return handOver(host, admitted, checked.value, now);
-}
-
-/**
- * Hands a checked body to its target: a tell is queued, an ask is made and its reply checked against
- * the reply schema. Never throws.
- */
-export async function handOver(
-  host: IngressHost,
-  admitted: Admitted,
-  body: unknown,
-  now: number,
-): Promise<IngressResult> {
-  const { envelope, target, message, spec } = admitted;
+  const { envelope, spec } = admitted;
+  const checked = await validate(spec.body, envelope.body, `"${envelope.type}" to ${envelope.to}`);
   let sender: ActorRef<any> | undefined;
   if (envelope.from !== undefined) {
     try {
@@ -205,29 +246,32 @@ export async function handOver(
       sender = undefined;
     }
   }
-  try {
-    if (spec.kind === 'tell') {
-      target.tell(message, body, tellOptions(sender, envelope.trace));
-      return { ok: true };
-    }
-    const timeoutMs =
-      envelope.deadline === undefined ? host.askTimeoutMs : boundaryTimeout(envelope.deadline - now);
-    const reply = await target.request(message, body, timeoutMs, undefined, sender, envelope.trace);
-    const replyChecked = await validate(spec.reply, reply, `reply to "${envelope.type}" from ${envelope.to}`);
-    if (replyChecked.ok) return { ok: true, reply: replyChecked.value };
-    host.deadLetter(
-      envelope.from ?? '(the asker)',
-      envelope.to,
-      envelope.type,
-      reply,
-      'validation-failed',
-      replyChecked.error,
-    );
-    return { ok: false, error: replyChecked.error };
-  } catch (error) {
-    if (TroupeError.is(error)) return { ok: false, error };
-    return { ok: false, error: new TroupeError('ERR_ACTOR_CRASHED', String(error), { cause: error }) };
-  }
+  return new Promise<IngressResult>((resolve) => {
+    handOver(host, admitted, checked, now, sender, {
+      respond: (_envelope, result) => {
+        if (!result.ok || spec.kind !== 'ask') {
+          resolve(result);
+          return;
+        }
+        settleValidated(spec.reply, result.reply, `reply to "${envelope.type}" from ${envelope.to}`, {
+          resolve: (reply) => resolve({ ok: true, reply }),
+          reject: (error) => {
+            host.deadLetter(
+              envelope.from ?? '(the asker)',
+              envelope.to,
+              envelope.type,
+              result.reply,
+              'validation-failed',
+              error,
+            );
+            resolve({ ok: false, error });
+          },
+        });
+      },
+    });
+    // A tell that was queued has no outcome to wait for.
+    if (spec.kind === 'tell') resolve({ ok: true });
+  });
 }
 
 /** True when `ref` is an actor of this process. */

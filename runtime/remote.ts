@@ -5,15 +5,23 @@ import {
   assertPlainData,
   decodeEnvelope,
   type Envelope,
-  ERROR_CODES,
-  type ErrorCode,
+  encodeWithHead,
+  expandRuns,
   formatAddress,
   invalidOption,
+  isRun,
+  MAX_CORRELATION_ID,
   type MessageSpec,
-  parseAddress,
+  nodeOf,
+  REPLY,
+  remoteError,
+  replyBody,
+  runElement,
+  settleValidated,
   TroupeError,
   type Validated,
   validate,
+  type WireReply,
 } from '../protocols/index.js';
 import type { ActorRef, AskOptions, TellOptions } from './api.js';
 import { PendingAsk, type TimeoutQueue } from './ask.js';
@@ -24,11 +32,12 @@ import type { DeadLetterReason } from './events.js';
 import {
   type Admitted,
   admitEnvelope,
-  boundaryTimeout,
+  handOver,
   type IngressFailure,
   type IngressHost,
+  type IngressResult,
+  type Responder,
   resolveMessage,
-  tellOptions,
 } from './ingress.js';
 import { SystemLifecycle } from './lifecycle.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
@@ -53,14 +62,6 @@ export interface RouterHost extends IngressHost {
   readonly timeouts: TimeoutQueue;
   readonly state: SystemLifecycle;
 }
-
-/** The reply to an ask, on the wire. */
-type WireReply =
-  | { readonly ok: true; readonly value: unknown }
-  | {
-      readonly ok: false;
-      readonly error: { readonly code: string; readonly message: string; readonly details?: unknown };
-    };
 
 interface Outbox {
   /** The frame's elements' JSON, comma-separated (built by concatenation: cheaper than join). */
@@ -90,7 +91,7 @@ const resolved = Promise.resolve();
  * batching per destination node and turn, ask correlation on one reply channel per node, and the
  * untrusted side of arrival (everything is checked, refusals are dead letters).
  */
-export class Router implements TransportSink {
+export class Router implements TransportSink, Responder {
   private readonly outboxes = new Map<string, Outbox>();
   private readonly replyOutboxes = new Map<string, Outbox>();
   private flushScheduled = false;
@@ -537,50 +538,13 @@ export class Router implements TransportSink {
   }
 
   private accept(admitted: Admitted, checked: Validated, now: number): void {
-    const { envelope } = admitted;
-    if (!checked.ok) {
-      this.host.deadLetter(
-        envelope.to,
-        envelope.from,
-        envelope.type,
-        envelope.body,
-        'validation-failed',
-        checked.error,
-      );
-      this.reply(envelope, { ok: false, error: checked.error });
-      return;
-    }
-    if (admitted.spec.kind === 'tell') {
-      const sender = envelope.from === undefined ? undefined : this.senderRef(envelope.from);
-      try {
-        admitted.target.tell(admitted.message, checked.value, tellOptions(sender, envelope.trace));
-      } catch {
-        // A full mailbox under `reject`: the kernel already reported the dead letter.
-      }
-      return;
-    }
-    // An ask: the reply goes back as it is. The asking node checks it against the reply schema
-    // when it arrives there, which is the boundary the reply crosses.
-    const sender = envelope.from === undefined ? undefined : this.senderRef(envelope.from);
-    const timeoutMs =
-      envelope.deadline === undefined ? this.host.askTimeoutMs : boundaryTimeout(envelope.deadline - now);
-    // Straight to the reply, without a promise in between.
-    admitted.target.requestWith(
-      admitted.message,
-      checked.value,
-      timeoutMs,
-      undefined,
-      sender,
-      envelope.trace,
-      (value) => this.reply(envelope, { ok: true, reply: value }),
-      (error: unknown) =>
-        this.reply(envelope, {
-          ok: false,
-          error: TroupeError.is(error)
-            ? error
-            : new TroupeError('ERR_ACTOR_CRASHED', String(error), { cause: error }),
-        }),
-    );
+    const from = admitted.envelope.from;
+    handOver(this.host, admitted, checked, now, from === undefined ? undefined : this.senderRef(from), this);
+  }
+
+  /** The outcome of an arrived envelope goes back to the asking node (a tell's failure has nowhere to go). */
+  respond(envelope: Envelope, result: IngressResult): void {
+    this.reply(envelope, result);
   }
 
   /** Sender refs by address: one ref per remote sender, not one per message. */
@@ -623,17 +587,7 @@ export class Router implements TransportSink {
     } catch {
       return;
     }
-    const body: WireReply = result.ok
-      ? { ok: true, value: result.reply }
-      : {
-          ok: false,
-          error: {
-            code: result.error.code,
-            message: result.error.message,
-            ...(result.error.details === undefined ? {} : { details: result.error.details }),
-            ...wireCauses(result.error),
-          },
-        };
+    const body = replyBody(result);
     const reply: Envelope = {
       id: this.nextId(),
       to: envelope.replyTo,
@@ -707,18 +661,10 @@ export class Router implements TransportSink {
     }
     const { ask, spec } = entry;
     if (body.ok === true) {
-      if (spec?.kind !== 'ask') {
-        ask.resolve((body as { value: unknown }).value);
-        return;
-      }
-      const checked = validate(
-        spec.reply,
-        (body as { value: unknown }).value,
-        `reply to "${ask.type}" from ${ask.to}`,
-      );
-      const settle = (r: Validated) => (r.ok ? ask.resolve(r.value) : ask.reject(r.error));
-      if (checked instanceof Promise) checked.then(settle);
-      else settle(checked);
+      const value = (body as { value: unknown }).value;
+      if (spec?.kind === 'ask')
+        settleValidated(spec.reply, value, `reply to "${ask.type}" from ${ask.to}`, ask);
+      else ask.resolve(value);
       return;
     }
     ask.reject(remoteError((body as { error?: unknown }).error, ask.to));
@@ -777,139 +723,15 @@ export class Router implements TransportSink {
   }
 }
 
-/**
- * Serializes an envelope sent through a ref whose `to` and `type` were serialized once (`head`). The
- * id, correlation id and reply address are this node's own (no characters to escape).
- */
-function encodeWithHead(envelope: Envelope, head: string): string {
-  let json = `{"id":"${envelope.id}",${head}`;
-  if (envelope.from !== undefined) json += `,"from":${JSON.stringify(envelope.from)}`;
-  if (envelope.fence !== undefined) json += `,"fence":${envelope.fence}`;
-  if (envelope.trace !== undefined) json += `,"trace":${JSON.stringify(envelope.trace)}`;
-  if (envelope.correlationId !== undefined) {
-    json += `,"correlationId":"${envelope.correlationId}","replyTo":${JSON.stringify(envelope.replyTo)},"deadline":${envelope.deadline}`;
-  }
-  const body = JSON.stringify(envelope.body);
-  // JSON has no `undefined`: such a body is left out, as JSON.stringify of the envelope would.
-  return body === undefined ? `${json}}` : `${json},"body":${body}}`;
-}
-
 /** Ends the run being built in an outbox: it becomes one element of the frame. */
 function closeRun(box: Outbox): void {
   if (box.runKey === undefined) return;
-  const piece = `{"$run":1,${box.runKey},"items":[${box.runText}]}`;
+  const piece = runElement(box.runKey, box.runText);
   box.text = box.pieces === 0 ? piece : `${box.text},${piece}`;
   box.pieces++;
   box.single = false;
   box.runKey = undefined;
   box.runText = '';
-}
-
-function isRun(item: unknown): boolean {
-  return typeof item === 'object' && item !== null && (item as { $run?: unknown }).$run === 1;
-}
-
-/**
- * Turns each run in a frame back into envelopes (untrusted: what is malformed stays malformed, so
- * the full checks refuse it as a dead letter).
- */
-function expandRuns(items: readonly unknown[]): unknown[] {
-  const out: unknown[] = [];
-  for (const item of items) {
-    if (!isRun(item)) {
-      out.push(item);
-      continue;
-    }
-    const run = item as { to?: unknown; type?: unknown; from?: unknown; items?: unknown };
-    const list = run.items;
-    if (
-      typeof run.to !== 'string' ||
-      typeof run.type !== 'string' ||
-      (run.from !== undefined && typeof run.from !== 'string') ||
-      !Array.isArray(list) ||
-      list.length === 0
-    ) {
-      out.push(item); // Not an envelope: refused as malformed, once.
-      continue;
-    }
-    const { to, type, from } = run as { to: string; type: string; from?: string };
-    for (const entry of list) {
-      const id: unknown = Array.isArray(entry) ? entry[0] : undefined;
-      const body: unknown = Array.isArray(entry) ? entry[1] : entry;
-      out.push(from === undefined ? { id, to, type, body } : { id, to, from, type, body });
-    }
-  }
-  return out;
-}
-
-/** The message type of a reply envelope. */
-const REPLY = '$reply';
-
-/** A node id as a reply can be sent to it: what `createSystem` accepts as `node`, and not too long. */
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-/** The node of an address that came from the wire. @throws TroupeError `ERR_INVALID_ADDRESS`. */
-function nodeOf(address: Address): string {
-  const { node } = parseAddress(address);
-  if (!NODE_ID.test(node)) {
-    throw new TroupeError(
-      'ERR_INVALID_ADDRESS',
-      `${JSON.stringify(address)} names no node a reply can reach`,
-    );
-  }
-  return node;
-}
-
-/** Longest correlation id a reply is sent for (ours are short; a longer one is forged). */
-const MAX_CORRELATION_ID = 256;
-
-/** Rebuilds an error that came back from another node; its code is checked against the catalogue. */
-function remoteError(data: unknown, to: Address): TroupeError {
-  const e = (typeof data === 'object' && data !== null ? data : {}) as {
-    code?: unknown;
-    message?: unknown;
-    details?: unknown;
-    causes?: unknown;
-  };
-  const known = typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code);
-  const message = typeof e.message === 'string' ? e.message : `${to} answered with an error`;
-  const cause = causeChain(e.causes);
-  return new TroupeError(known ? (e.code as ErrorCode) : 'ERR_REMOTE', message, {
-    ...(cause === undefined ? {} : { cause }),
-    details: {
-      remote: to,
-      ...(known ? {} : { code: e.code }),
-      ...(e.details === undefined ? {} : { cause: e.details }),
-    },
-  });
-}
-
-/** Most causes of an error sent back with it: enough to tell an outage from a bug. */
-const MAX_CAUSES = 4;
-
-/** An error's causes as they travel in a reply: code (when it has one of ours) and message. */
-function wireCauses(error: TroupeError): { causes?: { code?: string; message: string }[] } {
-  const causes: { code?: string; message: string }[] = [];
-  for (let c: unknown = error.cause; c instanceof Error && causes.length < MAX_CAUSES; c = c.cause) {
-    causes.push(TroupeError.is(c) ? { code: c.code, message: c.message } : { message: c.message });
-  }
-  return causes.length === 0 ? {} : { causes };
-}
-
-/** Rebuilds the causes of a remote error (untrusted: only catalogue codes become TroupeErrors). */
-function causeChain(data: unknown): Error | undefined {
-  if (!Array.isArray(data)) return undefined;
-  let cause: Error | undefined;
-  for (let i = Math.min(data.length, MAX_CAUSES) - 1; i >= 0; i--) {
-    const item = data[i] as { code?: unknown; message?: unknown } | null;
-    const message = typeof item?.message === 'string' ? item.message : 'a remote cause';
-    const options = cause === undefined ? undefined : { cause };
-    cause =
-      typeof item?.code === 'string' && Object.hasOwn(ERROR_CODES, item.code)
-        ? new TroupeError(item.code as ErrorCode, message, options)
-        : new Error(message, options);
-  }
-  return cause;
 }
 
 /** A ref to an actor of another node of this cluster. */
