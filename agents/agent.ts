@@ -1,13 +1,6 @@
 import { z } from 'zod';
 import { type Journal, type NewEvent, type StoredEvent, storableText, streamPages } from '../memory/index.js';
-import {
-  type AgentStepEvent,
-  ask,
-  defineProtocol,
-  invalidOption,
-  parseAddress,
-  TroupeError,
-} from '../protocols/index.js';
+import { ask, defineProtocol, invalidOption, parseAddress, TroupeError } from '../protocols/index.js';
 import {
   type ActorContext,
   activationFence,
@@ -17,6 +10,7 @@ import {
   type MailboxOptions,
 } from '../runtime/index.js';
 import type { Budgets } from '../supervisors/index.js';
+import type { AgentStepEvent } from './events.js';
 import type { ChatMessage, ModelPort, ModelRequest, ModelResponse, ToolCall } from './model.js';
 import { errorResult, type Tool, type ToolResult } from './tools.js';
 import type { UsageLedger } from './usage.js';

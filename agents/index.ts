@@ -6,6 +6,7 @@
  */
 export { type AgentOptions, AgentProtocol, type AgentState, agent, type RunOutcome } from './agent.js';
 export { type AnthropicModelOptions, anthropicModel } from './anthropic.js';
+export type { AgentRunEvent, AgentStepEvent } from './events.js';
 export {
   fallbackModels,
   type GuardedModelOptions,

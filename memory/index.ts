@@ -3,6 +3,7 @@
  * full-text recall. It may import from `protocols`, `runtime` and `supervisors`.
  * @packageDocumentation
  */
+export type { SnapshotFailedEvent } from './events.js';
 export { inMemoryJournal } from './in-memory.js';
 export {
   type AppendOptions,

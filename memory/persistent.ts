@@ -2,6 +2,7 @@ import {
   type Address,
   type AnyProtocol,
   type AskSpec,
+  asError,
   type Infer,
   invalidOption,
   type MessageMap,
@@ -91,7 +92,8 @@ export interface PersistentDefinition<P extends AnyProtocol, S, E extends EventS
   /**
    * Save a snapshot every this many events, after the command's side effects. No snapshots by
    * default. The state is stored as JSON, so it must be plain JSON data (a Map or a Date would come
-   * back changed); a snapshot that fails is printed once and tried again at the next command.
+   * back changed); a snapshot that fails is tried again at the next command, and its first failure
+   * in an incarnation is a `snapshot-failed` event.
    */
   readonly snapshotEvery?: number;
   /** With snapshots: delete the events each snapshot covers (retention). Defaults to false. */
@@ -107,7 +109,8 @@ interface Incarnation {
   version: number;
   /** The version of the newest snapshot this incarnation knows. */
   snapshotVersion: number;
-  snapshotWarned: boolean;
+  /** Its first failed snapshot was reported: later ones would say the same. */
+  snapshotReported: boolean;
 }
 
 function validValue(
@@ -240,7 +243,7 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
       }
     }
     ctx.state = state;
-    incarnations.set(ctx, { stream, fence, version, snapshotVersion, snapshotWarned: false });
+    incarnations.set(ctx, { stream, fence, version, snapshotVersion, snapshotReported: false });
   };
 
   const run = (type: string, body: unknown, ctx: ActorContext<S, P>): unknown => {
@@ -297,7 +300,7 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
       snapshotEvery !== undefined &&
       incarnation.version - incarnation.snapshotVersion >= snapshotEvery
     ) {
-      await snapshotOf(incarnation, state);
+      await snapshotOf(incarnation, state, ctx);
     }
     return effect.reply?.(state);
   };
@@ -305,19 +308,24 @@ export function persistentBehavior<const P extends AnyProtocol, S, const E exten
   /**
    * Saves a snapshot, and prunes when asked. Best effort: the events are durable already, so a
    * failure costs only a longer recovery; the next command tries again. The first failure of an
-   * incarnation is printed (a state that is not JSON data would otherwise fail unseen forever).
+   * incarnation is a `snapshot-failed` event (a state that is not JSON data would otherwise fail
+   * unseen forever).
    */
-  const snapshotOf = async (incarnation: Incarnation, state: S): Promise<void> => {
+  const snapshotOf = async (incarnation: Incarnation, state: S, ctx: ActorContext<S, P>): Promise<void> => {
     try {
       await journal.saveSnapshot(incarnation.stream, incarnation.version, state);
       incarnation.snapshotVersion = incarnation.version;
       if (pruneOnSnapshot) await journal.pruneToSnapshot(incarnation.stream);
     } catch (error) {
-      if (!incarnation.snapshotWarned) {
-        incarnation.snapshotWarned = true;
-        console.warn(
-          `troupe: the snapshot of "${incarnation.stream}" at version ${incarnation.version} failed: ${(error as Error).message}`,
-        );
+      if (!incarnation.snapshotReported) {
+        incarnation.snapshotReported = true;
+        ctx.system.publish({
+          type: 'snapshot-failed',
+          address: ctx.self.address,
+          stream: incarnation.stream,
+          version: incarnation.version,
+          error: asError(error),
+        });
       }
     }
   };
