@@ -9,12 +9,11 @@ import {
   AgentProtocol,
   agent,
   type ChatMessage,
-  createNode,
   createSystem,
   inMemoryJournal,
-  inProcessNetwork,
   scriptedModel,
 } from '../../index.js';
+import { inProcessNodes } from '../harness/in-process-nodes.js';
 
 const systems: ActorSystem[] = [];
 afterEach(async () => {
@@ -77,25 +76,13 @@ describe('maxHistory', () => {
 describe('a named agent', () => {
   it('moves to another node with its conversation; the old activation is fenced off', async () => {
     const journal = inMemoryJournal();
-    const network = inProcessNetwork();
     const { model, requests } = echo();
-    const kinds = { writer: { behavior: agent({ model, journal }) } };
-    const nodes: ActorSystem[] = [];
-    const started: { node: string; fence: number }[] = [];
-    for (const node of ['a', 'b']) {
-      const s = await createNode({
-        name: 'agents',
-        node,
-        transport: network.transport(),
-        kinds,
-        deadLetterLog: () => {},
-      });
-      s.events$.subscribe((e) => {
-        if (e.type === 'activation-started') started.push({ node: e.node, fence: e.fence });
-      });
-      nodes.push(s);
-      systems.push(s);
-    }
+    const { nodes, activations: started } = await inProcessNodes(
+      'agents',
+      ['a', 'b'],
+      { writer: { behavior: agent({ model, journal }) } },
+      systems,
+    );
     const [a, b] = nodes as [ActorSystem, ActorSystem];
     expect(
       await a.actorOf('writer', 'ada', AgentProtocol).ask('run', { input: 'My name is Ada' }),

@@ -9,18 +9,17 @@ import {
   type ActorSystem,
   type AnyProtocol,
   ask,
-  createNode,
   createSystem,
   defineProtocol,
   type EventSchemas,
   inMemoryJournal,
-  inProcessNetwork,
   type Journal,
   type PersistentDefinition,
   persistentBehavior,
   type SystemEvent,
   tell,
 } from '../../index.js';
+import { inProcessNodes } from '../harness/in-process-nodes.js';
 import { until } from './journal-contract.js';
 import { postgresJournals } from './postgres-journals.js';
 
@@ -320,27 +319,13 @@ describe('persistent actors on Postgres', () => {
 
   it('moves a named persistent actor to another node, where it recovers; the old fence cannot write', async () => {
     const j = await journal();
-    const network = inProcessNetwork();
-    const kinds = { account: { behavior: accountOf(j) } };
-    const nodes: ActorSystem[] = [];
-    for (const node of ['a', 'b']) {
-      const s = await createNode({
-        name: 'pc',
-        node,
-        transport: network.transport(),
-        kinds,
-        deadLetterLog: () => {},
-      });
-      nodes.push(s);
-      systems.push(s);
-    }
+    const { nodes, activations: started } = await inProcessNodes(
+      'pc',
+      ['a', 'b'],
+      { account: { behavior: accountOf(j) } },
+      systems,
+    );
     const [a, b] = nodes as [ActorSystem, ActorSystem];
-    const started: { node: string; fence: number }[] = [];
-    for (const s of nodes) {
-      s.events$.subscribe((e) => {
-        if (e.type === 'activation-started') started.push({ node: e.node, fence: e.fence });
-      });
-    }
     const ref = a.actorOf('account', 'grace', Account);
     for (let i = 1; i <= 4; i++) await ref.ask('deposit', { amount: i });
     expect(started).toHaveLength(1);
