@@ -28,6 +28,7 @@ export type {
   Handlers,
   IngressResult,
   InProcessNetwork,
+  KernelEvents,
   KeyRules,
   KindOptions,
   MailboxOptions,
@@ -36,6 +37,8 @@ export type {
   MessageInfo,
   Middleware,
   NatsTransportOptions,
+  PublishedEvent,
+  PublishedEventType,
   RemoveClusterStateOptions,
   RemovedClusterState,
   RestartPolicy,
@@ -44,6 +47,7 @@ export type {
   SpawnOptions,
   Strategy,
   SystemEvent,
+  SystemEventOf,
   SystemEventType,
   SystemOptions,
   SystemStatus,
@@ -53,6 +57,7 @@ export type {
   Transport,
   TransportSink,
   TreeNode,
+  TroupeEvents,
 } from './runtime/index.js';
 export {
   behavior,

@@ -1,59 +1,19 @@
 import { z } from 'zod';
-import { type Journal, type NewEvent, type StoredEvent, storableText, streamPages } from '../memory/index.js';
-import {
-  type AgentStepEvent,
-  ask,
-  defineProtocol,
-  invalidOption,
-  parseAddress,
-  TroupeError,
-} from '../protocols/index.js';
-import {
-  type ActorContext,
-  type Behavior,
-  behavior,
-  type Capabilities,
-  type MailboxOptions,
-} from '../runtime/index.js';
-import { activationFence } from '../runtime/internal.js';
+import type { Journal } from '../memory/index.js';
+import { ask, defineProtocol, invalidOption } from '../protocols/index.js';
+import { type Behavior, behavior, type Capabilities, type MailboxOptions } from '../runtime/index.js';
 import type { Budgets } from '../supervisors/index.js';
-import type { ChatMessage, ModelPort, ModelRequest, ModelResponse, ToolCall } from './model.js';
-import { errorResult, type Tool, type ToolResult } from './tools.js';
+import {
+  type AgentState,
+  conversationStream,
+  emptyConversation,
+  messageSchema,
+  recoverConversation,
+} from './conversation.js';
+import type { ModelPort } from './model.js';
+import { type AgentSettings, runReply, runTask } from './run.js';
+import type { Tool } from './tools.js';
 import type { UsageLedger } from './usage.js';
-
-const usageSchema = z.object({ inputTokens: z.number(), outputTokens: z.number() });
-const toolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.unknown() });
-const messageSchema = z.discriminatedUnion('role', [
-  z.object({ role: z.literal('user'), content: z.string() }),
-  z.object({
-    role: z.literal('assistant'),
-    content: z.string(),
-    toolCalls: z.array(toolCallSchema).readonly().optional(),
-  }),
-  z.object({
-    role: z.literal('tool'),
-    toolCallId: z.string(),
-    name: z.string(),
-    content: z.string(),
-    isError: z.boolean().optional(),
-  }),
-]);
-const runReply = z.discriminatedUnion('ok', [
-  z.object({
-    ok: z.literal(true),
-    run: z.string(),
-    output: z.string(),
-    steps: z.number(),
-    usage: usageSchema,
-  }),
-  z.object({
-    ok: z.literal(false),
-    run: z.string(),
-    error: z.object({ code: z.string(), message: z.string() }),
-    steps: z.number(),
-    usage: usageSchema,
-  }),
-]);
 
 /**
  * What every agent speaks: `run` gives it a task and answers with the outcome (a failed run, such
@@ -64,9 +24,6 @@ export const AgentProtocol = defineProtocol('troupe.agent', {
   run: ask(z.object({ input: z.string().min(1), runId: z.string().min(1).optional() }), runReply),
   history: ask(z.object({}), z.array(messageSchema)),
 });
-
-/** The answer of an agent's `run`. */
-export type RunOutcome = z.infer<typeof runReply>;
 
 /** Options of {@link agent}. */
 export interface AgentOptions {
@@ -102,74 +59,6 @@ export interface AgentOptions {
   readonly mailbox?: MailboxOptions;
 }
 
-/** An agent's state: its conversation and where it stands in its stream. */
-export interface AgentState {
-  readonly messages: ChatMessage[];
-  runs: number;
-  version: number;
-  stream: string | undefined;
-  fence: number | undefined;
-}
-
-/** What one run works with, fixed when it starts. */
-interface Turn {
-  readonly state: AgentState;
-  readonly signal: AbortSignal;
-  readonly address: string;
-  readonly system: ActorContext<AgentState, typeof AgentProtocol>['system'];
-  readonly run: string;
-}
-
-/** Publishes a model call of a run: what it used and asked for, or its error. */
-function publishModelStep(
-  turn: Turn,
-  step: number,
-  name: string,
-  started: number,
-  outcome: Pick<AgentStepEvent, 'usage' | 'toolCalls' | 'error'>,
-): void {
-  turn.system.publish({
-    type: 'agent-step',
-    agent: turn.address,
-    run: turn.run,
-    step,
-    kind: 'model',
-    name,
-    ms: performance.now() - started,
-    ...outcome,
-  });
-}
-
-/** Errors thrown by the journal while a run appended: they crash the agent. */
-const journalFailures = new WeakSet<object>();
-
-/** Tool calls the journal can store: their ids, names and every string in their arguments. */
-function storableCalls(calls: readonly ToolCall[]): ToolCall[] {
-  const clean = (value: unknown): unknown =>
-    typeof value === 'string'
-      ? storableText(value)
-      : Array.isArray(value)
-        ? value.map(clean)
-        : typeof value === 'object' && value !== null
-          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [storableText(k), clean(v)]))
-          : value;
-  return calls.map((c) => ({
-    id: storableText(c.id),
-    name: storableText(c.name),
-    arguments: clean(c.arguments),
-  }));
-}
-
-const agentEvents = {
-  message: z.object({ run: z.string(), message: messageSchema }),
-  'run-ended': z.object({
-    run: z.string(),
-    ok: z.boolean(),
-    steps: z.number(),
-    error: z.string().optional(),
-  }),
-} as const;
-
 /**
  * An agent: an actor that runs a model-and-tools loop for each `run` (model call, tool calls, next
  * model call, final answer), bounded by `maxSteps`. Every step is an `agent-step` event on the
@@ -192,6 +81,27 @@ const agentEvents = {
  * ```
  */
 export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, AgentState> {
+  const settings = resolveAgentOptions(options);
+  const { journal } = options;
+  const persistenceId = options.persistenceId ?? (({ name }) => `agent-${name}`);
+  const conversation = journal === undefined ? undefined : conversationStream(journal, persistenceId);
+  return behavior<typeof AgentProtocol, AgentState>({
+    protocols: [AgentProtocol],
+    initialState: emptyConversation,
+    handlers: {
+      run: (body, ctx) => runTask(settings, body, ctx),
+      history: (_, ctx) => ctx.state.messages.slice(),
+    },
+    ...(conversation === undefined
+      ? {}
+      : { preStart: (ctx) => recoverConversation(ctx, conversation, settings.maxHistory) }),
+    ...(options.capabilities === undefined ? {} : { capabilities: options.capabilities }),
+    ...(options.mailbox === undefined ? {} : { mailbox: options.mailbox }),
+  });
+}
+
+/** Checks an agent's options and completes them with their defaults. */
+function resolveAgentOptions(options: AgentOptions): AgentSettings {
   if (typeof options !== 'object' || options === null)
     throw invalidOption('options', 'must be an object', options);
   const {
@@ -221,287 +131,16 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     );
   if (journal !== undefined && typeof journal.append !== 'function')
     throw invalidOption('journal', 'must be a journal', journal);
-  const specs = tools.map((t) => t.spec);
-  const persistenceId = options.persistenceId ?? (({ name }) => `agent-${name}`);
-
-  /**
-   * Appends a run's events; the state's messages change only once they are durable. The run stops
-   * (with its signal's reason) once its incarnation is over: a restarted agent's old run must not
-   * write into the new one's conversation. Any failure to append crashes the agent.
-   */
-  const persist = async (turn: Turn, events: NewEvent[]) => {
-    const { state, signal } = turn;
-    if (signal.aborted) throw signal.reason;
-    if (journal === undefined || state.stream === undefined) return;
-    try {
-      const result = await journal.append(state.stream, events, {
-        expectedVersion: state.version,
-        fence: state.fence,
-      });
-      state.version = result.toVersion;
-    } catch (error) {
-      if (typeof error === 'object' && error !== null) journalFailures.add(error);
-      throw error;
-    }
-    if (signal.aborted) throw signal.reason;
+  return {
+    model,
+    instructions,
+    tools: byName,
+    specs: tools.map((t) => t.spec),
+    maxSteps,
+    maxHistory,
+    maxTokens,
+    temperature,
+    budgets,
+    usage,
   };
-  const say = async (turn: Turn, messages: ChatMessage[]) => {
-    if (messages.length === 0) return;
-    await persist(
-      turn,
-      messages.map((message) => ({ type: 'message', data: { run: turn.run, message } })),
-    );
-    turn.state.messages.push(...messages);
-  };
-
-  const recover = async (ctx: ActorContext<AgentState, typeof AgentProtocol>) => {
-    if (journal === undefined) return;
-    const { address } = ctx.self;
-    const path = parseAddress(address).path;
-    const stream = persistenceId({ address, name: path.slice(path.lastIndexOf('/') + 1) });
-    if (typeof stream !== 'string' || stream === '')
-      throw invalidOption('persistenceId', `gave no stream name for ${address}`, stream);
-    const fence = activationFence(ctx);
-    if (fence !== undefined) await journal.append(stream, [], { fence });
-    const state = ctx.state;
-    state.stream = stream;
-    state.fence = fence;
-    for await (const page of streamPages(journal, stream)) {
-      for (const event of page) {
-        foldEvent(state, event, stream);
-        state.version = event.version;
-      }
-      // Memory stays bounded by maxHistory even for a long stream (the journal keeps it all).
-      trim(state, maxHistory);
-    }
-  };
-
-  /** Tool results for calls of the last assistant message that never got one (a crash, the step limit). */
-  const unanswered = (messages: readonly ChatMessage[], why: () => TroupeError): ChatMessage[] => {
-    const answered = new Set<string>();
-    for (let i = messages.length - 1; i >= 0; i--) {
-      const m = messages[i]!;
-      if (m.role === 'tool') answered.add(m.toolCallId);
-      else if (m.role === 'assistant') {
-        const open = (m.toolCalls ?? []).filter((c) => !answered.has(c.id));
-        if (open.length === 0) return [];
-        const result = errorResult(why());
-        return open.map((c) => ({
-          role: 'tool',
-          toolCallId: c.id,
-          name: c.name,
-          content: result.content,
-          isError: true,
-        }));
-      } else return [];
-    }
-    return [];
-  };
-
-  /**
-   * Runs the tool calls of one step side by side; their events are published in the order the model
-   * asked for them, so a replay publishes the same events whatever order they finished in.
-   */
-  const callTools = async (turn: Turn, step: number, calls: readonly ToolCall[]): Promise<ToolResult[]> => {
-    const { signal, address: agentAddress, run } = turn;
-    if (signal.aborted) throw signal.reason;
-    const done = await Promise.all(
-      calls.map(async (call) => {
-        const started = performance.now();
-        const tool = byName.get(call.name);
-        const result =
-          tool === undefined
-            ? errorResult(
-                new TroupeError(
-                  'ERR_TOOL_FAILED',
-                  `there is no tool "${call.name}"; the tools are: ${[...byName.keys()].join(', ') || 'none'}`,
-                  { details: { tool: call.name } },
-                ),
-              )
-            : await tool.call(call, { signal, agent: agentAddress });
-        return { result, ms: performance.now() - started };
-      }),
-    );
-    for (let i = 0; i < calls.length; i++) {
-      const { result, ms } = done[i]!;
-      turn.system.publish({
-        type: 'agent-step',
-        agent: agentAddress,
-        run,
-        step,
-        kind: 'tool',
-        name: calls[i]!.name,
-        ms,
-        ...(result.isError ? { error: result.code ?? 'ERR_TOOL_FAILED' } : {}),
-      });
-    }
-    return done.map((d) => d.result);
-  };
-
-  const callModel = async (turn: Turn, step: number): Promise<ModelResponse> => {
-    const { state, signal, address } = turn;
-    if (signal.aborted) throw signal.reason;
-    const request: ModelRequest = {
-      ...(instructions === undefined ? {} : { system: instructions }),
-      // A copy: the conversation grows after the call, and a model may keep its request.
-      messages: state.messages.slice(),
-      ...(specs.length === 0 ? {} : { tools: specs }),
-      ...(maxTokens === undefined ? {} : { maxTokens }),
-      ...(temperature === undefined ? {} : { temperature }),
-    };
-    let reservation: ReturnType<Budgets['reserve']> | undefined;
-    if (budgets !== undefined) {
-      const inputTokens = Math.ceil(JSON.stringify(request).length / 4);
-      const outputTokens = maxTokens ?? 0;
-      reservation = budgets.reserve(address, {
-        tokens: inputTokens + outputTokens,
-        costUsd: usage?.costOf(model.name, { inputTokens, outputTokens }) ?? 0,
-      });
-    }
-    const started = performance.now();
-    let response: ModelResponse;
-    try {
-      response = await model.complete(request, { signal });
-    } catch (error) {
-      reservation?.release();
-      if (!signal.aborted)
-        publishModelStep(turn, step, model.name, started, {
-          error: TroupeError.is(error) ? error.code : 'defect',
-        });
-      throw error;
-    }
-    const { inputTokens, outputTokens } = response.usage;
-    reservation?.settle({
-      tokens: inputTokens + outputTokens,
-      costUsd: usage?.costOf(response.model, response.usage) ?? 0,
-    });
-    usage?.record(address, response.model, response.usage);
-    publishModelStep(turn, step, response.model, started, {
-      usage: { inputTokens, outputTokens },
-      toolCalls: response.toolCalls.map((c) => c.name),
-    });
-    return response;
-  };
-
-  const runTask = async (
-    body: { input: string; runId?: string | undefined },
-    ctx: ActorContext<AgentState, typeof AgentProtocol>,
-  ): Promise<RunOutcome> => {
-    // Fixed for the whole run: after a restart, ctx has the next incarnation's state and signal.
-    const state = ctx.state;
-    const run = body.runId === undefined ? `run-${state.runs + 1}` : storableText(body.runId);
-    const turn: Turn = { state, signal: ctx.signal, address: ctx.self.address, system: ctx.system, run };
-    const publishRun = (phase: 'started' | 'finished' | 'failed', steps: number, error?: string) =>
-      turn.system.publish({
-        type: 'agent-run',
-        agent: turn.address,
-        run,
-        phase,
-        steps,
-        ...(error === undefined ? {} : { error }),
-      });
-    state.runs++;
-    trim(state, maxHistory);
-    const interrupted = unanswered(
-      state.messages,
-      () =>
-        new TroupeError(
-          'ERR_TOOL_FAILED',
-          'the call was interrupted: the agent restarted before it answered',
-        ),
-    );
-    await say(turn, [...interrupted, { role: 'user', content: storableText(body.input) }]);
-    publishRun('started', 0);
-    let steps = 0;
-    const spent = { inputTokens: 0, outputTokens: 0 };
-    try {
-      for (;;) {
-        steps++;
-        const response = await callModel(turn, steps);
-        spent.inputTokens += response.usage.inputTokens;
-        spent.outputTokens += response.usage.outputTokens;
-        const calls = storableCalls(response.toolCalls);
-        await say(turn, [
-          {
-            role: 'assistant',
-            content: storableText(response.text),
-            ...(calls.length === 0 ? {} : { toolCalls: calls }),
-          },
-        ]);
-        if (calls.length === 0) {
-          await persist(turn, [{ type: 'run-ended', data: { run, ok: true, steps } }]);
-          publishRun('finished', steps);
-          return { ok: true, run, output: response.text, steps, usage: spent };
-        }
-        if (steps >= maxSteps) {
-          throw new TroupeError(
-            'ERR_STEP_LIMIT',
-            `the run reached its limit of ${maxSteps} model calls without an answer`,
-            { details: { maxSteps, run } },
-          );
-        }
-        const results = await callTools(turn, steps, calls);
-        await say(
-          turn,
-          calls.map((call, i) => ({
-            role: 'tool',
-            toolCallId: call.id,
-            name: call.name,
-            content: storableText(results[i]!.content),
-            ...(results[i]!.isError ? { isError: true } : {}),
-          })),
-        );
-      }
-    } catch (error) {
-      // Journal failures, an incarnation that is over, and defects crash the agent (or end it, when
-      // it is stopping); its supervisor restarts it from the journal.
-      if (!TroupeError.is(error) || journalFailures.has(error) || turn.signal.aborted) throw error;
-      await say(
-        turn,
-        unanswered(state.messages, () => error),
-      );
-      await persist(turn, [{ type: 'run-ended', data: { run, ok: false, steps, error: error.code } }]);
-      publishRun('failed', steps, error.code);
-      return { ok: false, run, error: { code: error.code, message: error.message }, steps, usage: spent };
-    }
-  };
-
-  return behavior<typeof AgentProtocol, AgentState>({
-    protocols: [AgentProtocol],
-    initialState: () => ({ messages: [], runs: 0, version: 0, stream: undefined, fence: undefined }),
-    handlers: {
-      run: runTask,
-      history: (_, ctx) => ctx.state.messages.slice(),
-    },
-    preStart: recover,
-    ...(options.capabilities === undefined ? {} : { capabilities: options.capabilities }),
-    ...(options.mailbox === undefined ? {} : { mailbox: options.mailbox }),
-  });
-}
-
-/** Keeps at most `max` messages of earlier runs, starting at a user's message. */
-function trim(state: AgentState, max: number): void {
-  const messages = state.messages;
-  if (messages.length <= max) return;
-  let from = messages.length - max;
-  while (from < messages.length && messages[from]!.role !== 'user') from++;
-  messages.splice(0, from);
-}
-
-/** Folds one stored event into the state; a damaged one fails the recovery, naming stream and version. */
-function foldEvent(state: AgentState, event: StoredEvent, stream: string): void {
-  const schema = agentEvents[event.type as keyof typeof agentEvents];
-  const parsed = schema?.safeParse(event.data);
-  if (parsed === undefined || !parsed.success) {
-    throw new TroupeError(
-      'ERR_JOURNAL_CORRUPT',
-      `event ${event.version} of "${stream}" is not an agent event (${schema === undefined ? `unknown type "${event.type}"` : parsed?.error?.message})`,
-      { details: { stream, version: event.version } },
-    );
-  }
-  if (event.type === 'message') {
-    const { message } = parsed.data as z.infer<(typeof agentEvents)['message']>;
-    state.messages.push(message as ChatMessage);
-    if (message.role === 'user') state.runs++;
-  }
 }

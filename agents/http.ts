@@ -4,6 +4,7 @@
  * and a Server-Sent Events reader. Nothing here logs, and the API key never reaches an error.
  */
 
+import { createParser } from 'eventsource-parser';
 import { invalidOption, TroupeError } from '../protocols/index.js';
 import { parseRetryAfter, withDeadline } from '../supervisors/index.js';
 import { type GuardedModelOptions, guardedModel } from './guarded.js';
@@ -351,11 +352,11 @@ export interface SseEvent {
 }
 
 /**
- * An incremental Server-Sent Events parser (the WHATWG `text/event-stream` format). Push the body's
- * bytes in chunks of any size: UTF-8 characters and lines may be split between chunks. Lines end in
- * `\n`, `\r\n` or `\r`; an event ends at a blank line; `data:` lines are joined with `\n`; comments
- * (`:`), `id:` and `retry:` are skipped; an event without data is not dispatched; an unfinished event
- * at the end of the stream is dropped.
+ * An incremental Server-Sent Events parser (the WHATWG `text/event-stream` format), on
+ * `eventsource-parser`. Push the body's bytes in chunks of any size: UTF-8 characters and lines may
+ * be split between chunks. Lines end in `\n`, `\r\n` or `\r`; an event ends at a blank line; `data:`
+ * lines are joined with `\n`; comments (`:`), `id:` and `retry:` are skipped; an event without data is
+ * not dispatched; an unfinished event at the end of the stream is dropped.
  *
  * @example
  * ```ts
@@ -365,12 +366,15 @@ export interface SseEvent {
  */
 export class SseParser {
   private readonly decoder = new TextDecoder('utf-8');
-  /** The start of a line whose end has not arrived. */
-  private partial = '';
-  /** The last chunk ended in `\r`: a `\n` opening the next one belongs to that line end. */
-  private afterCr = false;
-  private eventName = '';
-  private data: string[] = [];
+  /** The events completed by the text fed so far and not yet returned. */
+  private events: SseEvent[] = [];
+  /** The text fed so far ends in `\r`. */
+  private endsInCr = false;
+  private readonly parser = createParser({
+    onEvent: ({ event, data }) => {
+      this.events.push({ event: event || 'message', data });
+    },
+  });
 
   /** Feeds the next bytes; returns the events they complete. */
   push(bytes: Uint8Array): SseEvent[] {
@@ -380,59 +384,26 @@ export class SseParser {
   /** Ends the stream; returns the events the last bytes complete. An unfinished event is dropped. */
   finish(): SseEvent[] {
     const events = this.feed(this.decoder.decode());
-    this.partial = '';
-    this.afterCr = false;
-    this.resetEvent();
+    // eventsource-parser holds a final `\r` until it sees whether a `\n` follows; at the end of the
+    // stream none can, so that `\r` ends its line (and may end an event). The `\n` completes a
+    // `\r\n` and so adds no line of its own.
+    if (this.endsInCr) events.push(...this.feed('\n'));
+    // Without `consume`, what is left of an unfinished event is dropped, as the format says.
+    this.parser.reset();
+    this.endsInCr = false;
     return events;
   }
 
   private feed(text: string): SseEvent[] {
-    const events: SseEvent[] = [];
-    let start = 0;
-    if (this.afterCr && text.length > 0) {
-      if (text.charCodeAt(0) === LF) start = 1;
-      this.afterCr = false;
+    if (text.length > 0) {
+      this.parser.feed(text);
+      this.endsInCr = text.charCodeAt(text.length - 1) === 13;
     }
-    for (let i = start; i < text.length; i++) {
-      const code = text.charCodeAt(i);
-      if (code !== LF && code !== CR) continue;
-      this.line(this.partial + text.slice(start, i), events);
-      this.partial = '';
-      if (code === CR) {
-        if (i + 1 === text.length) this.afterCr = true;
-        else if (text.charCodeAt(i + 1) === LF) i++;
-      }
-      start = i + 1;
-    }
-    this.partial += text.slice(start);
+    const events = this.events;
+    this.events = [];
     return events;
   }
-
-  private line(line: string, events: SseEvent[]): void {
-    if (line === '') {
-      if (this.data.length > 0)
-        events.push({ event: this.eventName || 'message', data: this.data.join('\n') });
-      this.resetEvent();
-      return;
-    }
-    if (line.charCodeAt(0) === COLON) return;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'event') this.eventName = value;
-  }
-
-  private resetEvent(): void {
-    this.eventName = '';
-    this.data = [];
-  }
 }
-
-const LF = 10;
-const CR = 13;
-const COLON = 58;
 
 /**
  * The Server-Sent Events of a response body, as they arrive. Stopping early (a `break`) cancels the

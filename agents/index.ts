@@ -4,8 +4,10 @@
  * accounting. It may import from every layer below it (`protocols` to `memory`).
  * @packageDocumentation
  */
-export { type AgentOptions, AgentProtocol, type AgentState, agent, type RunOutcome } from './agent.js';
+export { type AgentOptions, AgentProtocol, agent } from './agent.js';
 export { type AnthropicModelOptions, anthropicModel } from './anthropic.js';
+export type { AgentState } from './conversation.js';
+export type { AgentRunEvent, AgentStepEvent } from './events.js';
 export {
   fallbackModels,
   type GuardedModelOptions,
@@ -33,6 +35,7 @@ export {
   recorder,
   replay,
 } from './record.js';
+export type { RunOutcome } from './run.js';
 export {
   type ScriptedAnswer,
   type ScriptedModelOptions,

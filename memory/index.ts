@@ -3,6 +3,7 @@
  * full-text recall. It may import from `protocols`, `runtime` and `supervisors`.
  * @packageDocumentation
  */
+export type { SnapshotFailedEvent } from './events.js';
 export { inMemoryJournal } from './in-memory.js';
 export {
   type AppendOptions,
@@ -23,11 +24,16 @@ export { type MeilisearchIndexOptions, meilisearchIndex } from './meilisearch.js
 export {
   type CommandHandlers,
   type Effect,
-  type EventOf,
-  type EventSchemas,
   type PersistentDefinition,
   persistentBehavior,
 } from './persistent.js';
+export {
+  type EventOf,
+  type EventSchemas,
+  type PersistentStream,
+  recoverStream,
+  type StreamDefinition,
+} from './persistent-stream.js';
 export { type PgliteDatabase, type PgliteJournalOptions, pgliteJournal } from './pglite.js';
 export { type PostgresJournalOptions, postgresJournal } from './postgres.js';
 export {

@@ -25,6 +25,13 @@ export interface PgliteJournalOptions extends SqlJournalOptions {
    * about 40 MB. Defaults to writing the line to stderr; `false` for silence.
    */
   readonly notice?: ((line: string) => void) | false;
+  /**
+   * Told of a failure that no call of the journal returns: its directory's lock was lost
+   * (`ERR_JOURNAL_LOCKED`; the process stalled past the lock's 10 s and another may open the
+   * directory now). Defaults to writing it to stderr. A journal has no system of its own; to have it
+   * on a system's stream, publish it there: `onDefect: (error) => system.publish({ type: 'journal-defect', error })`.
+   */
+  readonly onDefect?: (error: TroupeError) => void;
 }
 
 /**
@@ -69,12 +76,16 @@ export async function pgliteJournal(options: PgliteJournalOptions = {}): Promise
     throw invalidOption('dataDir', 'must be a directory path or memory://', options.dataDir);
   if (options.notice !== undefined && options.notice !== false && typeof options.notice !== 'function')
     throw invalidOption('notice', 'must be a function or false', options.notice);
+  if (options.onDefect !== undefined && typeof options.onDefect !== 'function')
+    throw invalidOption('onDefect', 'must be a function', options.onDefect);
   const owned = options.db === undefined;
   const dataDir = options.dataDir ?? 'memory://';
   const directory = owned ? directoryOf(dataDir) : undefined;
   let unlock: (() => Promise<void>) | undefined;
   if (directory !== undefined) {
-    unlock = await lockDirectory(directory);
+    // Without a listener, the console is the only place left to say it.
+    const onDefect = options.onDefect ?? ((error: TroupeError) => console.error(`troupe: ${error.message}`));
+    unlock = await lockDirectory(directory, onDefect);
     if (!existsSync(join(directory, 'PG_VERSION'))) {
       const notice = options.notice ?? ((line: string) => process.stderr.write(`${line}\n`));
       if (notice !== false)
@@ -103,7 +114,10 @@ function directoryOf(dataDir: string): string | undefined {
  * only after loading, with an errno object for a reason), and locks it.
  * @returns what releases the lock.
  */
-async function lockDirectory(directory: string): Promise<() => Promise<void>> {
+async function lockDirectory(
+  directory: string,
+  onDefect: (error: TroupeError) => void,
+): Promise<() => Promise<void>> {
   try {
     mkdirSync(directory, { recursive: true });
   } catch (error) {
@@ -122,7 +136,13 @@ async function lockDirectory(directory: string): Promise<() => Promise<void>> {
       // Losing the lock (the process stalled past LOCK_STALE_MS and another took over) cannot be
       // undone here; what matters is saying so, not crashing the process from a timer.
       onCompromised: (error) =>
-        console.error(`troupe: the lock of the PGlite directory ${directory} was lost:`, error.message),
+        onDefect(
+          new TroupeError(
+            'ERR_JOURNAL_LOCKED',
+            `the lock of the PGlite directory ${directory} was lost (${error.message}); another process may open it now`,
+            { cause: error, details: { dataDir: directory } },
+          ),
+        ),
     });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {

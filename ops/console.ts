@@ -49,6 +49,9 @@ const NOTABLE: ReadonlySet<SystemEvent['type']> = new Set([
   'dead-letter',
   'mailbox-overflow',
   'hook-failed',
+  'breaker-listener-failed',
+  'snapshot-failed',
+  'journal-defect',
   'system-draining',
   'system-stopped',
 ]);
@@ -235,6 +238,36 @@ function describeEvent(event: SystemEvent): [string, Style | undefined, string, 
         event.breaker,
         `${event.from} -> ${event.to}`,
       ];
+    case 'breaker-listener-failed':
+      return [
+        'hook-fail',
+        'red',
+        event.breaker,
+        `onTransition (${event.from} -> ${event.to}): ${event.error.message}`,
+      ];
+    case 'bulkhead-rejected':
+      return [
+        'bulkhead',
+        'yellow',
+        event.bulkhead,
+        `refused: ${event.active}/${event.maxConcurrent} running, ${event.queued}/${event.maxQueue} waiting`,
+      ];
+    case 'budget-exhausted':
+      return [
+        'budget',
+        'yellow',
+        shortAddress(event.agent),
+        `refused: ${event.limit} budget of ${shortAddress(event.scope)}: ${event.used} of ${event.max} used, needs ${event.needed}`,
+      ];
+    case 'snapshot-failed':
+      return [
+        'snapshot',
+        'red',
+        shortAddress(event.address),
+        `"${event.stream}" at version ${event.version}: ${event.error.message}`,
+      ];
+    case 'journal-defect':
+      return ['journal', 'red', 'journal', event.error.message];
     case 'agent-step':
       return [
         'agent-step',
@@ -249,6 +282,20 @@ function describeEvent(event: SystemEvent): [string, Style | undefined, string, 
         shortAddress(event.agent),
         `${event.phase} after ${event.steps} steps${event.error === undefined ? '' : ` (${event.error})`}`,
       ];
+  }
+  // An event an application declared for itself (see TroupeEvents): its type and its fields. (No
+  // exhaustiveness check on the cases above: any augmentation in a program, a test's included,
+  // would break it.)
+  const { type, at: _at, ...fields } = event as unknown as { type: string; at: number };
+  return [type, undefined, '', jsonOf(fields)];
+}
+
+/** JSON text of an event's fields; never throws (a field may be a cycle or a BigInt). */
+function jsonOf(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return '';
   }
 }
 

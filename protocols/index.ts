@@ -5,14 +5,6 @@
 export { type Address, type AddressParts, formatAddress, parseAddress } from './address.js';
 export { decodeEnvelope, type Envelope, splitType, type TraceContext } from './envelope.js';
 export { asError, ERROR_CODES, type ErrorCode, invalidOption, TroupeError } from './errors.js';
-export type {
-  AgentRunEvent,
-  AgentStepEvent,
-  BreakerState,
-  BreakerTransitionEvent,
-  ExtensionEvent,
-  PublishedEvent,
-} from './events.js';
 export { assertPlainData } from './plain-data.js';
 export {
   type AnyProtocol,

@@ -7,13 +7,12 @@ import type {
   BodyOf,
   Infer,
   MessageMap,
-  PublishedEvent,
   ReplyOf,
   TellKeys,
   TellSpec,
   TraceContext,
 } from '../protocols/index.js';
-import type { DeadLetterEvent, SystemEvent } from './events.js';
+import type { DeadLetterEvent, PublishedEvent, SystemEvent } from './events.js';
 import type { RestartPolicy, RestartType } from './supervision.js';
 
 /** Options of one `ask`. */
@@ -330,8 +329,11 @@ export interface ActorSystem {
   route<P extends AnyProtocol>(task: RouteTask, protocol: P): ActorRef<P> | undefined;
   route(task: RouteTask): ActorRef | undefined;
   /**
-   * Publishes a guard's or an agent's event (a breaker transition, an agent step) on `events$`,
-   * stamped with the system's clock. The kernel's own events are not published this way.
+   * Publishes an event of a layer above the kernel (a breaker transition, an agent step: see
+   * `TroupeEvents`) on `events$`, stamped with the system's clock. The kernel's own events are not
+   * published this way. While nobody subscribes, an event that carries an `error` (an `Error`: a
+   * defect such as `snapshot-failed`) is written to `deadLetterLog` instead, with its stack, up to
+   * `deadLetterLogLimit` of them; other events are dropped.
    */
   publish(event: PublishedEvent): void;
   /** The live tree with restart counts. */

@@ -34,7 +34,17 @@ export type {
   KindOptions,
   MemberState,
 } from './cluster-types.js';
-export type { DeadLetterEvent, DeadLetterReason, SystemEvent, SystemEventType } from './events.js';
+export type {
+  DeadLetterEvent,
+  DeadLetterReason,
+  KernelEvents,
+  PublishedEvent,
+  PublishedEventType,
+  SystemEvent,
+  SystemEventOf,
+  SystemEventType,
+  TroupeEvents,
+} from './events.js';
 export type { IngressResult } from './ingress.js';
 export { deliverFromBoundary } from './kernel.js';
 export {

@@ -2,10 +2,10 @@ import { filter, type Observable, Subject } from 'rxjs';
 import {
   type Address,
   type AnyProtocol,
+  asError,
   type Envelope,
   formatAddress,
   invalidOption,
-  type PublishedEvent,
   parseAddress,
   TroupeError,
 } from '../protocols/index.js';
@@ -29,7 +29,7 @@ import { type CompiledBehavior, compiled, supervisingBehavior } from './behavior
 import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } from './cell.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Cluster, type ClusterHost } from './cluster.js';
-import type { DeadLetterEvent, DeadLetterReason, SystemEvent } from './events.js';
+import type { DeadLetterEvent, DeadLetterReason, PublishedEvent, SystemEvent } from './events.js';
 import { SystemLifecycle } from './lifecycle.js';
 import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
 import { Router } from './remote.js';
@@ -121,7 +121,7 @@ class ActorSystemImpl implements Host, ClusterHost {
   private idleWaiters: (() => void)[] = [];
   private timerGeneration = 0;
   private deadLettersLogged = 0;
-  private readonly failuresLogged = { crashes: 0, escalations: 0 };
+  private readonly failuresLogged = { crashes: 0, escalations: 0, defects: 0 };
   private failure: Error | undefined;
   private readonly closedPromise: Promise<Error | undefined>;
   private resolveClosed!: (error: Error | undefined) => void;
@@ -382,7 +382,13 @@ class ActorSystemImpl implements Host, ClusterHost {
   }
 
   publish(event: PublishedEvent): void {
-    if (this.subject.observed) this.subject.next({ ...event, at: this.clock.now() } as SystemEvent);
+    if (this.subject.observed) {
+      this.subject.next({ ...event, at: this.clock.now() } as SystemEvent);
+      return;
+    }
+    // A defect nobody hears of would go unseen: it takes the crashes' way to the log instead.
+    const { type, error, ...fields } = event as { type: string; error?: unknown };
+    if (error instanceof Error) this.logFailure(`${type} ${describeFields(fields)}`, error, 'defects');
   }
 
   tree(): TreeNode {
@@ -685,7 +691,7 @@ class ActorSystemImpl implements Host, ClusterHost {
     }
   }
 
-  logFailure(what: string, error: Error, kind: 'crashes' | 'escalations' = 'crashes'): void {
+  logFailure(what: string, error: Error, kind: 'crashes' | 'escalations' | 'defects' = 'crashes'): void {
     const limit = this.options.deadLetterLogLimit;
     const logged = this.failuresLogged[kind]++;
     if (logged < limit) this.options.deadLetterLog(`troupe: ${what}: ${withStack(error)}`);
@@ -749,10 +755,10 @@ class ActorSystemImpl implements Host, ClusterHost {
 
   reportDefect(address: Address, error: unknown): void {
     if (this.observed) {
-      this.emit({ type: 'hook-failed', at: this.clock.now(), address, error: error as Error });
+      this.emit({ type: 'hook-failed', at: this.clock.now(), address, error: asError(error) });
       return;
     }
-    console.error(`troupe: a lifecycle hook of ${address} failed:`, error);
+    this.logFailure(`a hook of ${address} failed`, asError(error), 'defects');
   }
 
   within(promise: Promise<unknown>, ms: number, endedByClose = false): Promise<void> {
@@ -850,6 +856,15 @@ function withStack(error: Error): string {
     cause = cause instanceof Error ? cause.cause : undefined;
   }
   return text;
+}
+
+/** An event's fields as JSON for a log line (`{"stream":"account-7","version":12}`); never throws. */
+function describeFields(fields: object): string {
+  try {
+    return JSON.stringify(fields);
+  } catch {
+    return '';
+  }
 }
 
 function describeError(error: Error): string {

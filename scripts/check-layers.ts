@@ -188,7 +188,10 @@ function layerOf(relPath: string): Layer | undefined {
 
 /**
  * Every module specifier of a file, from the syntax tree: `import`/`import type`, `export ... from`,
- * `import x = require('...')`, dynamic `import('...')` and `import('...').T` type references.
+ * `import x = require('...')`, dynamic `import('...')`, `import('...').T` type references, and
+ * `declare module '...'` augmentations. An augmentation is a dependency like an import (a layer adds
+ * its event types to the runtime's `TroupeEvents` this way), so it obeys the same rules: it points
+ * down, at a public face; a lower layer augmenting a higher one would be an upward import in disguise.
  */
 function importSites(file: string): ImportSite[] {
   const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
@@ -207,6 +210,8 @@ function importSites(file: string): ImportSite[] {
       add(node.arguments[0]);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
       add(node.argument.literal);
+    } else if (ts.isModuleDeclaration(node) && ts.isStringLiteral(node.name)) {
+      add(node.name);
     }
     ts.forEachChild(node, visit);
   };

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import { type BreakerState, invalidOption, type PublishedEvent, TroupeError } from '../protocols/index.js';
+import { asError, invalidOption, TroupeError } from '../protocols/index.js';
+import { type BreakerState, checkSink, type EventSink, publishGuardEvent } from './events.js';
 
 /** Options of {@link breaker}. */
 export interface BreakerOptions {
@@ -20,9 +21,12 @@ export interface BreakerOptions {
    * `ERR_CIRCUIT_OPEN`); errors that do not count leave the statistics as a success would.
    */
   readonly isFailure?: (error: unknown) => boolean;
-  /** Where transitions are published (an actor system), besides `onTransition`. */
-  readonly system?: { publish(event: PublishedEvent): void };
-  /** Called on every transition. */
+  /**
+   * Where transitions are published (an actor system), besides `onTransition`, as
+   * `breaker-transition` events; a listener that throws is a `breaker-listener-failed` event there.
+   */
+  readonly system?: EventSink;
+  /** Called on every transition. Without `system`, a throw is written to the console. */
   readonly onTransition?: (from: BreakerState, to: BreakerState) => void;
 }
 
@@ -98,8 +102,7 @@ export function breaker(options: BreakerOptions): Breaker {
     throw invalidOption('windowMs', 'must be an integer of at least 10', windowMs);
   if (isFailure !== undefined && typeof isFailure !== 'function')
     throw invalidOption('isFailure', 'must be a function', isFailure);
-  if (system !== undefined && typeof system?.publish !== 'function')
-    throw invalidOption('system', 'must have a publish method (an actor system)', system);
+  checkSink(system);
   if (onTransition !== undefined && typeof onTransition !== 'function')
     throw invalidOption('onTransition', 'must be a function', onTransition);
   const created: Breaker = new BreakerImpl(
@@ -163,7 +166,7 @@ class BreakerImpl implements Breaker {
   constructor(
     readonly name: string,
     options: CircuitBreaker.Options,
-    private readonly system: { publish(event: PublishedEvent): void } | undefined,
+    private readonly system: EventSink | undefined,
     private readonly onTransition: ((from: BreakerState, to: BreakerState) => void) | undefined,
   ) {
     this.bucketMs = Math.max(1, Math.floor((options.rollingCountTimeout ?? 10_000) / BUCKETS));
@@ -220,13 +223,20 @@ class BreakerImpl implements Breaker {
     // Listeners run inside opossum's own callbacks: a throw there must not break the breaker.
     try {
       this.onTransition?.(from, to);
-    } catch (error) {
-      console.error(`troupe: an onTransition listener of breaker "${this.name}" threw`, error);
+    } catch (thrown) {
+      const error = asError(thrown);
+      // Without a system there is no stream to carry the defect: the console is the fallback.
+      if (this.system === undefined)
+        console.error(`troupe: an onTransition listener of breaker "${this.name}" threw`, error);
+      else
+        publishGuardEvent(this.system, {
+          type: 'breaker-listener-failed',
+          breaker: this.name,
+          from,
+          to,
+          error,
+        });
     }
-    try {
-      this.system?.publish({ type: 'breaker-transition', breaker: this.name, from, to });
-    } catch (error) {
-      console.error(`troupe: publishing a transition of breaker "${this.name}" threw`, error);
-    }
+    publishGuardEvent(this.system, { type: 'breaker-transition', breaker: this.name, from, to });
   }
 }

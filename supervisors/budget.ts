@@ -1,4 +1,5 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { checkSink, type EventSink, publishGuardEvent } from './events.js';
 
 /** Limits of one budget; an absent limit does not bind. */
 export interface BudgetLimits {
@@ -8,6 +9,12 @@ export interface BudgetLimits {
   readonly costUsd?: number;
   /** Model calls (a tool call is not counted). */
   readonly calls?: number;
+}
+
+/** Options of {@link createBudgets}. */
+export interface BudgetOptions {
+  /** Where refusals are published (an actor system), as `budget-exhausted` events. */
+  readonly system?: EventSink;
 }
 
 /** What a scope has spent (settled calls plus the estimates of calls in flight). */
@@ -62,7 +69,9 @@ interface Scope {
 }
 
 /**
- * Makes an empty book of budgets.
+ * Makes an empty book of budgets. With `system`, each refused reservation is also a
+ * `budget-exhausted` event there.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad option.
  * @example
  * ```ts
  * const budgets = createBudgets();
@@ -70,14 +79,19 @@ interface Scope {
  * budgets.limit(researcher.address, { tokens: 50_000, calls: 100 });
  * ```
  */
-export function createBudgets(): Budgets {
-  return new BudgetBook();
+export function createBudgets(options: BudgetOptions = {}): Budgets {
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('options', 'must be an object', options);
+  checkSink(options.system);
+  return new BudgetBook(options.system);
 }
 
 const LIMIT_KEYS = ['tokens', 'costUsd', 'calls'] as const;
 
 class BudgetBook implements Budgets {
   private readonly scopes = new Map<string, Scope>();
+
+  constructor(private readonly system: EventSink | undefined) {}
 
   limit(scope: string, limits: BudgetLimits): void {
     if (typeof scope !== 'string' || scope === '') throw invalidOption('scope', 'must be an address', scope);
@@ -102,10 +116,12 @@ class BudgetBook implements Budgets {
       for (const key of LIMIT_KEYS) {
         const limit = scope.limits[key];
         if (limit !== undefined && scope[key] + need[key] > limit) {
+          const refusal = { scope: name, limit: key, max: limit, used: scope[key], needed: need[key], agent };
+          publishGuardEvent(this.system, { type: 'budget-exhausted', ...refusal });
           throw new TroupeError(
             'ERR_BUDGET_EXCEEDED',
             `the call would exceed the ${key} budget of ${name} (${scope[key]} of ${limit} used, the call needs ${need[key]})`,
-            { details: { scope: name, limit: key, max: limit, used: scope[key], needed: need[key], agent } },
+            { details: refusal },
           );
         }
       }

@@ -1,4 +1,5 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { checkSink, type EventSink, publishGuardEvent } from './events.js';
 
 /** Options of {@link bulkhead}. */
 export interface BulkheadOptions {
@@ -8,6 +9,8 @@ export interface BulkheadOptions {
   readonly maxConcurrent: number;
   /** Most calls waiting for a slot, first come first served. Defaults to 0: no waiting. */
   readonly maxQueue?: number;
+  /** Where refusals are published (an actor system), as `bulkhead-rejected` events. */
+  readonly system?: EventSink;
 }
 
 /** Options of one call through a bulkhead. */
@@ -41,7 +44,7 @@ interface Waiter {
 }
 
 /**
- * Builds a bulkhead.
+ * Builds a bulkhead. With `system`, each refusal is also a `bulkhead-rejected` event there.
  * @throws TroupeError `ERR_INVALID_OPTION` for a bad option.
  * @example
  * ```ts
@@ -52,14 +55,15 @@ interface Waiter {
 export function bulkhead(options: BulkheadOptions): Bulkhead {
   if (typeof options !== 'object' || options === null)
     throw invalidOption('options', 'must be an object', options);
-  const { name = 'bulkhead', maxConcurrent, maxQueue = 0 } = options;
+  const { name = 'bulkhead', maxConcurrent, maxQueue = 0, system } = options;
   if (typeof name !== 'string' || name === '')
     throw invalidOption('name', 'must be a non-empty string', name);
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1)
     throw invalidOption('maxConcurrent', 'must be a positive integer', maxConcurrent);
   if (!Number.isInteger(maxQueue) || maxQueue < 0)
     throw invalidOption('maxQueue', 'must be a non-negative integer', maxQueue);
-  return new BulkheadImpl(name, maxConcurrent, maxQueue);
+  checkSink(system);
+  return new BulkheadImpl(name, maxConcurrent, maxQueue, system);
 }
 
 class BulkheadImpl implements Bulkhead {
@@ -70,6 +74,7 @@ class BulkheadImpl implements Bulkhead {
     readonly name: string,
     private readonly maxConcurrent: number,
     private readonly maxQueue: number,
+    private readonly system: EventSink | undefined,
   ) {}
 
   get queued(): number {
@@ -81,6 +86,14 @@ class BulkheadImpl implements Bulkhead {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.active < this.maxConcurrent) return this.start(call);
     if (this.waiting.length >= this.maxQueue) {
+      publishGuardEvent(this.system, {
+        type: 'bulkhead-rejected',
+        bulkhead: this.name,
+        active: this.active,
+        queued: this.waiting.length,
+        maxConcurrent: this.maxConcurrent,
+        maxQueue: this.maxQueue,
+      });
       return Promise.reject(
         new TroupeError(
           'ERR_BULKHEAD_FULL',

@@ -1,7 +1,8 @@
-import { invalidOption, type PublishedEvent, TroupeError } from '../protocols/index.js';
+import { invalidOption, TroupeError } from '../protocols/index.js';
 import { type Breaker, type BreakerOptions, breaker, refusedBeforeCall } from './breaker.js';
 import { type Bulkhead, type BulkheadOptions, bulkhead } from './bulkhead.js';
 import { withDeadline } from './deadline.js';
+import type { EventSink } from './events.js';
 import { type RetryOptions, type RetryPolicy, retryAfter, retryPolicy } from './retry.js';
 
 /** Options of {@link guard}. */
@@ -11,7 +12,7 @@ export interface GuardOptions {
   /** A circuit breaker (its options, or one to share), or false for none. Defaults to one with default options. */
   readonly breaker?: Omit<BreakerOptions, 'name' | 'system'> | Breaker | false;
   /** A bulkhead (its options, or one to share), or false for none. Defaults to none. */
-  readonly bulkhead?: Omit<BulkheadOptions, 'name'> | Bulkhead | false;
+  readonly bulkhead?: Omit<BulkheadOptions, 'name' | 'system'> | Bulkhead | false;
   /**
    * Retries (see `retry`), or false for none. Defaults to 3 attempts with exponential backoff and
    * jitter. Refusals (`ERR_CIRCUIT_OPEN`, `ERR_BULKHEAD_FULL`, `ERR_BUDGET_EXCEEDED`) and the
@@ -21,8 +22,8 @@ export interface GuardOptions {
   readonly retry?: Omit<RetryOptions, 'signal' | 'idempotent'> | false;
   /** The deadline of each attempt, in ms: its AbortSignal aborts with `ERR_CALL_TIMEOUT`. Defaults to none. */
   readonly timeoutMs?: number;
-  /** Where the breaker publishes its transitions (an actor system). */
-  readonly system?: { publish(event: PublishedEvent): void };
+  /** Where the breaker publishes its transitions, and the bulkhead its refusals (an actor system). */
+  readonly system?: EventSink;
 }
 
 /** Options of one guarded call. */
@@ -82,7 +83,7 @@ export function guard(options: GuardOptions): Guard {
       ? undefined
       : isBulkhead(options.bulkhead)
         ? options.bulkhead
-        : bulkhead({ ...options.bulkhead, name });
+        : bulkhead({ ...options.bulkhead, name, ...(system === undefined ? {} : { system }) });
   const retryOptions = options.retry === false ? undefined : (options.retry ?? {});
   if (retryOptions !== undefined && (typeof retryOptions !== 'object' || retryOptions === null))
     throw invalidOption('retry', 'must be retry options or false', retryOptions);

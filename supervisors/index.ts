@@ -6,6 +6,7 @@
 export { type Breaker, type BreakerOptions, breaker, breakerDefaults } from './breaker.js';
 export {
   type BudgetLimits,
+  type BudgetOptions,
   type Budgets,
   type CallCost,
   createBudgets,
@@ -15,6 +16,13 @@ export {
 } from './budget.js';
 export { type Bulkhead, type BulkheadCallOptions, type BulkheadOptions, bulkhead } from './bulkhead.js';
 export { type DeadlineOptions, withDeadline } from './deadline.js';
+export type {
+  BreakerState,
+  BreakerTransitionEvent,
+  BudgetExhaustedEvent,
+  BulkheadRejectedEvent,
+  EventSink,
+} from './events.js';
 export { type Guard, type GuardCallOptions, type GuardOptions, guard } from './guard.js';
 export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults, sleep } from './retry.js';
 export {

@@ -88,6 +88,26 @@ describe('the layering check', () => {
     expect(kinds(root)).toEqual(['upward', 'upward', 'upward']);
   });
 
+  it('checks module augmentations like imports: down to a public face is fine, up or past a face is not', () => {
+    const root = tree({
+      'runtime/index.ts': "export type { TroupeEvents } from './events.js';",
+      'runtime/events.ts': 'export interface TroupeEvents {}',
+      'supervisors/index.ts': "export * from './events.js';",
+      'supervisors/events.ts': [
+        "declare module '../runtime/index.js' { interface TroupeEvents { a: {} } }",
+        "declare module '../runtime/events.js' { interface TroupeEvents { b: {} } }",
+        "declare module 'some-package' { interface Outside {} }",
+        'export {};',
+      ].join('\n'),
+      'protocols/index.ts': "declare module '../supervisors/index.js' { interface X {} }\nexport {};",
+    });
+    expect(messages(root)).toEqual([
+      expect.stringContaining('protocols/index.ts:1 imports supervisors/index.ts'),
+      expect.stringContaining('supervisors/events.ts:2 imports runtime/events.ts'),
+    ]);
+    expect(kinds(root)).toEqual(['upward', 'deep']);
+  });
+
   it('reports an import past another layer’s public face', () => {
     const root = tree({
       'protocols/index.ts': "export * from './errors.js';",

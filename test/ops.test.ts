@@ -12,6 +12,7 @@ import {
   defineProtocol,
   ERROR_CODES,
   natsTransport,
+  type SystemEvent,
   supervisor,
   type TreeNode,
   tell,
@@ -184,6 +185,55 @@ describe('watchSystem', () => {
         error: 'ERR_STEP_LIMIT',
       }),
     ).toBe('   3.000s  agent-run    w  failed after 8 steps (ERR_STEP_LIMIT)');
+  });
+
+  it('renders the guards’ refusals, the layers’ defects, and events an application declared', () => {
+    const lines = [
+      renderEvent({
+        type: 'bulkhead-rejected',
+        at: 1000,
+        bulkhead: 'openai',
+        active: 8,
+        queued: 32,
+        maxConcurrent: 8,
+        maxQueue: 32,
+      }),
+      renderEvent({
+        type: 'budget-exhausted',
+        at: 1500,
+        scope: 'troupe://ops/local/team',
+        agent: 'troupe://ops/local/team/writer',
+        limit: 'costUsd',
+        max: 5,
+        used: 4.5,
+        needed: 0.75,
+      }),
+      renderEvent({
+        type: 'breaker-listener-failed',
+        at: 2000,
+        breaker: 'openai',
+        from: 'closed',
+        to: 'open',
+        error: new Error('listener bug'),
+      }),
+      renderEvent({
+        type: 'snapshot-failed',
+        at: 2500,
+        address: 'troupe://ops/local/accounts/ivy',
+        stream: 'account-ivy',
+        version: 12,
+        error: new Error('disk full'),
+      }),
+      // Declared by an application's own augmentation of TroupeEvents, unknown to the console.
+      renderEvent({ type: 'order-shipped', at: 3000, order: 7 } as unknown as SystemEvent),
+    ];
+    expect(lines).toEqual([
+      '   1.000s  bulkhead     openai  refused: 8/8 running, 32/32 waiting',
+      '   1.500s  budget       team/writer  refused: costUsd budget of team: 4.5 of 5 used, needs 0.75',
+      '   2.000s  hook-fail    openai  onTransition (closed -> open): listener bug',
+      '   2.500s  snapshot     accounts/ivy  "account-ivy" at version 12: disk full',
+      '   3.000s  order-shipped    {"order":7}',
+    ]);
   });
 });
 

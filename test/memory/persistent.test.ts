@@ -3,24 +3,23 @@
  * reply and before side effects, effectively-once commands, schema checks at append and on read, and
  * a named persistent actor that moves to another node and recovers there, fenced.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
   type AnyProtocol,
   ask,
-  createNode,
   createSystem,
   defineProtocol,
   type EventSchemas,
   inMemoryJournal,
-  inProcessNetwork,
   type Journal,
   type PersistentDefinition,
   persistentBehavior,
   type SystemEvent,
   tell,
 } from '../../index.js';
+import { inProcessNodes } from '../harness/in-process-nodes.js';
 import { until } from './journal-contract.js';
 import { postgresJournals } from './postgres-journals.js';
 
@@ -169,20 +168,45 @@ describe('persistent actors', () => {
       saveSnapshot: (stream: string, version: number, state: unknown) =>
         failSnapshots ? Promise.reject(new Error('disk full')) : journal.saveSnapshot(stream, version, state),
     });
-    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    try {
-      const account = system().spawn(accountOf(flaky, { snapshotEvery: 2 }), { name: 'ivy' });
-      for (let i = 1; i <= 4; i++) expect(await account.ask('deposit', { amount: 1 })).toBe(i);
-      expect(sideEffects.map((e) => e.balance)).toEqual([1, 2, 3, 4]);
-      expect(await journal.loadSnapshot('account-ivy')).toBeUndefined();
-      expect(warn).toHaveBeenCalledTimes(1);
-      expect(String(warn.mock.calls[0]![0])).toContain('disk full');
-      failSnapshots = false;
-      await account.ask('deposit', { amount: 1 });
-      expect(await journal.loadSnapshot('account-ivy')).toMatchObject({ version: 5, state: { balance: 5 } });
-    } finally {
-      warn.mockRestore();
-    }
+    const s = system();
+    const failures: SystemEvent[] = [];
+    s.events$.subscribe((e) => {
+      if (e.type === 'snapshot-failed') failures.push(e);
+    });
+    const account = s.spawn(accountOf(flaky, { snapshotEvery: 2 }), { name: 'ivy' });
+    for (let i = 1; i <= 4; i++) expect(await account.ask('deposit', { amount: 1 })).toBe(i);
+    expect(sideEffects.map((e) => e.balance)).toEqual([1, 2, 3, 4]);
+    expect(await journal.loadSnapshot('account-ivy')).toBeUndefined();
+    // Tried after the 2nd, 3rd and 4th deposits; reported once for the incarnation.
+    expect(failures).toEqual([
+      {
+        type: 'snapshot-failed',
+        at: expect.any(Number),
+        address: account.address,
+        stream: 'account-ivy',
+        version: 2,
+        error: expect.objectContaining({ message: 'disk full' }),
+      },
+    ]);
+    failSnapshots = false;
+    await account.ask('deposit', { amount: 1 });
+    expect(await journal.loadSnapshot('account-ivy')).toMatchObject({ version: 5, state: { balance: 5 } });
+  });
+
+  it('writes a failed snapshot to the log sink while nobody subscribes to the events', async () => {
+    const flaky: Journal = Object.assign(Object.create(inMemoryJournal()) as Journal, {
+      saveSnapshot: () => Promise.reject(new Error('disk full')),
+    });
+    const lines: string[] = [];
+    const s = createSystem({ deadLetterLog: (line) => lines.push(line) });
+    systems.push(s);
+    const account = s.spawn(accountOf(flaky, { snapshotEvery: 1 }), { name: 'ivy' });
+    for (let i = 1; i <= 3; i++) await account.ask('deposit', { amount: 1 });
+    expect(lines).toEqual([
+      expect.stringContaining(
+        `troupe: snapshot-failed {"address":"${account.address}","stream":"account-ivy","version":1}: Error: disk full`,
+      ),
+    ]);
   });
 
   it('leaves the state of a new incarnation alone when it restarted while an append was in flight', async () => {
@@ -295,27 +319,13 @@ describe('persistent actors on Postgres', () => {
 
   it('moves a named persistent actor to another node, where it recovers; the old fence cannot write', async () => {
     const j = await journal();
-    const network = inProcessNetwork();
-    const kinds = { account: { behavior: accountOf(j) } };
-    const nodes: ActorSystem[] = [];
-    for (const node of ['a', 'b']) {
-      const s = await createNode({
-        name: 'pc',
-        node,
-        transport: network.transport(),
-        kinds,
-        deadLetterLog: () => {},
-      });
-      nodes.push(s);
-      systems.push(s);
-    }
+    const { nodes, activations: started } = await inProcessNodes(
+      'pc',
+      ['a', 'b'],
+      { account: { behavior: accountOf(j) } },
+      systems,
+    );
     const [a, b] = nodes as [ActorSystem, ActorSystem];
-    const started: { node: string; fence: number }[] = [];
-    for (const s of nodes) {
-      s.events$.subscribe((e) => {
-        if (e.type === 'activation-started') started.push({ node: e.node, fence: e.fence });
-      });
-    }
     const ref = a.actorOf('account', 'grace', Account);
     for (let i = 1; i <= 4; i++) await ref.ask('deposit', { amount: i });
     expect(started).toHaveLength(1);

@@ -8,8 +8,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { pgliteJournal } from '../../index.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { pgliteJournal, type TroupeError } from '../../index.js';
+import { PGLITE_LOCK_FILE } from '../../memory/pglite.js';
 import { stopChild } from '../harness/child.js';
 import { repoRoot, runFile, unprivileged } from '../harness/script.js';
 
@@ -86,6 +87,22 @@ it('says what is happening when it creates a database, and only then', async () 
   const again = await pgliteJournal({ dataDir: fresh, notice: (line) => lines.push(line) });
   await again.close();
   expect(lines).toHaveLength(1);
+}, 180_000);
+
+it('tells onDefect when it loses its lock', async () => {
+  // The directory of the test above when it ran first (no new database to create then).
+  const fresh = join(dir, 'fresh');
+  const defects: TroupeError[] = [];
+  const journal = await pgliteJournal({ dataDir: fresh, notice: false, onDefect: (e) => defects.push(e) });
+  try {
+    // As if another process had taken the directory over: the lock's next refresh finds it gone.
+    rmSync(join(fresh, PGLITE_LOCK_FILE), { recursive: true, force: true });
+    await vi.waitFor(() => expect(defects).toHaveLength(1), { timeout: 30_000, interval: 100 });
+    expect(defects[0]).toMatchObject({ code: 'ERR_JOURNAL_LOCKED', details: { dataDir: fresh } });
+    expect(defects[0]!.message).toContain(`the lock of the PGlite directory ${fresh} was lost`);
+  } finally {
+    await journal.close();
+  }
 }, 180_000);
 
 describe('a directory this process may not write', () => {
