@@ -135,7 +135,7 @@ function publishModelStep(
     step,
     kind: 'model',
     name,
-    ms: performance.now() - started,
+    ms: turn.system.clock.now() - started,
     ...outcome,
   });
 }
@@ -307,7 +307,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
     if (signal.aborted) throw signal.reason;
     const done = await Promise.all(
       calls.map(async (call) => {
-        const started = performance.now();
+        const started = turn.system.clock.now();
         const tool = byName.get(call.name);
         const result =
           tool === undefined
@@ -319,7 +319,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
                 ),
               )
             : await tool.call(call, { signal, agent: agentAddress });
-        return { result, ms: performance.now() - started };
+        return { result, ms: turn.system.clock.now() - started };
       }),
     );
     for (let i = 0; i < calls.length; i++) {
@@ -358,7 +358,7 @@ export function agent(options: AgentOptions): Behavior<typeof AgentProtocol, Age
         costUsd: usage?.costOf(model.name, { inputTokens, outputTokens }) ?? 0,
       });
     }
-    const started = performance.now();
+    const started = turn.system.clock.now();
     let response: ModelResponse;
     try {
       response = await model.complete(request, { signal });

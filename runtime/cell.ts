@@ -30,8 +30,8 @@ import type { Clock, TimerHandle } from './clock.js';
 import type { DeadLetterReason, SystemEvent } from './events.js';
 import { Mailbox } from './mailbox.js';
 import { nonNegative, type ResolvedMailbox, resolveMailbox } from './options.js';
+import { backoffDelay } from './retry.js';
 import {
-  backoffDelay,
   type RestartPolicy,
   type RestartType,
   recordRestart,

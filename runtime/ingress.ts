@@ -166,7 +166,7 @@ export type IngressFailure = { readonly ok: false; readonly error: TroupeError }
 export async function deliverEnvelope(
   host: IngressHost,
   data: unknown,
-  now = Date.now(),
+  now = host.clock.wallNow(),
 ): Promise<IngressResult> {
   const admitted = admitEnvelope(host, data, now);
   if (!('target' in admitted)) return admitted;

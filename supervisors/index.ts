@@ -3,6 +3,9 @@
  * the guards of calls out of the process: circuit breakers, bulkheads, retries, deadlines, budgets.
  * @packageDocumentation
  */
+
+// `sleep` is the runtime's; it is still exported here, where earlier versions had it.
+export { sleep } from '../runtime/index.js';
 export { type Breaker, type BreakerOptions, breaker, breakerDefaults } from './breaker.js';
 export {
   type BudgetLimits,
@@ -16,7 +19,7 @@ export {
 export { type Bulkhead, type BulkheadCallOptions, type BulkheadOptions, bulkhead } from './bulkhead.js';
 export { type DeadlineOptions, withDeadline } from './deadline.js';
 export { type Guard, type GuardCallOptions, type GuardOptions, guard } from './guard.js';
-export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults, sleep } from './retry.js';
+export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults } from './retry.js';
 export {
   type ChildInfo,
   type ChildSpec,

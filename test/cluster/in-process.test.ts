@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -8,6 +8,7 @@ import {
   type DeadLetterEvent,
   defineProtocol,
   inProcessNetwork,
+  realClock,
   tell,
 } from '../../index.js';
 
@@ -203,10 +204,7 @@ describe('trace context', () => {
     expect(await relay.ask('relay', {}, { trace: { traceparent } })).toBe(traceparent);
     expect(await relay.ask('relay', {})).toBe('none');
     const sink = a.ref('troupe://c/c/sink', Sink);
-    const until = Date.now() + 2000;
-    let seen: string[] = [];
-    while (seen.length < 2 && Date.now() < until) seen = await sink.ask('seen', {});
-    expect(seen).toEqual([traceparent, 'none']);
+    await expect.poll(() => sink.ask('seen', {})).toEqual([traceparent, 'none']);
   });
 });
 
@@ -239,7 +237,7 @@ describe('runs of tells on the wire', () => {
     b.deadLetters$.subscribe((d) => dead.push(d.reason));
     b.spawn(counter, { name: 'counter' });
     const raw = network.transport();
-    await raw.open('c', 'x', { inbound: () => {}, replies: () => {} });
+    await raw.open('c', 'x', { inbound: () => {}, replies: () => {} }, realClock);
     const send = (value: unknown) =>
       raw.publish('node', 'b', {
         bytes: new TextEncoder().encode(JSON.stringify(value)),
@@ -261,9 +259,10 @@ describe('runs of tells on the wire', () => {
       { $run: 1, to: 42, type: 'ip.counter.add', items: [['i3', { by: 3 }]] },
       { $run: 1, to, type: 'ip.counter.add', items: [[7, { by: 4 }], { by: 5 }, ['i6', { by: 'six' }]] },
     ]);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(await b.ref(to, Counter).ask('get', {})).toBe(3);
     // The empty run, the run with a bad `to`, a numeric id, an item that is no pair, a bad body.
-    expect(dead).toEqual(['malformed', 'malformed', 'malformed', 'malformed', 'validation-failed']);
+    await vi.waitFor(() =>
+      expect(dead).toEqual(['malformed', 'malformed', 'malformed', 'malformed', 'validation-failed']),
+    );
+    expect(await b.ref(to, Counter).ask('get', {})).toBe(3);
   });
 });
