@@ -9,8 +9,10 @@ import {
   defineProtocol,
   inProcessNetwork,
   realClock,
+  seededRandom,
   tell,
 } from '../../index.js';
+import { SimulatedClock } from '../../runtime/testkit/index.js';
 
 const Counter = defineProtocol('ip.counter', {
   add: tell(z.object({ by: z.number() })),
@@ -264,5 +266,39 @@ describe('runs of tells on the wire', () => {
       expect(dead).toEqual(['malformed', 'malformed', 'malformed', 'malformed', 'validation-failed']),
     );
     expect(await b.ref(to, Counter).ask('get', {})).toBe(3);
+  });
+});
+
+describe('time and chance across nodes', () => {
+  /** One ask from node a to node b, on a simulated clock and a seeded random source: the envelope sent. */
+  async function oneAsk(seed: number): Promise<{ id: string; deadline: number }> {
+    const clock = new SimulatedClock({ epochMs: Date.UTC(2030, 0, 1) });
+    const network = inProcessNetwork();
+    const inner = network.transport();
+    const sent: { type: string; id: string; deadline: number }[] = [];
+    const spying = {
+      ...inner,
+      publish: (channel: 'node' | 'reply', node: string, frame: Parameters<typeof inner.publish>[2]) => {
+        sent.push(JSON.parse(Buffer.from(frame.bytes).toString()));
+        inner.publish(channel, node, frame);
+      },
+    };
+    const common = { name: 'tc', clock, random: seededRandom(seed), deadLetterLog: () => {} };
+    const a = await createNode({ ...common, node: 'a', transport: spying });
+    const b = await createNode({ ...common, node: 'b', transport: network.transport() });
+    open.push(a, b);
+    b.spawn(counter, { name: 'counter' });
+    await clock.advance(1000);
+    expect(await a.ref('troupe://tc/b/counter', Counter).ask('get', {}, { timeoutMs: 700 })).toBe(0);
+    return sent.find((e) => e.type === 'ip.counter.get')!;
+  }
+
+  it("stamps an ask's deadline on the system clock's wall time and draws its id from the system's random source", async () => {
+    const first = await oneAsk(7);
+    expect(first.deadline).toBe(Date.UTC(2030, 0, 1) + 1000 + 700);
+    expect(first.id).toMatch(/^a\.[0-9a-z]+\./);
+    // The same seed and clock give the same ids; another seed, others.
+    expect((await oneAsk(7)).id).toBe(first.id);
+    expect((await oneAsk(8)).id).not.toBe(first.id);
   });
 });
