@@ -1,3 +1,5 @@
+import { invalidOption } from '../protocols/index.js';
+
 /** A cancellable timer handle. */
 export interface TimerHandle {
   cancel(): void;
@@ -107,8 +109,16 @@ export function sleep(ms: number, options?: SleepOptions | AbortSignal): Promise
  * Calls `callback` every `intervalMs` on `clock` until the returned function is called: a
  * housekeeping timer (a poll, a redraw, an expiry sweep), so it never holds the process. Each run is
  * timed from the end of the previous one.
+ * @throws TroupeError `ERR_INVALID_OPTION` for an interval that is not above 0.
+ * @example
+ * ```ts
+ * const stop = every(system.clock, 1000, () => console.log(renderTree(system.tree())));
+ * // ... later
+ * stop();
+ * ```
  */
 export function every(clock: Clock, intervalMs: number, callback: () => void): () => void {
+  if (!(intervalMs > 0)) throw invalidOption('intervalMs', 'must be a number > 0', intervalMs);
   let timer: TimerHandle | undefined;
   let stopped = false;
   const tick = () => {
