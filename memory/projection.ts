@@ -6,7 +6,6 @@ import {
   type Random,
   type RetryingOptions,
   realClock,
-  realRandom,
   retrying,
   sleep,
 } from '../runtime/index.js';
@@ -107,9 +106,10 @@ export async function startProjection(options: ProjectionOptions): Promise<Proje
     if (!Number.isInteger(value) || value < min)
       throw invalidOption(option, `must be an integer of at least ${min}`, value);
   }
-  const { clock = realClock, random = realRandom } = options;
+  const { clock = realClock, random } = options;
   if (typeof clock?.setTimeout !== 'function') throw invalidOption('clock', 'must be a clock', clock);
-  if (typeof random !== 'function') throw invalidOption('random', 'must be a function', random);
+  if (random !== undefined && typeof random !== 'function')
+    throw invalidOption('random', 'must be a function', random);
   const start = (await journal.loadCheckpoint(name)) ?? START;
   const retry = {
     attempts: maxAttempts,

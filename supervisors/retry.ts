@@ -132,7 +132,7 @@ export function retryPolicy(options: RetryOptions): RetryingOptions {
     throw invalidOption('attempts', 'must be a positive integer', attempts);
   if (retryable !== undefined && typeof retryable !== 'function')
     throw invalidOption('retryable', 'must be a function', retryable);
-  // setTimeout cannot wait longer than 2^31 - 1 ms.
+  // Bounded by Node's longest single timer (about 24.8 days): no sane Retry-After asks for more.
   if (!(maxRetryAfterMs >= 0 && maxRetryAfterMs <= 2 ** 31 - 1))
     throw invalidOption('maxRetryAfterMs', 'must be from 0 to 2147483647', maxRetryAfterMs);
   return {
