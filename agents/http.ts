@@ -175,6 +175,7 @@ export async function callModelHttp<T>(
   read: (response: Response) => Promise<T>,
 ): Promise<T> {
   const payload = JSON.stringify(call.body);
+  // On the real clock: the deadline is for a request to a real server over a real network.
   return withDeadline(async (signal) => read(await send(call, payload, signal)), {
     timeoutMs: call.timeoutMs,
     signal: options?.signal,

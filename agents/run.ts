@@ -186,7 +186,7 @@ async function callModel(turn: Turn, step: number): Promise<ModelResponse> {
       costUsd: usage?.costOf(model.name, { inputTokens, outputTokens }) ?? 0,
     });
   }
-  const started = performance.now();
+  const started = turn.system.clock.now();
   let response: ModelResponse;
   try {
     response = await model.complete(request, { signal });
@@ -221,7 +221,7 @@ async function callTools(turn: Turn, step: number, calls: readonly ToolCall[]): 
   if (signal.aborted) throw signal.reason;
   const done = await Promise.all(
     calls.map(async (call) => {
-      const started = performance.now();
+      const started = turn.system.clock.now();
       const tool = byName.get(call.name);
       const result =
         tool === undefined
@@ -233,7 +233,7 @@ async function callTools(turn: Turn, step: number, calls: readonly ToolCall[]): 
               ),
             )
           : await tool.call(call, { signal, agent: agentAddress });
-      return { result, ms: performance.now() - started };
+      return { result, ms: turn.system.clock.now() - started };
     }),
   );
   for (let i = 0; i < calls.length; i++) {
@@ -267,7 +267,7 @@ function publishModelStep(
     step,
     kind: 'model',
     name,
-    ms: performance.now() - started,
+    ms: turn.system.clock.now() - started,
     ...outcome,
   });
 }

@@ -1,5 +1,5 @@
 import { invalidOption } from '../protocols/index.js';
-import { sleep } from '../supervisors/index.js';
+import { type Clock, sleep } from '../runtime/index.js';
 import type {
   ModelCallOptions,
   ModelPort,
@@ -34,6 +34,8 @@ export interface ScriptedModelOptions {
   readonly steps: readonly ScriptStep[];
   /** A delay before each answer, in ms (to stand in for a model's latency). Defaults to 0. */
   readonly latencyMs?: number;
+  /** The clock the delay runs on (a simulated one in a simulation). Defaults to the real clock. */
+  readonly clock?: Clock;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface ScriptedModelOptions {
 export function scriptedModel(options: ScriptedModelOptions): ModelPort {
   if (typeof options !== 'object' || options === null)
     throw invalidOption('options', 'must be an object', options);
-  const { name = 'scripted', steps, latencyMs = 0 } = options;
+  const { name = 'scripted', steps, latencyMs = 0, clock } = options;
   if (!Array.isArray(steps) || steps.length === 0)
     throw invalidOption('steps', 'must be a non-empty array', steps);
   for (const step of steps) {
@@ -61,7 +63,7 @@ export function scriptedModel(options: ScriptedModelOptions): ModelPort {
   return {
     name,
     complete: async (request: ModelRequest, call?: ModelCallOptions): Promise<ModelResponse> => {
-      if (latencyMs > 0) await sleep(latencyMs, call?.signal);
+      if (latencyMs > 0) await sleep(latencyMs, { signal: call?.signal, clock });
       call?.signal?.throwIfAborted();
       const index = Math.min(stepOfRun(request), steps.length - 1);
       const step = steps[index]!;

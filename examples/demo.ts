@@ -17,7 +17,6 @@
  *
  * Run: `npm run demo` or `npx tsx examples/demo.ts --duration 8 --seed 7`.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import {
@@ -35,6 +34,8 @@ import {
   realClock,
   type SupervisorRef,
   scriptedModel,
+  seededRandom,
+  sleep,
   startChild,
   supervisor,
   TroupeError,
@@ -70,18 +71,10 @@ if (!(durationMs > 0) || !Number.isInteger(seed)) {
   process.exit(2);
 }
 
-/** mulberry32: a tiny seeded generator, so the faults are the same on every run with one seed. */
-function seeded(state: number): () => number {
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = seeded(seed);
-const chaosRandom = seeded(seed ^ 0x5eed);
-const latencyRandom = seeded(seed ^ 0x1a7e);
+// Seeded generators (mulberry32), so the faults are the same on every run with one seed.
+const random = seededRandom(seed);
+const chaosRandom = seededRandom(seed ^ 0x5eed);
+const latencyRandom = seededRandom(seed ^ 0x1a7e);
 const pickWith =
   (rng: () => number) =>
   <T>(items: readonly T[]): T | undefined =>
@@ -200,7 +193,7 @@ const gateway = behavior({
   protocols: [Gateway, Chaos],
   handlers: {
     charge: async ({ orderId, cents }, ctx) => {
-      await sleep(5 + Math.floor(latencyRandom() * 20), undefined, { signal: ctx.signal });
+      await sleep(5 + Math.floor(latencyRandom() * 20), { signal: ctx.signal, clock: ctx.system.clock });
       const approved = cents < 40_000;
       // The ledger is a sibling; look it up by address, since a payments restart replaces it.
       if (approved && ctx.parent !== undefined) {
@@ -241,8 +234,8 @@ const shop = supervisor({
 // The system gets its own seeded generator, for backoff jitter, and a clock that starts at zero now, so
 // the events' times and the time the demo reports are read on one clock.
 const origin = realClock.now();
-const clock: Clock = { now: () => realClock.now() - origin, setTimeout: realClock.setTimeout };
-const system = createSystem({ name: 'demo', random: seeded(seed + 1), clock });
+const clock: Clock = { ...realClock, now: () => realClock.now() - origin };
+const system = createSystem({ name: 'demo', random: seededRandom(seed + 1), clock });
 const stats = { crashes: 0, restarts: 0, escalations: new Map<string, number>(), deadLetters: 0 };
 const work = { answered: 0, reserved: 0, charged: 0, failed: 0, sessionsOpened: 0 };
 system.events$.subscribe((event) => {

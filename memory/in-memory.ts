@@ -1,4 +1,5 @@
 import type { TroupeError } from '../protocols/index.js';
+import type { Clock } from '../runtime/index.js';
 import { duplicateKey, indexInAppend, planBatch, type StreamFacts } from './batch.js';
 import {
   type AppendRequest,
@@ -8,6 +9,7 @@ import {
   type Journal,
   type JournalOptions,
   type JournalStore,
+  journalDefaults,
   type RawEvent,
 } from './journal.js';
 
@@ -30,11 +32,14 @@ interface MemoryEvent extends RawEvent {
  * ```
  */
 export function inMemoryJournal(options?: JournalOptions): Journal {
-  return createJournal(new MemoryStore(), options);
+  return createJournal(new MemoryStore(options?.clock ?? journalDefaults.clock), options);
 }
 
 class MemoryStore implements JournalStore {
   readonly concurrency = 1;
+  /** Stamps `createdAt` (wall-clock time). */
+  constructor(private readonly clock: Clock) {}
+
   private log: MemoryEvent[] = [];
   private readonly streams = new Map<string, { version: number; fence?: number; events: MemoryEvent[] }>();
   private readonly duplicates = new Map<string, AppendResult>();
@@ -52,7 +57,7 @@ class MemoryStore implements JournalStore {
     }
     const plan = planBatch(requests, facts, this.duplicates);
     if (plan.rows.length > 0) this.tx++;
-    const createdAt = Date.now();
+    const createdAt = this.clock.wallNow();
     for (const row of plan.rows) {
       const event: MemoryEvent = {
         ...row,
@@ -97,7 +102,7 @@ class MemoryStore implements JournalStore {
   async saveSnapshot(stream: string, version: number, state: string): Promise<void> {
     const old = this.snapshots.get(stream);
     if (old !== undefined && old.version >= version) return;
-    this.snapshots.set(stream, { version, state, createdAt: Date.now() });
+    this.snapshots.set(stream, { version, state, createdAt: this.clock.wallNow() });
   }
 
   async loadSnapshot(stream: string) {

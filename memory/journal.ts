@@ -1,5 +1,6 @@
 import { Observable } from 'rxjs';
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { type Clock, every, type Random, realClock, realRandom } from '../runtime/index.js';
 
 /** An event to append: its type and data (plain JSON), and optional metadata. */
 export interface NewEvent {
@@ -204,10 +205,22 @@ export interface JournalOptions {
    * notification and for writers the store cannot hear. Defaults to 1,000.
    */
   readonly pollMs?: number;
+  /**
+   * Time for the polls, the waits between retries and the timestamps a journal in memory stamps
+   * (`createdAt`; a journal in SQL takes the database's). Defaults to the real clock.
+   */
+  readonly clock?: Clock;
+  /** Jitter of the waits between retries. Defaults to `Math.random`. */
+  readonly random?: Random;
 }
 
 /** The defaults of {@link JournalOptions}. */
-export const journalDefaults = { maxBatchEvents: 5000, pollMs: 1000 } as const;
+export const journalDefaults = {
+  maxBatchEvents: 5000,
+  pollMs: 1000,
+  clock: realClock,
+  random: realRandom,
+} as const;
 
 interface Pending {
   readonly request: AppendRequest;
@@ -269,7 +282,11 @@ export function resolveJournalOptions(options: JournalOptions): Required<Journal
     throw invalidOption('maxBatchEvents', 'must be a positive integer', maxBatchEvents);
   const pollMs = options.pollMs ?? journalDefaults.pollMs;
   if (!Number.isFinite(pollMs) || pollMs < 1) throw invalidOption('pollMs', 'must be at least 1', pollMs);
-  return { maxBatchEvents, pollMs };
+  const { clock = journalDefaults.clock, random = journalDefaults.random } = options;
+  if (typeof clock?.setTimeout !== 'function' || typeof clock.wallNow !== 'function')
+    throw invalidOption('clock', 'must be a clock (now, wallNow, setTimeout)', clock);
+  if (typeof random !== 'function') throw invalidOption('random', 'must be a function', random);
+  return { maxBatchEvents, pollMs, clock, random };
 }
 
 /** The {@link Journal} over a store: group commit, checks, decoding, subscriptions. */
@@ -305,7 +322,7 @@ export class GroupCommitJournal implements Journal {
     if (this.scheduled || this.inFlight >= this.store.concurrency) return;
     this.scheduled = true;
     // setImmediate, not a microtask: the batch takes every append made in this turn of the event
-    // loop, whichever actors made them.
+    // loop, whichever actors made them. A turn boundary, not a wait in time: no clock is involved.
     setImmediate(() => {
       this.scheduled = false;
       this.flush();
@@ -417,7 +434,6 @@ export class GroupCommitJournal implements Journal {
       let reading = false;
       let again = false;
       let done = false;
-      let poll: NodeJS.Timeout | undefined;
       const read = async (): Promise<void> => {
         if (reading) {
           again = true;
@@ -446,13 +462,11 @@ export class GroupCommitJournal implements Journal {
         }
       };
       const stopListening = this.store.onCommit(() => void read());
-      poll = setInterval(() => void read(), this.options.pollMs);
-      poll.unref?.();
+      const stopPolling = every(this.options.clock, this.options.pollMs, () => void read());
       const end = (): void => {
         done = true;
         stopListening();
-        if (poll !== undefined) clearInterval(poll);
-        poll = undefined;
+        stopPolling();
         this.subscriptions.delete(complete);
       };
       const complete = (): void => {

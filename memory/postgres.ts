@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import { invalidOption } from '../protocols/index.js';
+import { backoffDelay, type Clock, exponential, type Random, type TimerHandle } from '../runtime/index.js';
+import { journalDefaults } from './journal.js';
 import {
   type SqlDriver,
   type SqlExecutor,
@@ -54,7 +56,11 @@ export async function postgresJournal(options: PostgresJournalOptions): Promise<
   const owned = pool === undefined;
   // A journal nobody closed must not keep the process alive: idle connections let it exit.
   const thePool = pool ?? new driver.Pool({ connectionString, max: poolSize, allowExitOnIdle: true });
-  return sqlJournal(new PgDriver(driver, thePool, owned, concurrency, connectionString), options);
+  const timing = {
+    clock: options.clock ?? journalDefaults.clock,
+    random: options.random ?? journalDefaults.random,
+  };
+  return sqlJournal(new PgDriver(driver, thePool, owned, concurrency, connectionString, timing), options);
 }
 
 /**
@@ -89,6 +95,7 @@ class PgDriver implements SqlDriver {
     private readonly owned: boolean,
     readonly concurrency: number,
     private readonly connectionString: string | undefined,
+    private readonly timing: ListenerTiming,
   ) {
     // An idle connection whose server went away emits here; the pool drops it and makes a new one
     // when asked. Without a listener Node would crash the process.
@@ -137,7 +144,7 @@ class PgDriver implements SqlDriver {
       this.listeners.set(channel, set);
     }
     set.add(listener);
-    this.listener ??= new PgListener(this.driver, this.pool, this.connectionString, (ch) => {
+    this.listener ??= new PgListener(this.driver, this.pool, this.connectionString, this.timing, (ch) => {
       for (const l of this.listeners.get(ch) ?? []) l();
     });
     await this.listener.add(channel);
@@ -154,6 +161,15 @@ class PgDriver implements SqlDriver {
   }
 }
 
+/** The clock and random source the listener's reconnects wait on. */
+interface ListenerTiming {
+  readonly clock: Clock;
+  readonly random: Random;
+}
+
+/** Waits between attempts to listen again: 100 ms, doubling up to 2 s. */
+const RECONNECT_BACKOFF = exponential({ baseMs: 100, maxMs: 2000 });
+
 /**
  * One connection that LISTENs, outside the pool, and connects again (with backoff) when it is lost;
  * after a reconnect every channel is woken once, for what was missed meanwhile.
@@ -163,12 +179,13 @@ class PgListener {
   private readonly channels = new Set<string>();
   private connecting: Promise<void> | undefined;
   private closed = false;
-  private retry: NodeJS.Timeout | undefined;
+  private retry: TimerHandle | undefined;
 
   constructor(
     private readonly driver: typeof pg,
     private readonly pool: pg.Pool,
     private readonly connectionString: string | undefined,
+    private readonly timing: ListenerTiming,
     private readonly notify: (channel: string) => void,
   ) {}
 
@@ -186,14 +203,15 @@ class PgListener {
     return this.connecting;
   }
 
-  private async open(delayMs = 100): Promise<void> {
+  /** Connects and listens; `failures` is how many attempts in a row failed before this one. */
+  private async open(failures = 0): Promise<void> {
     if (this.closed) return;
     const client = new this.driver.Client(this.connectionString ?? this.pool.options);
     const lost = () => {
       if (this.client !== client) return;
       this.client = undefined;
       client.end().catch(() => {});
-      this.scheduleReconnect(delayMs);
+      this.scheduleReconnect(1);
     };
     client.on('error', lost);
     client.on('end', lost);
@@ -203,7 +221,7 @@ class PgListener {
       for (const channel of this.channels) await client.query(`LISTEN "${channel}"`);
     } catch {
       client.end().catch(() => {});
-      this.scheduleReconnect(delayMs);
+      this.scheduleReconnect(failures + 1);
       return;
     }
     if (this.closed) {
@@ -217,18 +235,22 @@ class PgListener {
     for (const channel of this.channels) this.notify(channel);
   }
 
-  private scheduleReconnect(delayMs: number): void {
+  /** Connects again after the backoff for `failures` failures in a row (housekeeping: never holds the process). */
+  private scheduleReconnect(failures: number): void {
     if (this.closed || this.retry !== undefined) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      void this.open(Math.min(delayMs * 2, 2000));
-    }, delayMs);
-    this.retry.unref?.();
+    const { clock, random } = this.timing;
+    this.retry = clock.setTimeout(
+      () => {
+        this.retry = undefined;
+        void this.open(failures);
+      },
+      backoffDelay(RECONNECT_BACKOFF, failures, random),
+    );
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.retry !== undefined) clearTimeout(this.retry);
+    this.retry?.cancel();
     await this.connecting?.catch(() => {});
     const client = this.client;
     this.client = undefined;

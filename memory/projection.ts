@@ -1,5 +1,14 @@
 import type { Subscription } from 'rxjs';
 import { asError, invalidOption, TroupeError } from '../protocols/index.js';
+import {
+  type Clock,
+  exponential,
+  type Random,
+  type RetryingOptions,
+  realClock,
+  retrying,
+  sleep,
+} from '../runtime/index.js';
 import { type Checkpoint, type Journal, START, type StoredEvent } from './journal.js';
 import type { SearchDocument, SearchIndex } from './search.js';
 import type { SqlExecutor, SqlJournal } from './sql.js';
@@ -28,6 +37,10 @@ export interface ProjectionOptions {
   readonly maxAttempts?: number;
   /** The first retry's delay; each later one doubles, up to 5 s. Defaults to 100. */
   readonly retryDelayMs?: number;
+  /** Time for the waits between attempts and of `caughtUp()`. Defaults to the real clock. */
+  readonly clock?: Clock;
+  /** Jitter of the waits between attempts (there is none by default). Defaults to `Math.random`. */
+  readonly random?: Random;
 }
 
 /** A running projection. */
@@ -93,8 +106,18 @@ export async function startProjection(options: ProjectionOptions): Promise<Proje
     if (!Number.isInteger(value) || value < min)
       throw invalidOption(option, `must be an integer of at least ${min}`, value);
   }
+  const { clock = realClock, random } = options;
+  if (typeof clock?.setTimeout !== 'function') throw invalidOption('clock', 'must be a clock', clock);
+  if (random !== undefined && typeof random !== 'function')
+    throw invalidOption('random', 'must be a function', random);
   const start = (await journal.loadCheckpoint(name)) ?? START;
-  const runner = new ProjectionRunner(journal, name, handle, transactional, maxAttempts, retryDelayMs, start);
+  const retry = {
+    attempts: maxAttempts,
+    backoff: exponential({ baseMs: Math.min(retryDelayMs, 5000), maxMs: 5000 }),
+    clock,
+    random,
+  };
+  const runner = new ProjectionRunner(journal, name, handle, transactional, retry, start);
   runner.run(batchSize);
   return runner;
 }
@@ -103,6 +126,8 @@ class ProjectionRunner implements Projection {
   checkpoint: Checkpoint;
   private queue: StoredEvent[] = [];
   private working = false;
+  /** Settles when the batches being worked on are done: `stop()` waits for it. */
+  private workDone: Promise<void> = Promise.resolve();
   private stopped = false;
   private subscription: Subscription | undefined;
   private resolveClosed!: (error: Error | undefined) => void;
@@ -115,8 +140,7 @@ class ProjectionRunner implements Projection {
     readonly name: string,
     private readonly handle: ProjectionOptions['handle'],
     private readonly transactional: boolean,
-    private readonly maxAttempts: number,
-    private readonly retryDelayMs: number,
+    private readonly retry: RetryingOptions & { readonly clock: Clock },
     start: Checkpoint,
   ) {
     this.checkpoint = start;
@@ -135,7 +159,7 @@ class ProjectionRunner implements Projection {
           this.subscription.unsubscribe();
           this.subscription = undefined;
         }
-        if (this.queue.length === 1) queueMicrotask(() => void this.work(batchSize));
+        if (this.queue.length === 1) queueMicrotask(() => this.work(batchSize));
       },
       error: (error: unknown) => this.end(asError(error)),
       complete: () =>
@@ -145,9 +169,13 @@ class ProjectionRunner implements Projection {
     });
   }
 
-  private async work(batchSize: number): Promise<void> {
+  private work(batchSize: number): void {
     if (this.working) return;
     this.working = true;
+    this.workDone = this.workThrough(batchSize);
+  }
+
+  private async workThrough(batchSize: number): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const batch = this.queue.splice(0, batchSize);
@@ -166,32 +194,34 @@ class ProjectionRunner implements Projection {
 
   private async apply(batch: StoredEvent[]): Promise<void> {
     const last = batch[batch.length - 1]!.checkpoint;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        if (this.transactional) {
-          const journal = this.journal as SqlJournal;
-          await journal.transaction(async (tx) => {
-            await this.handle(batch, tx);
-            // Only from where this runner started: a second runner of the same name fails here,
-            // and its read model writes roll back with it.
-            await journal.saveCheckpointIn(tx, this.name, last, this.checkpoint);
-          });
-        } else {
-          await this.handle(batch, undefined);
-          await this.journal.saveCheckpoint(this.name, last);
-        }
-        return;
-      } catch (error) {
-        if (TroupeError.is(error, 'ERR_PROJECTION_FAILED')) throw error;
-        if (attempt >= this.maxAttempts || this.stopped) {
-          throw new TroupeError(
-            'ERR_PROJECTION_FAILED',
-            `projection "${this.name}" failed on the batch after ${JSON.stringify(this.checkpoint)} (${attempt} attempts): ${asError(error).message}`,
-            { cause: error, details: { projection: this.name, after: this.checkpoint, attempts: attempt } },
-          );
-        }
-        await new Promise((r) => setTimeout(r, Math.min(this.retryDelayMs * 2 ** (attempt - 1), 5000)));
+    let attempts = 0;
+    const once = async () => {
+      attempts++;
+      if (this.transactional) {
+        const journal = this.journal as SqlJournal;
+        await journal.transaction(async (tx) => {
+          await this.handle(batch, tx);
+          // Only from where this runner started: a second runner of the same name fails here,
+          // and its read model writes roll back with it.
+          await journal.saveCheckpointIn(tx, this.name, last, this.checkpoint);
+        });
+      } else {
+        await this.handle(batch, undefined);
+        await this.journal.saveCheckpoint(this.name, last);
       }
+    };
+    try {
+      await retrying(once, {
+        ...this.retry,
+        retryable: (error) => !TroupeError.is(error, 'ERR_PROJECTION_FAILED') && !this.stopped,
+      });
+    } catch (error) {
+      if (TroupeError.is(error, 'ERR_PROJECTION_FAILED')) throw error;
+      throw new TroupeError(
+        'ERR_PROJECTION_FAILED',
+        `projection "${this.name}" failed on the batch after ${JSON.stringify(this.checkpoint)} (${attempts} attempts): ${asError(error).message}`,
+        { cause: error, details: { projection: this.name, after: this.checkpoint, attempts } },
+      );
     }
   }
 
@@ -203,7 +233,7 @@ class ProjectionRunner implements Projection {
         const ahead = await this.journal.readAll({ after: this.checkpoint, limit: 1 });
         if (ahead.length === 0 && this.queue.length === 0 && !this.working) return;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5, { clock: this.retry.clock });
     }
   }
 
@@ -216,7 +246,7 @@ class ProjectionRunner implements Projection {
 
   async stop(): Promise<void> {
     this.end(undefined);
-    while (this.working) await new Promise((r) => setTimeout(r, 1));
+    await this.workDone;
   }
 
   closed(): Promise<Error | undefined> {

@@ -1,4 +1,5 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { type Clock, exponential, type Random, retrying } from '../runtime/index.js';
 import { type BatchPlan, duplicateKey, type PlannedRow, planBatch, type StreamFacts } from './batch.js';
 import {
   type AppendRequest,
@@ -198,7 +199,7 @@ export async function sqlJournal(driver: SqlDriver, options: SqlJournalOptions =
     await driver.close().catch(() => {});
     throw unavailable('migrations', error);
   }
-  const store = new SqlStore(driver, prefix);
+  const store = new SqlStore(driver, prefix, { clock: resolved.clock, random: resolved.random });
   return new SqlJournalImpl(store, resolved, timescale);
 }
 
@@ -299,8 +300,11 @@ const EVENT_COLUMNS = `stream_id AS stream, version, type, data, metadata, messa
  * serialization failure. The fast path then takes the locked way; the locked way tries again.
  */
 const RACE_CODES = new Set(['23505', '40P01', '40001']);
+const lostRace = (error: unknown) => RACE_CODES.has((error as { code?: string } | null)?.code ?? '');
 /** How often the locked way tries before it reports a conflict. */
 const LOCKED_ATTEMPTS = 5;
+/** Short and fully jittered (0 to 5, 10, 20, 20 ms), so racing writers spread out. */
+const LOCKED_BACKOFF = exponential({ baseMs: 2.5, maxMs: 10, jitter: 1 });
 
 /** The journal's SQL, shared by the Postgres and PGlite adapters. */
 class SqlStore implements JournalStore {
@@ -313,6 +317,8 @@ class SqlStore implements JournalStore {
   constructor(
     readonly driver: SqlDriver,
     private readonly prefix: string,
+    /** The journal's clock and random source, for the waits between tries of the locked way. */
+    private readonly timing: { readonly clock: Clock; readonly random: Random },
   ) {
     this.concurrency = driver.concurrency;
     const t = (name: string) => `${prefix}${name}`;
@@ -346,7 +352,7 @@ class SqlStore implements JournalStore {
             return plan.results;
           }
         } catch (error) {
-          if (!RACE_CODES.has((error as { code?: string }).code ?? '')) throw error;
+          if (!lostRace(error)) throw error;
         }
       }
     }
@@ -378,11 +384,34 @@ class SqlStore implements JournalStore {
     }
   }
 
-  private appendLocked(
-    requests: readonly AppendRequest[],
-    attempt = 1,
-  ): Promise<(AppendResult | TroupeError)[]> {
+  /**
+   * The locked way, tried again after a lost race: a fast-path statement (of another node, or a
+   * hand-written INSERT) took a version between the read and the write, or two writers deadlocked.
+   */
+  private appendLocked(requests: readonly AppendRequest[]): Promise<(AppendResult | TroupeError)[]> {
     const streams = [...new Set(requests.map((r) => r.stream))];
+    let attempts = 0;
+    return retrying(
+      () => {
+        attempts++;
+        return this.appendLockedOnce(requests, streams);
+      },
+      { attempts: LOCKED_ATTEMPTS, backoff: LOCKED_BACKOFF, retryable: lostRace, ...this.timing },
+    ).catch((error: unknown) => {
+      if (!lostRace(error)) throw error;
+      throw new TroupeError(
+        'ERR_JOURNAL_CONFLICT',
+        `other writers kept appending to the streams of this batch (${attempts} attempts)`,
+        { cause: error, details: { streams, attempts } },
+      );
+    });
+  }
+
+  /** One try of the locked way: reads the facts afresh under advisory locks, plans and writes. */
+  private appendLockedOnce(
+    requests: readonly AppendRequest[],
+    streams: readonly string[],
+  ): Promise<(AppendResult | TroupeError)[]> {
     const { events, fences } = this.tables;
     return this.driver
       .transaction(async (tx) => {
@@ -411,26 +440,10 @@ class SqlStore implements JournalStore {
         if (plan.rows.length > 0 || plan.fences.size > 0) await this.write(tx, plan, undefined);
         return { plan, facts };
       })
-      .then(
-        ({ plan, facts }) => {
-          this.remember(plan, facts);
-          return plan.results;
-        },
-        async (error: unknown) => {
-          // A fast-path statement (of another node, or a hand-written INSERT) took a version between
-          // the read and the write, or two writers deadlocked: read the facts again.
-          if (!RACE_CODES.has((error as { code?: string }).code ?? '')) throw error;
-          if (attempt < LOCKED_ATTEMPTS) {
-            await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-            return this.appendLocked(requests, attempt + 1);
-          }
-          throw new TroupeError(
-            'ERR_JOURNAL_CONFLICT',
-            `other writers kept appending to the streams of this batch (${attempt} attempts)`,
-            { cause: error, details: { streams, attempts: attempt } },
-          );
-        },
-      );
+      .then(({ plan, facts }) => {
+        this.remember(plan, facts);
+        return plan.results;
+      });
   }
 
   /**

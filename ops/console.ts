@@ -1,5 +1,5 @@
 import { type Address, invalidOption, parseAddress } from '../protocols/index.js';
-import type { ActorSystem, SystemEvent, TreeNode } from '../runtime/index.js';
+import { type ActorSystem, every, type SystemEvent, type TreeNode } from '../runtime/index.js';
 
 /** Options of {@link renderTree}. */
 export interface RenderTreeOptions {
@@ -374,12 +374,12 @@ export function watchSystem(system: ActorSystem, options: WatchOptions = {}): ()
     write(out);
   };
 
-  let timer: ReturnType<typeof setInterval> | undefined;
+  let stopTimer: (() => void) | undefined;
   let subscription: ReturnType<ActorSystem['events$']['subscribe']> | undefined;
   const stop = (): void => {
     if (stopped) return;
     stopped = true;
-    if (timer !== undefined) clearInterval(timer);
+    stopTimer?.();
     subscription?.unsubscribe();
     frame();
   };
@@ -402,8 +402,8 @@ export function watchSystem(system: ActorSystem, options: WatchOptions = {}): ()
     subscription.unsubscribe();
     return stop;
   }
-  timer = setInterval(frame, intervalMs);
-  timer.unref?.();
+  // On the system's clock, as housekeeping: it never holds the process.
+  stopTimer = every(system.clock, intervalMs, frame);
   frame();
   return stop;
 }

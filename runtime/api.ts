@@ -12,7 +12,9 @@ import type {
   TellSpec,
   TraceContext,
 } from '../protocols/index.js';
+import type { Clock } from './clock.js';
 import type { DeadLetterEvent, PublishedEvent, SystemEvent } from './events.js';
+import type { Random } from './random.js';
 import type { RestartPolicy, RestartType } from './supervision.js';
 
 /** Options of one `ask`. */
@@ -272,6 +274,13 @@ export interface ActorSystem {
   readonly name: string;
   readonly node: string;
   readonly status: SystemStatus;
+  /**
+   * The system's clock (its `clock` option): components that run beside the system (guards, an
+   * agent's steps, the console) take their time from it, so a simulated clock moves them too.
+   */
+  readonly clock: Clock;
+  /** The system's random source (its `random` option), for the same reason. */
+  readonly random: Random;
   /** Every lifecycle event, dead letter and overflow. */
   readonly events$: Observable<SystemEvent>;
   /** The dead letters only. */

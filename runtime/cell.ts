@@ -32,8 +32,8 @@ import type { DeadLetterReason, SystemEvent } from './events.js';
 import { ActorLifecycle, SystemLifecycle } from './lifecycle.js';
 import { Mailbox } from './mailbox.js';
 import { nonNegative, type ResolvedMailbox, resolveMailbox } from './options.js';
+import { backoffDelay } from './retry.js';
 import {
-  backoffDelay,
   type RestartPolicy,
   type RestartType,
   recordRestart,

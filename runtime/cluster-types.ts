@@ -1,5 +1,5 @@
 import type { Behavior } from './api.js';
-import type { Backoff } from './supervision.js';
+import type { Backoff } from './retry.js';
 
 /** What a member says of itself. */
 export type MemberState = 'up' | 'leaving';

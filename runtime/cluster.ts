@@ -12,12 +12,13 @@ import {
 import type { ActorRef, Behavior, MemberInfo } from './api.js';
 import { compiled } from './behavior.js';
 import type { Cell } from './cell.js';
-import type { Clock, TimerHandle } from './clock.js';
+import { type Clock, sleep, type TimerHandle } from './clock.js';
 import type { ClusterStore, MemberState } from './cluster-types.js';
 import type { DeadLetterReason, SystemEvent } from './events.js';
 import { type IngressHost, resolveMessage } from './ingress.js';
 import type { ResolvedKind } from './options.js';
-import { type Backoff, backoffDelay, recordRestart } from './supervision.js';
+import { type Backoff, backoffDelay } from './retry.js';
+import { recordRestart } from './supervision.js';
 
 /** Cluster settings of a node. */
 export interface ClusterSettings {
@@ -784,7 +785,7 @@ export class Cluster {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => this.host.clock.setTimeout(resolve, ms));
+    return sleep(ms, { clock: this.host.clock });
   }
 }
 

@@ -26,7 +26,7 @@ export type {
   TreeNode,
 } from './api.js';
 export { behavior } from './behavior.js';
-export { type Clock, realClock, type TimerHandle } from './clock.js';
+export { type Clock, every, realClock, type SleepOptions, sleep, type TimerHandle } from './clock.js';
 export type {
   ActivationPolicy,
   ClusterStore,
@@ -55,10 +55,15 @@ export {
   removeClusterState,
 } from './nats.js';
 export { type SystemOptions, systemDefaults } from './options.js';
+export { type Random, realRandom, seededRandom } from './random.js';
 export {
   type Backoff,
   backoffDelay,
   exponential,
+  type RetryingOptions,
+  retrying,
+} from './retry.js';
+export {
   type RestartPolicy,
   type RestartType,
   restartPolicyDefaults,

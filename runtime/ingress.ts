@@ -232,7 +232,7 @@ function asTroupeError(error: unknown): TroupeError {
 export async function deliverEnvelope(
   host: IngressHost,
   data: unknown,
-  now = Date.now(),
+  now = host.clock.wallNow(),
 ): Promise<IngressResult> {
   const admitted = admitEnvelope(host, data, now);
   if (!('target' in admitted)) return admitted;

@@ -9,7 +9,9 @@ import {
   TimeoutError,
 } from '@nats-io/transport-node';
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { type Clock, every, realClock, sleep } from './clock.js';
 import type { ClusterStore, MemberState } from './cluster-types.js';
+import { exponential, retrying } from './retry.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
 
 /** Options of {@link natsTransport}. */
@@ -206,7 +208,9 @@ class NatsTransport implements Transport {
   /** Per subject, so one unreachable node does not hold back the others. */
   private readonly held = new Map<string, Held>();
   private heldBytes = 0;
-  private expiry: ReturnType<typeof setInterval> | undefined;
+  private stopExpiry: (() => void) | undefined;
+  /** The system's, once it opens the transport: held frames' deadlines and the waits run on it. */
+  private clock: Clock = realClock;
   private readonly subscriptions: Subscription[] = [];
   private closing = false;
   /** The cluster store's listeners: told when the connection goes down and comes back. */
@@ -240,7 +244,8 @@ class NatsTransport implements Transport {
     }
   }
 
-  async open(cluster: string, node: string, sink: TransportSink): Promise<void> {
+  async open(cluster: string, node: string, sink: TransportSink, clock: Clock): Promise<void> {
+    this.clock = clock;
     this.prefix ??= `troupe.${cluster}`;
     const inbox = this.subject('node', node);
     const replies = this.subject('reply', node);
@@ -282,8 +287,8 @@ class NatsTransport implements Transport {
   async store(cluster: string): Promise<ClusterStore> {
     const names = clusterBuckets(cluster, this.prefix);
     const kvm = new Kvm(this.nc);
-    const members = await createBucket(kvm, names.members, { history: 1, ttl: 60_000 });
-    const leases = await createBucket(kvm, names.leases, { history: 1 });
+    const members = await createBucket(kvm, names.members, { history: 1, ttl: 60_000 }, this.clock);
+    const leases = await createBucket(kvm, names.leases, { history: 1 }, this.clock);
     return new KvStore(members, leases, this.statusListeners);
   }
 
@@ -338,15 +343,12 @@ class NatsTransport implements Transport {
     }
     let held = this.held.get(subject);
     if (held === undefined) {
-      held = { frames: [], since: Date.now(), replaying: false };
+      held = { frames: [], since: this.clock.wallNow(), replaying: false };
       this.held.set(subject, held);
     }
     held.frames.push(frame);
     this.heldBytes += size;
-    if (this.expiry === undefined) {
-      this.expiry = setInterval(() => this.expire(), 100);
-      this.expiry.unref?.();
-    }
+    this.stopExpiry ??= every(this.clock, 100, () => this.expire());
     if (this.up) void this.replay(subject);
   }
 
@@ -370,33 +372,33 @@ class NatsTransport implements Transport {
             error instanceof RequestError ? error.isNoResponders() : error instanceof NoRespondersError;
           if (noResponders) {
             // Nobody there yet: wait, unless the frame has expired by now.
-            if (this.expired(frame, held, Date.now())) {
+            if (this.expired(frame, held, this.clock.wallNow())) {
               held.frames.shift();
               this.heldBytes -= frame.bytes.length;
-              held.since = Date.now();
+              held.since = this.clock.wallNow();
               frame.fail(this.notDelivered(subject));
               continue;
             }
-            await new Promise((r) => setTimeout(r, 100));
+            await sleep(100, { clock: this.clock });
             continue;
           }
           // A timeout: someone subscribes but did not answer in time; the frame went out.
           if (!(error instanceof TimeoutError) && !(error instanceof RequestError)) {
             this.up = !this.nc.isClosed() && this.up;
-            await new Promise((r) => setTimeout(r, 100));
+            await sleep(100, { clock: this.clock });
             continue;
           }
         }
         if (held.frames[0] === frame) {
           held.frames.shift();
           this.heldBytes -= frame.bytes.length;
-          held.since = Date.now();
+          held.since = this.clock.wallNow();
         }
       }
     } finally {
       held.replaying = false;
       if (held.frames.length === 0 && this.held.get(subject) === held) this.held.delete(subject);
-      if (this.held.size === 0) this.stopExpiry();
+      if (this.held.size === 0) this.endExpiry();
     }
   }
 
@@ -405,7 +407,7 @@ class NatsTransport implements Transport {
    * longer than `replayTimeoutMs`.
    */
   private expire(): void {
-    const now = Date.now();
+    const now = this.clock.wallNow();
     for (const [subject, held] of this.held) {
       for (let i = 0; i < held.frames.length; i++) {
         const frame = held.frames[i]!;
@@ -417,7 +419,7 @@ class NatsTransport implements Transport {
       }
       if (held.frames.length === 0 && !held.replaying) this.held.delete(subject);
     }
-    if (this.held.size === 0) this.stopExpiry();
+    if (this.held.size === 0) this.endExpiry();
   }
 
   private expired(frame: Frame, held: Held, now: number): boolean {
@@ -430,15 +432,15 @@ class NatsTransport implements Transport {
     });
   }
 
-  private stopExpiry(): void {
-    if (this.expiry !== undefined) clearInterval(this.expiry);
-    this.expiry = undefined;
+  private endExpiry(): void {
+    this.stopExpiry?.();
+    this.stopExpiry = undefined;
   }
 
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    this.stopExpiry();
+    this.endExpiry();
     for (const held of this.held.values()) {
       for (const frame of held.frames.splice(0)) {
         frame.fail(
@@ -562,14 +564,18 @@ class KvStore implements ClusterStore {
  * the server may refuse the loser while the winner's stream is still being set up ("subjects
  * overlap with an existing stream"); a moment later the same call binds to the finished bucket.
  */
-async function createBucket(kvm: Kvm, name: string, options: Parameters<Kvm['create']>[1]): Promise<KV> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await kvm.create(name, options);
-    } catch (error) {
-      const message = String((error as Error)?.message ?? '');
-      if (attempt >= 5 || !/overlap|already in use/i.test(message)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-    }
-  }
+function createBucket(
+  kvm: Kvm,
+  name: string,
+  options: Parameters<Kvm['create']>[1],
+  clock: Clock,
+): Promise<KV> {
+  return retrying(() => kvm.create(name, options), {
+    attempts: 5,
+    backoff: BUCKET_BACKOFF,
+    retryable: (error) => /overlap|already in use/i.test(String((error as Error)?.message ?? '')),
+    clock,
+  });
 }
+
+const BUCKET_BACKOFF = exponential({ baseMs: 50, maxMs: 400 });

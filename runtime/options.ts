@@ -2,13 +2,9 @@ import { invalidOption } from '../protocols/index.js';
 import type { Behavior, MailboxOptions } from './api.js';
 import { type Clock, realClock } from './clock.js';
 import type { ActivationPolicy, KindOptions } from './cluster-types.js';
-import {
-  type Backoff,
-  type RestartPolicy,
-  resolveBackoff,
-  resolveRestartPolicy,
-  restartPolicyDefaults,
-} from './supervision.js';
+import { type Random, realRandom } from './random.js';
+import { type Backoff, resolveBackoff } from './retry.js';
+import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision.js';
 import type { Transport } from './transport.js';
 
 /** Options of `createSystem`. Every one has a default; see {@link systemDefaults}. */
@@ -17,10 +13,17 @@ export interface SystemOptions {
   readonly name?: string;
   /** This node's id in addresses. Defaults to `local`. */
   readonly node?: string;
-  /** Time source for timers, ask timeouts, restart windows and backoff. Defaults to the real clock. */
+  /**
+   * Time for everything the system and what runs in it waits on: timers, ask timeouts and envelope
+   * deadlines, restart windows and backoff, heartbeats and failure detection, the transport's waits.
+   * Defaults to the real clock.
+   */
   readonly clock?: Clock;
-  /** Random source for backoff jitter. Defaults to `Math.random`. */
-  readonly random?: () => number;
+  /**
+   * Random source for backoff jitter and the ids a node draws; `seededRandom(seed)` makes them
+   * repeatable. Defaults to `Math.random`.
+   */
+  readonly random?: Random;
   /** Default mailbox for every actor. Defaults to capacity 10,000 and policy `reject`. */
   readonly mailbox?: MailboxOptions;
   /** Default ask timeout. Defaults to 5000 ms. */
@@ -76,7 +79,7 @@ export interface ResolvedSystemOptions {
   readonly name: string;
   readonly node: string;
   readonly clock: Clock;
-  readonly random: () => number;
+  readonly random: Random;
   readonly mailbox: ResolvedMailbox;
   readonly askTimeoutMs: number;
   readonly throughput: number;
@@ -138,7 +141,7 @@ export const systemDefaults: ResolvedSystemOptions = {
   name: 'troupe',
   node: 'local',
   clock: realClock,
-  random: Math.random,
+  random: realRandom,
   mailbox: { capacity: 10_000, overflow: 'reject' },
   askTimeoutMs: 5000,
   throughput: 64,
@@ -305,9 +308,10 @@ function checkClock(clock: unknown): void {
     typeof c !== 'object' ||
     c === null ||
     typeof c.now !== 'function' ||
+    typeof c.wallNow !== 'function' ||
     typeof c.setTimeout !== 'function'
   ) {
-    throw invalidOption('clock', 'must have now() and setTimeout()', clock);
+    throw invalidOption('clock', 'must have now(), wallNow() and setTimeout()', clock);
   }
 }
 

@@ -58,6 +58,7 @@ export interface RouterHost extends IngressHost {
   readonly name: string;
   readonly node: string;
   readonly clock: Clock;
+  readonly random: () => number;
   readonly devChecks: boolean;
   readonly timeouts: TimeoutQueue;
   readonly state: SystemLifecycle;
@@ -118,13 +119,19 @@ export class Router implements TransportSink, Responder {
     readonly transport: Transport,
     private readonly limits: WireLimits,
   ) {
-    this.idPrefix = `${host.node}.${Date.now().toString(36)}.`;
+    // Unique to this incarnation of the node, so a reply meant for an ask of an earlier one cannot
+    // match an ask of this one: its start time (wall clock), and a few random digits for two
+    // incarnations within one millisecond (a simulated clock need not move between them).
+    const incarnation = Math.floor(host.random() * 36 ** 3)
+      .toString(36)
+      .padStart(3, '0');
+    this.idPrefix = `${host.node}.${host.clock.wallNow().toString(36)}${incarnation}.`;
     this.replyAddress = formatAddress({ system: host.name, node: host.node, path: '' });
     this.namedPrefix = `troupe://${host.name}/@`;
   }
 
   open(): Promise<void> {
-    return this.transport.open(this.host.name, this.host.node, this);
+    return this.transport.open(this.host.name, this.host.node, this, this.host.clock);
   }
 
   async close(): Promise<void> {
@@ -267,7 +274,7 @@ export class Router implements TransportSink, Responder {
         body,
         correlationId: id,
         replyTo: this.replyAddress,
-        deadline: Date.now() + timeoutMs,
+        deadline: host.clock.wallNow() + timeoutMs,
         ...(trace === undefined ? {} : { trace }),
         ...(fence === undefined ? {} : { fence }),
       };
@@ -451,7 +458,7 @@ export class Router implements TransportSink, Responder {
 
   /** Delivers arrivals in order; one whose schema answers asynchronously holds back the rest. */
   private deliverAll(items: readonly unknown[], from: number): void {
-    const now = Date.now();
+    const now = this.host.clock.wallNow();
     for (let i = from; i < items.length; i++) {
       if (this.routeNamed(items[i])) continue;
       const admitted = this.admitKnown(items[i], now) ?? admitEnvelope(this.host, items[i], now);

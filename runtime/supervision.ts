@@ -1,4 +1,5 @@
 import { invalidOption } from '../protocols/index.js';
+import { type Backoff, resolveBackoff } from './retry.js';
 
 /**
  * When a supervisor restarts a child (OTP restart types):
@@ -8,14 +9,6 @@ export type RestartType = 'permanent' | 'transient' | 'temporary';
 
 /** Which children restart when one fails (OTP strategies). */
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
-
-/** Exponential backoff between restarts: `baseMs * 2^(n-1)` capped at `maxMs`, ± `jitter` (a fraction). */
-export interface Backoff {
-  readonly baseMs: number;
-  readonly maxMs: number;
-  /** 0 for none; 0.2 spreads each delay by ±20%. */
-  readonly jitter: number;
-}
 
 /** How an actor supervises its children. Policies are data. */
 export interface RestartPolicy {
@@ -34,15 +27,6 @@ export const restartPolicyDefaults: RestartPolicy = {
   periodMs: 10_000,
   backoff: undefined,
 };
-
-/**
- * Builds a {@link Backoff}. `jitter: true` means ±20%.
- * @example `backoff: exponential({ baseMs: 10, maxMs: 1000, jitter: true })`
- */
-export function exponential(options: { baseMs: number; maxMs: number; jitter?: boolean | number }): Backoff {
-  const jitter = options.jitter === true ? 0.2 : options.jitter === false ? 0 : (options.jitter ?? 0);
-  return resolveBackoff({ baseMs: options.baseMs, maxMs: options.maxMs, jitter }, 'backoff');
-}
 
 const STRATEGIES: readonly Strategy[] = ['one_for_one', 'one_for_all', 'rest_for_one'];
 const RESTART_TYPES: readonly RestartType[] = ['permanent', 'transient', 'temporary'];
@@ -86,21 +70,6 @@ export function resolveRestartType(value: unknown, where = 'restart'): RestartTy
   return value as RestartType;
 }
 
-/** @throws TroupeError `ERR_INVALID_OPTION` naming `where` for a bad backoff. */
-export function resolveBackoff(backoff: Backoff, where: string): Backoff {
-  if (typeof backoff !== 'object' || backoff === null)
-    throw invalidOption(where, 'must be an object', backoff);
-  if (!Number.isFinite(backoff.baseMs) || backoff.baseMs < 0)
-    throw invalidOption(`${where}.baseMs`, 'must be >= 0', backoff.baseMs);
-  if (!Number.isFinite(backoff.maxMs) || backoff.maxMs < backoff.baseMs) {
-    throw invalidOption(`${where}.maxMs`, 'must be >= baseMs', backoff.maxMs);
-  }
-  if (!Number.isFinite(backoff.jitter) || backoff.jitter < 0 || backoff.jitter > 1) {
-    throw invalidOption(`${where}.jitter`, 'must be between 0 and 1', backoff.jitter);
-  }
-  return { baseMs: backoff.baseMs, maxMs: backoff.maxMs, jitter: backoff.jitter };
-}
-
 /**
  * Records restarts and answers whether one more stays within the intensity (OTP's rule: keep restarts
  * at or after `now - periodMs`; more than `intensity` of them means the supervisor gives up).
@@ -116,13 +85,4 @@ export function recordRestart(
   if (keep > 0) log.splice(0, keep);
   log.push(now);
   return log.length <= policy.intensity;
-}
-
-/** The delay before restart number `n` (1-based, within the window) under `backoff`. */
-export function backoffDelay(backoff: Backoff | undefined, n: number, random: () => number): number {
-  if (backoff === undefined) return 0;
-  const raw = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, n - 1));
-  if (backoff.jitter === 0) return raw;
-  const spread = raw * backoff.jitter;
-  return Math.max(0, Math.round(raw - spread + random() * 2 * spread));
 }

@@ -476,6 +476,9 @@ class ActorSystemImpl implements Host, ClusterHost {
     // Microtasks give the lowest latency, but a long chain of them starves I/O: past one time slice
     // without a macrotask turn, the dispatcher runs from setImmediate instead. Time is read on the
     // first schedule of a burst and then every 32nd, which is enough to notice a slice has passed.
+    // Real time (performance.now, setImmediate), not the injected clock: the slice bounds how long
+    // this process keeps Node's event loop from its I/O, which only real time measures (a simulated
+    // clock would never end one); it orders nothing a test or a simulation observes.
     if (this.burstStart === 0) {
       this.burstStart = performance.now();
       this.burstSchedules = 0;

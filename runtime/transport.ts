@@ -1,4 +1,5 @@
 import { TroupeError } from '../protocols/index.js';
+import type { Clock } from './clock.js';
 import type { ClusterStore, MemberState } from './cluster-types.js';
 
 /**
@@ -28,8 +29,12 @@ export interface TransportSink {
 export interface Transport {
   /** A name for errors and logs, e.g. `nats` or `in-process`. */
   readonly kind: string;
-  /** Starts receiving as `node` of `cluster`. Called once by the system that owns the transport. */
-  open(cluster: string, node: string, sink: TransportSink): Promise<void>;
+  /**
+   * Starts receiving as `node` of `cluster`. Called once by the system that owns the transport, with
+   * the system's clock: frame deadlines are judged and the transport's own waits (replays, retries)
+   * run on it.
+   */
+  open(cluster: string, node: string, sink: TransportSink, clock: Clock): Promise<void>;
   /**
    * Sends a frame to a node's inbox or reply channel. Never throws: a frame that cannot be sent,
    * now or later, is failed through `frame.fail`.

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import { asError, invalidOption, TroupeError } from '../protocols/index.js';
+import { type Clock, realClock } from '../runtime/index.js';
 import { type BreakerState, checkSink, type EventSink, publishGuardEvent } from './events.js';
 
 /** Options of {@link breaker}. */
@@ -26,6 +27,12 @@ export interface BreakerOptions {
    * `breaker-transition` events; a listener that throws is a `breaker-listener-failed` event there.
    */
   readonly system?: EventSink;
+  /**
+   * Time for the statistics window. Defaults to the system's clock, else the real one. The wait from
+   * open to half-open (`resetTimeoutMs`) is opossum's own timer, on real time: opossum has no way to
+   * inject a clock or to move to half-open from outside.
+   */
+  readonly clock?: Clock;
   /** Called on every transition. Without `system`, a throw is written to the console. */
   readonly onTransition?: (from: BreakerState, to: BreakerState) => void;
 }
@@ -89,6 +96,7 @@ export function breaker(options: BreakerOptions): Breaker {
     isFailure,
     system,
     onTransition,
+    clock = system?.clock ?? realClock,
   } = options;
   if (typeof name !== 'string' || name === '')
     throw invalidOption('name', 'must be a non-empty string', name);
@@ -105,6 +113,7 @@ export function breaker(options: BreakerOptions): Breaker {
   checkSink(system);
   if (onTransition !== undefined && typeof onTransition !== 'function')
     throw invalidOption('onTransition', 'must be a function', onTransition);
+  if (typeof clock?.now !== 'function') throw invalidOption('clock', 'must be a clock', clock);
   const created: Breaker = new BreakerImpl(
     name,
     {
@@ -125,6 +134,7 @@ export function breaker(options: BreakerOptions): Breaker {
     },
     system,
     onTransition,
+    clock,
   );
   return created;
 }
@@ -161,14 +171,16 @@ class BreakerImpl implements Breaker {
   /** Turns opossum's statistics window on 'rotate', instead of an interval timer per breaker. */
   private readonly window = new EventEmitter();
   private readonly bucketMs: number;
-  private lastTurn = Date.now();
+  private lastTurn: number;
 
   constructor(
     readonly name: string,
     options: CircuitBreaker.Options,
     private readonly system: EventSink | undefined,
     private readonly onTransition: ((from: BreakerState, to: BreakerState) => void) | undefined,
+    private readonly clock: Clock,
   ) {
+    this.lastTurn = clock.now();
     this.bucketMs = Math.max(1, Math.floor((options.rollingCountTimeout ?? 10_000) / BUCKETS));
     this.circuit = new CircuitBreaker(
       (call: Call, _signal: AbortSignal | undefined) => Promise.resolve(call()),
@@ -210,7 +222,7 @@ class BreakerImpl implements Breaker {
    * call ends, so they are at most that call's duration stale, and no timer runs per breaker.
    */
   private turnWindow(): void {
-    const turns = Math.floor((Date.now() - this.lastTurn) / this.bucketMs);
+    const turns = Math.floor((this.clock.now() - this.lastTurn) / this.bucketMs);
     if (turns === 0) return;
     this.lastTurn += turns * this.bucketMs;
     for (let i = 0; i < Math.min(turns, BUCKETS); i++) this.window.emit('rotate');

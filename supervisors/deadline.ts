@@ -1,4 +1,5 @@
 import type { TroupeError } from '../protocols/index.js';
+import { type Clock, realClock } from '../runtime/index.js';
 
 /** Options of {@link withDeadline}. */
 export interface DeadlineOptions {
@@ -8,6 +9,8 @@ export interface DeadlineOptions {
   readonly signal?: AbortSignal | undefined;
   /** The error the work ends with at the deadline (an `ERR_CALL_TIMEOUT` naming the call). */
   readonly timeout: () => TroupeError;
+  /** The clock the deadline runs on. Defaults to the real clock. */
+  readonly clock?: Clock | undefined;
 }
 
 /**
@@ -41,7 +44,9 @@ export async function withDeadline<T>(
     controller.abort(reason);
     stop(reason);
   };
-  const timer = setTimeout(() => abort(options.timeout()), timeoutMs);
+  const timer = (options.clock ?? realClock).setTimeout(() => abort(options.timeout()), timeoutMs);
+  // The caller awaits what the deadline settles: it holds the process, as a Node timer would.
+  timer.keepAlive?.(true);
   const onCallerAbort = () => abort(signal?.reason);
   signal?.addEventListener('abort', onCallerAbort, { once: true });
   try {
@@ -53,7 +58,7 @@ export async function withDeadline<T>(
     controller.abort();
     throw error;
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
     signal?.removeEventListener('abort', onCallerAbort);
   }
 }

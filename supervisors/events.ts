@@ -4,7 +4,7 @@
  * given a `system` publishes them with `system.publish`.
  */
 import { invalidOption } from '../protocols/index.js';
-import type { ActorSystem, PublishedEvent, SystemEventOf } from '../runtime/index.js';
+import type { ActorSystem, Clock, PublishedEvent, Random, SystemEventOf } from '../runtime/index.js';
 
 /** The states of a circuit breaker. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -58,7 +58,10 @@ export type BulkheadRejectedEvent = SystemEventOf<'bulkhead-rejected'>;
 export type BudgetExhaustedEvent = SystemEventOf<'budget-exhausted'>;
 
 /** Where a guard publishes its events: an actor system (or anything with its `publish`). */
-export type EventSink = Pick<ActorSystem, 'publish'>;
+export type EventSink = Pick<ActorSystem, 'publish'> & {
+  readonly clock?: Clock;
+  readonly random?: Random;
+};
 
 /**
  * Checks a guard's `system` option.

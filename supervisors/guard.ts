@@ -1,9 +1,10 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { type Clock, type Random, type RetryingOptions, retrying } from '../runtime/index.js';
 import { type Breaker, type BreakerOptions, breaker, refusedBeforeCall } from './breaker.js';
 import { type Bulkhead, type BulkheadOptions, bulkhead } from './bulkhead.js';
 import { withDeadline } from './deadline.js';
 import type { EventSink } from './events.js';
-import { type RetryOptions, type RetryPolicy, retryAfter, retryPolicy } from './retry.js';
+import { type RetryOptions, retryPolicy } from './retry.js';
 
 /** Options of {@link guard}. */
 export interface GuardOptions {
@@ -22,9 +23,22 @@ export interface GuardOptions {
   readonly retry?: Omit<RetryOptions, 'signal' | 'idempotent'> | false;
   /** The deadline of each attempt, in ms: its AbortSignal aborts with `ERR_CALL_TIMEOUT`. Defaults to none. */
   readonly timeoutMs?: number;
-  /** Where the breaker publishes its transitions, and the bulkhead its refusals (an actor system). */
-  readonly system?: EventSink;
+  /**
+   * Where the breaker publishes its transitions (an actor system). The guard also takes its clock and
+   * random source from it, unless given its own.
+   */
+  readonly system?: GuardSystem;
+  /**
+   * Time for the breaker's window, the deadlines and the waits between retries. Defaults to the
+   * system's clock, else the real one.
+   */
+  readonly clock?: Clock;
+  /** Jitter of the retries' backoff. Defaults to the system's random source, else `Math.random`. */
+  readonly random?: Random;
 }
+
+/** What a guard needs of an actor system: where to publish, and (optionally) its clock and random source. */
+export type GuardSystem = EventSink;
 
 /** Options of one guarded call. */
 export interface GuardCallOptions {
@@ -68,6 +82,8 @@ export function guard(options: GuardOptions): Guard {
   if (typeof options !== 'object' || options === null)
     throw invalidOption('options', 'must be an object', options);
   const { name, timeoutMs, system } = options;
+  const clock = options.clock ?? system?.clock;
+  const random = options.random ?? system?.random;
   if (typeof name !== 'string' || name === '')
     throw invalidOption('name', 'must be a non-empty string', name);
   if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0))
@@ -77,7 +93,12 @@ export function guard(options: GuardOptions): Guard {
       ? undefined
       : isBreaker(options.breaker)
         ? options.breaker
-        : breaker({ ...options.breaker, name, ...(system === undefined ? {} : { system }) });
+        : breaker({
+            ...(clock === undefined ? {} : { clock }),
+            ...options.breaker,
+            name,
+            ...(system === undefined ? {} : { system }),
+          });
   const theBulkhead =
     options.bulkhead === undefined || options.bulkhead === false
       ? undefined
@@ -87,7 +108,15 @@ export function guard(options: GuardOptions): Guard {
   const retryOptions = options.retry === false ? undefined : (options.retry ?? {});
   if (retryOptions !== undefined && (typeof retryOptions !== 'object' || retryOptions === null))
     throw invalidOption('retry', 'must be retry options or false', retryOptions);
-  return new GuardImpl(name, theBreaker, theBulkhead, retryOptions, timeoutMs);
+  const timing = { ...(clock === undefined ? {} : { clock }), ...(random === undefined ? {} : { random }) };
+  return new GuardImpl(
+    name,
+    theBreaker,
+    theBulkhead,
+    retryOptions === undefined ? undefined : { ...timing, ...retryOptions },
+    timeoutMs,
+    clock,
+  );
 }
 
 function isBreaker(value: unknown): value is Breaker {
@@ -100,7 +129,7 @@ function isBulkhead(value: unknown): value is Bulkhead {
 
 class GuardImpl implements Guard {
   /** The retry policy of calls that are not idempotent, and of those that are. */
-  private readonly policies: readonly [RetryPolicy, RetryPolicy] | undefined;
+  private readonly policies: readonly [RetryingOptions, RetryingOptions] | undefined;
 
   constructor(
     readonly name: string,
@@ -108,6 +137,7 @@ class GuardImpl implements Guard {
     readonly bulkhead: Bulkhead | undefined,
     retryOptions: Omit<RetryOptions, 'signal' | 'idempotent'> | undefined,
     private readonly timeoutMs: number | undefined,
+    private readonly clock: Clock | undefined,
   ) {
     if (retryOptions === undefined) return;
     const userRetryable = retryOptions.retryable;
@@ -123,19 +153,10 @@ class GuardImpl implements Guard {
 
   call<T>(call: (signal: AbortSignal) => PromiseLike<T>, options?: GuardCallOptions): Promise<T> {
     const signal = options?.signal;
-    const first = this.attempt(call, signal);
-    if (this.policies === undefined) return first;
-    // The first attempt goes without any retry machinery; only a failure sets it up.
-    return first.then(undefined, (error: unknown) => {
-      if (signal?.aborted === true && error === signal.reason) throw error;
-      const base = this.policies![options?.idempotent === true ? 1 : 0];
-      return retryAfter(
-        error,
-        1,
-        () => this.attempt(call, signal),
-        signal === undefined ? base : { ...base, signal },
-      );
-    });
+    if (this.policies === undefined) return this.attempt(call, signal);
+    const policy = this.policies[options?.idempotent === true ? 1 : 0];
+    // The caller's abort ends the retries: the wait for the next attempt rejects with its reason.
+    return retrying(() => this.attempt(call, signal), signal === undefined ? policy : { ...policy, signal });
   }
 
   /** One attempt: a bulkhead slot, then the breaker, then the call under its deadline. */
@@ -166,6 +187,7 @@ class GuardImpl implements Guard {
     return withDeadline(call, {
       timeoutMs,
       signal: outer,
+      clock: this.clock,
       timeout: () =>
         new TroupeError('ERR_CALL_TIMEOUT', `"${this.name}" ran past its deadline of ${timeoutMs} ms`, {
           details: { call: this.name, timeoutMs },

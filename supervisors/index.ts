@@ -3,6 +3,9 @@
  * the guards of calls out of the process: circuit breakers, bulkheads, retries, deadlines, budgets.
  * @packageDocumentation
  */
+
+// `sleep` is the runtime's; it is still exported here, where earlier versions had it.
+export { sleep } from '../runtime/index.js';
 export { type Breaker, type BreakerOptions, breaker, breakerDefaults } from './breaker.js';
 export {
   type BudgetLimits,
@@ -24,7 +27,7 @@ export type {
   EventSink,
 } from './events.js';
 export { type Guard, type GuardCallOptions, type GuardOptions, guard } from './guard.js';
-export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults, sleep } from './retry.js';
+export { notSent, parseRetryAfter, type RetryOptions, retry, retryDefaults } from './retry.js';
 export {
   type ChildInfo,
   type ChildSpec,

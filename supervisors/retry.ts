@@ -1,5 +1,14 @@
 import { invalidOption, TroupeError } from '../protocols/index.js';
-import { type Backoff, backoffDelay, type Clock, exponential, realClock } from '../runtime/index.js';
+import {
+  type Backoff,
+  type Clock,
+  exponential,
+  type Random,
+  type RetryingOptions,
+  realClock,
+  realRandom,
+  retrying,
+} from '../runtime/index.js';
 import { refusedBeforeCall } from './breaker.js';
 
 /** Options of {@link retry}. */
@@ -24,6 +33,8 @@ export interface RetryOptions {
   readonly signal?: AbortSignal;
   /** Time for the delays. Defaults to the real clock. */
   readonly clock?: Clock;
+  /** Jitter of the backoff. Defaults to `Math.random`. */
+  readonly random?: Random;
 }
 
 /** The defaults of {@link RetryOptions}. */
@@ -61,10 +72,13 @@ function retryAfterOf(error: unknown): number {
 
 /**
  * Parses an HTTP `Retry-After` header (seconds, or an HTTP date) into milliseconds from `now`;
- * undefined when it is absent or unreadable.
+ * undefined when it is absent or unreadable. `now` is wall-clock epoch ms (defaults to the real clock's).
  * @example `parseRetryAfter('2') === 2000`
  */
-export function parseRetryAfter(header: string | null | undefined, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  header: string | null | undefined,
+  now = realClock.wallNow(),
+): number | undefined {
   if (header === null || header === undefined) return undefined;
   const text = header.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
@@ -75,7 +89,8 @@ export function parseRetryAfter(header: string | null | undefined, now = Date.no
 /**
  * Calls `call` until it succeeds, up to `attempts` times, waiting between attempts by `backoff`, or
  * longer when the error asks for it (`Retry-After`). A call that is not `idempotent` is tried again
- * only after an error that says nothing was sent. The last error is thrown as it is.
+ * only after an error that says nothing was sent. The last error is thrown as it is. The loop is the
+ * runtime's `retrying`.
  *
  * @throws TroupeError `ERR_INVALID_OPTION` for bad options (rejected); otherwise the call's last
  * error, or the signal's reason when it aborts during a wait.
@@ -88,38 +103,21 @@ export function retry<T>(
   call: (attempt: number) => PromiseLike<T> | T,
   options: RetryOptions = {},
 ): Promise<T> {
-  let policy: RetryPolicy;
+  let policy: RetryingOptions;
   try {
     policy = retryPolicy(options);
   } catch (error) {
     return Promise.reject(error);
   }
-  if (policy.signal?.aborted) return Promise.reject(policy.signal.reason);
-  let first: Promise<T>;
-  try {
-    first = Promise.resolve(call(1));
-  } catch (error) {
-    first = Promise.reject(error);
-  }
-  return first.then(undefined, (error: unknown) => retryAfter(error, 1, call, policy));
-}
-
-/** Checked {@link RetryOptions} with the defaults filled in. */
-export interface RetryPolicy {
-  readonly attempts: number;
-  readonly backoff: Backoff;
-  readonly idempotent: boolean;
-  readonly retryable: ((error: unknown) => boolean) | undefined;
-  readonly maxRetryAfterMs: number;
-  readonly signal: AbortSignal | undefined;
-  readonly clock: Clock;
+  return retrying(call, policy);
 }
 
 /**
- * Checks retry options once, for callers that retry many calls with the same options.
+ * Checks retry options once, for callers that retry many calls with the same options, and turns
+ * them into the runtime's retry policy.
  * @throws TroupeError `ERR_INVALID_OPTION` for a bad option.
  */
-export function retryPolicy(options: RetryOptions): RetryPolicy {
+export function retryPolicy(options: RetryOptions): RetryingOptions {
   const {
     attempts = retryDefaults.attempts,
     backoff = retryDefaults.backoff,
@@ -128,67 +126,25 @@ export function retryPolicy(options: RetryOptions): RetryPolicy {
     maxRetryAfterMs = retryDefaults.maxRetryAfterMs,
     signal,
     clock = realClock,
+    random = realRandom,
   } = options;
   if (!Number.isInteger(attempts) || attempts < 1)
     throw invalidOption('attempts', 'must be a positive integer', attempts);
   if (retryable !== undefined && typeof retryable !== 'function')
     throw invalidOption('retryable', 'must be a function', retryable);
-  // setTimeout cannot wait longer than 2^31 - 1 ms.
+  // Bounded by Node's longest single timer (about 24.8 days): no sane Retry-After asks for more.
   if (!(maxRetryAfterMs >= 0 && maxRetryAfterMs <= 2 ** 31 - 1))
     throw invalidOption('maxRetryAfterMs', 'must be from 0 to 2147483647', maxRetryAfterMs);
-  return { attempts, backoff, idempotent, retryable, maxRetryAfterMs, signal, clock };
-}
-
-/**
- * Goes on after attempt `failed` failed with `error`: throws it when it may not or need not be tried
- * again, else waits (backoff, or what the error asks for) and tries the next attempt, and so on.
- * The first attempt is the caller's own, so a call that succeeds at once costs no async function.
- */
-export async function retryAfter<T>(
-  error: unknown,
-  failed: number,
-  call: (attempt: number) => PromiseLike<T> | T,
-  policy: RetryPolicy,
-): Promise<T> {
-  const { attempts, backoff, idempotent, retryable, maxRetryAfterMs, signal, clock } = policy;
-  for (let attempt = failed + 1; ; attempt++) {
-    const asked = retryAfterOf(error);
-    const again =
-      attempt <= attempts &&
-      asked <= maxRetryAfterMs &&
+  return {
+    attempts,
+    backoff,
+    retryable: (error) =>
+      retryAfterOf(error) <= maxRetryAfterMs &&
       (idempotent || notSent(error)) &&
-      (retryable === undefined || retryable(error));
-    if (!again) throw error;
-    await sleep(Math.max(backoffDelay(backoff, attempt - 1, Math.random), asked), signal, clock);
-    if (signal?.aborted) throw signal.reason;
-    try {
-      return await call(attempt);
-    } catch (next) {
-      error = next;
-    }
-  }
-}
-
-/**
- * Resolves after `ms` on `clock` (the real one by default), or rejects with the signal's reason as
- * soon as it aborts.
- */
-export function sleep(ms: number, signal?: AbortSignal, clock: Clock = realClock): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      timer.cancel();
-      reject(signal!.reason);
-    };
-    const timer = clock.setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    // Someone awaits this sleep: Node must not exit under it.
-    timer.keepAlive?.(true);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+      (retryable === undefined || retryable(error)),
+    waitAtLeastMs: retryAfterOf,
+    signal,
+    clock,
+    random,
+  };
 }

@@ -89,8 +89,8 @@ afterEach(async () => {
   systems = [];
 });
 
-function makeSystem(): ActorSystem {
-  const system = createSystem({ name: 'ops', clock: new SimulatedClock(), deadLetterLog: () => {} });
+function makeSystem(clock = new SimulatedClock()): ActorSystem {
+  const system = createSystem({ name: 'ops', clock, deadLetterLog: () => {} });
   systems.push(system);
   return system;
 }
@@ -120,17 +120,21 @@ describe('watchSystem', () => {
   });
 
   it('ends by itself with a last frame when the system stops, keeping the last live tree', async () => {
-    const system = makeSystem();
+    const clock = new SimulatedClock();
+    const system = makeSystem(clock);
     const frames: string[] = [];
     watchSystem(system, { write: (t) => frames.push(t), intervalMs: 5 });
     system.spawn(probe, { name: 'solo' });
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await settle(system);
+    // The redraws run on the system's clock: one frame at the start, then one every 5 ms.
+    await clock.advance(30);
+    expect(frames).toHaveLength(7);
     await system.close();
     const last = frames.at(-1)!;
     expect(last).toMatch(/troupe · ops\s+·\s+stopped/);
     expect(last).toContain('solo');
     const count = frames.length;
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await clock.advance(30);
     expect(frames).toHaveLength(count);
     // Watching a stopped system draws one frame and ends.
     const late: string[] = [];

@@ -12,6 +12,7 @@ import {
   restartChild,
   type SupervisorRef,
   type SystemEvent,
+  sleep,
   startChild,
   supervisor,
   TroupeError,
@@ -57,9 +58,10 @@ function probe(
       },
       ping: () => `pong from ${name}`,
     },
-    preStart: async () => {
+    preStart: async (ctx) => {
       log.push(`start ${name}`);
-      if (hooks.startMs !== undefined) await new Promise((r) => setTimeout(r, hooks.startMs));
+      // A start that takes time, on the system's (simulated) clock.
+      if (hooks.startMs !== undefined) await sleep(hooks.startMs, { clock: ctx.system.clock });
       if (hooks.failStart === true) throw new Error(`${name} cannot start`);
       log.push(`started ${name}`);
     },
@@ -83,7 +85,8 @@ function gate(): { promise: Promise<void>; open: () => void } {
 describe('supervisor', () => {
   it('starts children in order, each after the previous one started, and stops them in reverse', async () => {
     const log: string[] = [];
-    const { system } = makeSystem();
+    const clock = new SimulatedClock();
+    const { system } = makeSystem(clock);
     system.spawn(
       supervisor({
         children: [
@@ -94,6 +97,9 @@ describe('supervisor', () => {
       }),
       { name: 'sup' },
     );
+    await clock.advance(15);
+    expect(log).toEqual(['start a', 'started a', 'start b']);
+    await clock.advance(5);
     await settle(system);
     expect(log).toEqual(['start a', 'started a', 'start b', 'started b', 'start c', 'started c']);
     log.length = 0;

@@ -7,28 +7,46 @@ interface Pending {
   cancelled: boolean;
 }
 
+/** Where a {@link SimulatedClock} starts. */
+export interface SimulatedClockOptions {
+  /** Its monotonic reading (`now()`) at the start. Defaults to 0. */
+  readonly start?: number;
+  /** Its wall-clock time (`wallNow()`, ms since the Unix epoch) at the start. Defaults to 0. */
+  readonly epochMs?: number;
+}
+
 /**
- * A clock that moves only when told. Timers, ask timeouts, restart windows and backoff all read it,
- * so tests of time are exact and instant.
+ * A clock that moves only when told. Timers, ask timeouts, envelope deadlines, restart windows,
+ * backoff, heartbeats and retries all read it, so tests of time are exact and instant. Wall time
+ * moves with it, from `epochMs`.
  *
  * @example
  * ```ts
- * const clock = new SimulatedClock();
+ * const clock = new SimulatedClock({ epochMs: Date.UTC(2025, 0, 1) });
  * const system = createSystem({ clock });
  * await clock.advance(1000); // fires every timer due within the next second, in order
  * ```
  */
 export class SimulatedClock implements Clock {
   private time: number;
+  /** `wallNow() - now()`: fixed, since simulated wall time never jumps. */
+  private readonly wallOffset: number;
   private seq = 0;
   private timers: Pending[] = [];
 
-  constructor(start = 0) {
-    this.time = start;
+  /** @param start the monotonic reading at the start (a number, as before), or {@link SimulatedClockOptions}. */
+  constructor(start: number | SimulatedClockOptions = 0) {
+    const options = typeof start === 'number' ? { start } : start;
+    this.time = options.start ?? 0;
+    this.wallOffset = (options.epochMs ?? 0) - this.time;
   }
 
   now(): number {
     return this.time;
+  }
+
+  wallNow(): number {
+    return this.time + this.wallOffset;
   }
 
   setTimeout(callback: () => void, delayMs: number): TimerHandle {

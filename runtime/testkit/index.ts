@@ -5,7 +5,7 @@
 import { TroupeError } from '../../protocols/index.js';
 import type { ActorSystem } from '../api.js';
 
-export { flushMicrotasks, SimulatedClock } from './clock.js';
+export { flushMicrotasks, SimulatedClock, type SimulatedClockOptions } from './clock.js';
 
 /**
  * Resolves once `system` has no queued message and no async work in progress (pending timers aside).

@@ -3,7 +3,7 @@
  * deadlines, the step limit, budgets, usage accounting, replay, crash recovery from the journal and
  * capability routing.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -30,6 +30,7 @@ import {
   tool,
   usageLedger,
 } from '../../index.js';
+import { settle } from '../../runtime/testkit/index.js';
 import { postgresJournals } from '../memory/postgres-journals.js';
 
 const pg = postgresJournals('agents');
@@ -251,7 +252,7 @@ describe('budgets and usage', () => {
       }),
       { name: 'team' },
     );
-    await new Promise((r) => setTimeout(r, 10));
+    await settle(s);
     const [a, b] = s.find(AgentProtocol);
     expect(a && b).toBeTruthy();
     budgets.limit(team.address, { calls: 3 });
@@ -490,14 +491,19 @@ describe('runs across restarts and failures', () => {
     );
     await team.ask('whichChildren', {});
     const writer = s.ref(`${team.address}/writer`, AgentProtocol);
+    const restarted: string[] = [];
+    s.events$.subscribe((e) => {
+      if (e.type === 'actor-restarted') restarted.push(e.address);
+    });
     const first = writer.ask('run', { input: 'q1' }).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(() => expect(calls).toBe(1));
     s.ref(`${team.address}/crasher`, Crash).tell('crash', {});
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.waitFor(() => expect(restarted).toContain(writer.address));
     const second = await writer.ask('run', { input: 'q2' });
     release();
     await first;
-    await new Promise((r) => setTimeout(r, 20));
+    // Whatever the old run would still do has happened once the system is quiet.
+    await settle(s);
     expect(second).toMatchObject({ ok: true, output: 'answer 2' });
     const history = await writer.ask('history', {});
     expect(history.map((m) => m.content)).toEqual(['q1', 'q2', 'answer 2']);
@@ -636,9 +642,11 @@ describe('capability routing', () => {
     const gate = new Promise<void>((r) => {
       release = r;
     });
+    let called = 0;
     const slow: ModelPort = {
       name: 'slow',
       complete: async () => {
+        called++;
         await gate;
         return {
           text: 'ok',
@@ -653,7 +661,7 @@ describe('capability routing', () => {
     const idle = s.spawn(agent({ model: slow, capabilities: { triage: 1 } }), { name: 'idle' });
     // One run in flight and nothing queued: busy all the same.
     const pending = [busy.ask('run', { input: '1' })];
-    await new Promise((r) => setTimeout(r, 5));
+    await vi.waitFor(() => expect(called).toBe(1));
     expect(s.route({ capability: 'triage' })?.address).toBe(idle.address);
     release();
     await Promise.all(pending);

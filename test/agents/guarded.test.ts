@@ -2,7 +2,7 @@
  * Guarded models and fallback chains: a failing provider is retried, then its breaker opens and the
  * chain moves on to the next provider without calling the open one; a bad request ends the chain.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type ActorSystem,
   agent,
@@ -71,7 +71,8 @@ describe('guarded models', () => {
     expect(primary.calls).toBe(2);
     // The primary comes back: after the reset timeout one trial call closes its breaker.
     primaryDown = false;
-    await new Promise((r) => setTimeout(r, 70));
+    // opossum's reset timer runs on real time (it takes no clock): wait for the half-open move.
+    await vi.waitFor(() => expect(transitions).toContain('primary:open>half-open'));
     expect(await a.ask('run', { input: 'three' })).toMatchObject({ ok: true, output: 'answer from primary' });
     expect(transitions).toEqual([
       'primary:closed>open',

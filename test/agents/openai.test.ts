@@ -3,7 +3,7 @@
  * and streamed answers, tool calls, usage, and every failure (HTTP status, deadline, malformed
  * answers, refused connection, caller abort) with the API key never leaking.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { retryableModelError } from '../../agents/guarded.js';
 import type { ModelRequest } from '../../agents/model.js';
 import { type OpenAIModelOptions, openAIModel } from '../../agents/openai.js';
@@ -376,13 +376,7 @@ describe('openAIModel: deadlines, aborts and broken answers', () => {
     const controller = new AbortController();
     const reason = new Error('the user left');
     const pending = model().complete(hello, { signal: controller.signal });
-    await within(
-      (async () => {
-        while (server.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-      })(),
-      2000,
-      'request',
-    );
+    await vi.waitFor(() => expect(server.requests).not.toHaveLength(0), { timeout: 2000 });
     controller.abort(reason);
     await expect(pending).rejects.toBe(reason);
     await within(server.requests[0]!.socketClosed, 2000, 'socket close');

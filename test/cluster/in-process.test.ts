@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -8,8 +8,11 @@ import {
   type DeadLetterEvent,
   defineProtocol,
   inProcessNetwork,
+  realClock,
+  seededRandom,
   tell,
 } from '../../index.js';
+import { SimulatedClock } from '../../runtime/testkit/index.js';
 
 const Counter = defineProtocol('ip.counter', {
   add: tell(z.object({ by: z.number() })),
@@ -203,10 +206,7 @@ describe('trace context', () => {
     expect(await relay.ask('relay', {}, { trace: { traceparent } })).toBe(traceparent);
     expect(await relay.ask('relay', {})).toBe('none');
     const sink = a.ref('troupe://c/c/sink', Sink);
-    const until = Date.now() + 2000;
-    let seen: string[] = [];
-    while (seen.length < 2 && Date.now() < until) seen = await sink.ask('seen', {});
-    expect(seen).toEqual([traceparent, 'none']);
+    await expect.poll(() => sink.ask('seen', {})).toEqual([traceparent, 'none']);
   });
 });
 
@@ -239,7 +239,7 @@ describe('runs of tells on the wire', () => {
     b.deadLetters$.subscribe((d) => dead.push(d.reason));
     b.spawn(counter, { name: 'counter' });
     const raw = network.transport();
-    await raw.open('c', 'x', { inbound: () => {}, replies: () => {} });
+    await raw.open('c', 'x', { inbound: () => {}, replies: () => {} }, realClock);
     const send = (value: unknown) =>
       raw.publish('node', 'b', {
         bytes: new TextEncoder().encode(JSON.stringify(value)),
@@ -261,9 +261,44 @@ describe('runs of tells on the wire', () => {
       { $run: 1, to: 42, type: 'ip.counter.add', items: [['i3', { by: 3 }]] },
       { $run: 1, to, type: 'ip.counter.add', items: [[7, { by: 4 }], { by: 5 }, ['i6', { by: 'six' }]] },
     ]);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(await b.ref(to, Counter).ask('get', {})).toBe(3);
     // The empty run, the run with a bad `to`, a numeric id, an item that is no pair, a bad body.
-    expect(dead).toEqual(['malformed', 'malformed', 'malformed', 'malformed', 'validation-failed']);
+    await vi.waitFor(() =>
+      expect(dead).toEqual(['malformed', 'malformed', 'malformed', 'malformed', 'validation-failed']),
+    );
+    expect(await b.ref(to, Counter).ask('get', {})).toBe(3);
+  });
+});
+
+describe('time and chance across nodes', () => {
+  /** One ask from node a to node b, on a simulated clock and a seeded random source: the envelope sent. */
+  async function oneAsk(seed: number): Promise<{ id: string; deadline: number }> {
+    const clock = new SimulatedClock({ epochMs: Date.UTC(2030, 0, 1) });
+    const network = inProcessNetwork();
+    const inner = network.transport();
+    const sent: { type: string; id: string; deadline: number }[] = [];
+    const spying = {
+      ...inner,
+      publish: (channel: 'node' | 'reply', node: string, frame: Parameters<typeof inner.publish>[2]) => {
+        sent.push(JSON.parse(Buffer.from(frame.bytes).toString()));
+        inner.publish(channel, node, frame);
+      },
+    };
+    const common = { name: 'tc', clock, random: seededRandom(seed), deadLetterLog: () => {} };
+    const a = await createNode({ ...common, node: 'a', transport: spying });
+    const b = await createNode({ ...common, node: 'b', transport: network.transport() });
+    open.push(a, b);
+    b.spawn(counter, { name: 'counter' });
+    await clock.advance(1000);
+    expect(await a.ref('troupe://tc/b/counter', Counter).ask('get', {}, { timeoutMs: 700 })).toBe(0);
+    return sent.find((e) => e.type === 'ip.counter.get')!;
+  }
+
+  it("stamps an ask's deadline on the system clock's wall time and draws its id from the system's random source", async () => {
+    const first = await oneAsk(7);
+    expect(first.deadline).toBe(Date.UTC(2030, 0, 1) + 1000 + 700);
+    expect(first.id).toMatch(/^a\.[0-9a-z]+\./);
+    // The same seed and clock give the same ids; another seed, others.
+    expect((await oneAsk(7)).id).toBe(first.id);
+    expect((await oneAsk(8)).id).not.toBe(first.id);
   });
 });

@@ -1,9 +1,11 @@
 /**
  * Named (virtual) actors over an in-process network: one activation per key whichever node asks,
  * placement by rendezvous hashing, failover when a node goes silent, graceful leave without loss,
- * passivation, fencing tokens. The same code runs over NATS in test/cluster/processes.test.ts.
+ * passivation, fencing tokens. The same code runs over NATS in test/cluster/processes.test.ts. Every
+ * node of a cluster here runs on one simulated clock: heartbeats, failure detection and passivation
+ * happen exactly when the clock is moved.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -17,6 +19,7 @@ import {
   type Transport,
   tell,
 } from '../../index.js';
+import { flushMicrotasks, SimulatedClock } from '../../runtime/testkit/index.js';
 
 const Account = defineProtocol('nm.account', {
   deposit: tell(z.object({ amount: z.number() })),
@@ -73,7 +76,11 @@ function crashable(transport: Transport): { transport: Transport; crash: () => v
   };
 }
 
+/** Heartbeats every 40 ms; a member silent for 3 beats (120 ms) is down. */
+const HEARTBEAT_MS = 40;
+
 async function cluster(nodes: string[], passivateAfterMs = 60_000) {
+  const clock = new SimulatedClock();
   const network = inProcessNetwork();
   const systems = new Map<string, ActorSystem>();
   const crashes = new Map<string, () => void>();
@@ -90,8 +97,9 @@ async function cluster(nodes: string[], passivateAfterMs = 60_000) {
       node,
       transport,
       kinds: { account: { behavior: account, passivateAfterMs } },
-      heartbeatMs: 40,
+      heartbeatMs: HEARTBEAT_MS,
       downAfterMissed: 3,
+      clock,
       deadLetterLog: () => {},
     });
     const own: SystemEvent[] = [];
@@ -103,9 +111,10 @@ async function cluster(nodes: string[], passivateAfterMs = 60_000) {
     systems.set(node, system);
     open.push(system);
   }
-  // Let every node hear every other.
-  await new Promise((r) => setTimeout(r, 100));
-  return { systems, events, seenBy, crashes, recoveries };
+  // Every node has heard every other once the in-process store's notifications have run.
+  await flushMicrotasks();
+  for (const system of systems.values()) expect(system.members()).toHaveLength(nodes.length);
+  return { clock, systems, events, seenBy, crashes, recoveries };
 }
 
 describe('named actors', () => {
@@ -137,7 +146,7 @@ describe('named actors', () => {
   });
 
   it('activates again on a survivor once the host is down, with a higher fence', async () => {
-    const { systems, events, seenBy, crashes } = await cluster(['a', 'b', 'c']);
+    const { clock, systems, events, seenBy, crashes } = await cluster(['a', 'b', 'c']);
     const a = systems.get('a')!;
     const first = await a.actorOf('account', 'k1', Account).ask('balance', {});
     const host = first.node;
@@ -145,12 +154,16 @@ describe('named actors', () => {
     // The host stops heartbeating without a goodbye, like a killed process.
     crashes.get(host)!();
     await systems.get(host)!.close();
-    // Until the survivor itself has judged the host down (each node judges by its own clock).
-    const until = Date.now() + 2000;
-    const sawDown = () => seenBy.get(survivor)!.some((e) => e.type === 'member-down' && e.node === host);
-    while (!sawDown() && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // Each node judges by its own view: suspect after 1.5 silent beats, down after 3.
+    const judged = () =>
+      seenBy
+        .get(survivor)!
+        .filter((e) => 'node' in e && e.node === host)
+        .map((e) => e.type);
+    await clock.advance(2 * HEARTBEAT_MS);
+    expect(judged()).toEqual(['member-up', 'member-suspect']);
+    await clock.advance(2 * HEARTBEAT_MS);
+    expect(judged()).toEqual(['member-up', 'member-suspect', 'member-down']);
     expect(events).toContainEqual(expect.objectContaining({ type: 'member-suspect', node: host }));
     expect(events).toContainEqual(
       expect.objectContaining({ type: 'member-down', node: host, reason: 'unreachable' }),
@@ -169,7 +182,7 @@ describe('named actors', () => {
 
   it('hands named actors over on a graceful leave without losing a message', async () => {
     handled.clear();
-    const { systems, events } = await cluster(['a', 'b', 'c']);
+    const { clock, systems, events } = await cluster(['a', 'b', 'c']);
     const a = systems.get('a')!;
     const keys = Array.from({ length: 20 }, (_, i) => `acc-${i}`);
     for (const key of keys) a.actorOf('account', key, Account).tell('deposit', { amount: 1 });
@@ -179,7 +192,7 @@ describe('named actors', () => {
     const draining = systems.get(leaving)!.drain();
     for (let round = 0; round < 5; round++) {
       for (const key of keys) a.actorOf('account', key, Account).tell('deposit', { amount: 1 });
-      await new Promise((r) => setTimeout(r, 5));
+      await clock.advance(5);
     }
     await draining;
     const after = await Promise.all(keys.map((k) => a.actorOf('account', k, Account).ask('balance', {})));
@@ -196,10 +209,13 @@ describe('named actors', () => {
   });
 
   it('passivates an idle activation and activates it again on the next message', async () => {
-    const { systems, events } = await cluster(['a'], 60);
+    const { clock, systems, events } = await cluster(['a'], 60);
     const a = systems.get('a')!;
     await a.actorOf('account', 'idle', Account).ask('balance', {});
-    await new Promise((r) => setTimeout(r, 200));
+    // The detector looks every 10 ms (a quarter beat): idle for more than 60 ms at 70 ms.
+    await clock.advance(60);
+    expect(events.filter((e) => e.type === 'activation-stopped')).toEqual([]);
+    await clock.advance(10);
     expect(events).toContainEqual(
       expect.objectContaining({ type: 'activation-stopped', reason: 'passivated' }),
     );
@@ -222,7 +238,7 @@ describe('named actors', () => {
   });
 
   it('stops the older activation once a partition heals and the lease belongs to another node', async () => {
-    const { systems, events, crashes, recoveries } = await cluster(['a', 'b']);
+    const { clock, systems, events, crashes, recoveries } = await cluster(['a', 'b']);
     const a = systems.get('a')!;
     // Find a key that b hosts.
     let key = '';
@@ -231,35 +247,32 @@ describe('named actors', () => {
     }
     // b goes silent (a partition): a declares it down and takes the key over.
     crashes.get('b')!();
-    const until = Date.now() + 2000;
-    while (!events.some((e) => e.type === 'member-down' && e.node === 'b') && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await clock.advance(4 * HEARTBEAT_MS);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'member-down', node: 'b' }));
     expect((await a.actorOf('account', key, Account).ask('balance', {})).node).toBe('a');
-    // The partition heals: b finds its lease gone and stops its activation.
+    // The partition heals: b finds its lease gone and stops its activation, at the latest when it
+    // checks its leases (every five beats).
     recoveries.get('b')!();
-    const healed = Date.now() + 2000;
-    const lost = () =>
-      events.some(
-        (e) =>
-          e.type === 'activation-stopped' &&
-          e.reason === 'lease-lost' &&
-          e.address === `troupe://bank/@account/${key}`,
-      );
-    while (!lost() && Date.now() < healed) await new Promise((r) => setTimeout(r, 10));
-    expect(lost()).toBe(true);
+    await clock.advance(5 * HEARTBEAT_MS);
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'activation-stopped',
+        reason: 'lease-lost',
+        address: `troupe://bank/@account/${key}`,
+      }),
+    );
   });
 
   it('never runs two activations of a key while passivating and activating again', async () => {
     handled.clear();
-    const { systems, events } = await cluster(['a'], 20);
+    const { clock, systems, events } = await cluster(['a'], 20);
     const a = systems.get('a')!;
     const ref = a.actorOf('account', 'flappy', Account);
     let sent = 0;
     for (let round = 0; round < 30; round++) {
       ref.tell('deposit', { amount: 1 });
       sent++;
-      await new Promise((r) => setTimeout(r, 10 + (round % 5) * 10));
+      await clock.advance(10 + (round % 5) * 10);
     }
     await ref.ask('balance', {});
     expect(handled.get('troupe://bank/@account/flappy')).toBe(sent);
@@ -322,8 +335,7 @@ describe('fencing tokens', () => {
     let hits = 0;
     b.spawn(behavior({ protocols: [Probe], handlers: { hit: () => void hits++ } }), { name: 'probe' });
     a.actorOf('pinger', 'p1', Pinger).tell('ping', { to: 'troupe://f/b/probe' });
-    const until = Date.now() + 2000;
-    while (hits === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    await vi.waitFor(() => expect(hits).toBe(1));
     const hit = sent.map((s) => JSON.parse(s)).find((e) => e.type === 'nm.probe.hit');
     expect(hit).toMatchObject({ from: 'troupe://f/@pinger/p1', fence: expect.any(Number) });
   });

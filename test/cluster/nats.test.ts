@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createUser } from '@nats-io/nkeys';
 import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -20,6 +20,7 @@ import {
   defineProtocol,
   type NatsTransportOptions,
   natsTransport,
+  type Transport,
   tell,
 } from '../../index.js';
 import { NatsServer } from '../harness/nats.js';
@@ -57,22 +58,28 @@ async function node(
   name: string,
   id: string,
   options: Partial<NatsTransportOptions> = {},
-): Promise<{ system: ActorSystem; dead: DeadLetterEvent[] }> {
+): Promise<{ system: ActorSystem; dead: DeadLetterEvent[]; transport: Transport }> {
   const transport = await natsTransport({ servers: server.url, ...options });
   const system = await createNode({ name, node: id, transport, deadLetterLog: () => {} });
   const dead: DeadLetterEvent[] = [];
   system.deadLetters$.subscribe((d) => dead.push(d));
   open.push(system);
-  return { system, dead };
+  return { system, dead, transport };
 }
 
-async function eventually<T>(probe: () => T | Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (ok(value) || Date.now() > until) return value;
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/**
+ * Call while NATS is up: `lost` resolves once `transport` has seen it go away. A cluster store of the
+ * transport hears that from it, in the same turn as the transport starts holding frames.
+ */
+async function watchOutage(transport: Transport): Promise<{ lost: Promise<void> }> {
+  const store = await transport.store!('outage-watch');
+  return {
+    lost: new Promise((resolve) =>
+      store.status!((reachable) => {
+        if (!reachable) resolve();
+      }),
+    ),
+  };
 }
 
 describe('nodes over NATS', () => {
@@ -119,25 +126,23 @@ describe('nodes over NATS', () => {
     const remote = a.system.ref('troupe://shop/b/counter', Counter);
     remote.tell('add', { by: 1 });
     expect(await remote.ask('get', {})).toBe(1);
+    const outage = await watchOutage(a.transport);
     await server.stop(true);
-    // Let both clients notice the disconnect.
-    await new Promise((r) => setTimeout(r, 300));
+    await outage.lost;
     for (let i = 0; i < 100; i++) remote.tell('add', { by: 1 });
     await server.restart();
-    const total = await eventually(
-      () => remote.ask('get', {}, { timeoutMs: 1000 }).catch(() => -1),
-      (v) => v === 101,
-      10_000,
-    );
-    expect(total).toBe(101);
+    await expect
+      .poll(() => remote.ask('get', {}, { timeoutMs: 1000 }).catch(() => -1), { timeout: 10_000 })
+      .toBe(101);
     expect(a.dead).toEqual([]);
   });
 
   it('fails messages with ERR_OUTBOX_FULL once the outage buffer is full', async () => {
     const a = await node('shop', 'a', { outboxBytes: 2000 });
     const remote = a.system.ref('troupe://shop/b/counter', Counter);
+    const outage = await watchOutage(a.transport);
     await server.stop(true);
-    await new Promise((r) => setTimeout(r, 300));
+    await outage.lost;
     for (let i = 0; i < 100; i++) {
       remote.tell('add', { by: i });
       // One frame per turn: let each go to the transport.
@@ -265,6 +270,16 @@ describe('forged requests', () => {
     const a = await node('forge', 'a');
     const b = await node('forge', 'b');
     b.system.spawn(counter, { name: 'counter' });
+    // The forged asks reach the counter; b then tries to answer where NATS will not take it.
+    let handled = 0;
+    b.system.use({
+      name: 'count',
+      receive: (_message, next) => {
+        const result = next();
+        handled++;
+        return result;
+      },
+    });
     const nc = await connect({ servers: server.url });
     try {
       const forged = (extra: Record<string, unknown>) =>
@@ -286,7 +301,7 @@ describe('forged requests', () => {
     } finally {
       await nc.close();
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await vi.waitFor(() => expect(handled).toBe(2));
     const remote = a.system.ref('troupe://forge/b/counter', Counter);
     remote.tell('add', { by: 7 });
     expect(await remote.ask('get', {}, { timeoutMs: 2000 })).toBe(7);

@@ -72,10 +72,11 @@ const bank =
         },
       });
 
+const transport = await natsTransport({ servers: url });
 const system = await createNode({
   name: clusterName,
   node,
-  transport: await natsTransport({ servers: url }),
+  transport,
   kinds: bank === undefined ? { account } : { account, bank },
   heartbeatMs: Number(heartbeat),
   deadLetterLog: () => {},
@@ -97,6 +98,11 @@ system.events$.subscribe((e) => {
   }
 });
 system.spawn(account, { name: 'counter' });
+// Whether the transport reaches NATS, as its cluster store hears it: tests wait on it for an outage.
+let reachable = true;
+(await transport.store!(clusterName)).status!((now) => {
+  reachable = now;
+});
 
 type Command =
   | { id: number; cmd: 'tell'; to: string; by: number }
@@ -107,6 +113,7 @@ type Command =
   | { id: number; cmd: 'bank-balance'; key: string }
   | { id: number; cmd: 'status' }
   | { id: number; cmd: 'members' }
+  | { id: number; cmd: 'reachable' }
   | { id: number; cmd: 'events' }
   | { id: number; cmd: 'handled' }
   | { id: number; cmd: 'drain' };
@@ -147,6 +154,8 @@ process.on('message', async (message: Command) => {
         return reply(system.status.tag);
       case 'members':
         return reply(system.members());
+      case 'reachable':
+        return reply(reachable);
       case 'events':
         return reply(events);
       case 'handled':

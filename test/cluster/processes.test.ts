@@ -4,6 +4,7 @@
  * clusters on one NATS, and a graceful leave that loses nothing.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../index.js';
 import { NatsServer } from '../harness/nats.js';
 import { NodeProcess } from '../harness/node-process.js';
 
@@ -24,8 +25,10 @@ afterEach(async () => {
 async function start(cluster: string, ids: string[], heartbeatMs = 300): Promise<NodeProcess[]> {
   const started = await Promise.all(ids.map((id) => NodeProcess.start(server.url, cluster, id, heartbeatMs)));
   nodes.push(...started);
-  // Every node hears every other's first heartbeat.
-  await new Promise((r) => setTimeout(r, 2 * heartbeatMs));
+  // Every node has heard every other.
+  await Promise.all(
+    started.map((n) => expect.poll(() => n.call<unknown[]>({ cmd: 'members' })).toHaveLength(ids.length)),
+  );
   return started;
 }
 
@@ -33,19 +36,6 @@ interface Total {
   total: number;
   node: string;
 }
-
-const until = async <T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms: number): Promise<T> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (ok(value) || Date.now() > end) return value;
-    } catch (error) {
-      if (Date.now() > end) throw error;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe('nodes as processes', () => {
   it('tell and ask between three nodes', async () => {
@@ -60,12 +50,11 @@ describe('nodes as processes', () => {
     for (const from of all) {
       for (const to of all) {
         if (from === to) continue;
-        const got = await until(
-          () => from.call<Total>({ cmd: 'ask', to: `troupe://p3/${to.node}/counter` }),
-          (v) => v.total === 2,
-          5000,
-        );
-        expect(got).toEqual({ total: 2, node: to.node });
+        await expect
+          .poll(() => from.call<Total>({ cmd: 'ask', to: `troupe://p3/${to.node}/counter` }), {
+            timeout: 5000,
+          })
+          .toEqual({ total: 2, node: to.node });
       }
     }
   }, 30_000);
@@ -76,13 +65,10 @@ describe('nodes as processes', () => {
     const victim = [a!, b!, c!].find((n) => n.node === first.node)!;
     const survivor = [a!, b!, c!].find((n) => n !== victim)!;
     victim.kill();
-    const answered = await until(
-      () => survivor.call<Total>({ cmd: 'balance', key: 'k', timeoutMs: 300 }),
-      (v) => v.node !== victim.node,
-      10_000,
-    );
+    await expect
+      .poll(() => survivor.call<Total>({ cmd: 'balance', key: 'k', timeoutMs: 300 }), { timeout: 10_000 })
+      .not.toMatchObject({ node: victim.node });
     const at = Date.now();
-    expect(answered.node).not.toBe(victim.node);
     const events = await survivor.call<{ type: string; node?: string; wall: number }[]>({ cmd: 'events' });
     const down = events.find((e) => e.type === 'member-down' && e.node === victim.node);
     expect(down, 'the survivor declared the victim down').toBeDefined();
@@ -92,21 +78,17 @@ describe('nodes as processes', () => {
   it('holds messages while the NATS server restarts and delivers them after', async () => {
     const [a, b] = await start('restart', ['a', 'b']);
     await a!.call({ cmd: 'tell', to: 'troupe://restart/b/counter', by: 1 });
-    await until(
-      () => a!.call<Total>({ cmd: 'ask', to: 'troupe://restart/b/counter' }),
-      (v) => v.total === 1,
-      5000,
-    );
+    await expect
+      .poll(() => a!.call<Total>({ cmd: 'ask', to: 'troupe://restart/b/counter' }), { timeout: 5000 })
+      .toMatchObject({ total: 1 });
     await server.stop(true);
-    await new Promise((r) => setTimeout(r, 300));
+    // Once a's transport has seen NATS go, it holds what is sent.
+    await expect.poll(() => a!.call<boolean>({ cmd: 'reachable' })).toBe(false);
     for (let i = 0; i < 50; i++) await a!.call({ cmd: 'tell', to: 'troupe://restart/b/counter', by: 1 });
     await server.restart();
-    const total = await until(
-      () => a!.call<Total>({ cmd: 'ask', to: 'troupe://restart/b/counter' }),
-      (v) => v.total === 51,
-      15_000,
-    );
-    expect(total.total).toBe(51);
+    await expect
+      .poll(() => a!.call<Total>({ cmd: 'ask', to: 'troupe://restart/b/counter' }), { timeout: 15_000 })
+      .toMatchObject({ total: 51 });
     expect(b!.alive).toBe(true);
   }, 40_000);
 
@@ -117,17 +99,12 @@ describe('nodes as processes', () => {
     await y1!.call({ cmd: 'tell', to: 'troupe://y/n2/counter', by: 10 });
     await x1!.call({ cmd: 'deposit', key: 'shared', by: 1 });
     await y1!.call({ cmd: 'deposit', key: 'shared', by: 10 });
-    const x = await until(
-      () => x2!.call<Total>({ cmd: 'ask', to: 'troupe://x/n2/counter' }),
-      (v) => v.total === 1,
-      5000,
-    );
-    const y = await until(
-      () => y2!.call<Total>({ cmd: 'ask', to: 'troupe://y/n2/counter' }),
-      (v) => v.total === 10,
-      5000,
-    );
-    expect([x.total, y.total]).toEqual([1, 10]);
+    await expect
+      .poll(() => x2!.call<Total>({ cmd: 'ask', to: 'troupe://x/n2/counter' }), { timeout: 5000 })
+      .toMatchObject({ total: 1 });
+    await expect
+      .poll(() => y2!.call<Total>({ cmd: 'ask', to: 'troupe://y/n2/counter' }), { timeout: 5000 })
+      .toMatchObject({ total: 10 });
     expect((await x2!.call<Total>({ cmd: 'balance', key: 'shared' })).total).toBe(1);
     expect((await y2!.call<Total>({ cmd: 'balance', key: 'shared' })).total).toBe(10);
   }, 30_000);
@@ -138,31 +115,36 @@ describe('nodes as processes', () => {
     const hosts = await Promise.all(keys.map((key) => a!.call<Total>({ cmd: 'balance', key })));
     const leaver = [b!, c!].find((n) => hosts.some((h) => h.node === n.node)) ?? b!;
     const rounds = 10;
+    let twoRoundsSent!: () => void;
+    const leaveNow = new Promise<void>((r) => (twoRoundsSent = r));
     const sending = (async () => {
       for (let r = 0; r < rounds; r++) {
         for (const key of keys) await a!.call({ cmd: 'deposit', key, by: 1 });
-        await new Promise((res) => setTimeout(res, 10));
+        if (r === 1) twoRoundsSent();
+        // The workload's pace: the rounds spread over the leave.
+        await sleep(10);
       }
     })();
-    await new Promise((r) => setTimeout(r, 30));
+    await leaveNow;
     const leftHandled = await leaver.call<Record<string, number>>({ cmd: 'drain' });
     await sending;
     // Every deposit reached an activation: the one that left, or the one that took over.
     const stayers = [a!, b!, c!].filter((n) => n !== leaver);
     for (const key of keys) {
-      await until(
-        async () => {
-          const counts = await Promise.all(
-            stayers.map((n) => n.call<Record<string, number>>({ cmd: 'handled' })),
-          );
-          return [leftHandled, ...counts].reduce(
-            (sum, h) => sum + (h[`troupe://leave/@account/${key}`] ?? 0),
-            0,
-          );
-        },
-        (sum) => sum === rounds,
-        5000,
-      ).then((sum) => expect(sum, key).toBe(rounds));
+      await expect
+        .poll(
+          async () => {
+            const counts = await Promise.all(
+              stayers.map((n) => n.call<Record<string, number>>({ cmd: 'handled' })),
+            );
+            return [leftHandled, ...counts].reduce(
+              (sum, h) => sum + (h[`troupe://leave/@account/${key}`] ?? 0),
+              0,
+            );
+          },
+          { timeout: 5000, message: key },
+        )
+        .toBe(rounds);
     }
   }, 40_000);
 });

@@ -9,6 +9,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { sleep } from '../../index.js';
 import { NatsServer } from '../harness/nats.js';
 import { NodeProcess } from '../harness/node-process.js';
 import { PostgresServer } from '../harness/postgres.js';
@@ -239,7 +240,8 @@ class Depositor {
           break;
         } catch {
           failingSince ??= Date.now();
-          await new Promise((r) => setTimeout(r, 20));
+          // The client's own pace between retries, not a wait for a result.
+          await sleep(20);
         }
       }
     }
@@ -364,8 +366,9 @@ describe('a node survives its dependencies', () => {
     });
     await postgres.stop();
     const outageStart = depositor.acked.size;
-    // The outage itself: ten seconds of deposits that cannot be written.
-    await new Promise((r) => setTimeout(r, 10_000));
+    // The outage itself (a fault window, not a wait for a result): ten seconds of deposits that
+    // cannot be written.
+    await sleep(10_000);
     await postgres.restart();
     const back = await depositor.everyKeyAnsweredAfter(Date.now());
     await vi.waitFor(() => expect(depositor.acked.size).toBeGreaterThanOrEqual(outageStart + 60), {
@@ -390,8 +393,9 @@ describe('a node survives its dependencies', () => {
     });
     await nats.stop(true);
     const outageStart = depositor.acked.size;
-    // Down for ten heartbeats: long enough for every node to miss the others' beats.
-    await new Promise((r) => setTimeout(r, 10 * HEARTBEAT_MS));
+    // The fault window, not a wait for a result: down for ten heartbeats, long enough for every
+    // node to miss the others' beats.
+    await sleep(10 * HEARTBEAT_MS);
     await nats.restart();
     const back = await depositor.everyKeyAnsweredAfter(Date.now());
     await vi.waitFor(() => expect(depositor.acked.size).toBeGreaterThanOrEqual(outageStart + 60), {

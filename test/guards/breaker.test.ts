@@ -6,6 +6,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type BreakerState, breaker, createSystem, type SystemEvent, TroupeError } from '../../index.js';
+import { SimulatedClock } from '../../runtime/testkit/index.js';
 import { propertySeed, seeded } from '../harness/fast-check.js';
 
 const SEED = propertySeed(Date.now() % 2 ** 31);
@@ -178,21 +179,6 @@ describe('breaker', () => {
     b.shutdown();
   });
 
-  it('forgets failures older than its window, with no timer of its own', async () => {
-    const intervals = vi.spyOn(globalThis, 'setInterval');
-    const b = breaker({ name: 'windowed', volumeThreshold: 2, errorThresholdPercentage: 50, windowMs: 1000 });
-    expect(intervals).not.toHaveBeenCalled();
-    intervals.mockRestore();
-    await b.fire(() => Promise.reject(new Error('old failure'))).catch(() => {});
-    await vi.advanceTimersByTimeAsync(1500);
-    await b.fire(async () => 'ok');
-    // In the window: one success and this failure, 50%, not above the threshold. Had the old
-    // failure stayed, 2 of 3 would have opened it.
-    await b.fire(() => Promise.reject(new Error('new failure'))).catch(() => {});
-    expect(b.state).toBe('closed');
-    b.shutdown();
-  });
-
   it('keeps working when a transition listener throws', async () => {
     const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
     const b = breaker({
@@ -251,6 +237,31 @@ describe('breaker', () => {
   });
 });
 
+describe('breaker window', () => {
+  it('forgets failures older than its window, on its clock, with no timer of its own', async () => {
+    const intervals = vi.spyOn(globalThis, 'setInterval');
+    const clock = new SimulatedClock();
+    const b = breaker({
+      name: 'windowed',
+      volumeThreshold: 2,
+      errorThresholdPercentage: 50,
+      windowMs: 1000,
+      clock,
+    });
+    expect(intervals).not.toHaveBeenCalled();
+    intervals.mockRestore();
+    await b.fire(() => Promise.reject(new Error('old failure'))).catch(() => {});
+    await clock.advance(1500);
+    expect(clock.pendingTimers).toBe(0);
+    await b.fire(async () => 'ok');
+    // In the window: one success and this failure, 50%, not above the threshold. Had the old
+    // failure stayed, 2 of 3 would have opened it.
+    await b.fire(() => Promise.reject(new Error('new failure'))).catch(() => {});
+    expect(b.state).toBe('closed');
+    b.shutdown();
+  });
+});
+
 describe('breaker events', () => {
   it('publishes its transitions on the system event stream', async () => {
     const system = createSystem({ name: 'breaker-events' });
@@ -266,7 +277,8 @@ describe('breaker events', () => {
       resetTimeoutMs: 20,
     });
     await b.fire(() => Promise.reject(new Error('down'))).catch(() => {});
-    await new Promise((r) => setTimeout(r, 40));
+    // opossum's reset timer runs on real time (it takes no clock): wait for the half-open move.
+    await vi.waitFor(() => expect(b.state).toBe('half-open'));
     await b.fire(async () => 'up');
     expect(events.map((e) => e.type === 'breaker-transition' && `${e.breaker}:${e.from}>${e.to}`)).toEqual([
       'anthropic:closed>open',

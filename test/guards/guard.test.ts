@@ -2,8 +2,9 @@
  * Guards compose retries, a bulkhead, a breaker and a deadline; budgets refuse a call before it is
  * sent, per agent and per subtree.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createBudgets, exponential, guard, TroupeError } from '../../index.js';
+import { SimulatedClock } from '../../runtime/testkit/index.js';
 
 const fast = { attempts: 3, backoff: exponential({ baseMs: 1, maxMs: 1 }) };
 
@@ -124,7 +125,7 @@ describe('guard', () => {
         }),
       { signal: controller.signal, idempotent: true },
     );
-    await new Promise((r) => setTimeout(r, 5));
+    await vi.waitFor(() => expect(calls).toBe(1));
     const reason = new Error('user cancelled');
     controller.abort(reason);
     await expect(call).rejects.toBe(reason);
@@ -135,11 +136,12 @@ describe('guard', () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (e: unknown) => unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
+    const clock = new SimulatedClock();
     try {
       for (const g of [
-        guard({ name: 'sync', timeoutMs: 20, retry: false, breaker: false }),
-        guard({ name: 'sync-bare', retry: false, breaker: false }),
-        guard({ name: 'sync-full', timeoutMs: 20, bulkhead: { maxConcurrent: 1 } }),
+        guard({ name: 'sync', timeoutMs: 20, retry: false, breaker: false, clock }),
+        guard({ name: 'sync-bare', retry: false, breaker: false, clock }),
+        guard({ name: 'sync-full', timeoutMs: 20, bulkhead: { maxConcurrent: 1 }, clock }),
       ]) {
         await expect(
           g.call(() => {
@@ -148,7 +150,9 @@ describe('guard', () => {
         ).rejects.toThrow('thrown, not rejected');
         g.breaker?.shutdown();
       }
-      await new Promise((r) => setTimeout(r, 40));
+      expect(clock.pendingTimers).toBe(0);
+      // Past the deadlines: a deadline left behind would fire now and reject unheard.
+      await clock.advance(40);
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
@@ -159,22 +163,26 @@ describe('guard', () => {
     const at: number[] = [];
     const limited = () =>
       new TroupeError('ERR_MODEL_HTTP', 'slow down', { details: { status: 429, retryAfterMs: 150 } });
+    const clock = new SimulatedClock();
     const g = guard({
       name: 'rate-limited',
       breaker: false,
       retry: { attempts: 2, backoff: exponential({ baseMs: 1, maxMs: 1 }) },
+      clock,
     });
-    await expect(
-      g.call(
-        async () => {
-          at.push(performance.now());
-          if (at.length === 1) throw limited();
-          return 'ok';
-        },
-        { idempotent: true },
-      ),
-    ).resolves.toBe('ok');
-    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(140);
+    const answer = g.call(
+      async () => {
+        at.push(clock.now());
+        if (at.length === 1) throw limited();
+        return 'ok';
+      },
+      { idempotent: true },
+    );
+    await clock.advance(149);
+    expect(at).toEqual([0]);
+    await clock.advance(1);
+    await expect(answer).resolves.toBe('ok');
+    expect(at).toEqual([0, 150]);
 
     let calls = 0;
     const impatient = guard({

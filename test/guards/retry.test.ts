@@ -8,6 +8,7 @@ function recordingClock(): Clock & { delays: number[] } {
   return {
     delays,
     now: () => 0,
+    wallNow: () => 0,
     setTimeout(callback, delayMs) {
       delays.push(delayMs);
       const timer = setTimeout(callback, 0);
@@ -104,7 +105,7 @@ describe('retry', () => {
   it('ends the wait when the signal aborts, and refuses bad options', async () => {
     const abort = new AbortController();
     // A clock whose timers never fire: only the abort can end the wait.
-    const slow: Clock = { now: () => 0, setTimeout: () => ({ cancel: () => {} }) };
+    const slow: Clock = { now: () => 0, wallNow: () => 0, setTimeout: () => ({ cancel: () => {} }) };
     const pending = retry(
       () => {
         throw new Error('again');

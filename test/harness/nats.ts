@@ -8,7 +8,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exponential, retrying } from '../../runtime/index.js';
 import { stopChild } from './child.js';
+
+const STEADY_100_MS = exponential({ baseMs: 100, maxMs: 100 });
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
@@ -59,15 +62,7 @@ export class NatsServer {
   async restart(): Promise<void> {
     if (this.process !== undefined) await this.stop();
     // The port may linger briefly after a kill; retry for a while.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.launch(this.port);
-        return;
-      } catch (error) {
-        if (attempt >= 20) throw error;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await retrying(() => this.launch(this.port), { attempts: 21, backoff: STEADY_100_MS });
   }
 
   /** Stops the server and deletes its store. */

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exponential, retrying } from '../../runtime/index.js';
 import { stopChild } from './child.js';
 
 /** The directory of Debian's PostgreSQL binaries (the newest version installed), or undefined. */
@@ -128,15 +129,7 @@ export class PostgresServer {
   async restart(): Promise<void> {
     if (this.external !== undefined) throw new Error('cannot restart an external DATABASE_URL server');
     await this.stop();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.launch();
-        return;
-      } catch (error) {
-        if (attempt >= 20) throw error;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    await retrying(() => this.launch(), { attempts: 21, backoff: exponential({ baseMs: 200, maxMs: 200 }) });
   }
 
   async dispose(): Promise<void> {

@@ -250,4 +250,29 @@ describe('stash and unstashAll', () => {
     expect(fromPreStart).toMatchObject({ code: 'ERR_ILLEGAL_STATE' });
     expect(thrown(() => kept!.stash()).code).toBe('ERR_ILLEGAL_STATE');
   });
+
+  it('gives handlers a context that is not the ref, so a ref cannot be used as a context', async () => {
+    const Keep = defineProtocol('bs.keep', { keep: tell(z.object({})), read: ask(z.object({}), z.number()) });
+    let seen: { self: unknown; ctx: unknown } | undefined;
+    const keeper = behavior({
+      protocols: [Keep],
+      initialState: () => ({ secret: 42 }),
+      handlers: {
+        keep: (_b, ctx) => {
+          seen = { self: ctx.self, ctx };
+        },
+        read: (_b, ctx) => ctx.state.secret,
+      },
+    });
+    const { system } = makeSystem();
+    const ref = system.spawn(keeper);
+    ref.tell('keep', {});
+    await expect(ref.ask('read', {})).resolves.toBe(42);
+    expect(seen!.self).toBe(ref);
+    expect(seen!.ctx).not.toBe(ref);
+    const asContext = ref as unknown as Partial<ActorContext<{ secret: number }, typeof Keep>>;
+    for (const member of ['state', 'stash', 'become', 'spawn', 'timers', 'watch'] as const) {
+      expect(asContext[member], member).toBeUndefined();
+    }
+  });
 });

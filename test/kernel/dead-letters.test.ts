@@ -49,6 +49,18 @@ describe('dead letters', () => {
     expect(dead[0]!.error?.code).toBe('ERR_ACTOR_STOPPED');
   });
 
+  it('are made of asks to a stopped actor too, besides the ask rejecting', async () => {
+    const { system, dead } = makeSystem();
+    const ref = system.spawn(sink(), { name: 'gone' });
+    await system.stop(ref);
+    await expect(ref.ask('get', {})).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
+    ref.tell('put', { v: 1 });
+    expect(dead.map((d) => [d.messageType, d.reason])).toEqual([
+      ['get', 'actor-stopped'],
+      ['put', 'actor-stopped'],
+    ]);
+  });
+
   it('name the sending actor in `from`', async () => {
     const { system, dead } = makeSystem();
     const gone = system.spawn(sink(), { name: 'gone' });

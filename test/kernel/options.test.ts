@@ -78,6 +78,10 @@ describe('createSystem options', () => {
     ['empty name', { name: '' }],
     ['node starting with @', { node: '@kind' }],
     ['clock without setTimeout', { clock: { now: () => 0 } } as unknown as SystemOptions],
+    [
+      'clock without wall time',
+      { clock: { now: () => 0, setTimeout: () => ({ cancel() {} }) } } as unknown as SystemOptions,
+    ],
     ['random not a function', { random: 0.5 as unknown as () => number }],
     ['askTimeoutMs 0', { askTimeoutMs: 0 }],
     ['askTimeoutMs NaN', { askTimeoutMs: Number.NaN }],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { type ActorRef, ask, behavior, defineProtocol, TroupeError, tell } from '../../index.js';
+import { type ActorRef, ask, behavior, defineProtocol, sleep, TroupeError, tell } from '../../index.js';
 import { flushMicrotasks, SimulatedClock, settle } from '../../runtime/testkit/index.js';
 import { closeSystemsAfterEach, makeSystem, rejection, watchPromise } from './helpers.js';
 
@@ -313,7 +313,7 @@ describe('the sender', () => {
   });
 });
 
-describe('async handlers', () => {
+describe('async handlers (their work takes time on a simulated clock)', () => {
   const Work = defineProtocol('ta.work', {
     job: tell(z.object({ id: z.number(), ms: z.number() })),
     log: ask(z.object({}), z.array(z.string())),
@@ -324,7 +324,7 @@ describe('async handlers', () => {
     handlers: {
       job: async ({ id, ms }, ctx) => {
         ctx.state.log.push(`start${id}`);
-        await new Promise((r) => setTimeout(r, ms));
+        await sleep(ms, { clock: ctx.system.clock });
         ctx.state.log.push(`end${id}`);
       },
       log: (_b, ctx) => [...ctx.state.log],
@@ -332,28 +332,38 @@ describe('async handlers', () => {
   });
 
   it('handles one message at a time, in order, even when the first is slow', async () => {
-    const { system } = makeSystem();
+    const clock = new SimulatedClock();
+    const { system } = makeSystem({ clock });
     const ref = system.spawn(worker);
     ref.tell('job', { id: 1, ms: 30 });
     ref.tell('job', { id: 2, ms: 0 });
     ref.tell('job', { id: 3, ms: 5 });
+    await clock.advance(35);
     await settle(system);
     expect(await ref.ask('log', {})).toEqual(['start1', 'end1', 'start2', 'end2', 'start3', 'end3']);
   });
 
   it('answers an ask sent while an async handler runs only after that handler is done', async () => {
-    const { system } = makeSystem();
+    const clock = new SimulatedClock();
+    const { system } = makeSystem({ clock });
     const ref = system.spawn(worker);
     ref.tell('job', { id: 1, ms: 20 });
-    expect(await ref.ask('log', {})).toEqual(['start1', 'end1']);
+    const answer = watchPromise(ref.ask('log', {}));
+    await clock.advance(19);
+    expect(answer.settled).toBe(false);
+    await clock.advance(1);
+    expect(await answer.result).toEqual(['start1', 'end1']);
   });
 
   it('rejects an ask that waited behind a slow handler with ERR_ASK_TIMEOUT, then still serves', async () => {
-    const { system } = makeSystem();
+    const clock = new SimulatedClock();
+    const { system } = makeSystem({ clock });
     const ref = system.spawn(worker);
     ref.tell('job', { id: 1, ms: 40 });
-    const error = await rejection(ref.ask('log', {}, { timeoutMs: 5 }));
-    expect(TroupeError.is(error, 'ERR_ASK_TIMEOUT')).toBe(true);
+    const waiting = rejection(ref.ask('log', {}, { timeoutMs: 5 }));
+    await clock.advance(5);
+    expect(TroupeError.is(await waiting, 'ERR_ASK_TIMEOUT')).toBe(true);
+    await clock.advance(35);
     await settle(system);
     expect(await ref.ask('log', {})).toEqual(['start1', 'end1']);
   });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { type ActorRef, ask, behavior, defineProtocol, type ExitReason, tell } from '../../index.js';
 import { flushMicrotasks, settle } from '../../runtime/testkit/index.js';
@@ -233,7 +233,7 @@ describe('Terminated and the messages before it', () => {
     const held = gate();
     const Sender = defineProtocol('w.sender', { burst: tell(z.object({ to: z.string() })) });
     const log: string[] = [];
-    const { system } = makeSystem();
+    const { system, events } = makeSystem();
     const inbox = system.spawn(
       behavior({
         protocols: [Inbox],
@@ -266,8 +266,13 @@ describe('Terminated and the messages before it', () => {
     await settle(system);
     inbox.tell('hold', {});
     sender.tell('burst', { to: inbox.address });
+    // The sender has sent its notes and stopped: notes and notice wait in the held watcher's queues.
+    await vi.waitFor(() =>
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'actor-stopped', address: sender.address }),
+      ),
+    );
     await flushMicrotasks();
-    await new Promise((r) => setTimeout(r, 10));
     held.open();
     await settle(system);
     expect(log).toEqual(['note1', 'note2', 'note3', 'terminated']);

@@ -3,10 +3,9 @@
  * failed append is partly there, and the same journal (pool and LISTEN connection) reconnects by
  * itself once the server is back: appends succeed again and a live subscription goes on.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { postgresJournal, type StoredEvent } from '../../index.js';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { postgresJournal, type StoredEvent, sleep } from '../../index.js';
 import { PostgresServer } from '../harness/postgres.js';
-import { until } from './journal-contract.js';
 
 const external = process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '';
 if (external) console.warn('crash test: skipped, because DATABASE_URL names a server this test may not kill');
@@ -46,17 +45,21 @@ it.skipIf(external)(
         } catch (error) {
           expect(error).toMatchObject({ code: 'ERR_JOURNAL_UNAVAILABLE' });
           failed.push({ stream, id });
-          await new Promise((r) => setTimeout(r, 20));
+          // The writer's own pace while the server is down, not a wait for a result.
+          await sleep(20);
         }
       }
     };
     const writers = [0, 1, 2, 3, 4].map(writer);
-    await until(() => acked.length >= 50, 20_000);
+    await vi.waitFor(() => expect(acked.length).toBeGreaterThanOrEqual(50), { timeout: 20_000, interval: 5 });
     await server.stop(true);
-    await until(() => failed.length >= 5, 20_000);
+    await vi.waitFor(() => expect(failed.length).toBeGreaterThanOrEqual(5), { timeout: 20_000, interval: 5 });
     const ackedBeforeRestart = acked.length;
     await server.restart();
-    await until(() => acked.length >= ackedBeforeRestart + 50, 30_000);
+    await vi.waitFor(() => expect(acked.length).toBeGreaterThanOrEqual(ackedBeforeRestart + 50), {
+      timeout: 30_000,
+      interval: 5,
+    });
     stop = true;
     await Promise.all(writers);
 
@@ -73,7 +76,7 @@ it.skipIf(external)(
       expect(events.map((e) => e.version)).toEqual(events.map((_, i) => i + 1));
     }
     // The live subscription came back with the LISTEN connection and saw everything.
-    await until(() => seen.length === all.length, 20_000);
+    await vi.waitFor(() => expect(seen).toHaveLength(all.length), { timeout: 20_000, interval: 5 });
     expect(seen.map((e) => `${e.stream}@${e.version}`)).toEqual(all.map((e) => `${e.stream}@${e.version}`));
     subscription.unsubscribe();
     await Promise.all([journal.close(), check.close()]);

@@ -6,11 +6,10 @@
  */
 import fc from 'fast-check';
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { postgresJournal, type SqlJournal, type StoredEvent } from '../../index.js';
 import { propertySeed, seeded } from '../harness/fast-check.js';
 import { PostgresServer } from '../harness/postgres.js';
-import { until } from './journal-contract.js';
 
 const SEED = propertySeed(Date.now() % 2 ** 31);
 
@@ -80,6 +79,7 @@ it('a live reader of the global log sees every acknowledged event exactly once, 
                 });
                 if (step.wait) await appended;
                 else unawaited.push(appended);
+                // The generated schedule's pause between steps: the races it makes are the test.
                 await new Promise((r) => setTimeout(r, step.pauseMs));
               } else {
                 // Takes its transaction id now and commits after later transactions did.
@@ -88,6 +88,7 @@ it('a live reader of the global log sees every acknowledged event exactly once, 
                 try {
                   await client.query('BEGIN');
                   await client.query('SELECT pg_current_xact_id()');
+                  // The generated schedule's time a transaction stays open: the window under test.
                   await new Promise((r) => setTimeout(r, step.holdMs));
                   await client.query(
                     `INSERT INTO ${prefix}events (stream_id, version, type, data) VALUES ($1, 1, 'late', '{}')`,
@@ -103,7 +104,13 @@ it('a live reader of the global log sees every acknowledged event exactly once, 
           }),
         );
         await Promise.all(unawaited);
-        await until(() => seen.length >= acked.size, 10_000).catch(() => {});
+        // On a timeout the assertions below say what is missing.
+        await vi
+          .waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(acked.size), {
+            timeout: 10_000,
+            interval: 5,
+          })
+          .catch(() => {});
         const keys = seen.map((e) => `${e.stream}@${e.version}`);
         expect(new Set(keys).size, 'no duplicates').toBe(keys.length);
         expect(

@@ -2,7 +2,7 @@
  * The contract every journal adapter passes: in-memory, PGlite and Postgres run these same tests.
  */
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Journal, StoredEvent } from '../../memory/index.js';
 import { START } from '../../memory/index.js';
 
@@ -133,20 +133,20 @@ export function journalContract(name: string, make: () => Promise<Journal>): voi
       await j.append('s', [ev('old-1'), ev('old-2')]);
       const seen: StoredEvent[] = [];
       const subscription = j.subscribe({ batchSize: 1 }).subscribe((e) => seen.push(e));
-      await until(() => seen.length === 2);
+      await vi.waitFor(() => expect(seen).toHaveLength(2), { interval: 5 });
       await j.append('t', [ev('new-1')]);
       await j.append('s', [ev('new-2')]);
-      await until(() => seen.length === 4);
+      await vi.waitFor(() => expect(seen).toHaveLength(4), { interval: 5 });
       expect(seen.map((e) => e.type)).toEqual(['old-1', 'old-2', 'new-1', 'new-2']);
       subscription.unsubscribe();
       await j.append('s', [ev('after')]);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(seen).toHaveLength(4);
       // A subscription from a checkpoint starts after it.
       const later = await firstValueFrom(
         j.subscribe({ after: seen[1]!.checkpoint }).pipe(take(3), toArray()),
       );
       expect(later.map((e) => e.type)).toEqual(['new-1', 'new-2', 'after']);
+      // By now 'after' was committed and read by another subscription; the ended one never got it.
+      expect(seen).toHaveLength(4);
     });
 
     it('keeps the latest snapshot and prunes the events it covers when asked', async () => {
@@ -246,13 +246,4 @@ export function journalContract(name: string, make: () => Promise<Journal>): voi
       await expect(j.append('s', [ev('b')])).rejects.toMatchObject({ code: 'ERR_ILLEGAL_STATE' });
     });
   });
-}
-
-/** Waits until `check` holds, up to 5 s. */
-export async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }

@@ -3,8 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inMemoryJournal, pgliteJournal, postgresJournal } from '../../memory/index.js';
+import { SimulatedClock } from '../../runtime/testkit/index.js';
 import { PostgresServer } from '../harness/postgres.js';
 import { journalContract } from './journal-contract.js';
 
@@ -33,3 +34,24 @@ journalContract('in-memory', async () => inMemoryJournal());
 journalContract('PGlite in memory', () => pgliteJournal({ db: inMemory, prefix: prefix() }));
 journalContract('PGlite on disk', () => pgliteJournal({ db: onDisk, prefix: prefix() }));
 journalContract('Postgres', () => postgresJournal({ connectionString: server.url, prefix: prefix() }));
+
+describe('a journal on a simulated clock', () => {
+  it('stamps createdAt with its wall time, and polls on it only while subscribed', async () => {
+    const clock = new SimulatedClock({ epochMs: Date.UTC(2030, 0, 1) });
+    const journal = inMemoryJournal({ clock, pollMs: 50 });
+    await clock.advance(1234);
+    await journal.append('s', [{ type: 'a', data: 1 }]);
+    await journal.saveSnapshot('s', 1, { n: 1 });
+    const [event] = await journal.readStream('s');
+    expect(event!.createdAt).toBe(Date.UTC(2030, 0, 1) + 1234);
+    expect((await journal.loadSnapshot('s'))!.createdAt).toBe(Date.UTC(2030, 0, 1) + 1234);
+    expect(clock.pendingTimers).toBe(0);
+    const subscription = journal.subscribe().subscribe(() => {});
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(500);
+    expect(clock.pendingTimers).toBe(1);
+    subscription.unsubscribe();
+    expect(clock.pendingTimers).toBe(0);
+    await journal.close();
+  });
+});

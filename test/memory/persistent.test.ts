@@ -3,7 +3,7 @@
  * reply and before side effects, effectively-once commands, schema checks at append and on read, and
  * a named persistent actor that moves to another node and recovers there, fenced.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
@@ -19,8 +19,8 @@ import {
   type SystemEvent,
   tell,
 } from '../../index.js';
+import { flushMicrotasks } from '../../runtime/testkit/index.js';
 import { inProcessNodes } from '../harness/in-process-nodes.js';
-import { until } from './journal-contract.js';
 import { postgresJournals } from './postgres-journals.js';
 
 const Account = defineProtocol('pa.account', {
@@ -213,10 +213,14 @@ describe('persistent actors', () => {
     const journal = inMemoryJournal();
     let release: () => void = () => {};
     let held = false;
+    let answeredLate = false;
     const slow: Journal = Object.assign(Object.create(journal) as Journal, {
       append: async (...args: Parameters<Journal['append']>) => {
         const result = await journal.append(...args);
-        if (held) await new Promise<void>((r) => (release = r));
+        if (held) {
+          await new Promise<void>((r) => (release = r));
+          answeredLate = true;
+        }
         return result;
       },
     });
@@ -233,7 +237,9 @@ describe('persistent actors', () => {
     // The new incarnation recovered 11 and goes on; then the old handler gets its answer at last.
     expect(await acct.ask('deposit', { amount: 100 })).toBe(111);
     release();
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.waitFor(() => expect(answeredLate).toBe(true));
+    // The old handler has gone on from its answer once the microtasks have run.
+    await flushMicrotasks();
     // The old handler must neither apply its events again nor put back its older state.
     expect(await acct.ask('balance', {})).toBe(111);
     expect(await acct.ask('deposit', { amount: 1 })).toBe(112);
@@ -294,7 +300,11 @@ describe('persistent actors on Postgres', () => {
       ),
     );
     s.spawn(accountOf(j), { name: 'erin', restart: 'temporary' });
-    await until(() => events.some((e) => e.type === 'actor-crashed' && e.address.endsWith('/erin')));
+    await vi.waitFor(() =>
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'actor-crashed', address: expect.stringMatching(/\/erin$/) }),
+      ),
+    );
     const crash = events.find((e) => e.type === 'actor-crashed' && e.address.endsWith('/erin')) as Extract<
       SystemEvent,
       { type: 'actor-crashed' }

@@ -11,6 +11,7 @@ import {
   startProjection,
   startSearchProjection,
 } from '../../index.js';
+import { SimulatedClock } from '../../runtime/testkit/index.js';
 import { postgresJournals } from './postgres-journals.js';
 
 const { journal } = postgresJournals('pj');
@@ -120,6 +121,34 @@ describe('projections', () => {
     expect(handled).toEqual([1]);
     expect(calls).toBe(3);
     await p.stop();
+  });
+
+  it('waits its backoff between attempts on its clock, and gives up after maxAttempts', async () => {
+    const clock = new SimulatedClock();
+    const j = inMemoryJournal({ clock });
+    await j.append('s', [{ type: 'a', data: 1 }]);
+    const at: number[] = [];
+    const p = await startProjection({
+      journal: j,
+      name: 'backoff',
+      retryDelayMs: 100,
+      maxAttempts: 3,
+      clock,
+      handle: () => {
+        at.push(clock.now());
+        throw new Error('down');
+      },
+    });
+    await clock.advance(0);
+    expect(at).toEqual([0]);
+    await clock.advance(99);
+    expect(at).toEqual([0]);
+    await clock.advance(1);
+    expect(at).toEqual([0, 100]);
+    // The second wait doubles.
+    await clock.advance(200);
+    expect(at).toEqual([0, 100, 300]);
+    expect(await p.closed()).toMatchObject({ code: 'ERR_PROJECTION_FAILED', details: { attempts: 3 } });
   });
 
   it('runs over a journal without SQL, storing the checkpoint after the handler (at least once)', async () => {

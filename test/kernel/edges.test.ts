@@ -1,3 +1,4 @@
+/** Edge cases of the kernel that fit no single topic: timer ticks against a full mailbox, lookups, routes, stash across a crash. */
 import { afterEach, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -8,8 +9,8 @@ import {
   type DeadLetterEvent,
   defineProtocol,
   tell,
-} from '../index.js';
-import { flushMicrotasks, SimulatedClock, settle } from '../runtime/testkit/index.js';
+} from '../../index.js';
+import { flushMicrotasks, SimulatedClock, settle } from '../../runtime/testkit/index.js';
 
 const Tick = defineProtocol('edges.tick', { tick: tell(z.object({})), block: tell(z.object({})) });
 
