@@ -24,16 +24,8 @@ export type {
   TellOptions,
   Timers,
   TreeNode,
-} from './api.js';
-export { behavior } from './behavior.js';
-export { type Clock, every, realClock, type SleepOptions, sleep, type TimerHandle } from './clock.js';
-export type {
-  ActivationPolicy,
-  ClusterStore,
-  KeyRules,
-  KindOptions,
-  MemberState,
-} from './cluster-types.js';
+} from './kernel/api.js';
+export { behavior } from './kernel/behavior.js';
 export type {
   DeadLetterEvent,
   DeadLetterReason,
@@ -44,36 +36,39 @@ export type {
   SystemEventOf,
   SystemEventType,
   TroupeEvents,
-} from './events.js';
-export type { IngressResult } from './ingress.js';
-export { deliverFromBoundary } from './kernel.js';
+} from './kernel/events.js';
+export { deliverFromBoundary } from './kernel/hooks.js';
+export { type SystemOptions, systemDefaults } from './kernel/options.js';
 export {
-  type NatsTransportOptions,
-  natsTransport,
+  type RestartPolicy,
+  type RestartType,
+  restartPolicyDefaults,
+  type Strategy,
+} from './kernel/supervision/policy.js';
+export { createSystem } from './kernel/system.js';
+export {
   type RemoveClusterStateOptions,
   type RemovedClusterState,
   removeClusterState,
-} from './nats.js';
-export { type SystemOptions, systemDefaults } from './options.js';
-export { type Random, realRandom, seededRandom } from './random.js';
+} from './nats/cluster-state.js';
+export { type NatsTransportOptions, natsTransport } from './nats/transport.js';
+export type {
+  ActivationPolicy,
+  ClusterStore,
+  KeyRules,
+  KindOptions,
+  MemberState,
+} from './remoting/cluster-types.js';
+export { type InProcessNetwork, inProcessNetwork } from './remoting/in-process.js';
+export type { IngressResult } from './remoting/ingress.js';
+export { createNode } from './remoting/node.js';
+export type { Frame, Transport, TransportSink } from './remoting/transport.js';
+export { type Clock, every, realClock, type SleepOptions, sleep, type TimerHandle } from './time/clock.js';
+export { type Random, realRandom, seededRandom } from './time/random.js';
 export {
   type Backoff,
   backoffDelay,
   exponential,
   type RetryingOptions,
   retrying,
-} from './retry.js';
-export {
-  type RestartPolicy,
-  type RestartType,
-  restartPolicyDefaults,
-  type Strategy,
-} from './supervision.js';
-export { createNode, createSystem } from './system.js';
-export {
-  type Frame,
-  type InProcessNetwork,
-  inProcessNetwork,
-  type Transport,
-  type TransportSink,
-} from './transport.js';
+} from './time/retry.js';

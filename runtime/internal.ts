@@ -5,7 +5,7 @@
  * check lets the layers above import it, and nothing else.
  * @packageDocumentation
  */
-export { type Decider, supervisingBehavior } from './behavior.js';
+export { type Decider, supervisingBehavior } from './kernel/behavior.js';
 export {
   activationFence,
   checkSpawnOptions,
@@ -18,4 +18,4 @@ export {
   spawnAndStart,
   stopChildSlot,
   withContext,
-} from './kernel.js';
+} from './kernel/hooks.js';

@@ -3,7 +3,7 @@
  * @packageDocumentation
  */
 import { TroupeError } from '../../protocols/index.js';
-import type { ActorSystem } from '../api.js';
+import type { ActorSystem } from '../kernel/api.js';
 
 export { flushMicrotasks, SimulatedClock, type SimulatedClockOptions } from './clock.js';
 

@@ -1,4 +1,4 @@
-import { invalidOption } from '../protocols/index.js';
+import { invalidOption } from '../../protocols/index.js';
 
 /** A cancellable timer handle. */
 export interface TimerHandle {

@@ -8,7 +8,11 @@ import {
   invalidOption,
   parseAddress,
   TroupeError,
-} from '../protocols/index.js';
+} from '../../protocols/index.js';
+import { Cluster, type ClusterHost } from '../remoting/cluster.js';
+import { inProcessNetwork } from '../remoting/in-process.js';
+import { Router } from '../remoting/router.js';
+import type { Clock, TimerHandle } from '../time/clock.js';
 import type {
   ActorRef,
   ActorSystem,
@@ -27,13 +31,10 @@ import type {
 import { PendingAsk, TimeoutQueue } from './ask.js';
 import { type CompiledBehavior, compiled, supervisingBehavior } from './behavior.js';
 import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } from './cell.js';
-import type { Clock, TimerHandle } from './clock.js';
-import { Cluster, type ClusterHost } from './cluster.js';
+import { Dispatcher } from './dispatcher.js';
 import type { DeadLetterEvent, DeadLetterReason, PublishedEvent, SystemEvent } from './events.js';
 import { SystemLifecycle } from './lifecycle.js';
 import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
-import { Router } from './remote.js';
-import { inProcessNetwork } from './transport.js';
 
 const resolved = Promise.resolve();
 
@@ -55,39 +56,11 @@ export function createSystem(options?: SystemOptions): ActorSystem {
   return new ActorSystemImpl(resolveSystemOptions(options));
 }
 
-/**
- * Starts a system that is one node of a cluster: like {@link createSystem}, and resolves once its
- * transport receives, so that other nodes' messages to it are not missed.
- *
- * @throws TroupeError `ERR_INVALID_OPTION` for a bad option, or without a `transport`.
- * @example
- * ```ts
- * const system = await createNode({ name: 'shop', node: 'n1', transport: await natsTransport({ servers }) });
- * const counter = system.ref('troupe://shop/n2/counter', Counter);
- * counter.tell('add', { by: 1 });
- * ```
- */
-export async function createNode(options: SystemOptions): Promise<ActorSystem> {
-  const resolvedOptions = resolveSystemOptions(options);
-  if (resolvedOptions.transport === undefined) {
-    throw new TroupeError('ERR_INVALID_OPTION', 'Invalid option `transport`: a node needs one', {
-      details: { option: 'transport', value: undefined },
-    });
-  }
-  const system = new ActorSystemImpl(resolvedOptions);
-  try {
-    await system.opened;
-  } catch (error) {
-    await system.close();
-    throw error;
-  }
-  return system;
-}
-
 const guardianBehavior = (policy: ResolvedSystemOptions['supervision']) =>
   compiled(supervisingBehavior({ protocols: [], handlers: {} }, policy, false));
 
-class ActorSystemImpl implements Host, ClusterHost {
+/** The actor system; `createSystem` and `createNode` (remoting/node.ts) make one. */
+export class ActorSystemImpl implements Host, ClusterHost {
   readonly name: string;
   readonly node: string;
   readonly clock: Clock;
@@ -110,14 +83,8 @@ class ActorSystemImpl implements Host, ClusterHost {
   /** Live cells whose behaviour declares capabilities, for `route`. */
   private readonly capable = new Set<Cell>();
   private readonly protocols = new Map<string, AnyProtocol>();
-  private readonly throughput: number;
-  private readonly timeSliceMs: number;
-  // The ready queue: a ring of cells that keeps its capacity between turns (a power of two).
-  private ring: (Cell | undefined)[] = new Array(1024);
-  private ringHead = 0;
-  private ringSize = 0;
-  private pending = false;
-  private burstStart = 0;
+  /** Runs the cells that have work, in turns; see {@link Dispatcher}. */
+  readonly dispatcher: Dispatcher;
   private idleWaiters: (() => void)[] = [];
   private timerGeneration = 0;
   private deadLettersLogged = 0;
@@ -142,8 +109,12 @@ class ActorSystemImpl implements Host, ClusterHost {
     this.random = options.random;
     this.devChecks = options.devChecks;
     this.askTimeoutMs = options.askTimeoutMs;
-    this.throughput = options.throughput;
-    this.timeSliceMs = options.timeSliceMs;
+    this.dispatcher = new Dispatcher(
+      options.throughput,
+      options.timeSliceMs,
+      () => this.checkIdle(),
+      (address, error) => this.reportDefect(address, error),
+    );
     this.timeouts = new TimeoutQueue(options.clock);
     this.slowSend = this.devChecks;
     this.events$ = this.subject.asObservable();
@@ -467,117 +438,6 @@ class ActorSystemImpl implements Host, ClusterHost {
     this.subject.next(event);
   }
 
-  schedule(cell: Cell): void {
-    let ring = this.ring;
-    if (this.ringSize === ring.length) ring = this.growRing();
-    ring[(this.ringHead + this.ringSize++) & (ring.length - 1)] = cell;
-    if (this.pending) return;
-    this.pending = true;
-    // Microtasks give the lowest latency, but a long chain of them starves I/O: past one time slice
-    // without a macrotask turn, the dispatcher runs from setImmediate instead. Time is read on the
-    // first schedule of a burst and then every 32nd, which is enough to notice a slice has passed.
-    // Real time (performance.now, setImmediate), not the injected clock: the slice bounds how long
-    // this process keeps Node's event loop from its I/O, which only real time measures (a simulated
-    // clock would never end one); it orders nothing a test or a simulation observes.
-    if (this.burstStart === 0) {
-      this.burstStart = performance.now();
-      this.burstSchedules = 0;
-      setImmediate(this.endBurst);
-    } else if ((++this.burstSchedules & 31) === 0 && performance.now() - this.burstStart > this.timeSliceMs) {
-      this.overSlice = true;
-    }
-    // A resolved promise's then() is V8's own microtask; Node's queueMicrotask adds async-context work.
-    if (this.overSlice) setImmediate(this.runQueue);
-    else resolved.then(this.runQueue);
-  }
-
-  requeue(cell: Cell): void {
-    this.fullTurn = true;
-    this.schedule(cell);
-  }
-
-  /** Set when a turn used its whole budget: a heavy turn, after which the clock is read. */
-  private fullTurn = false;
-
-  private readonly endBurst = (): void => {
-    this.burstStart = 0;
-    this.overSlice = false;
-  };
-
-  private burstSchedules = 0;
-  private overSlice = false;
-  /** When the dispatcher last read the clock. */
-  private lastCheck = 0;
-  /**
-   * Slow turns: handlers have been taking long (over 50 µs a turn), so the dispatcher gives each
-   * actor one message per turn and reads the clock after every turn; fast turns read it every 32.
-   * This bounds a time slice by about one handler's run, not 32 turns of `throughput` messages.
-   */
-  private slowTurns = false;
-  private fastStreak = 0;
-
-  private readonly runQueue = (): void => {
-    // The slice is measured from the start of the burst (the first turn since a macrotask), so a
-    // turn itself does not read the clock until it has run 32 actors (one when turns are slow).
-    if (this.burstStart === 0) {
-      this.burstStart = performance.now();
-      this.lastCheck = this.burstStart;
-      this.burstSchedules = 0;
-      setImmediate(this.endBurst);
-    }
-    // Turns between clock reads: 32 while turns are fast, 1 while they are slow.
-    let checkEvery = this.slowTurns ? 1 : 32;
-    let budget = this.slowTurns ? 1 : this.throughput;
-    let turns = 0;
-    while (this.ringSize > 0) {
-      const ring = this.ring;
-      const cell = ring[this.ringHead]!;
-      ring[this.ringHead] = undefined;
-      this.ringHead = (this.ringHead + 1) & (ring.length - 1);
-      this.ringSize--;
-      try {
-        cell.run(budget);
-      } catch (error) {
-        // Handlers' throws are caught in the cell; reaching here is a kernel defect. Keep dispatching.
-        this.reportDefect(cell.address, error);
-      }
-      if (++turns >= checkEvery || this.fullTurn) {
-        this.fullTurn = false;
-        const now = performance.now();
-        const perTurn = (now - this.lastCheck) / turns;
-        this.lastCheck = now;
-        turns = 0;
-        if (perTurn > 0.05) {
-          this.slowTurns = true;
-          this.fastStreak = 0;
-        } else if (perTurn >= 0.005) {
-          this.fastStreak = 0;
-        } else if (this.slowTurns && ++this.fastStreak >= 32) {
-          // Back to fast turns after 32 quick ones in a row, not after one.
-          this.slowTurns = false;
-        }
-        checkEvery = this.slowTurns ? 1 : 32;
-        budget = this.slowTurns ? 1 : this.throughput;
-        if (now - this.burstStart > this.timeSliceMs) {
-          this.overSlice = true;
-          setImmediate(this.runQueue);
-          return;
-        }
-      }
-    }
-    this.pending = false;
-    this.checkIdle();
-  };
-
-  private growRing(): (Cell | undefined)[] {
-    const old = this.ring;
-    const next: (Cell | undefined)[] = new Array(old.length * 2);
-    for (let i = 0; i < this.ringSize; i++) next[i] = old[(this.ringHead + i) & (old.length - 1)];
-    this.ring = next;
-    this.ringHead = 0;
-    return next;
-  }
-
   refuseExternal(
     to: Cell,
     type: string,
@@ -799,7 +659,7 @@ class ActorSystemImpl implements Host, ClusterHost {
   }
 
   private isIdle(): boolean {
-    if (this.pending || this.busy > 0) return false;
+    if (this.dispatcher.pending || this.busy > 0) return false;
     for (const cell of this.guardian.subtree()) if (!cell.quiet) return false;
     return true;
   }

@@ -1,5 +1,5 @@
-import { type TraceContext, TroupeError } from '../protocols/index.js';
-import type { Clock, TimerHandle } from './clock.js';
+import { type TraceContext, TroupeError } from '../../protocols/index.js';
+import type { Clock, TimerHandle } from '../time/clock.js';
 
 /**
  * One outstanding ask. It settles once: with the reply, an error, its timeout or its signal.

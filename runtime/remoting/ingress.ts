@@ -9,11 +9,11 @@ import {
   TroupeError,
   type Validated,
   validate,
-} from '../protocols/index.js';
-import type { ActorRef, TellOptions } from './api.js';
-import type { CompiledBehavior } from './behavior.js';
-import { Cell, type Host } from './cell.js';
-import type { DeadLetterReason } from './events.js';
+} from '../../protocols/index.js';
+import type { ActorRef, TellOptions } from '../kernel/api.js';
+import type { CompiledBehavior } from '../kernel/behavior.js';
+import { Cell, type Host } from '../kernel/cell.js';
+import type { DeadLetterReason } from '../kernel/events.js';
 
 /** What a boundary needs from the system. */
 export interface IngressHost extends Pick<Host, 'clock' | 'askTimeoutMs' | 'ref' | 'deadLetter'> {

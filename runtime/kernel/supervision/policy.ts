@@ -1,5 +1,5 @@
-import { invalidOption } from '../protocols/index.js';
-import { type Backoff, resolveBackoff } from './retry.js';
+import { invalidOption } from '../../../protocols/index.js';
+import { type Backoff, resolveBackoff } from '../../time/retry.js';
 
 /**
  * When a supervisor restarts a child (OTP restart types):

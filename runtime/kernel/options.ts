@@ -1,11 +1,11 @@
-import { invalidOption } from '../protocols/index.js';
+import { invalidOption } from '../../protocols/index.js';
+import type { ActivationPolicy, KindOptions } from '../remoting/cluster-types.js';
+import type { Transport } from '../remoting/transport.js';
+import { type Clock, realClock } from '../time/clock.js';
+import { type Random, realRandom } from '../time/random.js';
+import { type Backoff, resolveBackoff } from '../time/retry.js';
 import type { Behavior, MailboxOptions } from './api.js';
-import { type Clock, realClock } from './clock.js';
-import type { ActivationPolicy, KindOptions } from './cluster-types.js';
-import { type Random, realRandom } from './random.js';
-import { type Backoff, resolveBackoff } from './retry.js';
-import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision.js';
-import type { Transport } from './transport.js';
+import { type RestartPolicy, resolveRestartPolicy, restartPolicyDefaults } from './supervision/policy.js';
 
 /** Options of `createSystem`. Every one has a default; see {@link systemDefaults}. */
 export interface SystemOptions {

@@ -1,8 +1,8 @@
-import { type AnyProtocol, TroupeError } from '../protocols/index.js';
+import { type AnyProtocol, TroupeError } from '../../protocols/index.js';
+import { deliverEnvelope, type IngressHost, type IngressResult } from '../remoting/ingress.js';
 import type { ActorContext, ActorRef, ActorStatus, ActorSystem, Behavior, SpawnOptions } from './api.js';
 import { compiled } from './behavior.js';
 import { Cell, cellOf, resolveCellSettings } from './cell.js';
-import { deliverEnvelope, type IngressHost, type IngressResult } from './ingress.js';
 import { systemDefaults } from './options.js';
 
 /**

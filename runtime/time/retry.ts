@@ -1,4 +1,4 @@
-import { invalidOption } from '../protocols/index.js';
+import { invalidOption } from '../../protocols/index.js';
 import { type Clock, realClock, sleep } from './clock.js';
 import { type Random, realRandom } from './random.js';
 

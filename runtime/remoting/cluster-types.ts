@@ -1,5 +1,5 @@
-import type { Behavior } from './api.js';
-import type { Backoff } from './retry.js';
+import type { Behavior } from '../kernel/api.js';
+import type { Backoff } from '../time/retry.js';
 
 /** What a member says of itself. */
 export type MemberState = 'up' | 'leaving';

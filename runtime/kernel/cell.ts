@@ -9,7 +9,8 @@ import {
   TroupeError,
   type Validated,
   validate,
-} from '../protocols/index.js';
+} from '../../protocols/index.js';
+import type { Clock, TimerHandle } from '../time/clock.js';
 import type {
   ActorContext,
   ActorRef,
@@ -27,19 +28,18 @@ import type {
 } from './api.js';
 import { PendingAsk, type TimeoutQueue } from './ask.js';
 import { type CompiledBehavior, compiled, type HandlerTable, handlerTable } from './behavior.js';
-import type { Clock, TimerHandle } from './clock.js';
+import type { Dispatcher } from './dispatcher.js';
 import type { DeadLetterReason, SystemEvent } from './events.js';
 import { ActorLifecycle, SystemLifecycle } from './lifecycle.js';
 import { Mailbox } from './mailbox.js';
 import { nonNegative, type ResolvedMailbox, resolveMailbox } from './options.js';
-import { backoffDelay } from './retry.js';
+import { decideExit } from './supervision/decide.js';
 import {
   type RestartPolicy,
   type RestartType,
-  recordRestart,
   resolveRestartPolicy,
   resolveRestartType,
-} from './supervision.js';
+} from './supervision/policy.js';
 
 // Status is a small integer rather than a tagged union: it is read on every message.
 // `statusName` maps it to the public ActorStatus.
@@ -106,9 +106,8 @@ export interface Host extends ActorSystem {
   /** True during close(): stopping actors do not wait for handlers in flight. */
   readonly hard: boolean;
   emit(event: SystemEvent): void;
-  schedule(cell: Cell): void;
-  /** Schedules a cell that used its whole turn; the dispatcher then reads the clock. */
-  requeue(cell: Cell): void;
+  /** Runs the cells that have work. */
+  readonly dispatcher: Dispatcher;
   refuseExternal(
     to: Cell,
     type: string,
@@ -563,7 +562,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     this.pushMessage('$terminated', { ref, reason }, TERMINATED);
     if (this.flags === 0 && this.status === RUNNING) {
       this.flags = SCHEDULED;
-      this.system.schedule(this);
+      this.system.dispatcher.schedule(this);
     }
   }
 
@@ -714,7 +713,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     this.pushMessage(type, body, meta);
     if (this.flags === 0 && this.status === RUNNING) {
       this.flags = SCHEDULED;
-      this.system.schedule(this);
+      this.system.dispatcher.schedule(this);
     }
   }
 
@@ -782,7 +781,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     this.sysQueue.push(message);
     if ((this.flags & (SCHEDULED | SYS_BUSY)) === 0) {
       this.flags |= SCHEDULED;
-      this.system.schedule(this);
+      this.system.dispatcher.schedule(this);
     }
   }
 
@@ -792,7 +791,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     const hasUser = this.status === RUNNING && this.mbSize > 0;
     if (hasSystem || hasUser) {
       this.flags |= SCHEDULED;
-      this.system.schedule(this);
+      this.system.dispatcher.schedule(this);
     }
   }
 
@@ -812,7 +811,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
       const slow = system.slowReceive || this.settings.validateAll;
       while (this.mbSize > 0) {
         if (budget-- === 0) {
-          system.requeue(this);
+          system.dispatcher.requeue(this);
           return;
         }
         // The mailbox's shift, inlined: this loop is the kernel's hottest path.
@@ -1380,21 +1379,31 @@ export class Cell extends Mailbox implements ActorRef<any> {
       }
     }
     const type = child.settings.restart;
-    // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent slot
-    // restarts it, and a transient one keeps it stopped.
-    const normal = error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error));
-    if (type === 'temporary' || (type === 'transient' && normal)) {
-      return this.retire(child, type);
-    }
-    const system = this.system;
+    const children = [...this.childMap!.values()];
     const policy = this.policy;
     this.restartLog ??= [];
-    if (!recordRestart(this.restartLog, system.clock.now(), policy)) {
-      return this.giveUp(child, error, policy);
-    }
-    const group = this.restartGroup(child, policy);
-    const delayMs = backoffDelay(policy.backoff, this.restartLog.length, system.random);
-    return this.restartGroupAfter(group, child, error, delayMs);
+    const decision = decideExit(
+      {
+        restart: type,
+        // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent
+        // slot restarts it, and a transient one keeps it stopped.
+        normal: error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error)),
+        index: children.indexOf(child),
+        count: children.length,
+      },
+      policy,
+      this.restartLog,
+      this.system.clock.now(),
+      this.system.random,
+    );
+    if (decision.action === 'retire') return this.retire(child, type);
+    if (decision.action === 'give-up') return this.giveUp(child, error, policy);
+    return this.restartGroupAfter(
+      decision.group.map((i) => children[i]!),
+      child,
+      error,
+      decision.delayMs,
+    );
   }
 
   /** A child that will not be restarted: stop it if it crashed, then drop (or keep) its slot. */
@@ -1406,13 +1415,6 @@ export class Cell extends Mailbox implements ActorRef<any> {
 
   private lastError(): Error {
     return this.lastFailure ?? new Error(`${this.address} crashed`);
-  }
-
-  private restartGroup(child: Cell, policy: RestartPolicy): Cell[] {
-    if (policy.strategy === 'one_for_one') return [child];
-    const all = [...this.childMap!.values()];
-    if (policy.strategy === 'one_for_all') return all;
-    return all.slice(all.indexOf(child));
   }
 
   private async restartGroupAfter(

@@ -22,13 +22,14 @@ import {
   type Validated,
   validate,
   type WireReply,
-} from '../protocols/index.js';
-import type { ActorRef, AskOptions, TellOptions } from './api.js';
-import { PendingAsk, type TimeoutQueue } from './ask.js';
-import { type Cell, runningCell } from './cell.js';
-import type { Clock } from './clock.js';
+} from '../../protocols/index.js';
+import type { ActorRef, AskOptions, TellOptions } from '../kernel/api.js';
+import { PendingAsk, type TimeoutQueue } from '../kernel/ask.js';
+import { type Cell, runningCell } from '../kernel/cell.js';
+import type { DeadLetterReason } from '../kernel/events.js';
+import { SystemLifecycle } from '../kernel/lifecycle.js';
+import type { Clock } from '../time/clock.js';
 import type { Cluster } from './cluster.js';
-import type { DeadLetterReason } from './events.js';
 import {
   type Admitted,
   admitEnvelope,
@@ -39,7 +40,6 @@ import {
   type Responder,
   resolveMessage,
 } from './ingress.js';
-import { SystemLifecycle } from './lifecycle.js';
 import type { Frame, Transport, TransportSink } from './transport.js';
 
 /** Limits of what a node sends and accepts. */

@@ -1,4 +1,4 @@
-import type { Address, TroupeError } from '../protocols/index.js';
+import type { Address, TroupeError } from '../../protocols/index.js';
 
 /** Why a message could not be delivered. */
 export type DeadLetterReason =
@@ -102,7 +102,7 @@ export interface KernelEvents {
  * layer above, which declares its own in its `events.ts` by module augmentation of this interface:
  *
  * ```ts
- * declare module '../runtime/index.js' {
+ * declare module '../index.js' {
  *   interface TroupeEvents {
  *     'breaker-transition': { readonly breaker: string; readonly from: BreakerState; readonly to: BreakerState };
  *   }

@@ -1,4 +1,4 @@
-import { type KV, Kvm } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import {
   type ConnectionOptions,
   connect,
@@ -8,11 +8,11 @@ import {
   type Subscription,
   TimeoutError,
 } from '@nats-io/transport-node';
-import { invalidOption, TroupeError } from '../protocols/index.js';
-import { type Clock, every, realClock, sleep } from './clock.js';
-import type { ClusterStore, MemberState } from './cluster-types.js';
-import { exponential, retrying } from './retry.js';
-import type { Frame, Transport, TransportSink } from './transport.js';
+import { invalidOption, TroupeError } from '../../protocols/index.js';
+import type { ClusterStore } from '../remoting/cluster-types.js';
+import type { Frame, Transport, TransportSink } from '../remoting/transport.js';
+import { type Clock, every, realClock, sleep } from '../time/clock.js';
+import { createBucket, KvStore } from './store.js';
 
 /** Options of {@link natsTransport}. */
 export interface NatsTransportOptions {
@@ -82,7 +82,7 @@ export async function natsTransport(options: NatsTransportOptions): Promise<Tran
 }
 
 /** Connects with the servers, credentials and TLS of `options`, over `defaults`. */
-async function connectTo(
+export async function connectTo(
   options: Omit<NatsTransportOptions, 'outboxBytes' | 'replayTimeoutMs' | 'prefix'>,
   defaults: Partial<ConnectionOptions>,
 ): Promise<NatsConnection> {
@@ -114,83 +114,9 @@ async function connectTo(
  * The names of a cluster's two JetStream KV buckets: `<prefix>_members` and `<prefix>_leases`, the
  * prefix (by default `troupe.<cluster>`) with every character KV does not allow turned into `_`.
  */
-function clusterBuckets(cluster: string, prefix?: string): { members: string; leases: string } {
+export function clusterBuckets(cluster: string, prefix?: string): { members: string; leases: string } {
   const name = (prefix ?? `troupe.${cluster}`).replace(/[^A-Za-z0-9_-]/g, '_');
   return { members: `${name}_members`, leases: `${name}_leases` };
-}
-
-/** Options of {@link removeClusterState}. */
-export interface RemoveClusterStateOptions
-  extends Omit<NatsTransportOptions, 'outboxBytes' | 'replayTimeoutMs' | 'prefix'> {
-  /** The cluster's name (`createNode({ name })`). */
-  readonly cluster: string;
-  /** The prefix its nodes were given (`natsTransport({ prefix })`). Defaults to `troupe.<cluster>`. */
-  readonly prefix?: string;
-  /** Removes the state even while members are up. Defaults to false. */
-  readonly force?: boolean;
-}
-
-/** What {@link removeClusterState} found and did. */
-export interface RemovedClusterState {
-  /** The buckets it deleted (those that existed). */
-  readonly removed: readonly string[];
-  /** The nodes that were members (up or leaving) when it looked. */
-  readonly members: readonly string[];
-}
-
-/**
- * Removes a cluster's state from a shared NATS: its KV buckets of members and leases (JetStream
- * streams that outlive the nodes). Run it once every node of the cluster has stopped; while a
- * member is up it refuses, unless `force`. A cluster started again creates the buckets anew.
- * @throws TroupeError `ERR_ILLEGAL_STATE` while the cluster has members (without `force`);
- * `ERR_TRANSPORT` when NATS cannot be reached or refuses.
- * @example
- * ```ts
- * const { removed } = await removeClusterState({ servers: 'nats://127.0.0.1:4222', cluster: 'shop' });
- * ```
- */
-export async function removeClusterState(options: RemoveClusterStateOptions): Promise<RemovedClusterState> {
-  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object');
-  if (typeof options.cluster !== 'string' || options.cluster === '')
-    throw invalidOption('cluster', 'must be a non-empty string', options.cluster);
-  const buckets = clusterBuckets(options.cluster, options.prefix);
-  const nc = await connectTo(options, { maxReconnectAttempts: 0 });
-  try {
-    const kvm = new Kvm(nc);
-    const present = new Set<string>();
-    for await (const status of kvm.list()) present.add(status.bucket);
-    const members: string[] = [];
-    if (present.has(buckets.members)) {
-      const kv = await kvm.open(buckets.members);
-      for await (const key of await kv.keys()) members.push(key);
-    }
-    if (members.length > 0 && options.force !== true) {
-      throw new TroupeError(
-        'ERR_ILLEGAL_STATE',
-        `cluster "${options.cluster}" still has members (${members.join(', ')}): stop them first, or force`,
-        { details: { cluster: options.cluster, members } },
-      );
-    }
-    const removed: string[] = [];
-    for (const bucket of [buckets.members, buckets.leases]) {
-      if (!present.has(bucket)) continue;
-      await (await kvm.open(bucket)).destroy();
-      removed.push(bucket);
-    }
-    return { removed, members };
-  } catch (error) {
-    if (TroupeError.is(error)) throw error;
-    throw new TroupeError(
-      'ERR_TRANSPORT',
-      `NATS refused to remove the state of cluster "${options.cluster}": ${String(error)}`,
-      {
-        cause: error,
-        details: { cluster: options.cluster },
-      },
-    );
-  } finally {
-    await nc.close();
-  }
 }
 
 /** Frames waiting for one subject while NATS is unreachable, or while they are being replayed. */
@@ -459,123 +385,3 @@ class NatsTransport implements Transport {
     await this.nc.close();
   }
 }
-
-/** A lease key for KV: the actor's id in base64url (KV keys allow few characters). */
-function leaseKey(id: string): string {
-  return Buffer.from(id, 'utf8').toString('base64url');
-}
-
-class KvStore implements ClusterStore {
-  private stopWatch: (() => void) | undefined;
-
-  constructor(
-    private readonly members: KV,
-    private readonly leases: KV,
-    private readonly statusListeners: Set<(reachable: boolean) => void>,
-  ) {}
-
-  status(listener: (reachable: boolean) => void): void {
-    this.statusListeners.add(listener);
-  }
-
-  async announce(node: string, state: MemberState): Promise<void> {
-    await this.members.put(node, JSON.stringify({ state }));
-  }
-
-  async withdraw(node: string): Promise<void> {
-    await this.members.delete(node);
-  }
-
-  async watch(listener: (node: string, state: MemberState | 'gone') => void): Promise<void> {
-    const entries = await this.members.watch({ key: '>' });
-    this.stopWatch = () => entries.stop();
-    void (async () => {
-      for await (const entry of entries) {
-        if (entry.operation !== 'PUT') {
-          listener(entry.key, 'gone');
-          continue;
-        }
-        let state: unknown;
-        try {
-          state = (entry.json() as { state?: unknown }).state;
-        } catch {
-          continue; // Not ours: someone else wrote to the bucket.
-        }
-        if (state === 'up' || state === 'leaving') listener(entry.key, state);
-      }
-    })().catch(() => {
-      // The watch ends with the connection.
-    });
-  }
-
-  async lease(
-    id: string,
-    node: string,
-    takeOver: (holder: string) => boolean,
-  ): Promise<{ readonly fence: number } | { readonly holder: string }> {
-    const key = leaseKey(id);
-    const value = JSON.stringify({ node });
-    for (let attempt = 0; attempt < 10; attempt++) {
-      try {
-        return { fence: await this.leases.create(key, value) };
-      } catch {
-        // Taken (or a race): look at who holds it.
-      }
-      const entry = await this.leases.get(key);
-      if (entry === null || entry.operation !== 'PUT') continue;
-      let holder: string | undefined;
-      try {
-        holder = (entry.json() as { node?: string }).node;
-      } catch {
-        holder = undefined;
-      }
-      if (holder !== undefined && !takeOver(holder)) return { holder };
-      try {
-        // Compare-and-set on the revision: of two nodes taking over, one wins.
-        return { fence: await this.leases.update(key, value, entry.revision) };
-      } catch {
-        // Someone else moved first: look again.
-      }
-    }
-    throw new TroupeError('ERR_TRANSPORT', `could not take the lease of ${id}: too much contention`);
-  }
-
-  async release(id: string, fence: number): Promise<void> {
-    try {
-      await this.leases.delete(leaseKey(id), { previousSeq: fence });
-    } catch {
-      // Taken over meanwhile: not ours to release any more.
-    }
-  }
-
-  async fence(id: string): Promise<number | undefined> {
-    const entry = await this.leases.get(leaseKey(id));
-    return entry === null || entry.operation !== 'PUT' ? undefined : entry.revision;
-  }
-
-  async close(): Promise<void> {
-    this.stopWatch?.();
-    this.statusListeners.clear();
-  }
-}
-
-/**
- * Creates (or binds to) a KV bucket. Nodes that start together race to create the same bucket, and
- * the server may refuse the loser while the winner's stream is still being set up ("subjects
- * overlap with an existing stream"); a moment later the same call binds to the finished bucket.
- */
-function createBucket(
-  kvm: Kvm,
-  name: string,
-  options: Parameters<Kvm['create']>[1],
-  clock: Clock,
-): Promise<KV> {
-  return retrying(() => kvm.create(name, options), {
-    attempts: 5,
-    backoff: BUCKET_BACKOFF,
-    retryable: (error) => /overlap|already in use/i.test(String((error as Error)?.message ?? '')),
-    clock,
-  });
-}
-
-const BUCKET_BACKOFF = exponential({ baseMs: 50, maxMs: 400 });

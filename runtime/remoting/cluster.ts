@@ -8,17 +8,17 @@ import {
   TroupeError,
   validate,
   type WireEnvelope,
-} from '../protocols/index.js';
-import type { ActorRef, Behavior, MemberInfo } from './api.js';
-import { compiled } from './behavior.js';
-import type { Cell } from './cell.js';
-import { type Clock, sleep, type TimerHandle } from './clock.js';
+} from '../../protocols/index.js';
+import type { ActorRef, Behavior, MemberInfo } from '../kernel/api.js';
+import { compiled } from '../kernel/behavior.js';
+import type { Cell } from '../kernel/cell.js';
+import type { DeadLetterReason, SystemEvent } from '../kernel/events.js';
+import type { ResolvedKind } from '../kernel/options.js';
+import { recordRestart } from '../kernel/supervision/policy.js';
+import { type Clock, sleep, type TimerHandle } from '../time/clock.js';
+import { type Backoff, backoffDelay } from '../time/retry.js';
 import type { ClusterStore, MemberState } from './cluster-types.js';
-import type { DeadLetterReason, SystemEvent } from './events.js';
 import { type IngressHost, resolveMessage } from './ingress.js';
-import type { ResolvedKind } from './options.js';
-import { type Backoff, backoffDelay } from './retry.js';
-import { recordRestart } from './supervision.js';
 
 /** Cluster settings of a node. */
 export interface ClusterSettings {

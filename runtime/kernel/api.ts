@@ -11,11 +11,11 @@ import type {
   TellKeys,
   TellSpec,
   TraceContext,
-} from '../protocols/index.js';
-import type { Clock } from './clock.js';
+} from '../../protocols/index.js';
+import type { Clock } from '../time/clock.js';
+import type { Random } from '../time/random.js';
 import type { DeadLetterEvent, PublishedEvent, SystemEvent } from './events.js';
-import type { Random } from './random.js';
-import type { RestartPolicy, RestartType } from './supervision.js';
+import type { RestartPolicy, RestartType } from './supervision/policy.js';
 
 /** Options of one `ask`. */
 export interface AskOptions {

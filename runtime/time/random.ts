@@ -1,4 +1,4 @@
-import { invalidOption } from '../protocols/index.js';
+import { invalidOption } from '../../protocols/index.js';
 
 /**
  * A source of uniform random numbers in [0, 1), shaped like `Math.random`. Backoff jitter, the

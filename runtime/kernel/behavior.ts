@@ -1,7 +1,7 @@
-import { type AnyProtocol, invalidOption, type MessageSpec, TroupeError } from '../protocols/index.js';
+import { type AnyProtocol, invalidOption, type MessageSpec, TroupeError } from '../../protocols/index.js';
 import type { ActorRef, Behavior, BehaviorDefinition, Handlers } from './api.js';
 import { nonNegative, type ResolvedMailbox, resolveMailbox, systemDefaults } from './options.js';
-import { type RestartPolicy, resolveRestartPolicy } from './supervision.js';
+import { type RestartPolicy, resolveRestartPolicy } from './supervision/policy.js';
 
 /** A handler table: message name to handler, with no prototype so names like `constructor` are safe. */
 export type HandlerTable = Record<string, (body: unknown, ctx: unknown) => unknown>;

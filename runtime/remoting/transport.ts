@@ -1,0 +1,47 @@
+import type { TroupeError } from '../../protocols/index.js';
+import type { Clock } from '../time/clock.js';
+import type { ClusterStore } from './cluster-types.js';
+
+/**
+ * One message on the wire: a batch of encoded envelopes for one node. `deadline` (epoch ms) is when
+ * every envelope in it has expired, undefined when one of them never does; `fail` reports every
+ * envelope in it as undelivered.
+ */
+export interface Frame {
+  readonly bytes: Uint8Array;
+  readonly deadline: number | undefined;
+  fail(error: TroupeError): void;
+}
+
+/** Where a node's frames arrive. Everything that arrives is untrusted bytes. */
+export interface TransportSink {
+  /** A frame for actors of this node. */
+  inbound(bytes: Uint8Array): void;
+  /** A frame of replies to asks this node made. */
+  replies(bytes: Uint8Array): void;
+}
+
+/**
+ * The port through which a node's system talks to the other nodes of its cluster. It moves frames;
+ * the system encodes, batches, routes and checks them. Adapters: {@link inProcessNetwork} (nodes in
+ * one process) and the NATS transport (`natsTransport`).
+ */
+export interface Transport {
+  /** A name for errors and logs, e.g. `nats` or `in-process`. */
+  readonly kind: string;
+  /**
+   * Starts receiving as `node` of `cluster`. Called once by the system that owns the transport, with
+   * the system's clock: frame deadlines are judged and the transport's own waits (replays, retries)
+   * run on it.
+   */
+  open(cluster: string, node: string, sink: TransportSink, clock: Clock): Promise<void>;
+  /**
+   * Sends a frame to a node's inbox or reply channel. Never throws: a frame that cannot be sent,
+   * now or later, is failed through `frame.fail`.
+   */
+  publish(channel: 'node' | 'reply', node: string, frame: Frame): void;
+  /** Stops receiving and releases the connection. */
+  close(): Promise<void>;
+  /** The shared membership and lease store of the cluster, for nodes with named actors. */
+  store?(cluster: string): Promise<ClusterStore>;
+}
