@@ -19,6 +19,7 @@ export type {
   BehaviorDefinition,
   Capabilities,
   Clock,
+  Closeable,
   ClusterStore,
   DeadLetterEvent,
   DeadLetterReason,

@@ -49,7 +49,7 @@ export function agentCases(tools: BenchTools): BenchCase[] {
         const guarded = perCall(() => g.call(noop));
         const raw = perCall(noop);
         const [, b, pairs] = await tools.sideBySide(guarded, raw, rounds);
-        g.breaker?.shutdown();
+        g.breaker?.close();
         // What the guard adds: per block, guarded minus raw, then the median.
         const added = pairs.map(([x, y]) => x - y).sort((p, q) => p - q)[Math.floor(pairs.length / 2)]!;
         return tools.result(

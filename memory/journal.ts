@@ -138,8 +138,15 @@ export interface Journal {
   loadCheckpoint(name: string): Promise<Checkpoint | undefined>;
   /** Stores the checkpoint of the reader `name`. */
   saveCheckpoint(name: string, checkpoint: Checkpoint): Promise<void>;
-  /** Ends subscriptions and releases the store (a pool it made, a PGlite it opened). Idempotent. */
+  /**
+   * Ends subscriptions and releases the store (a pool it made, a PGlite it opened), after the
+   * appends it has taken reach the store (they may be committing: they are never cut short).
+   * `drain()` is the same. Idempotent.
+   */
   close(): Promise<void>;
+  drain(): Promise<void>;
+  /** Resolves once closed. */
+  closed(): Promise<Error | undefined>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -528,10 +535,27 @@ export class GroupCommitJournal implements Journal {
       while (this.pending.length > 0 || this.inFlight > 0 || this.scheduled) {
         await new Promise((r) => setImmediate(r));
       }
-      await this.store.close();
+      try {
+        await this.store.close();
+      } finally {
+        this.resolveClosed(undefined);
+      }
     })();
     return this.closing;
   }
+
+  drain(): Promise<void> {
+    return this.close();
+  }
+
+  closed(): Promise<Error | undefined> {
+    return this.closedPromise;
+  }
+
+  private readonly closedPromise = new Promise<Error | undefined>((resolve) => {
+    this.resolveClosed = resolve;
+  });
+  private resolveClosed!: (error: Error | undefined) => void;
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();

@@ -7,6 +7,7 @@ import {
   type Task,
 } from 'meilisearch';
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { closeableOnce } from '../runtime/internal.js';
 import {
   hasSearchableTerms,
   type SearchDocument,
@@ -252,10 +253,10 @@ export function meilisearchIndex(options: MeilisearchIndexOptions): SearchIndex 
       requireSuccess('clear', await runTask('clear', () => index.deleteAllDocuments()));
     },
 
-    async close() {
-      // The client holds no connection of its own (it uses fetch), so closing only refuses later calls.
+    // The client holds no connection of its own (it uses fetch), so closing only refuses later calls.
+    ...closeableOnce(() => {
       closed = true;
-    },
+    }),
   };
 }
 

@@ -55,8 +55,13 @@ export interface Projection {
    * transaction is open anywhere in the database, newer events wait (see `Journal.readAll`).
    */
   caughtUp(): Promise<void>;
-  /** Stops after the batch in progress. Idempotent. */
-  stop(): Promise<void>;
+  /** Stops after the batch in progress (its checkpoint stored); the same as `close()`. Idempotent. */
+  drain(): Promise<void>;
+  /**
+   * Stops: no new batch starts; the batch in progress finishes, so its events and checkpoint stay
+   * together. Idempotent.
+   */
+  close(): Promise<void>;
   /** Resolves when the projection has stopped: with the error that stopped it, or undefined. */
   closed(): Promise<Error | undefined>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -126,7 +131,7 @@ class ProjectionRunner implements Projection {
   checkpoint: Checkpoint;
   private queue: StoredEvent[] = [];
   private working = false;
-  /** Settles when the batches being worked on are done: `stop()` waits for it. */
+  /** Settles when the batches being worked on are done: `close()` waits for it. */
   private workDone: Promise<void> = Promise.resolve();
   private stopped = false;
   private subscription: Subscription | undefined;
@@ -244,9 +249,13 @@ class ProjectionRunner implements Projection {
     this.resolveClosed(error);
   }
 
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.end(undefined);
     await this.workDone;
+  }
+
+  drain(): Promise<void> {
+    return this.close();
   }
 
   closed(): Promise<Error | undefined> {
@@ -254,7 +263,7 @@ class ProjectionRunner implements Projection {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
+    return this.close();
   }
 }
 

@@ -1,5 +1,6 @@
 import MiniSearch from 'minisearch';
 import { invalidOption, TroupeError } from '../protocols/index.js';
+import { closeableOnce } from '../runtime/internal.js';
 
 /** The value of a filterable field of a {@link SearchDocument}. */
 export type SearchFieldValue = string | number | boolean;
@@ -84,8 +85,14 @@ export interface SearchIndex {
   search(query: string, options?: SearchOptions): Promise<SearchHit[]>;
   /** Removes every document. */
   clear(): Promise<void>;
-  /** Releases the index; later calls reject with `ERR_ILLEGAL_STATE`. Idempotent. */
+  /**
+   * Releases the index; later calls reject with `ERR_ILLEGAL_STATE`. `drain()` is the same (calls
+   * already made complete). Idempotent.
+   */
   close(): Promise<void>;
+  drain(): Promise<void>;
+  closed(): Promise<Error | undefined>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Options of {@link embeddedSearchIndex}. */
@@ -188,12 +195,11 @@ export function embeddedSearchIndex(options: EmbeddedSearchIndexOptions = {}): S
       documents.clear();
     },
 
-    async close() {
-      if (closed) return;
+    ...closeableOnce(() => {
       closed = true;
       mini.removeAll();
       documents.clear();
-    },
+    }),
   };
 }
 

@@ -11,6 +11,7 @@ export type {
   Behavior,
   BehaviorDefinition,
   Capabilities,
+  Closeable,
   DrainOptions,
   ExitReason,
   Handlers,

@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 export { type Decider, supervisingBehavior } from './kernel/behavior.js';
+export { closeableOnce } from './kernel/closeable.js';
 export {
   activationFence,
   checkSpawnOptions,

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import { asError, invalidOption, TroupeError } from '../protocols/index.js';
 import { type Clock, realClock } from '../runtime/index.js';
+import { closeableOnce } from '../runtime/internal.js';
 import { type BreakerState, checkSink, type EventSink, publishGuardEvent } from './events.js';
 
 /** Options of {@link breaker}. */
@@ -61,8 +62,14 @@ export interface Breaker {
    * whatever `call` throws.
    */
   fire<T>(call: () => PromiseLike<T>, signal?: AbortSignal): Promise<T>;
-  /** Stops its timers; later calls are refused. */
-  shutdown(): void;
+  /**
+   * Stops its timers; later calls are refused. `drain()` is the same (calls in flight complete:
+   * the breaker holds nothing of theirs). Idempotent.
+   */
+  close(): Promise<void>;
+  drain(): Promise<void>;
+  closed(): Promise<Error | undefined>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Errors made by guards before anything was called: they say nothing of the callee's health. */
@@ -213,8 +220,22 @@ class BreakerImpl implements Breaker {
     return circuit.fire(call, signal) as Promise<T>;
   }
 
-  shutdown(): void {
-    this.circuit.shutdown();
+  private readonly lifecycle = closeableOnce(() => this.circuit.shutdown());
+
+  close(): Promise<void> {
+    return this.lifecycle.close();
+  }
+
+  drain(): Promise<void> {
+    return this.lifecycle.drain();
+  }
+
+  closed(): Promise<Error | undefined> {
+    return this.lifecycle.closed();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.lifecycle.close();
   }
 
   /**

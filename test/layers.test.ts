@@ -95,7 +95,7 @@ describe('the layering check', () => {
       'supervisors/index.ts': "export * from './events.js';",
       'supervisors/events.ts': [
         "declare module '../runtime/index.js' { interface TroupeEvents { a: {} } }",
-        "declare module '../runtime/kernel/events.js' { interface TroupeEvents { b: {} } }",
+        "declare module '../runtime/events.js' { interface TroupeEvents { b: {} } }",
         "declare module 'some-package' { interface Outside {} }",
         'export {};',
       ].join('\n'),
@@ -221,7 +221,7 @@ describe('the layering check', () => {
   it('prints every violation, grouped by kind', () => {
     const root = tree({
       'runtime/index.ts': "import '../ops/index.js';",
-      'ops/index.ts': "import '../runtime/kernel/mailbox.js';",
+      'ops/index.ts': "import '../runtime/mailbox.js';",
       'runtime/mailbox.ts': "import './index.js';",
     });
     const text = formatReport(analyse(root));

@@ -269,8 +269,23 @@ export interface MemberInfo {
   readonly state: 'up' | 'suspect' | 'leaving';
 }
 
+/**
+ * The lifecycle verbs of every resource that holds something open (a system, a transport, a journal,
+ * a projection, a breaker, a search index), as nats.js names them. All are idempotent.
+ */
+export interface Closeable {
+  /** Finishes what is in flight, then closes; resolves once closed. */
+  drain(): Promise<void>;
+  /** Closes now: what is in flight fails with a typed error, or is cut short. */
+  close(): Promise<void>;
+  /** Resolves (never rejects) once closed: with the error that ended it, if one did. */
+  closed(): Promise<Error | undefined>;
+  /** Drains (`await using x = ...`). */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
 /** An in-process actor system: the root of one supervision tree. */
-export interface ActorSystem {
+export interface ActorSystem extends Closeable {
   readonly name: string;
   readonly node: string;
   readonly status: SystemStatus;

@@ -123,7 +123,7 @@ describe('guarded models', () => {
     expect(provider.guard.bulkhead?.active).toBe(2);
     release();
     await expect(Promise.all([running, other])).resolves.toHaveLength(2);
-    provider.guard.breaker?.shutdown();
+    provider.guard.breaker?.close();
   });
 
   it('adds no second breaker or retries around a port that is guarded already', async () => {
@@ -135,7 +135,7 @@ describe('guarded models', () => {
     });
     expect(failing.calls).toBe(2);
     expect(outer.guard.breaker).toBeUndefined();
-    once.guard.breaker?.shutdown();
+    once.guard.breaker?.close();
   });
 
   it('never tries again, nor falls back, after text was streamed', async () => {

@@ -328,7 +328,7 @@ describe('openAIModel: HTTP errors and retries', () => {
     expect(guarded.guard.breaker?.state).toBe('open');
     expect((await failure(guarded.complete(hello))).code).toBe('ERR_CIRCUIT_OPEN');
     expect(server.requests).toHaveLength(5);
-    guarded.guard.breaker?.shutdown();
+    guarded.guard.breaker?.close();
   });
 
   it('a 500 is retryable, a 400 is not, and the provider text (at most 500 chars) is kept', async () => {

@@ -112,7 +112,7 @@ describe('breaker', () => {
               await fire(op.kind);
             }
           }
-          b.shutdown();
+          b.close();
         },
       ),
       seeded('breaker transitions', SEED, 150),
@@ -142,7 +142,7 @@ describe('breaker', () => {
     expect(b.state).toBe('half-open');
     await expect(b.fire(async () => 'ok')).resolves.toBe('ok');
     expect(b.state).toBe('closed');
-    b.shutdown();
+    b.close();
   });
 
   it("does not count refusals by other guards or the caller's abort as failures", async () => {
@@ -158,7 +158,7 @@ describe('breaker', () => {
     expect(b.state).toBe('closed');
     await expect(b.fire(() => Promise.reject(new Error('real')))).rejects.toThrow('real');
     expect(b.state).toBe('open');
-    b.shutdown();
+    b.close();
   });
 
   it('counts only what isFailure says', async () => {
@@ -176,7 +176,7 @@ describe('breaker', () => {
       b.fire(() => Promise.reject(Object.assign(new Error('down'), { status: 503 }))),
     ).rejects.toThrow();
     expect(b.state).toBe('open');
-    b.shutdown();
+    b.close();
   });
 
   it('keeps working when a transition listener throws', async () => {
@@ -203,7 +203,7 @@ describe('breaker', () => {
     expect(b.state).toBe('closed');
     expect(errors).toHaveBeenCalled();
     errors.mockRestore();
-    b.shutdown();
+    b.close();
   });
 
   it('opens again when the caller abandons the half-open trial, instead of closing on no evidence', async () => {
@@ -222,7 +222,7 @@ describe('breaker', () => {
     controller.abort(new TroupeError('ERR_ACTOR_STOPPED', 'stopped'));
     await expect(trial).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
     expect(b.state).toBe('open');
-    b.shutdown();
+    b.close();
     await expect(b.fire(async () => 1)).rejects.toMatchObject({
       code: 'ERR_CIRCUIT_OPEN',
       details: { state: 'shut down' },
@@ -258,7 +258,7 @@ describe('breaker window', () => {
     // failure stayed, 2 of 3 would have opened it.
     await b.fire(() => Promise.reject(new Error('new failure'))).catch(() => {});
     expect(b.state).toBe('closed');
-    b.shutdown();
+    b.close();
   });
 });
 
@@ -287,7 +287,7 @@ describe('breaker events', () => {
     ]);
     expect(events.every((e) => typeof e.at === 'number')).toBe(true);
     sub.unsubscribe();
-    b.shutdown();
+    b.close();
     await system.close();
   });
 });

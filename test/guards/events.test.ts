@@ -137,7 +137,7 @@ describe('breaker events', () => {
     });
     await expect(b.fire(() => Promise.reject(new Error('down')))).rejects.toThrow('down');
     expect(b.state).toBe('open');
-    b.shutdown();
+    b.close();
     expect(events).toEqual([
       {
         type: 'breaker-listener-failed',

@@ -110,7 +110,7 @@ describe('guard', () => {
     expect(TroupeError.is(error, 'ERR_CIRCUIT_OPEN')).toBe(true);
     expect(calls).toBe(1);
     expect(g.breaker?.state).toBe('open');
-    g.breaker?.shutdown();
+    g.breaker?.close();
   });
 
   it("stops at the caller's abort: the attempt's signal aborts and no retry follows", async () => {
@@ -148,7 +148,7 @@ describe('guard', () => {
             throw new Error('thrown, not rejected');
           }),
         ).rejects.toThrow('thrown, not rejected');
-        g.breaker?.shutdown();
+        g.breaker?.close();
       }
       expect(clock.pendingTimers).toBe(0);
       // Past the deadlines: a deadline left behind would fire now and reject unheard.
@@ -218,7 +218,7 @@ describe('guard', () => {
       await expect(call).rejects.toMatchObject({ code: 'ERR_ACTOR_STOPPED' });
     }
     expect(g.breaker?.state).toBe('closed');
-    g.breaker?.shutdown();
+    g.breaker?.close();
   });
 
   it('refuses bad options with ERR_INVALID_OPTION', () => {

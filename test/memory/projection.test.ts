@@ -61,7 +61,7 @@ describe('projections', () => {
     expect(Number(await rows())).toBe(110);
     const all = await j.readAll({ limit: 1000 });
     expect(second.checkpoint).toEqual(all[all.length - 1]!.checkpoint);
-    await second.stop();
+    await second.close();
     expect(await second.closed()).toBeUndefined();
   });
 
@@ -93,7 +93,7 @@ describe('projections', () => {
       new Promise((r) => setTimeout(() => r('both still running'), 3000)),
     ]);
     expect(failed).toMatchObject({ code: 'ERR_PROJECTION_FAILED' });
-    await Promise.all([first.stop(), second.stop()]);
+    await Promise.all([first.close(), second.close()]);
   });
 
   it('stops with an error when its journal closes', async () => {
@@ -120,7 +120,7 @@ describe('projections', () => {
     await p.caughtUp();
     expect(handled).toEqual([1]);
     expect(calls).toBe(3);
-    await p.stop();
+    await p.close();
   });
 
   it('waits its backoff between attempts on its clock, and gives up after maxAttempts', async () => {
@@ -165,12 +165,12 @@ describe('projections', () => {
     await j.append('b', [{ type: 'x', data: 5 }]);
     await p.caughtUp();
     expect(Object.fromEntries(totals)).toEqual({ a: 3, b: 5 });
-    await p.stop();
+    await p.close();
     await j.append('a', [{ type: 'x', data: 10 }]);
     const resumed = await startProjection({ journal: j, name: 'totals', handle });
     await resumed.caughtUp();
     expect(Object.fromEntries(totals)).toEqual({ a: 13, b: 5 });
-    await resumed.stop();
+    await resumed.close();
     await expect(
       startProjection({ journal: j, name: 'x', handle, transactional: true }),
     ).rejects.toMatchObject({
@@ -210,6 +210,6 @@ describe('projections', () => {
     await j.append('agent-1', [{ type: 'forgotten', data: { id: 'm1' } }]);
     await p.caughtUp();
     expect((await index.search('deploy')).map((h) => h.id)).toEqual(['m3']);
-    await p.stop();
+    await p.close();
   });
 });
