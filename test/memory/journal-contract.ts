@@ -239,9 +239,13 @@ export function journalContract(name: string, make: () => Promise<Journal>): voi
       const j = await make();
       const taken = j.append('s', [ev('a')]);
       let completed = false;
+      let closed: Error | undefined | 'open' = 'open';
+      void j.closed().then((e) => (closed = e));
       j.subscribe().subscribe({ complete: () => (completed = true) });
-      await Promise.all([j.close(), j.close()]);
+      await Promise.all([j.close(), j.drain(), j.close()]);
       expect(await taken).toMatchObject({ toVersion: 1 });
+      expect(await j.closed()).toBeUndefined();
+      expect(closed).toBeUndefined();
       expect(completed).toBe(true);
       await expect(j.append('s', [ev('b')])).rejects.toMatchObject({ code: 'ERR_ILLEGAL_STATE' });
     });

@@ -225,6 +225,8 @@ export function searchIndexContract(name: string, make: () => Promise<SearchInde
       await index.upsert([{ id: 'z', text: 'zeppelin' }]);
       await index.close();
       await expect(index.close()).resolves.toBeUndefined();
+      await expect(index.drain()).resolves.toBeUndefined();
+      await expect(index.closed()).resolves.toBeUndefined();
       await expectCode(index.search('zeppelin'), 'ERR_ILLEGAL_STATE');
       await expectCode(index.upsert([{ id: 'y', text: 'yacht' }]), 'ERR_ILLEGAL_STATE');
       await expectCode(index.remove(['z']), 'ERR_ILLEGAL_STATE');
