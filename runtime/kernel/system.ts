@@ -693,7 +693,7 @@ export class ActorSystemImpl implements Host, ClusterHost {
     }
     if (this.router !== undefined) {
       try {
-        await this.router.close();
+        await this.router.close(hard);
       } catch (closeError) {
         this.reportDefect(formatAddress({ system: this.name, node: this.node, path: '' }), closeError);
       }

@@ -363,8 +363,32 @@ class NatsTransport implements Transport {
     this.stopExpiry = undefined;
   }
 
-  async close(): Promise<void> {
-    if (this.closing) return;
+  close(): Promise<void> {
+    return this.end(false);
+  }
+
+  drain(): Promise<void> {
+    return this.end(true);
+  }
+
+  async closed(): Promise<Error | undefined> {
+    const error = await this.nc.closed();
+    return error instanceof Error ? error : undefined;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.drain();
+  }
+
+  private ending: Promise<void> | undefined;
+
+  /** Closes once: a drain lets NATS hand over what has arrived and flush what is sent first. */
+  private end(drain: boolean): Promise<void> {
+    this.ending ??= this.ended(drain);
+    return this.ending;
+  }
+
+  private async ended(drain: boolean): Promise<void> {
     this.closing = true;
     this.endExpiry();
     for (const held of this.held.values()) {
@@ -377,11 +401,19 @@ class NatsTransport implements Transport {
     this.held.clear();
     this.heldBytes = 0;
     if (this.nc.isClosed()) return;
+    if (drain && this.up) {
+      try {
+        await this.nc.drain();
+        return;
+      } catch {
+        // Closing anyway.
+      }
+    }
     try {
       if (this.up) await this.nc.flush();
     } catch {
       // Closing anyway.
     }
-    await this.nc.close();
+    if (!this.nc.isClosed()) await this.nc.close();
   }
 }

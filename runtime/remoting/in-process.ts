@@ -1,5 +1,7 @@
 /** Several nodes of a cluster in one process: a network and a cluster store in memory. */
+
 import { TroupeError } from '../../protocols/index.js';
+import { closeableOnce } from '../kernel/closeable.js';
 import type { ClusterStore, MemberState } from './cluster-types.js';
 import type { Transport, TransportSink } from './transport.js';
 
@@ -20,8 +22,12 @@ export function inProcessNetwork(): InProcessNetwork {
     transport(): Transport {
       let cluster: string | undefined;
       let self: string | undefined;
+      const lifecycle = closeableOnce(() => {
+        if (cluster !== undefined && self !== undefined) sinks.delete(key(cluster, self));
+      });
       return {
         kind: 'in-process',
+        ...lifecycle,
         async open(c, node, sink) {
           cluster = c;
           self = node;
@@ -45,9 +51,6 @@ export function inProcessNetwork(): InProcessNetwork {
               // The receiving router reports its own defects; the network goes on.
             }
           });
-        },
-        async close() {
-          if (cluster !== undefined && self !== undefined) sinks.delete(key(cluster, self));
         },
         async store(c) {
           let state = stores.get(c);

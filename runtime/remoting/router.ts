@@ -134,10 +134,11 @@ export class Router implements TransportSink, Responder {
     return this.transport.open(this.host.name, this.host.node, this, this.host.clock);
   }
 
-  async close(): Promise<void> {
+  /** Sends what is batched, then drains the transport (or closes it at once when `hard`). */
+  async close(hard = true): Promise<void> {
     this.flush();
     this.closed = true;
-    await this.transport.close();
+    await (hard ? this.transport.close() : this.transport.drain());
     this.pending.clear();
   }
 

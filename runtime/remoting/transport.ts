@@ -40,8 +40,17 @@ export interface Transport {
    * now or later, is failed through `frame.fail`.
    */
   publish(channel: 'node' | 'reply', node: string, frame: Frame): void;
-  /** Stops receiving and releases the connection. */
+  /**
+   * Stops receiving and releases the connection now: frames held for later fail with
+   * `ERR_NOT_DELIVERED`. Idempotent.
+   */
   close(): Promise<void>;
+  /** Handles what has arrived and sends what is queued, then closes. Idempotent. */
+  drain(): Promise<void>;
+  /** Resolves once closed: with the error that closed the connection, if one did. */
+  closed(): Promise<Error | undefined>;
+  /** Drains (`await using transport = ...`). */
+  [Symbol.asyncDispose](): Promise<void>;
   /** The shared membership and lease store of the cluster, for nodes with named actors. */
   store?(cluster: string): Promise<ClusterStore>;
 }

@@ -92,6 +92,21 @@ describe('nodes over NATS', () => {
     expect(await remote.ask('get', {})).toBe(500_500);
   });
 
+  it('drains its transport with the system: tells sent before drain() arrive, then closed() resolves', async () => {
+    const a = await node('shop', 'a');
+    const b = await node('shop', 'b');
+    b.system.spawn(counter, { name: 'counter' });
+    const remote = a.system.ref('troupe://shop/b/counter', Counter);
+    for (let i = 1; i <= 100; i++) remote.tell('add', { by: i });
+    await a.system.drain();
+    expect(await a.transport.closed()).toBeUndefined();
+    const local = b.system.ref('troupe://shop/b/counter', Counter);
+    await expect.poll(() => local.ask('get', {})).toBe(5050);
+    await b.transport.close();
+    await expect(b.transport.drain()).resolves.toBeUndefined();
+    expect(await b.transport.closed()).toBeUndefined();
+  });
+
   it('keeps two clusters on one NATS apart', async () => {
     const x = await node('x', 'n1');
     const y = await node('y', 'n1');
