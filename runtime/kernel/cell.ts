@@ -31,20 +31,22 @@ import { type CompiledBehavior, compiled, type HandlerTable, handlerTable } from
 import type { Dispatcher } from './dispatcher.js';
 import type { DeadLetterReason, SystemEvent } from './events.js';
 import { ActorLifecycle, SystemLifecycle } from './lifecycle.js';
-import { Mailbox } from './mailbox.js';
-import { nonNegative, type ResolvedMailbox, resolveMailbox } from './options.js';
-import { decideExit } from './supervision/decide.js';
+import { nonNegative, resolveMailbox } from './options.js';
 import {
-  type RestartPolicy,
-  type RestartType,
-  resolveRestartPolicy,
-  resolveRestartType,
-} from './supervision/policy.js';
+  BUSY,
+  type CellSettings,
+  type ChildExit,
+  START_FAILED,
+  STOP_REQUESTED,
+  SupervisingCell,
+  type SupervisionHost,
+} from './supervision/engine.js';
+import { resolveRestartPolicy, resolveRestartType } from './supervision/policy.js';
 
 // Status is a small integer rather than a tagged union: it is read on every message.
 // `statusName` maps it to the public ActorStatus.
 const { Starting: STARTING, Running: RUNNING, Suspended: SUSPENDED } = ActorLifecycle;
-const { Restarting: RESTARTING, Stopping: STOPPING, Stopped: STOPPED } = ActorLifecycle;
+const { Stopping: STOPPING, Stopped: STOPPED } = ActorLifecycle;
 const STATUS_NAMES: readonly ActorStatus[] = [
   'starting',
   'running',
@@ -55,9 +57,7 @@ const STATUS_NAMES: readonly ActorStatus[] = [
 ];
 
 const SCHEDULED = 1;
-const BUSY = 2;
 const SYS_BUSY = 4;
-const STOP_REQUESTED = 8;
 
 /** A timer's message carries this as its meta so a cancelled timer's message is never handled. */
 class TimerTick {
@@ -69,7 +69,7 @@ class TimerTick {
 
 type SystemMessage =
   | { kind: 'start'; waiter: StartWaiter | undefined }
-  | { kind: 'child-exit'; child: Cell; error: Error | undefined; incarnation: number }
+  | ChildExit
   | { kind: 'task'; run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 interface StartWaiter {
@@ -77,17 +77,10 @@ interface StartWaiter {
   reject(error: Error): void;
 }
 
-/** Resolved per-spawn settings; shared by every actor spawned without options. */
-export interface CellSettings {
-  readonly restart: RestartType;
-  readonly shutdownMs: number;
-  readonly mailbox: ResolvedMailbox;
-  readonly supervision: RestartPolicy;
-  readonly validateAll: boolean;
-}
+export type { CellSettings };
 
 /** What a cell needs from its system. The system implements it; cells never import the system. */
-export interface Host extends ActorSystem {
+export interface Host extends ActorSystem, SupervisionHost {
   readonly clock: Clock;
   readonly random: () => number;
   readonly devChecks: boolean;
@@ -199,35 +192,35 @@ let anonymous = 0;
  * one object); its handlers get a separate {@link CellContext}, made on first use, so a ref handed to
  * another actor cannot be turned into this actor's context.
  */
-export class Cell extends Mailbox implements ActorRef<any> {
+export class Cell extends SupervisingCell {
   // Fields are declared hot first: the message path reads the first dozen, which then share cache lines.
   readonly system: Host;
-  private status: ActorLifecycle = STARTING;
-  private flags = 0;
-  private table: HandlerTable;
+  protected status: ActorLifecycle = STARTING;
+  protected flags = 0;
+  protected table: HandlerTable;
   /** The actor's state (handlers reach it as `ctx.state`). */
   actorState: unknown;
   /** What handlers and hooks get as `ctx`; made when first needed. */
-  private ctx: CellContext | undefined;
-  private curType: string | undefined;
-  private curBody: unknown;
-  private curMeta: unknown;
+  protected ctx: CellContext | undefined;
+  protected curType: string | undefined;
+  protected curBody: unknown;
+  protected curMeta: unknown;
   readonly settings: CellSettings;
-  private sysQueue: SystemMessage[] | undefined;
-  private abortController: AbortController | undefined;
+  protected sysQueue: SystemMessage[] | undefined;
+  protected abortController: AbortController | undefined;
   readonly behavior: CompiledBehavior;
   readonly parentCell: Cell | undefined;
   /** The name in the parent's map: a number for anonymous actors, so spawning one allocates no string. */
   readonly key: string | number;
-  private incarnation = 0;
+  incarnation = 0;
   private cachedAddress: string | undefined;
   /** Restarts of this actor since it was spawned. */
   restarts = 0;
-  private childMap: Map<string | number, Cell> | undefined;
-  private inflight: Promise<unknown> | undefined;
-  private stopping: Promise<void> | undefined;
+  protected childMap: Map<string | number, Cell> | undefined;
+  protected inflight: Promise<unknown> | undefined;
+  protected stopping: Promise<void> | undefined;
   /** What few actors need (watches, stash, timers, restart bookkeeping), made on first use. */
-  private extras: CellExtras | undefined;
+  protected extras: CellExtras | undefined;
 
   constructor(
     system: Host,
@@ -252,24 +245,24 @@ export class Cell extends Mailbox implements ActorRef<any> {
     return this.extras;
   }
 
-  private get watchers(): Set<Cell> | undefined {
+  protected get watchers(): Set<Cell> | undefined {
     return this.extras?.watchers;
   }
-  private set watchers(value: Set<Cell> | undefined) {
+  protected set watchers(value: Set<Cell> | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().watchers = value;
   }
 
-  private get watching(): Set<ActorRef<any>> | undefined {
+  protected get watching(): Set<ActorRef<any>> | undefined {
     return this.extras?.watching;
   }
-  private set watching(value: Set<ActorRef<any>> | undefined) {
+  protected set watching(value: Set<ActorRef<any>> | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().watching = value;
   }
 
-  private get stashed(): unknown[] | undefined {
+  protected get stashed(): unknown[] | undefined {
     return this.extras?.stashed;
   }
-  private set stashed(value: unknown[] | undefined) {
+  protected set stashed(value: unknown[] | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().stashed = value;
   }
 
@@ -291,24 +284,24 @@ export class Cell extends Mailbox implements ActorRef<any> {
     if (value !== undefined || this.extras !== undefined) this.cold().timerApi = value;
   }
 
-  private get stopResolve(): (() => void) | undefined {
+  protected get stopResolve(): (() => void) | undefined {
     return this.extras?.stopResolve;
   }
-  private set stopResolve(value: (() => void) | undefined) {
+  protected set stopResolve(value: (() => void) | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().stopResolve = value;
   }
 
-  private get restartLog(): number[] | undefined {
+  protected get restartLog(): number[] | undefined {
     return this.extras?.restartLog;
   }
-  private set restartLog(value: number[] | undefined) {
+  protected set restartLog(value: number[] | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().restartLog = value;
   }
 
-  private get restartToken(): object | undefined {
+  protected get restartToken(): object | undefined {
     return this.extras?.restartToken;
   }
-  private set restartToken(value: object | undefined) {
+  protected set restartToken(value: object | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().restartToken = value;
   }
 
@@ -319,10 +312,10 @@ export class Cell extends Mailbox implements ActorRef<any> {
     if (value !== undefined || this.extras !== undefined) this.cold().deferred = value;
   }
 
-  private get hookError(): unknown {
+  protected get hookError(): unknown {
     return this.extras?.hookError;
   }
-  private set hookError(value: unknown) {
+  protected set hookError(value: unknown) {
     if (value !== undefined || this.extras !== undefined) this.cold().hookError = value;
   }
 
@@ -330,21 +323,21 @@ export class Cell extends Mailbox implements ActorRef<any> {
   get exitReason(): ExitReason | undefined {
     return this.extras?.exitReason;
   }
-  private set exitReason(value: ExitReason | undefined) {
+  set exitReason(value: ExitReason | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().exitReason = value;
   }
 
-  private get lastFailure(): Error | undefined {
+  protected get lastFailure(): Error | undefined {
     return this.extras?.lastFailure;
   }
-  private set lastFailure(value: Error | undefined) {
+  protected set lastFailure(value: Error | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().lastFailure = value;
   }
 
-  private get givingUp(): Promise<void> | undefined {
+  protected get givingUp(): Promise<void> | undefined {
     return this.extras?.givingUp;
   }
-  private set givingUp(value: Promise<void> | undefined) {
+  protected set givingUp(value: Promise<void> | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().givingUp = value;
   }
 
@@ -557,7 +550,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
    * a watcher hears of the end after what the watched actor sent it, as in Erlang and Akka). It
    * ignores the mailbox's capacity: a notice is never dropped.
    */
-  private notifyTerminated(ref: ActorRef<any>, reason: ExitReason): void {
+  protected notifyTerminated(ref: ActorRef<any>, reason: ExitReason): void {
     if (this.status >= STOPPING) return;
     this.pushMessage('$terminated', { ref, reason }, TERMINATED);
     if (this.flags === 0 && this.status === RUNNING) {
@@ -692,7 +685,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     this.pushSystem({ kind: 'start', waiter });
   }
 
-  private initialState(): unknown {
+  protected initialState(): unknown {
     const init = this.behavior.definition.initialState;
     return init === undefined ? undefined : init();
   }
@@ -757,7 +750,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
   }
 
   /** A message that cannot be handled: a dead letter, and a rejection for an ask. */
-  private undeliverable(type: string, body: unknown, meta: unknown, reason: DeadLetterReason): void {
+  protected undeliverable(type: string, body: unknown, meta: unknown, reason: DeadLetterReason): void {
     if (meta === STASHED || meta === TERMINATED || (meta instanceof TimerTick && reason === 'actor-stopped'))
       return;
     const error =
@@ -776,7 +769,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     if (meta instanceof PendingAsk) meta.reject(error);
   }
 
-  private pushSystem(message: SystemMessage): void {
+  pushSystem(message: SystemMessage): void {
     this.sysQueue ??= [];
     this.sysQueue.push(message);
     if ((this.flags & (SCHEDULED | SYS_BUSY)) === 0) {
@@ -785,7 +778,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     }
   }
 
-  private scheduleIfRunnable(): void {
+  protected scheduleIfRunnable(): void {
     if ((this.flags & (SCHEDULED | BUSY | SYS_BUSY)) !== 0) return;
     const hasSystem = this.sysQueue !== undefined && this.sysQueue.length > 0;
     const hasUser = this.status === RUNNING && this.mbSize > 0;
@@ -1044,7 +1037,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     }
   }
 
-  private settleBusy(): void {
+  protected settleBusy(): void {
     this.flags &= ~BUSY;
     this.inflight = undefined;
     this.system.busy--;
@@ -1056,7 +1049,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
    * late reply still reaches its ask); a message still being validated was never handled, so it goes
    * back to the front of the mailbox for the next incarnation.
    */
-  private releaseBusy(): void {
+  protected releaseBusy(): void {
     const validating = this.inflight === undefined;
     this.settleBusy();
     if (validating && this.curType !== undefined) {
@@ -1258,7 +1251,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
   }
 
   /** Running again: tasks that waited for this incarnation go first. */
-  private becameRunning(): void {
+  protected becameRunning(): void {
     this.status = RUNNING;
     const deferred = this.deferred;
     if (deferred === undefined) return;
@@ -1298,7 +1291,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
   }
 
   /** Calls a lifecycle hook with this actor as the current one; a throw is returned as START_FAILED. */
-  private callHook(hook: () => unknown): unknown {
+  protected callHook(hook: () => unknown): unknown {
     const previous = currentCell;
     currentCell = this;
     try {
@@ -1319,7 +1312,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     }
   }
 
-  private startFailed(thrown: unknown, waiter: StartWaiter | undefined, incarnation: number): void {
+  protected startFailed(thrown: unknown, waiter: StartWaiter | undefined, incarnation: number): void {
     if (this.incarnation !== incarnation) return;
     const error = new TroupeError(
       'ERR_START_FAILED',
@@ -1339,291 +1332,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     this.fail(error, undefined);
   }
 
-  // ---- Supervision of this actor's children ----
-
-  private get policy(): RestartPolicy {
-    return this.behavior.supervision ?? this.settings.supervision;
-  }
-
-  /** The supervision decision for a child that crashed (`error`) or stopped itself (no error). */
-  private superviseExit(child: Cell, error: Error | undefined): Promise<void> | undefined {
-    if (this.status >= STOPPING || child.parentCell !== this || this.childMap?.get(child.key) !== child)
-      return;
-    if (this.parentCell === undefined && child.behavior.kind === 'supervisor' && error !== undefined) {
-      // A root supervisor's failure is the one failure that stops the system (OTP: the application stops).
-      this.system.rootFailed(
-        new TroupeError(
-          'ERR_ESCALATION',
-          `root supervisor ${child.address} failed, so the system stops: ${error.message}`,
-          {
-            cause: error,
-            details: { supervisor: child.address },
-          },
-        ),
-      );
-      return;
-    }
-    const decide = this.behavior.decide;
-    if (decide !== undefined) {
-      let directive: ReturnType<typeof decide>;
-      try {
-        directive = decide(child, error);
-      } catch (thrown) {
-        // A decider that throws is a defect; the child must not stay suspended for ever.
-        this.system.reportDefect(this.address, thrown);
-        directive = 'stop';
-      }
-      if (directive === 'stop') return this.retire(child, 'temporary');
-      if (directive !== undefined) {
-        return this.restartGroupAfter([child], child, error, directive.restartAfterMs);
-      }
-    }
-    const type = child.settings.restart;
-    const children = [...this.childMap!.values()];
-    const policy = this.policy;
-    this.restartLog ??= [];
-    const decision = decideExit(
-      {
-        restart: type,
-        // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent
-        // slot restarts it, and a transient one keeps it stopped.
-        normal: error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error)),
-        index: children.indexOf(child),
-        count: children.length,
-      },
-      policy,
-      this.restartLog,
-      this.system.clock.now(),
-      this.system.random,
-    );
-    if (decision.action === 'retire') return this.retire(child, type);
-    if (decision.action === 'give-up') return this.giveUp(child, error, policy);
-    return this.restartGroupAfter(
-      decision.group.map((i) => children[i]!),
-      child,
-      error,
-      decision.delayMs,
-    );
-  }
-
-  /** A child that will not be restarted: stop it if it crashed, then drop (or keep) its slot. */
-  private async retire(child: Cell, type: RestartType): Promise<void> {
-    if (child.status !== STOPPED) await child.stopNow({ kind: 'crashed', error: child.lastError() });
-    if (this.behavior.retainChildren && type !== 'temporary') return;
-    this.removeChild(child);
-  }
-
-  private lastError(): Error {
-    return this.lastFailure ?? new Error(`${this.address} crashed`);
-  }
-
-  private async restartGroupAfter(
-    group: Cell[],
-    failed: Cell,
-    error: Error | undefined,
-    delayMs: number,
-  ): Promise<void> {
-    // Every member of the group is restarted because of the failed child: that is each one's reason.
-    const reason = error ?? new Error(`${failed.address} exited and is permanent`);
-    // The failed child first (in OTP it has already terminated), then the others, last started first.
-    await failed.takeDown(reason);
-    for (let i = group.length - 1; i >= 0; i--) {
-      const sibling = group[i]!;
-      if (sibling === failed) continue;
-      if (sibling.settings.restart === 'temporary') {
-        await this.stopChild(sibling, false);
-        continue;
-      }
-      await sibling.takeDown(reason);
-    }
-    const members = group.filter((c) => c === failed || c.settings.restart !== 'temporary');
-    const system = this.system;
-    if (delayMs <= 0) {
-      await this.bringUpInOrder(members, reason);
-      return;
-    }
-    const token = {};
-    for (const member of members) member.restartToken = token;
-    if (system.observed) {
-      system.emit({
-        type: 'restart-scheduled',
-        at: system.clock.now(),
-        supervisor: this.address,
-        children: members.map((m) => m.address),
-        delayMs,
-      });
-    }
-    system.clock.setTimeout(() => {
-      this.runTask(() => this.bringUpInOrder(members, reason, token)).catch(() => {});
-    }, delayMs);
-  }
-
-  /**
-   * Starts the members of a group again in start order (after a backoff, those still waiting for
-   * `token`). A start that fails ends the round, as in OTP: the members after it stay down until this
-   * supervisor handles that failure, by restarting the group or by giving up.
-   */
-  private async bringUpInOrder(members: readonly Cell[], reason: Error, token?: object): Promise<void> {
-    for (const member of members) {
-      if (token !== undefined) {
-        const waiting = member.restartToken === token && member.parentCell === this;
-        if (!waiting || member.status !== RESTARTING) continue;
-        member.restartToken = undefined;
-      }
-      if (!(await member.bringUp(reason))) return;
-    }
-  }
-
-  /**
-   * Gives up after more restarts than the policy allows, in OTP's order: this supervisor is marked
-   * failing first (a start or message sent to it from then on is refused as during any stop); the
-   * child that exited has already stopped (its `postStop` runs first); the other children stop, last
-   * started first; only then is the failure (`ERR_RESTART_INTENSITY`) reported to the parent.
-   */
-  private async giveUp(child: Cell, error: Error | undefined, policy: RestartPolicy): Promise<void> {
-    const system = this.system;
-    const failure = new TroupeError(
-      'ERR_RESTART_INTENSITY',
-      `${this.address} exceeded its restart intensity (${policy.intensity} in ${policy.periodMs} ms) after ${child.address} ${error === undefined ? 'exited' : `crashed: ${error.message}`}`,
-      { cause: error, details: { supervisor: this.address, child: child.address, ...policy } },
-    );
-    if (system.observed) {
-      system.emit({
-        type: 'supervisor-escalated',
-        at: system.clock.now(),
-        address: this.address,
-        error: failure,
-      });
-    } else if (this.parentCell === undefined) {
-      // A supervisor that escalates crashes (and is written) below; the guardian stops the child instead.
-      system.logFailure(`${child.address} is stopped for good`, failure, 'escalations');
-    }
-    const parent = this.parentCell;
-    if (parent === undefined) {
-      // The guardian does not fail: a plain top-level actor that keeps crashing is stopped for good.
-      return this.retire(child, 'temporary');
-    }
-    this.status = STOPPING;
-    this.lastFailure = failure;
-    const incarnation = ++this.incarnation;
-    this.abortController?.abort(failure);
-    this.abortController = undefined;
-    if ((this.flags & BUSY) !== 0) this.releaseBusy();
-    let done!: () => void;
-    this.givingUp = new Promise<void>((resolve) => {
-      done = resolve;
-    });
-    const exited: ExitReason = error === undefined ? { kind: 'normal' } : { kind: 'crashed', error };
-    try {
-      await this.stopChild(child, false, exited);
-      await this.stopChildren();
-    } finally {
-      this.givingUp = undefined;
-      done();
-    }
-    // Taken down or stopped by its own parent meanwhile: that parent has decided already.
-    if (this.incarnation !== incarnation) return;
-    if (system.observed) {
-      system.emit({
-        type: 'actor-crashed',
-        at: system.clock.now(),
-        address: this.address,
-        error: failure,
-        message: undefined,
-      });
-    } else {
-      system.logFailure(`${this.address} crashed`, failure);
-    }
-    parent.pushSystem({ kind: 'child-exit', child: this, error: failure, incarnation });
-  }
-
-  /** Takes a child down for a restart: its children stop, hooks run; its slot and mailbox stay. */
-  private async takeDown(reason: Error): Promise<void> {
-    // Already down: a stopped slot (kept by a supervisor) or a sibling taken down by an earlier action.
-    if (this.status === STOPPED || this.status === RESTARTING) return;
-    this.status = RESTARTING;
-    this.incarnation++;
-    this.abortController?.abort(reason);
-    this.abortController = undefined;
-    if ((this.flags & BUSY) !== 0) this.releaseBusy();
-    if (this.givingUp !== undefined) await this.givingUp;
-    await this.stopChildren();
-    this.cancelTimers();
-    this.table = this.behavior.table;
-    if (this.stashed !== undefined) this.unstashMessages();
-    const def = this.behavior.definition;
-    const hook =
-      def.preRestart !== undefined
-        ? () => def.preRestart!(this.context(), reason)
-        : def.postStop && (() => def.postStop!(this.context()));
-    if (hook !== undefined) await this.boundedHook(hook);
-  }
-
-  /** Starts a taken-down (or stopped) child again with fresh state; false when its start failed. */
-  private async bringUp(reason: Error | undefined): Promise<boolean> {
-    const wasStopped = this.status === STOPPED;
-    if (this.status !== RESTARTING && !wasStopped) return true;
-    if (wasStopped) {
-      this.stopping = undefined;
-      this.exitReason = undefined;
-      this.system.register(this);
-    }
-    this.status = STARTING;
-    this.lastFailure = undefined;
-    this.incarnation++;
-    this.actorState = this.initialState();
-    // A restarted supervisor is a fresh one (OTP: a new process), so its restart window starts empty.
-    this.restartLog = undefined;
-    this.restarts++;
-    const def = this.behavior.definition;
-    const hook =
-      def.postRestart !== undefined && reason !== undefined
-        ? () => def.postRestart!(this.context(), reason)
-        : def.preStart && (() => def.preStart!(this.context()));
-    const incarnation = this.incarnation;
-    let result: unknown;
-    if (hook !== undefined) {
-      result = this.callHook(hook);
-      if (result instanceof Promise) {
-        try {
-          await result;
-        } catch (thrown) {
-          this.hookError = thrown;
-          result = START_FAILED;
-        }
-      }
-    }
-    if (this.incarnation !== incarnation || this.status !== STARTING) return true;
-    if (result === START_FAILED) {
-      this.startFailed(this.hookError, undefined, incarnation);
-      return false;
-    }
-    this.becameRunning();
-    const system = this.system;
-    if (system.observed) {
-      system.emit({
-        type: 'actor-restarted',
-        at: system.clock.now(),
-        address: this.address,
-        restarts: this.restarts,
-        error: reason,
-      });
-    }
-    this.scheduleIfRunnable();
-    return true;
-  }
-
-  /** Runs a hook bounded by this actor's shutdown time; its errors are reported, not thrown. */
-  private async boundedHook(hook: () => unknown): Promise<void> {
-    const result = this.callHook(hook);
-    if (result === START_FAILED) {
-      this.system.reportDefect(this.address, this.hookError);
-      return;
-    }
-    if (result instanceof Promise) await this.system.within(result, this.settings.shutdownMs);
-  }
-
-  // ---- Stopping ----
+  // ---- Stopping (the rest is in supervision/engine.ts) ----
 
   private stopSelf(): Promise<void> {
     if (this.status === STOPPED) return Promise.resolve();
@@ -1641,154 +1350,8 @@ export class Cell extends Mailbox implements ActorRef<any> {
     return this.selfExit();
   }
 
-  private beginRequestedStop(): void {
-    const resolve = this.stopResolve;
-    this.stopResolve = undefined;
-    this.stopping = undefined;
-    this.flags &= ~STOP_REQUESTED;
-    this.selfExit().then(resolve);
-  }
-
-  /** A normal exit: stop, then let the supervisor decide (a permanent child is restarted). */
-  private async selfExit(): Promise<void> {
-    this.system.busy++;
-    try {
-      await this.stopNow({ kind: 'normal' });
-      this.parentCell?.pushSystem({
-        kind: 'child-exit',
-        child: this,
-        error: undefined,
-        incarnation: this.incarnation,
-      });
-    } finally {
-      this.system.busy--;
-      this.system.checkIdle();
-    }
-  }
-
-  /** Stops a child on the parent's behalf (no restart) and frees or keeps its slot. */
-  async stopChild(child: Cell, keepSlot: boolean, reason: ExitReason = { kind: 'shutdown' }): Promise<void> {
-    const stopping = child.stopNow(reason);
-    // OTP's shutdown timeout bounds the child's whole stop (its handler in flight, its subtree and
-    // its postStop together); past it the parent goes on and the child finishes stopping on its own.
-    const ms = child.settings.shutdownMs;
-    if (ms > 0) await this.system.within(stopping, ms);
-    else await stopping;
-    if (!keepSlot) this.removeChild(child);
-  }
-
-  /** Starts again a child whose slot was kept after it stopped (OTP `restart_child`). */
-  restartStopped(child: Cell): Promise<void> {
-    if (child.parentCell !== this || child.status !== STOPPED) {
-      return Promise.reject(
-        new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a stopped child of ${this.address}`),
-      );
-    }
-    return child.bringUp(undefined).then(() => undefined);
-  }
-
-  removeChild(child: Cell): void {
-    if (this.childMap?.get(child.key) === child) this.childMap.delete(child.key);
-  }
-
-  /** Stops the children, last started first. */
-  async stopChildren(): Promise<void> {
-    const map = this.childMap;
-    if (map === undefined || map.size === 0) return;
-    const children = [...map.values()];
-    for (let i = children.length - 1; i >= 0; i--) await this.stopChild(children[i]!, false);
-  }
-
-  /** Stops this actor and its subtree: children first, then postStop; leftovers become dead letters. */
-  stopNow(reason: ExitReason): Promise<void> {
-    if (this.status === STOPPED) return Promise.resolve();
-    if (this.stopping !== undefined && this.stopResolve === undefined) return this.stopping;
-    const pending = this.stopResolve;
-    this.stopResolve = undefined;
-    this.system.busy++;
-    this.stopping = this.runStop(reason).finally(() => {
-      this.system.busy--;
-      this.system.checkIdle();
-    });
-    if (pending !== undefined) this.stopping.then(pending);
-    return this.stopping;
-  }
-
-  private async runStop(reason: ExitReason): Promise<void> {
-    // STOPPING before the stop begins: this supervisor gave up (giveUp), a failure like a crash.
-    const crashed = this.status === SUSPENDED || this.status === STOPPING;
-    // A child taken down for a restart (waiting out its backoff) already ran its cleanup hook.
-    const tornDown = this.status === RESTARTING;
-    this.status = STOPPING;
-    this.incarnation++;
-    this.restartToken = undefined;
-    this.flags &= ~STOP_REQUESTED;
-    this.abortController?.abort(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} is stopping`));
-    this.abortController = undefined;
-    const system = this.system;
-    if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) {
-      const inflight = this.inflight;
-      const meta = this.curMeta;
-      this.settleBusy();
-      await system.within(inflight, this.settings.shutdownMs, true);
-      // A handler that finished in time has answered its ask; one that did not never will.
-      // (When the system stops, its close rejects every outstanding ask with ERR_SYSTEM_STOPPED.)
-      if (meta instanceof PendingAsk && system.state < SystemLifecycle.Stopping) {
-        meta.reject(
-          new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped while handling "${meta.type}"`),
-        );
-      }
-      this.curType = undefined;
-      this.curBody = undefined;
-      this.curMeta = undefined;
-    } else if ((this.flags & BUSY) !== 0) {
-      // A message still being validated is not handler work: it is undelivered.
-      this.settleBusy();
-      const [type, body, meta] = [this.curType, this.curBody, this.curMeta];
-      this.curType = undefined;
-      this.curBody = undefined;
-      this.curMeta = undefined;
-      if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
-    }
-    if (this.givingUp !== undefined) await this.givingUp;
-    await this.stopChildren();
-    this.cancelTimers();
-    const postStop = this.behavior.definition.postStop;
-    if (postStop !== undefined && !tornDown) {
-      await this.boundedHook(() => postStop(this.context()));
-    }
-    this.status = STOPPED;
-    this.exitReason =
-      crashed && reason.kind === 'shutdown' ? { kind: 'crashed', error: this.lastError() } : reason;
-    this.flushUndelivered();
-    system.unregister(this);
-    const watchers = this.watchers;
-    this.watchers = undefined;
-    if (watchers !== undefined) {
-      for (const watcher of watchers) watcher.notifyTerminated(this, this.exitReason);
-    }
-    const watching = this.watching;
-    this.watching = undefined;
-    if (watching !== undefined) {
-      for (const target of watching) if (target instanceof Cell) target.watchers?.delete(this);
-    }
-    if (system.observed) {
-      system.emit({
-        type: 'actor-stopped',
-        at: system.clock.now(),
-        address: this.address,
-        reason: this.exitReason.kind as 'normal' | 'shutdown' | 'crashed',
-      });
-    }
-    const exitListener = this.extras?.exitListener;
-    if (exitListener !== undefined) {
-      try {
-        exitListener(this);
-      } catch (error) {
-        system.reportDefect(this.address, error);
-      }
-    }
-    system.checkIdle();
+  protected get exitListener(): ((cell: Cell) => void) | undefined {
+    return this.extras?.exitListener;
   }
 
   /** Calls `listener` once this actor has stopped for good (not on a restart). */
@@ -1824,7 +1387,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     return out;
   }
 
-  private flushUndelivered(): void {
+  protected flushUndelivered(): void {
     if (this.mbSize > 0) {
       const left = this.takeAllMessages();
       for (let i = 0; i < left.length; i += 3)
@@ -1910,7 +1473,7 @@ export class Cell extends Mailbox implements ActorRef<any> {
     return true;
   }
 
-  private cancelTimers(): void {
+  protected cancelTimers(): void {
     const map = this.timerMap;
     if (map === undefined) return;
     for (const entry of map.values()) entry.handle.cancel();
@@ -2054,13 +1617,6 @@ export class CellContext implements ActorContext<any, any> {
 export function cellOf(ctx: ActorContext<any, any>): Cell {
   if (ctx instanceof CellContext) return ctx.cell;
   throw new TroupeError('ERR_ILLEGAL_STATE', 'not the context of an actor of this runtime');
-}
-
-const START_FAILED = Symbol('start-failed');
-
-/** True for the failure a supervisor reports when it gives up. */
-function gaveUp(error: Error): boolean {
-  return TroupeError.is(error, 'ERR_RESTART_INTENSITY');
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -1,0 +1,569 @@
+import { TroupeError } from '../../../protocols/index.js';
+import type { Clock } from '../../time/clock.js';
+import type { ActorContext, ActorRef, AskOptions, ExitReason, TellOptions } from '../api.js';
+import { PendingAsk } from '../ask.js';
+import type { CompiledBehavior, HandlerTable } from '../behavior.js';
+import type { SystemEvent } from '../events.js';
+import { ActorLifecycle, SystemLifecycle } from '../lifecycle.js';
+import { Mailbox } from '../mailbox.js';
+import type { ResolvedMailbox } from '../options.js';
+import { decideExit } from './decide.js';
+import type { RestartPolicy, RestartType } from './policy.js';
+
+const { Suspended: SUSPENDED, Starting: STARTING } = ActorLifecycle;
+const { Restarting: RESTARTING, Stopping: STOPPING, Stopped: STOPPED } = ActorLifecycle;
+
+/** The cell's flag for a handler in flight (the message path owns the other flags). */
+export const BUSY = 2;
+/** The cell's flag for a stop asked from inside its own handler. */
+export const STOP_REQUESTED = 8;
+
+/** What a lifecycle hook that threw returns (see `Cell.callHook`). */
+export const START_FAILED = Symbol('start-failed');
+
+/** Resolved per-spawn settings; shared by every actor spawned without options. */
+export interface CellSettings {
+  readonly restart: RestartType;
+  readonly shutdownMs: number;
+  readonly mailbox: ResolvedMailbox;
+  readonly supervision: RestartPolicy;
+  readonly validateAll: boolean;
+}
+
+/** A child's report to its supervisor, in the supervisor's system lane. */
+export interface ChildExit {
+  readonly kind: 'child-exit';
+  readonly child: SupervisingCell;
+  readonly error: Error | undefined;
+  readonly incarnation: number;
+}
+
+/** What supervising and stopping need from the system (the cell's `Host` extends it). */
+export interface SupervisionHost {
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly state: SystemLifecycle;
+  readonly observed: boolean;
+  busy: number;
+  emit(event: SystemEvent): void;
+  register(cell: SupervisingCell): void;
+  unregister(cell: SupervisingCell): void;
+  rootFailed(error: Error): void;
+  reportDefect(address: string, error: unknown): void;
+  logFailure(what: string, error: Error, kind?: 'crashes' | 'escalations'): void;
+  within(promise: Promise<unknown>, ms: number, endedByClose?: boolean): Promise<void>;
+  checkIdle(): void;
+}
+
+/**
+ * An actor as a supervisor and as it stops: the restart engine (it carries out what
+ * `decideExit` decides: restart a child or a group, with backoff, or give up in OTP's order) and the
+ * stop of an actor and its subtree. The actor cell (`Cell`, in `../cell.ts`) extends it with the
+ * message path; the members declared abstract here are the cell's state that this code reads and
+ * writes.
+ */
+export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
+  abstract readonly system: SupervisionHost;
+  abstract readonly address: string;
+  abstract tell(type: string, body: unknown, options?: TellOptions): void;
+  abstract ask(type: string, body: unknown, options?: AskOptions): Promise<any>;
+  abstract readonly behavior: CompiledBehavior;
+  abstract readonly settings: CellSettings;
+  abstract readonly parentCell: SupervisingCell | undefined;
+  abstract readonly key: string | number;
+  protected abstract status: ActorLifecycle;
+  protected abstract flags: number;
+  abstract incarnation: number;
+  protected abstract table: HandlerTable;
+  protected abstract actorState: unknown;
+  abstract restarts: number;
+  protected abstract abortController: AbortController | undefined;
+  protected abstract stopping: Promise<void> | undefined;
+  protected abstract inflight: Promise<unknown> | undefined;
+  protected abstract curType: string | undefined;
+  protected abstract curBody: unknown;
+  protected abstract curMeta: unknown;
+  protected abstract childMap: Map<string | number, SupervisingCell> | undefined;
+  // Cold state (kept in the cell's extras).
+  protected abstract restartLog: number[] | undefined;
+  protected abstract restartToken: object | undefined;
+  protected abstract lastFailure: Error | undefined;
+  protected abstract givingUp: Promise<void> | undefined;
+  protected abstract hookError: unknown;
+  protected abstract stopResolve: (() => void) | undefined;
+  protected abstract watchers: Set<SupervisingCell> | undefined;
+  protected abstract watching: Set<ActorRef<any>> | undefined;
+  protected abstract stashed: unknown[] | undefined;
+  protected abstract readonly exitListener: ((cell: any) => void) | undefined;
+  abstract exitReason: ExitReason | undefined;
+
+  // The message path's part.
+  protected abstract context(): ActorContext<any, any>;
+  protected abstract initialState(): unknown;
+  protected abstract callHook(hook: () => unknown): unknown;
+  protected abstract startFailed(thrown: unknown, waiter: undefined, incarnation: number): void;
+  protected abstract becameRunning(): void;
+  protected abstract scheduleIfRunnable(): void;
+  protected abstract settleBusy(): void;
+  protected abstract releaseBusy(): void;
+  protected abstract cancelTimers(): void;
+  protected abstract unstashMessages(): void;
+  protected abstract flushUndelivered(): void;
+  protected abstract undeliverable(type: string, body: unknown, meta: unknown, reason: 'actor-stopped'): void;
+  protected abstract notifyTerminated(ref: SupervisingCell, reason: ExitReason): void;
+  abstract pushSystem(message: ChildExit): void;
+  abstract runTask<T>(run: () => T | Promise<T>): Promise<T>;
+
+  // ---- Supervision of this actor's children ----
+
+  protected get policy(): RestartPolicy {
+    return this.behavior.supervision ?? this.settings.supervision;
+  }
+
+  /** The supervision decision for a child that crashed (`error`) or stopped itself (no error). */
+  protected superviseExit(child: SupervisingCell, error: Error | undefined): Promise<void> | undefined {
+    if (this.status >= STOPPING || child.parentCell !== this || this.childMap?.get(child.key) !== child)
+      return;
+    if (this.parentCell === undefined && child.behavior.kind === 'supervisor' && error !== undefined) {
+      // A root supervisor's failure is the one failure that stops the system (OTP: the application stops).
+      this.system.rootFailed(
+        new TroupeError(
+          'ERR_ESCALATION',
+          `root supervisor ${child.address} failed, so the system stops: ${error.message}`,
+          {
+            cause: error,
+            details: { supervisor: child.address },
+          },
+        ),
+      );
+      return;
+    }
+    const decide = this.behavior.decide;
+    if (decide !== undefined) {
+      let directive: ReturnType<typeof decide>;
+      try {
+        directive = decide(child, error);
+      } catch (thrown) {
+        // A decider that throws is a defect; the child must not stay suspended for ever.
+        this.system.reportDefect(this.address, thrown);
+        directive = 'stop';
+      }
+      if (directive === 'stop') return this.retire(child, 'temporary');
+      if (directive !== undefined) {
+        return this.restartGroupAfter([child], child, error, directive.restartAfterMs);
+      }
+    }
+    const type = child.settings.restart;
+    const children = [...this.childMap!.values()];
+    const policy = this.policy;
+    this.restartLog ??= [];
+    const decision = decideExit(
+      {
+        restart: type,
+        // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent
+        // slot restarts it, and a transient one keeps it stopped.
+        normal: error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error)),
+        index: children.indexOf(child),
+        count: children.length,
+      },
+      policy,
+      this.restartLog,
+      this.system.clock.now(),
+      this.system.random,
+    );
+    if (decision.action === 'retire') return this.retire(child, type);
+    if (decision.action === 'give-up') return this.giveUp(child, error, policy);
+    return this.restartGroupAfter(
+      decision.group.map((i) => children[i]!),
+      child,
+      error,
+      decision.delayMs,
+    );
+  }
+
+  /** A child that will not be restarted: stop it if it crashed, then drop (or keep) its slot. */
+  protected async retire(child: SupervisingCell, type: RestartType): Promise<void> {
+    if (child.status !== STOPPED) await child.stopNow({ kind: 'crashed', error: child.lastError() });
+    if (this.behavior.retainChildren && type !== 'temporary') return;
+    this.removeChild(child);
+  }
+
+  protected lastError(): Error {
+    return this.lastFailure ?? new Error(`${this.address} crashed`);
+  }
+
+  protected async restartGroupAfter(
+    group: SupervisingCell[],
+    failed: SupervisingCell,
+    error: Error | undefined,
+    delayMs: number,
+  ): Promise<void> {
+    // Every member of the group is restarted because of the failed child: that is each one's reason.
+    const reason = error ?? new Error(`${failed.address} exited and is permanent`);
+    // The failed child first (in OTP it has already terminated), then the others, last started first.
+    await failed.takeDown(reason);
+    for (let i = group.length - 1; i >= 0; i--) {
+      const sibling = group[i]!;
+      if (sibling === failed) continue;
+      if (sibling.settings.restart === 'temporary') {
+        await this.stopChild(sibling, false);
+        continue;
+      }
+      await sibling.takeDown(reason);
+    }
+    const members = group.filter((c) => c === failed || c.settings.restart !== 'temporary');
+    const system = this.system;
+    if (delayMs <= 0) {
+      await this.bringUpInOrder(members, reason);
+      return;
+    }
+    const token = {};
+    for (const member of members) member.restartToken = token;
+    if (system.observed) {
+      system.emit({
+        type: 'restart-scheduled',
+        at: system.clock.now(),
+        supervisor: this.address,
+        children: members.map((m) => m.address),
+        delayMs,
+      });
+    }
+    system.clock.setTimeout(() => {
+      this.runTask(() => this.bringUpInOrder(members, reason, token)).catch(() => {});
+    }, delayMs);
+  }
+
+  /**
+   * Starts the members of a group again in start order (after a backoff, those still waiting for
+   * `token`). A start that fails ends the round, as in OTP: the members after it stay down until this
+   * supervisor handles that failure, by restarting the group or by giving up.
+   */
+  protected async bringUpInOrder(
+    members: readonly SupervisingCell[],
+    reason: Error,
+    token?: object,
+  ): Promise<void> {
+    for (const member of members) {
+      if (token !== undefined) {
+        const waiting = member.restartToken === token && member.parentCell === this;
+        if (!waiting || member.status !== RESTARTING) continue;
+        member.restartToken = undefined;
+      }
+      if (!(await member.bringUp(reason))) return;
+    }
+  }
+
+  /**
+   * Gives up after more restarts than the policy allows, in OTP's order: this supervisor is marked
+   * failing first (a start or message sent to it from then on is refused as during any stop); the
+   * child that exited has already stopped (its `postStop` runs first); the other children stop, last
+   * started first; only then is the failure (`ERR_RESTART_INTENSITY`) reported to the parent.
+   */
+  protected async giveUp(
+    child: SupervisingCell,
+    error: Error | undefined,
+    policy: RestartPolicy,
+  ): Promise<void> {
+    const system = this.system;
+    const failure = new TroupeError(
+      'ERR_RESTART_INTENSITY',
+      `${this.address} exceeded its restart intensity (${policy.intensity} in ${policy.periodMs} ms) after ${child.address} ${error === undefined ? 'exited' : `crashed: ${error.message}`}`,
+      { cause: error, details: { supervisor: this.address, child: child.address, ...policy } },
+    );
+    if (system.observed) {
+      system.emit({
+        type: 'supervisor-escalated',
+        at: system.clock.now(),
+        address: this.address,
+        error: failure,
+      });
+    } else if (this.parentCell === undefined) {
+      // A supervisor that escalates crashes (and is written) below; the guardian stops the child instead.
+      system.logFailure(`${child.address} is stopped for good`, failure, 'escalations');
+    }
+    const parent = this.parentCell;
+    if (parent === undefined) {
+      // The guardian does not fail: a plain top-level actor that keeps crashing is stopped for good.
+      return this.retire(child, 'temporary');
+    }
+    this.status = STOPPING;
+    this.lastFailure = failure;
+    const incarnation = ++this.incarnation;
+    this.abortController?.abort(failure);
+    this.abortController = undefined;
+    if ((this.flags & BUSY) !== 0) this.releaseBusy();
+    let done!: () => void;
+    this.givingUp = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const exited: ExitReason = error === undefined ? { kind: 'normal' } : { kind: 'crashed', error };
+    try {
+      await this.stopChild(child, false, exited);
+      await this.stopChildren();
+    } finally {
+      this.givingUp = undefined;
+      done();
+    }
+    // Taken down or stopped by its own parent meanwhile: that parent has decided already.
+    if (this.incarnation !== incarnation) return;
+    if (system.observed) {
+      system.emit({
+        type: 'actor-crashed',
+        at: system.clock.now(),
+        address: this.address,
+        error: failure,
+        message: undefined,
+      });
+    } else {
+      system.logFailure(`${this.address} crashed`, failure);
+    }
+    parent.pushSystem({ kind: 'child-exit', child: this, error: failure, incarnation });
+  }
+
+  /** Takes a child down for a restart: its children stop, hooks run; its slot and mailbox stay. */
+  protected async takeDown(reason: Error): Promise<void> {
+    // Already down: a stopped slot (kept by a supervisor) or a sibling taken down by an earlier action.
+    if (this.status === STOPPED || this.status === RESTARTING) return;
+    this.status = RESTARTING;
+    this.incarnation++;
+    this.abortController?.abort(reason);
+    this.abortController = undefined;
+    if ((this.flags & BUSY) !== 0) this.releaseBusy();
+    if (this.givingUp !== undefined) await this.givingUp;
+    await this.stopChildren();
+    this.cancelTimers();
+    this.table = this.behavior.table;
+    if (this.stashed !== undefined) this.unstashMessages();
+    const def = this.behavior.definition;
+    const hook =
+      def.preRestart !== undefined
+        ? () => def.preRestart!(this.context(), reason)
+        : def.postStop && (() => def.postStop!(this.context()));
+    if (hook !== undefined) await this.boundedHook(hook);
+  }
+
+  /** Starts a taken-down (or stopped) child again with fresh state; false when its start failed. */
+  protected async bringUp(reason: Error | undefined): Promise<boolean> {
+    const wasStopped = this.status === STOPPED;
+    if (this.status !== RESTARTING && !wasStopped) return true;
+    if (wasStopped) {
+      this.stopping = undefined;
+      this.exitReason = undefined;
+      this.system.register(this);
+    }
+    this.status = STARTING;
+    this.lastFailure = undefined;
+    this.incarnation++;
+    this.actorState = this.initialState();
+    // A restarted supervisor is a fresh one (OTP: a new process), so its restart window starts empty.
+    this.restartLog = undefined;
+    this.restarts++;
+    const def = this.behavior.definition;
+    const hook =
+      def.postRestart !== undefined && reason !== undefined
+        ? () => def.postRestart!(this.context(), reason)
+        : def.preStart && (() => def.preStart!(this.context()));
+    const incarnation = this.incarnation;
+    let result: unknown;
+    if (hook !== undefined) {
+      result = this.callHook(hook);
+      if (result instanceof Promise) {
+        try {
+          await result;
+        } catch (thrown) {
+          this.hookError = thrown;
+          result = START_FAILED;
+        }
+      }
+    }
+    if (this.incarnation !== incarnation || this.status !== STARTING) return true;
+    if (result === START_FAILED) {
+      this.startFailed(this.hookError, undefined, incarnation);
+      return false;
+    }
+    this.becameRunning();
+    const system = this.system;
+    if (system.observed) {
+      system.emit({
+        type: 'actor-restarted',
+        at: system.clock.now(),
+        address: this.address,
+        restarts: this.restarts,
+        error: reason,
+      });
+    }
+    this.scheduleIfRunnable();
+    return true;
+  }
+
+  /** Runs a hook bounded by this actor's shutdown time; its errors are reported, not thrown. */
+  protected async boundedHook(hook: () => unknown): Promise<void> {
+    const result = this.callHook(hook);
+    if (result === START_FAILED) {
+      this.system.reportDefect(this.address, this.hookError);
+      return;
+    }
+    if (result instanceof Promise) await this.system.within(result, this.settings.shutdownMs);
+  }
+
+  // ---- Stopping ----
+
+  protected beginRequestedStop(): void {
+    const resolve = this.stopResolve;
+    this.stopResolve = undefined;
+    this.stopping = undefined;
+    this.flags &= ~STOP_REQUESTED;
+    this.selfExit().then(resolve);
+  }
+
+  /** A normal exit: stop, then let the supervisor decide (a permanent child is restarted). */
+  protected async selfExit(): Promise<void> {
+    this.system.busy++;
+    try {
+      await this.stopNow({ kind: 'normal' });
+      this.parentCell?.pushSystem({
+        kind: 'child-exit',
+        child: this,
+        error: undefined,
+        incarnation: this.incarnation,
+      });
+    } finally {
+      this.system.busy--;
+      this.system.checkIdle();
+    }
+  }
+
+  /** Stops a child on the parent's behalf (no restart) and frees or keeps its slot. */
+  async stopChild(
+    child: SupervisingCell,
+    keepSlot: boolean,
+    reason: ExitReason = { kind: 'shutdown' },
+  ): Promise<void> {
+    const stopping = child.stopNow(reason);
+    // OTP's shutdown timeout bounds the child's whole stop (its handler in flight, its subtree and
+    // its postStop together); past it the parent goes on and the child finishes stopping on its own.
+    const ms = child.settings.shutdownMs;
+    if (ms > 0) await this.system.within(stopping, ms);
+    else await stopping;
+    if (!keepSlot) this.removeChild(child);
+  }
+
+  /** Starts again a child whose slot was kept after it stopped (OTP `restart_child`). */
+  restartStopped(child: SupervisingCell): Promise<void> {
+    if (child.parentCell !== this || child.status !== STOPPED) {
+      return Promise.reject(
+        new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a stopped child of ${this.address}`),
+      );
+    }
+    return child.bringUp(undefined).then(() => undefined);
+  }
+
+  removeChild(child: SupervisingCell): void {
+    if (this.childMap?.get(child.key) === child) this.childMap.delete(child.key);
+  }
+
+  /** Stops the children, last started first. */
+  async stopChildren(): Promise<void> {
+    const map = this.childMap;
+    if (map === undefined || map.size === 0) return;
+    const children = [...map.values()];
+    for (let i = children.length - 1; i >= 0; i--) await this.stopChild(children[i]!, false);
+  }
+
+  /** Stops this actor and its subtree: children first, then postStop; leftovers become dead letters. */
+  stopNow(reason: ExitReason): Promise<void> {
+    if (this.status === STOPPED) return Promise.resolve();
+    if (this.stopping !== undefined && this.stopResolve === undefined) return this.stopping;
+    const pending = this.stopResolve;
+    this.stopResolve = undefined;
+    this.system.busy++;
+    this.stopping = this.runStop(reason).finally(() => {
+      this.system.busy--;
+      this.system.checkIdle();
+    });
+    if (pending !== undefined) this.stopping.then(pending);
+    return this.stopping;
+  }
+
+  protected async runStop(reason: ExitReason): Promise<void> {
+    // STOPPING before the stop begins: this supervisor gave up (giveUp), a failure like a crash.
+    const crashed = this.status === SUSPENDED || this.status === STOPPING;
+    // A child taken down for a restart (waiting out its backoff) already ran its cleanup hook.
+    const tornDown = this.status === RESTARTING;
+    this.status = STOPPING;
+    this.incarnation++;
+    this.restartToken = undefined;
+    this.flags &= ~STOP_REQUESTED;
+    this.abortController?.abort(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} is stopping`));
+    this.abortController = undefined;
+    const system = this.system;
+    if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) {
+      const inflight = this.inflight;
+      const meta = this.curMeta;
+      this.settleBusy();
+      await system.within(inflight, this.settings.shutdownMs, true);
+      // A handler that finished in time has answered its ask; one that did not never will.
+      // (When the system stops, its close rejects every outstanding ask with ERR_SYSTEM_STOPPED.)
+      if (meta instanceof PendingAsk && system.state < SystemLifecycle.Stopping) {
+        meta.reject(
+          new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped while handling "${meta.type}"`),
+        );
+      }
+      this.curType = undefined;
+      this.curBody = undefined;
+      this.curMeta = undefined;
+    } else if ((this.flags & BUSY) !== 0) {
+      // A message still being validated is not handler work: it is undelivered.
+      this.settleBusy();
+      const [type, body, meta] = [this.curType, this.curBody, this.curMeta];
+      this.curType = undefined;
+      this.curBody = undefined;
+      this.curMeta = undefined;
+      if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
+    }
+    if (this.givingUp !== undefined) await this.givingUp;
+    await this.stopChildren();
+    this.cancelTimers();
+    const postStop = this.behavior.definition.postStop;
+    if (postStop !== undefined && !tornDown) {
+      await this.boundedHook(() => postStop(this.context()));
+    }
+    this.status = STOPPED;
+    this.exitReason =
+      crashed && reason.kind === 'shutdown' ? { kind: 'crashed', error: this.lastError() } : reason;
+    this.flushUndelivered();
+    system.unregister(this);
+    const watchers = this.watchers;
+    this.watchers = undefined;
+    if (watchers !== undefined) {
+      for (const watcher of watchers) watcher.notifyTerminated(this, this.exitReason);
+    }
+    const watching = this.watching;
+    this.watching = undefined;
+    if (watching !== undefined) {
+      for (const target of watching) if (target instanceof SupervisingCell) target.watchers?.delete(this);
+    }
+    if (system.observed) {
+      system.emit({
+        type: 'actor-stopped',
+        at: system.clock.now(),
+        address: this.address,
+        reason: this.exitReason.kind as 'normal' | 'shutdown' | 'crashed',
+      });
+    }
+    const exitListener = this.exitListener;
+    if (exitListener !== undefined) {
+      try {
+        exitListener(this);
+      } catch (error) {
+        system.reportDefect(this.address, error);
+      }
+    }
+    system.checkIdle();
+  }
+}
+
+/** True for the failure a supervisor reports when it gives up. */
+function gaveUp(error: Error): boolean {
+  return TroupeError.is(error, 'ERR_RESTART_INTENSITY');
+}
