@@ -120,6 +120,9 @@ export class TimeoutQueue {
   private timer: TimerHandle | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private unsettled = 0;
+  /** The timer holds the process: some ask was unsettled since the last release. */
+  private held = false;
+  private releasing = false;
 
   constructor(private readonly clock: Clock) {}
 
@@ -135,14 +138,31 @@ export class TimeoutQueue {
     queue.trim();
     queue.push(ask);
     ask.timeouts = this;
-    if (this.unsettled++ === 0) this.timer?.keepAlive?.(true);
+    this.unsettled++;
+    if (!this.held) {
+      this.held = true;
+      this.timer?.keepAlive?.(true);
+    }
     if (ask.deadline < this.timerAt) this.arm(ask.deadline);
   }
 
-  /** One of the asks added here settled. */
+  /**
+   * One of the asks added here settled. When none is left, the timer lets the process go at the end
+   * of this turn of the event loop, not at once: sequential asks would otherwise toggle it per ask.
+   */
   settled(): void {
-    if (--this.unsettled === 0) this.timer?.keepAlive?.(false);
+    if (--this.unsettled === 0 && this.held && !this.releasing) {
+      this.releasing = true;
+      setImmediate(this.release);
+    }
   }
+
+  private readonly release = (): void => {
+    this.releasing = false;
+    if (this.unsettled !== 0 || !this.held) return;
+    this.held = false;
+    this.timer?.keepAlive?.(false);
+  };
 
   /** Rejects every pending ask (the system is stopping). */
   rejectAll(error: () => TroupeError): void {
@@ -159,7 +179,7 @@ export class TimeoutQueue {
     this.timer?.cancel();
     this.timerAt = at;
     this.timer = this.clock.setTimeout(() => this.expire(), Math.max(0, at - this.clock.now()));
-    if (this.unsettled > 0) this.timer.keepAlive?.(true);
+    if (this.held) this.timer.keepAlive?.(true);
   }
 
   private expire(): void {
