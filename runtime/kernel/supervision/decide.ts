@@ -54,7 +54,9 @@ export function decideExit(
  * itself and those started after it (`rest_for_one`).
  */
 export function restartGroup(strategy: RestartPolicy['strategy'], index: number, count: number): number[] {
-  const from = strategy === 'one_for_one' ? index : strategy === 'one_for_all' ? 0 : index;
+  const from = strategy === 'one_for_all' ? 0 : index;
   const to = strategy === 'one_for_one' ? index + 1 : count;
-  return Array.from({ length: to - from }, (_, i) => from + i);
+  const group: number[] = [];
+  for (let i = from; i < to; i++) group.push(i);
+  return group;
 }

@@ -154,8 +154,9 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
       }
     }
     const type = child.settings.restart;
-    const children = [...this.childMap!.values()];
     const policy = this.policy;
+    // Only the exited child matters to one_for_one: no copy of the children on its (common) path.
+    const children = policy.strategy === 'one_for_one' ? [child] : [...this.childMap!.values()];
     this.restartLog ??= [];
     const decision = decideExit(
       {
