@@ -160,8 +160,11 @@ class CellExtras {
   deferred: SystemMessage[] | undefined = undefined;
   hookError: unknown = undefined;
   lastFailure: Error | undefined = undefined;
-  /** Told once this actor has stopped for good (the cluster follows its activations this way). */
-  exitListener: ((cell: Cell) => void) | undefined = undefined;
+  /**
+   * Told once this actor has stopped for good: the cluster follows its activations this way, groups
+   * and topics their members and subscribers.
+   */
+  exitListeners: ((cell: Cell) => void)[] | undefined = undefined;
   /** The reason this actor terminated, once stopped. */
   exitReason: ExitReason | undefined = undefined;
   /** Set while this supervisor gives up (stops its children before it reports its failure). */
@@ -1780,20 +1783,30 @@ export class Cell extends Mailbox implements ActorRef<any> {
         reason: this.exitReason.kind as 'normal' | 'shutdown' | 'crashed',
       });
     }
-    const exitListener = this.extras?.exitListener;
-    if (exitListener !== undefined) {
-      try {
-        exitListener(this);
-      } catch (error) {
-        system.reportDefect(this.address, error);
+    const exitListeners = this.extras?.exitListeners;
+    if (exitListeners !== undefined) {
+      this.extras!.exitListeners = undefined;
+      for (const exitListener of exitListeners) {
+        try {
+          exitListener(this);
+        } catch (error) {
+          system.reportDefect(this.address, error);
+        }
       }
     }
     system.checkIdle();
   }
 
   /** Calls `listener` once this actor has stopped for good (not on a restart). */
-  onExit(listener: (cell: Cell) => void): void {
-    this.cold().exitListener = listener;
+  onExit(listener: (cell: Cell) => void): () => void {
+    const extras = this.cold();
+    if (extras.exitListeners === undefined) extras.exitListeners = [listener];
+    else extras.exitListeners.push(listener);
+    return () => {
+      const listeners = extras.exitListeners;
+      const i = listeners?.indexOf(listener) ?? -1;
+      if (i >= 0) listeners!.splice(i, 1);
+    };
   }
 
   /**

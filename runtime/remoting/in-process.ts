@@ -16,6 +16,8 @@ export function inProcessNetwork(): InProcessNetwork {
   const sinks = new Map<string, TransportSink>();
   const key = (cluster: string, node: string) => `${cluster}\u0000${node}`;
   const stores = new Map<string, MemoryStoreState>();
+  /** Per cluster and topic, the nodes' callbacks. */
+  const topics = new Map<string, Map<string, (bytes: Uint8Array) => void>>();
   return {
     transport(): Transport {
       let cluster: string | undefined;
@@ -47,7 +49,41 @@ export function inProcessNetwork(): InProcessNetwork {
           });
         },
         async close() {
-          if (cluster !== undefined && self !== undefined) sinks.delete(key(cluster, self));
+          if (cluster !== undefined && self !== undefined) {
+            sinks.delete(key(cluster, self));
+            for (const nodes of topics.values()) nodes.delete(self);
+          }
+        },
+        subscribeTopic(topic, deliver) {
+          if (cluster === undefined || self === undefined) return;
+          const k = key(cluster, topic);
+          let nodes = topics.get(k);
+          if (nodes === undefined) {
+            nodes = new Map();
+            topics.set(k, nodes);
+          }
+          nodes.set(self, deliver);
+        },
+        unsubscribeTopic(topic) {
+          if (cluster === undefined || self === undefined) return;
+          const nodes = topics.get(key(cluster, topic));
+          nodes?.delete(self);
+          if (nodes?.size === 0) topics.delete(key(cluster, topic));
+        },
+        publishTopic(topic, bytes) {
+          if (cluster === undefined) return;
+          // The subscribers of the moment of publishing, as a broker routes on its current interest.
+          const nodes = topics.get(key(cluster, topic));
+          if (nodes === undefined) return;
+          for (const deliver of [...nodes.values()]) {
+            queueMicrotask(() => {
+              try {
+                deliver(bytes);
+              } catch {
+                // The receiving node reports its own defects.
+              }
+            });
+          }
         },
         async store(c) {
           let state = stores.get(c);
