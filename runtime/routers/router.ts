@@ -399,7 +399,10 @@ class RouterImpl implements Router<any> {
       const onAbort = () => finish();
       const check = () => {
         // Done when the wanted replies are in, or they can no longer come.
-        if (replies.length >= needed || replies.length + outstanding.size < needed || outstanding.size === 0)
+        if (
+          outstanding.size === 0 ||
+          (want !== 'all' && (replies.length >= needed || replies.length + outstanding.size < needed))
+        )
           finish();
       };
       if (options.signal?.aborted) {

@@ -1,11 +1,8 @@
 import {
   type Address,
-  type AnyProtocol,
-  type BodyOf,
   type Infer,
   invalidOption,
   type Schema,
-  type TellKeys,
   TroupeError,
   validate,
 } from '../../protocols/index.js';
