@@ -89,8 +89,12 @@ export class Topics {
     if (cell === undefined || !cell.alive) {
       throw invalidOption('subscriber', 'must be a live actor of this node', subscriber?.address);
     }
-    if (typeof type !== 'string' || type.length === 0) {
-      throw invalidOption('type', 'must name a tell message of the subscriber', type);
+    const speaks = cell.behavior.protocols.some((p) => {
+      const spec = Object.hasOwn(p.messages, type) ? p.messages[type] : undefined;
+      return spec?.kind === 'tell';
+    });
+    if (typeof type !== 'string' || !speaks) {
+      throw invalidOption('type', `must name a tell message of the subscriber ${cell.address}`, type);
     }
     const known = state.subscribers.get(cell);
     if (known !== undefined) known.type = type;
