@@ -1,5 +1,5 @@
 import { type Observable, Subject } from 'rxjs';
-import type { Address, AnyProtocol } from '../../protocols/index.js';
+import { type Address, type AnyProtocol, parseAddress, TroupeError } from '../../protocols/index.js';
 import type { ActorRef } from '../kernel/api.js';
 import type { Cell } from '../kernel/cell.js';
 import type { PublishedEvent } from '../kernel/events.js';
@@ -22,7 +22,8 @@ export interface DirectoryHost {
   /** A ref to an actor of another node. */
   remoteRef(address: Address, protocol: AnyProtocol | undefined): ActorRef<any>;
   publish(event: PublishedEvent): void;
-  reportDefect(error: unknown): void;
+  /** Gossip that is not JSON or not a directory message: a `malformed` dead letter. */
+  refuse(error: TroupeError, body: unknown): void;
 }
 
 /** One node's state as another node last heard it. */
@@ -259,11 +260,25 @@ export class Directory {
     let message: SyncMessage | ByeMessage;
     try {
       message = JSON.parse(Buffer.from(bytes).toString('utf8'));
-    } catch (error) {
-      this.host.reportDefect(error);
+    } catch (cause) {
+      this.host.refuse(
+        new TroupeError('ERR_VALIDATION', 'a directory message is not JSON', { cause }),
+        undefined,
+      );
       return;
     }
-    if (typeof message !== 'object' || message === null || typeof message.node !== 'string') return;
+    if (
+      typeof message !== 'object' ||
+      message === null ||
+      typeof message.node !== 'string' ||
+      (message.op !== 'sync' && message.op !== 'bye')
+    ) {
+      this.host.refuse(
+        new TroupeError('ERR_VALIDATION', 'a directory message has no node or operation'),
+        message,
+      );
+      return;
+    }
     if (message.node === this.host.node) {
       // Our own echo, or an earlier incarnation's (ours would be newer): nothing to learn.
       return;
@@ -273,8 +288,10 @@ export class Directory {
       if (peer !== undefined && peer.incarnation === message.incarnation) this.forget(message.node);
       return;
     }
-    if (message.op !== 'sync' || typeof message.seq !== 'number' || typeof message.groups !== 'object')
+    if (typeof message.seq !== 'number' || typeof message.groups !== 'object' || message.groups === null) {
+      this.host.refuse(new TroupeError('ERR_VALIDATION', 'a directory sync needs a seq and groups'), message);
       return;
+    }
     const now = this.host.clock.now();
     const known = this.peers.get(message.node);
     if (known !== undefined && known.incarnation === message.incarnation && message.seq <= known.seq) {
@@ -290,8 +307,9 @@ export class Directory {
       incarnation: String(message.incarnation),
     };
     for (const [group, addresses] of Object.entries(message.groups ?? {})) {
-      if (!Array.isArray(addresses)) continue;
-      const set = new Set(addresses.filter((a): a is Address => typeof a === 'string'));
+      if (!Array.isArray(addresses) || group.length === 0 || group.length > 256) continue;
+      // Untrusted: only well-formed addresses of actors of the node that speaks for them.
+      const set = new Set(addresses.filter((a) => this.ownedBy(a, message.node)));
       if (set.size > 0) peer.groups.set(group, set);
     }
     this.peers.set(message.node, peer);
@@ -300,6 +318,16 @@ export class Directory {
     this.diff(message.node, known?.groups, peer.groups, reason);
     if (!sameSet(known?.topics, peer.topics)) this.onInterest?.();
     if (message.hello === true) this.scheduleSync();
+  }
+
+  private ownedBy(address: unknown, node: string): address is Address {
+    if (typeof address !== 'string' || address.length > 1024) return false;
+    try {
+      const parts = parseAddress(address);
+      return parts.system === this.host.name && parts.node === node && parts.path !== '';
+    } catch {
+      return false;
+    }
   }
 
   private forget(node: string): void {

@@ -37,6 +37,7 @@ import type {
 } from './api.js';
 import { PendingAsk, TimeoutQueue } from './ask.js';
 import { type CompiledBehavior, compiled, supervisingBehavior } from './behavior.js';
+import { capabilityScore } from './capabilities.js';
 import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } from './cell.js';
 import { Dispatcher } from './dispatcher.js';
 import type { DeadLetterEvent, DeadLetterReason, PublishedEvent, SystemEvent } from './events.js';
@@ -196,7 +197,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
           transport: this.state < STOPPING ? this.router?.transport : undefined,
           remoteRef: (a, protocol) => (protocol === undefined ? this.ref(a) : this.ref(a, protocol)),
           publish: (event) => this.publish(event),
-          reportDefect: (error) => this.reportDefect(address, error),
+          refuse: (error, body) =>
+            this.deadLetter(`${address}$directory`, undefined, '(directory)', body, 'malformed', error),
         },
         `${this.clock.wallNow().toString(36)}.${Math.floor(this.random() * 36 ** 4).toString(36)}`,
       );
@@ -401,16 +403,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
     for (const cell of this.capable) {
       if (!cell.alive) continue;
       if (protocol !== undefined && !cell.behavior.protocols.some((p) => p.name === protocol.name)) continue;
-      const capabilities = cell.behavior.definition.capabilities!;
-      let score: number | undefined;
-      try {
-        score = typeof capabilities === 'function' ? capabilities(task) : capabilities[task.capability];
-      } catch (error) {
-        // A scoring function that throws counts as "cannot", and is reported like any defect.
-        this.reportDefect(cell.address, error);
-        continue;
-      }
-      if (typeof score !== 'number' || !(score > 0)) continue;
+      const score = capabilityScore(cell, task);
+      if (score === undefined) continue;
       if (score > bestScore || (score === bestScore && cell.load < best!.load)) {
         best = cell;
         bestScore = score;

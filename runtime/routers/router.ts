@@ -8,6 +8,7 @@ import {
   TroupeError,
 } from '../../protocols/index.js';
 import type { ActorRef, ActorSystem, AskOptions, RouteTask, TellOptions } from '../kernel/api.js';
+import { capabilityScore } from '../kernel/capabilities.js';
 import { Cell } from '../kernel/cell.js';
 import { type Random, realRandom } from '../time/random.js';
 import { rendezvous } from './hash.js';
@@ -145,14 +146,6 @@ export function byCapability(
       return best;
     },
   };
-}
-
-/** A live actor's score for `task` (undefined: cannot); a throwing score counts as "cannot". */
-export function capabilityScore(cell: Cell, task: RouteTask): number | undefined {
-  const capabilities = cell.behavior.definition.capabilities;
-  if (capabilities === undefined) return undefined;
-  const score = typeof capabilities === 'function' ? capabilities(task) : capabilities[task.capability];
-  return typeof score === 'number' && score > 0 ? score : undefined;
 }
 
 /** The members a router routes over: a fixed list, or a process group's members as they change. */

@@ -8,6 +8,7 @@ import {
   type ActorSystem,
   createNode,
   createSystem,
+  type DeadLetterEvent,
   type GroupChange,
   inProcessNetwork,
   type SystemEvent,
@@ -187,5 +188,43 @@ describe('groups across nodes (in-process network)', () => {
     open.push(late);
     // With a minute between heartbeats, only the hello/answer exchange can tell it this soon.
     await vi.waitFor(() => expect(addresses(late.groups.members('g'))).toEqual([a.address]));
+  });
+
+  it("ignores a peer's claims about actors that are not its own, and malformed gossip", async () => {
+    const network = inProcessNetwork();
+    const system = await createNode({
+      name: 'gp',
+      node: 'n1',
+      transport: network.transport(),
+      deadLetterLog: () => {},
+    });
+    open.push(system);
+    const refused: DeadLetterEvent[] = [];
+    system.deadLetters$.subscribe((d) => refused.push(d));
+    expect(system.groups.members('g')).toEqual([]);
+    // A raw peer on the same network speaks on the directory topic.
+    const raw = network.transport();
+    await raw.open('gp', 'evil', { inbound: () => {}, replies: () => {} }, system.clock);
+    const say = (message: unknown) =>
+      raw.publishTopic!(
+        '$directory',
+        Buffer.from(typeof message === 'string' ? message : JSON.stringify(message)),
+      );
+    say('not json');
+    say({
+      op: 'sync',
+      node: 'evil',
+      incarnation: 'x',
+      seq: 1,
+      topics: [],
+      groups: {
+        g: ['troupe://gp/evil/ok', 'troupe://gp/n1/victim', 'troupe://other/evil/x', 'not an address', 42],
+      },
+    });
+    await vi.waitFor(() => expect(addresses(system.groups.members('g'))).toEqual(['troupe://gp/evil/ok']));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ reason: 'malformed', messageType: '(directory)' });
+    expect(refused[0]!.error?.code).toBe('ERR_VALIDATION');
+    await raw.close();
   });
 });
