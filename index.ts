@@ -50,6 +50,7 @@ export type {
   RestartPolicy,
   RestartType,
   RetryingOptions,
+  RouteContext,
   RoutedMessage,
   RouteOptions,
   Router,

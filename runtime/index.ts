@@ -73,6 +73,7 @@ export {
   byCapability,
   consistentHash,
   leastBusy,
+  type RouteContext,
   type RoutedMessage,
   type RouteOptions,
   type Router,

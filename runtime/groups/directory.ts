@@ -22,6 +22,10 @@ export interface DirectoryHost {
   /** A ref to an actor of another node. */
   remoteRef(address: Address, protocol: AnyProtocol | undefined): ActorRef<any>;
   publish(event: PublishedEvent): void;
+  /** Largest directory message this node sends (its `maxMessageBytes`). */
+  readonly maxMessageBytes: number;
+  /** A defect of this node's own: its state does not fit in one directory message. */
+  reportDefect(error: unknown): void;
   /** Gossip that is not JSON or not a directory message: a `malformed` dead letter. */
   refuse(error: TroupeError, body: unknown): void;
 }
@@ -235,7 +239,19 @@ export class Directory {
       topics: [...this.interest],
       ...(hello ? { hello: true } : {}),
     };
-    this.host.transport!.publishTopic!(DIRECTORY_TOPIC, Buffer.from(JSON.stringify(message)));
+    const bytes = Buffer.from(JSON.stringify(message));
+    if (bytes.length > this.host.maxMessageBytes) {
+      // The others would not hear this node's members: say so loudly rather than gossip part of them.
+      this.host.reportDefect(
+        new TroupeError(
+          'ERR_MESSAGE_TOO_LARGE',
+          `this node's groups and topics take ${bytes.length} bytes; a directory message may take ${this.host.maxMessageBytes} (maxMessageBytes)`,
+          { details: { bytes: bytes.length, limit: this.host.maxMessageBytes } },
+        ),
+      );
+      return;
+    }
+    this.host.transport!.publishTopic!(DIRECTORY_TOPIC, bytes);
   }
 
   /** Every heartbeat: say what this node has, and forget the nodes that went silent. */

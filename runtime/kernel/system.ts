@@ -197,6 +197,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
           transport: this.state < STOPPING ? this.router?.transport : undefined,
           remoteRef: (a, protocol) => (protocol === undefined ? this.ref(a) : this.ref(a, protocol)),
           publish: (event) => this.publish(event),
+          maxMessageBytes: this.options.maxMessageBytes,
+          reportDefect: (error) => this.reportDefect(address, error),
           refuse: (error, body) =>
             this.deadLetter(`${address}$directory`, undefined, '(directory)', body, 'malformed', error),
         },

@@ -28,7 +28,16 @@ export interface RoutedMessage {
 export interface RoutingStrategy {
   readonly kind: 'round-robin' | 'random' | 'consistent-hash' | 'least-busy' | 'capability';
   /** The index in `members` of the one that gets `message`, or -1 for none. */
-  pick(members: readonly ActorRef<any>[], message: RoutedMessage): number;
+  pick(members: readonly ActorRef<any>[], message: RoutedMessage, context: RouteContext): number;
+}
+
+/** What a router gives its strategy besides the members and the message. */
+export interface RouteContext {
+  /**
+   * The random source of the router's system (`system.random`; for a list of refs, the system of
+   * its first local member), so a seeded system routes repeatably. The real one when there is none.
+   */
+  readonly random: Random;
 }
 
 /** Each message to the next member in turn. */
@@ -46,15 +55,19 @@ export function roundRobin(): RoutingStrategy {
 }
 
 /**
- * Each message to a member drawn at random from `random`: pass the system's (`system.random`,
- * seeded with `seededRandom` for a repeatable run). Defaults to the real random source.
+ * Each message to a member drawn at random from `random`. Defaults to the router's system's random
+ * source (`system.random`, which `seededRandom` makes repeatable): see {@link RouteContext}.
  */
-export function randomly(random: Random = realRandom): RoutingStrategy {
-  if (typeof random !== 'function') throw invalidOption('random', 'must be a function', random);
+export function randomly(random?: Random): RoutingStrategy {
+  if (random !== undefined && typeof random !== 'function') {
+    throw invalidOption('random', 'must be a function', random);
+  }
   return {
     kind: 'random',
-    pick(members) {
-      return members.length === 0 ? -1 : Math.min(members.length - 1, Math.floor(random() * members.length));
+    pick(members, _message, context) {
+      if (members.length === 0) return -1;
+      const draw = (random ?? context.random)();
+      return Math.min(members.length - 1, Math.floor(draw * members.length));
     },
   };
 }
@@ -95,7 +108,7 @@ export function leastBusy(): RoutingStrategy {
   const fallback = roundRobin();
   return {
     kind: 'least-busy',
-    pick(members, message) {
+    pick(members, message, context) {
       let best = -1;
       let bestLoad = Number.POSITIVE_INFINITY;
       for (let i = 0; i < members.length; i++) {
@@ -106,7 +119,7 @@ export function leastBusy(): RoutingStrategy {
           bestLoad = member.load;
         }
       }
-      return best >= 0 ? best : fallback.pick(members, message);
+      return best >= 0 ? best : fallback.pick(members, message, context);
     },
   };
 }
@@ -257,9 +270,12 @@ export function router<P extends AnyProtocol>(
   strategy: RoutingStrategy = roundRobin(),
 ): Router<P> {
   let list: () => readonly ActorRef<P>[];
+  let random: Random;
   if (Array.isArray(members)) {
     const fixed = [...(members as readonly ActorRef<P>[])];
     list = () => fixed;
+    const local = fixed.find((m): m is ActorRef<P> & Cell => m instanceof Cell);
+    random = local?.system.random ?? realRandom;
   } else if (
     typeof members === 'object' &&
     members !== null &&
@@ -267,6 +283,7 @@ export function router<P extends AnyProtocol>(
     typeof members.group === 'string'
   ) {
     const { system, group, protocol } = members as Exclude<RouterMembers<P>, readonly ActorRef<P>[]>;
+    random = system.random;
     list = () =>
       protocol === undefined ? system.groups.members(group) : system.groups.members(group, protocol);
   } else {
@@ -279,13 +296,14 @@ export function router<P extends AnyProtocol>(
       strategy,
     );
   }
-  return new RouterImpl(list, strategy) as Router<P>;
+  return new RouterImpl(list, strategy, { random }) as Router<P>;
 }
 
 class RouterImpl implements Router<any> {
   constructor(
     private readonly list: () => readonly ActorRef<any>[],
     readonly strategy: RoutingStrategy,
+    private readonly context: RouteContext,
   ) {}
 
   members(): readonly ActorRef<any>[] {
@@ -298,13 +316,17 @@ class RouterImpl implements Router<any> {
     readonly key?: string;
   }): ActorRef<any> | undefined {
     const members = this.list();
-    const i = this.strategy.pick(members, { type: message?.type, body: message?.body, key: message?.key });
+    const i = this.strategy.pick(
+      members,
+      { type: message?.type, body: message?.body, key: message?.key },
+      this.context,
+    );
     return i >= 0 ? members[i] : undefined;
   }
 
   private chosen(type: string, body: unknown, key: string | undefined): ActorRef<any> {
     const members = this.list();
-    const i = this.strategy.pick(members, { type, body, key });
+    const i = this.strategy.pick(members, { type, body, key }, this.context);
     if (i < 0 || i >= members.length) {
       throw new TroupeError(
         'ERR_NO_ROUTE',

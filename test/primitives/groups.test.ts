@@ -227,4 +227,23 @@ describe('groups across nodes (in-process network)', () => {
     expect(refused[0]!.error?.code).toBe('ERR_VALIDATION');
     await raw.close();
   });
+
+  it('says so, as a defect, when a node’s members do not fit in one directory message', async () => {
+    const network = inProcessNetwork();
+    const system = await createNode({
+      name: 'gp',
+      node: 'n1',
+      transport: network.transport(),
+      maxMessageBytes: 1024,
+      deadLetterLog: () => {},
+    });
+    open.push(system);
+    const defects: SystemEvent[] = [];
+    system.events$.subscribe((e) => {
+      if (e.type === 'hook-failed') defects.push(e);
+    });
+    for (let i = 0; i < 100; i++) system.groups.join('big', system.spawn(listener));
+    await vi.waitFor(() => expect(defects.length).toBeGreaterThan(0));
+    expect((defects[0] as { error: { code?: string } }).error.code).toBe('ERR_MESSAGE_TOO_LARGE');
+  });
 });

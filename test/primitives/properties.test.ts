@@ -25,7 +25,9 @@ function placement(
   keys: readonly string[],
 ): string[] {
   return keys.map(
-    (key) => members[strategy.pick(members, { type: undefined, body: undefined, key })]!.address,
+    (key) =>
+      members[strategy.pick(members, { type: undefined, body: undefined, key }, { random: () => 0 })]!
+        .address,
   );
 }
 
@@ -62,7 +64,7 @@ function movesFewKeys(strategy: () => RoutingStrategy) {
 function moduloHash(): RoutingStrategy {
   return {
     kind: 'consistent-hash',
-    pick(members, message) {
+    pick(members, message, _context) {
       let h = 0;
       for (const ch of message.key ?? '') h = (h * 31 + ch.charCodeAt(0)) >>> 0;
       return members.length === 0 ? -1 : h % members.length;

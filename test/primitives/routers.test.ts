@@ -46,11 +46,10 @@ describe('routers', () => {
     expect(seen).toEqual(['a', 'b', 'c', 'a', 'b', 'c']);
   });
 
-  it('random is repeatable with a seeded source and reaches every member', async () => {
-    const s = system({ random: seededRandom(7) });
-    const refs = workers(s, ['a', 'b', 'c']);
-    const draw = async (seed: number) => {
-      const pool = router(refs, randomly(seededRandom(seed)));
+  it('random draws from the system’s random source by default: a seeded system routes repeatably', async () => {
+    const draw = async (seed: number, strategy = randomly()) => {
+      const s = system({ name: `rt${seed}`, random: seededRandom(seed) });
+      const pool = router(workers(s, ['a', 'b', 'c']), strategy);
       const out: string[] = [];
       for (let i = 0; i < 30; i++) out.push(await pool.ask('whoami', {}));
       return out;
@@ -59,6 +58,8 @@ describe('routers', () => {
     expect(await draw(42)).toEqual(first);
     expect(new Set(first)).toEqual(new Set(['a', 'b', 'c']));
     expect(await draw(43)).not.toEqual(first);
+    // An explicit source wins over the system's.
+    expect(await draw(43, randomly(seededRandom(9)))).toEqual(await draw(44, randomly(seededRandom(9))));
   });
 
   it('consistent hash sends a key to the same member, from the message or the given key', async () => {
