@@ -246,4 +246,27 @@ describe('groups across nodes (in-process network)', () => {
     await vi.waitFor(() => expect(defects.length).toBeGreaterThan(0));
     expect((defects[0] as { error: { code?: string } }).error.code).toBe('ERR_MESSAGE_TOO_LARGE');
   });
+
+  it("follows the cluster's membership: a member it declares down leaves at once", async () => {
+    const network = inProcessNetwork();
+    const options = {
+      name: 'gp',
+      kinds: { worker: listener },
+      // Gossip and heartbeats a minute apart: only the cluster's own verdict can act this soon.
+      heartbeatMs: 60_000,
+      deadLetterLog: () => {},
+    };
+    const n1 = await createNode({ ...options, node: 'n1', transport: network.transport() });
+    const n2 = await createNode({ ...options, node: 'n2', transport: network.transport() });
+    open.push(n1, n2);
+    const member = n2.spawn(listener);
+    n2.groups.join('g', member);
+    await vi.waitFor(() => expect(addresses(n1.groups.members('g'))).toEqual([member.address]));
+    expect(n1.members().map((m) => m.node)).toEqual(['n1', 'n2']);
+    // n2's entry leaves the cluster store (as when its heartbeats expire from the KV bucket).
+    const store = await network.transport().store!('gp');
+    await store.withdraw('n2');
+    await vi.waitFor(() => expect(n1.members().map((m) => m.node)).toEqual(['n1']));
+    expect(n1.groups.members('g')).toEqual([]);
+  });
 });
