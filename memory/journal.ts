@@ -552,10 +552,11 @@ export class GroupCommitJournal implements Journal {
     return this.closedPromise;
   }
 
+  // Declared before the promise that sets it: a class field defined after would reset it to undefined.
+  private resolveClosed!: (error: Error | undefined) => void;
   private readonly closedPromise = new Promise<Error | undefined>((resolve) => {
     this.resolveClosed = resolve;
   });
-  private resolveClosed!: (error: Error | undefined) => void;
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
