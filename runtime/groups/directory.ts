@@ -17,6 +17,8 @@ export interface DirectoryHost {
   readonly clock: Clock;
   readonly heartbeatMs: number;
   readonly downAfterMissed: number;
+  /** Resolves once the transport receives. */
+  readonly opened: Promise<void>;
   /** The transport, when the node is one of a cluster; undefined for a single system. */
   readonly transport: Transport | undefined;
   /** A ref to an actor of another node. */
@@ -86,6 +88,8 @@ export class Directory {
   private timer: TimerHandle | undefined;
   private lastTick: number;
   private closed = false;
+  /** True once the transport is open and this node has said hello. */
+  private started = false;
   private readonly clustered: boolean;
 
   constructor(
@@ -99,10 +103,20 @@ export class Directory {
       transport.publishTopic !== undefined &&
       transport.unsubscribeTopic !== undefined;
     this.lastTick = host.clock.now();
+    // Once the transport receives (at once on a node made by createNode): before, it has no subjects.
     if (this.clustered) {
-      transport!.subscribeTopic!(DIRECTORY_TOPIC, (bytes) => this.heard(bytes));
-      this.send(true);
-      this.tick();
+      host.opened.then(
+        () => {
+          if (this.closed) return;
+          this.started = true;
+          transport!.subscribeTopic!(DIRECTORY_TOPIC, (bytes) => this.heard(bytes));
+          this.send(true);
+          this.tick();
+        },
+        () => {
+          // The node never opened: it has local groups only (the system reported why).
+        },
+      );
     }
   }
 
@@ -215,7 +229,7 @@ export class Directory {
   }
 
   private scheduleSync(): void {
-    if (!this.clustered || this.syncScheduled || this.closed) return;
+    if (!this.started || this.syncScheduled || this.closed) return;
     this.syncScheduled = true;
     queueMicrotask(() => {
       this.syncScheduled = false;
@@ -400,7 +414,7 @@ export class Directory {
     if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
-    if (!this.clustered) return;
+    if (!this.started) return;
     const transport = this.host.transport!;
     const bye: ByeMessage = { op: 'bye', node: this.host.node, incarnation: this.incarnation };
     transport.publishTopic!(DIRECTORY_TOPIC, Buffer.from(JSON.stringify(bye)));

@@ -195,6 +195,7 @@ export class ActorSystemImpl implements Host, ClusterHost {
           heartbeatMs: this.options.heartbeatMs,
           downAfterMissed: this.options.downAfterMissed,
           transport: this.state < STOPPING ? this.router?.transport : undefined,
+          opened: this.opened,
           remoteRef: (a, protocol) => (protocol === undefined ? this.ref(a) : this.ref(a, protocol)),
           publish: (event) => this.publish(event),
           maxMessageBytes: this.options.maxMessageBytes,

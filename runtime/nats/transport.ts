@@ -140,6 +140,8 @@ class NatsTransport implements Transport {
   private clock: Clock = realClock;
   private readonly subscriptions: Subscription[] = [];
   private readonly topicSubscriptions = new Map<string, Subscription>();
+  private readonly earlyTopics = new Map<string, (bytes: Uint8Array) => void>();
+  private opened = false;
   private closing = false;
   /** The cluster store's listeners: told when the connection goes down and comes back. */
   private readonly statusListeners = new Set<(reachable: boolean) => void>();
@@ -203,6 +205,9 @@ class NatsTransport implements Transport {
         },
       }),
     );
+    this.opened = true;
+    for (const [topic, deliver] of this.earlyTopics) this.subscribeTopic(topic, deliver);
+    this.earlyTopics.clear();
     // The server has the subscriptions once a round trip has gone through.
     await this.nc.flush();
   }
@@ -222,6 +227,11 @@ class NatsTransport implements Transport {
 
   subscribeTopic(topic: string, deliver: (bytes: Uint8Array) => void): void {
     if (this.closing || this.nc.isClosed()) return;
+    if (!this.opened) {
+      // Before `open` the subject's prefix may not be known: subscribe once it is.
+      this.earlyTopics.set(topic, deliver);
+      return;
+    }
     this.topicSubscriptions.get(topic)?.unsubscribe();
     this.topicSubscriptions.set(
       topic,
@@ -239,13 +249,14 @@ class NatsTransport implements Transport {
   }
 
   unsubscribeTopic(topic: string): void {
+    this.earlyTopics.delete(topic);
     const subscription = this.topicSubscriptions.get(topic);
     this.topicSubscriptions.delete(topic);
     if (subscription !== undefined && !this.nc.isClosed()) subscription.unsubscribe();
   }
 
   publishTopic(topic: string, bytes: Uint8Array): void {
-    if (this.closing || this.nc.isClosed()) return;
+    if (this.closing || this.nc.isClosed() || !this.opened) return;
     try {
       // At most once, like a tell: while disconnected nats.js buffers it, and loses it on close.
       this.nc.publish(this.subject('topic', topic), bytes);

@@ -22,12 +22,16 @@ export function inProcessNetwork(): InProcessNetwork {
     transport(): Transport {
       let cluster: string | undefined;
       let self: string | undefined;
+      /** Topics subscribed to before `open`: they take effect once it has the cluster's name. */
+      const early = new Map<string, (bytes: Uint8Array) => void>();
       return {
         kind: 'in-process',
         async open(c, node, sink) {
           cluster = c;
           self = node;
           sinks.set(key(c, node), sink);
+          for (const [topic, deliver] of early) this.subscribeTopic!(topic, deliver);
+          early.clear();
         },
         publish(channel, node, frame) {
           queueMicrotask(() => {
@@ -55,7 +59,10 @@ export function inProcessNetwork(): InProcessNetwork {
           }
         },
         subscribeTopic(topic, deliver) {
-          if (cluster === undefined || self === undefined) return;
+          if (cluster === undefined || self === undefined) {
+            early.set(topic, deliver);
+            return;
+          }
           const k = key(cluster, topic);
           let nodes = topics.get(k);
           if (nodes === undefined) {
@@ -65,6 +72,7 @@ export function inProcessNetwork(): InProcessNetwork {
           nodes.set(self, deliver);
         },
         unsubscribeTopic(topic) {
+          early.delete(topic);
           if (cluster === undefined || self === undefined) return;
           const nodes = topics.get(key(cluster, topic));
           nodes?.delete(self);

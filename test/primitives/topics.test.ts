@@ -177,4 +177,31 @@ describe('topics across nodes (in-process network)', () => {
     expect(dead[0]).toMatchObject({ reason: 'validation-failed', messageType: '(topic news)' });
     expect(dead[0]!.error?.code).toBe('ERR_VALIDATION');
   });
+
+  it('works on a system made with createSystem, used before its transport has opened', async () => {
+    const network = inProcessNetwork();
+    // createSystem does not wait for the transport: subscriptions and joins made at once still count.
+    const early = createSystem({
+      name: 'tp',
+      node: 'n9',
+      transport: network.transport(),
+      deadLetterLog: () => {},
+    });
+    open.push(early);
+    const sub = early.spawn(listener);
+    early.topic('news', News).subscribe(sub, 'news');
+    early.groups.join('g', sub);
+    const other = await createNode({
+      name: 'tp',
+      node: 'n8',
+      transport: network.transport(),
+      deadLetterLog: () => {},
+    });
+    open.push(other);
+    const onOther = other.topic('news', News);
+    await vi.waitFor(() => expect(onOther.nodes()).toEqual(['n9']));
+    expect(other.groups.members('g').map((m) => m.address)).toEqual([sub.address]);
+    onOther.publish({ n: 1 });
+    await vi.waitFor(async () => expect(await sub.ask('seen', {})).toEqual([1]));
+  });
 });
