@@ -80,8 +80,6 @@ export class Directory {
   private readonly peers = new Map<string, Peer>();
   private readonly refs = new Map<string, ActorRef<any>>();
   private readonly changes = new Subject<GroupChange>();
-  /** Told when a node's topic interest changes (the topics' registry reads it). */
-  onInterest: (() => void) | undefined;
   private readonly incarnation: string;
   private seq = 0;
   private syncScheduled = false;
@@ -346,7 +344,6 @@ export class Directory {
     // A node that comes back under the same id is a new incarnation: its old members are gone.
     const reason = known !== undefined && known.incarnation !== peer.incarnation ? 'node-down' : 'left';
     this.diff(message.node, known?.groups, peer.groups, reason);
-    if (!sameSet(known?.topics, peer.topics)) this.onInterest?.();
     if (message.hello === true) this.scheduleSync();
   }
 
@@ -365,7 +362,6 @@ export class Directory {
     if (peer === undefined) return;
     this.peers.delete(node);
     this.diff(node, peer.groups, undefined, 'node-down');
-    if (peer.topics.size > 0) this.onInterest?.();
   }
 
   /** Tells of every member that joined or left between two states of a node. */
@@ -414,18 +410,11 @@ export class Directory {
     if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
+    this.changes.complete();
     if (!this.started) return;
     const transport = this.host.transport!;
     const bye: ByeMessage = { op: 'bye', node: this.host.node, incarnation: this.incarnation };
     transport.publishTopic!(DIRECTORY_TOPIC, Buffer.from(JSON.stringify(bye)));
     transport.unsubscribeTopic!(DIRECTORY_TOPIC);
-    this.changes.complete();
   }
-}
-
-function sameSet(a: Set<string> | undefined, b: Set<string>): boolean {
-  if (a === undefined) return b.size === 0;
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
 }

@@ -424,7 +424,8 @@ export interface Topic<T> {
    * Subscribes an actor of this node: each publication comes to it as a tell of `type` (a message of
    * its protocol whose body accepts the topic's). Subscribing again replaces the type. Returns a
    * function that unsubscribes.
-   * @throws TroupeError `ERR_INVALID_OPTION` for a ref that is not a live actor of this node.
+   * @throws TroupeError `ERR_INVALID_OPTION` for a ref that is not a live actor of this node, or a
+   * `type` that is not one of its tell messages.
    */
   subscribe<P extends AnyProtocol>(subscriber: ActorRef<P>, type: AcceptingKeys<P, T>): () => void;
   /** Ends a subscription; false when there was none. */
