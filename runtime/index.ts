@@ -2,7 +2,10 @@
  * The runtime: actor systems, refs, behaviours, mailboxes, timers and the supervision engine.
  * @packageDocumentation
  */
+
+export type { GroupChange, GroupLeaveReason } from './groups/events.js';
 export type {
+  AcceptingKeys,
   ActorContext,
   ActorRef,
   ActorStatus,
@@ -14,6 +17,7 @@ export type {
   Closeable,
   DrainOptions,
   ExitReason,
+  Groups,
   Handlers,
   MailboxOptions,
   MemberInfo,
@@ -24,6 +28,7 @@ export type {
   SystemStatus,
   TellOptions,
   Timers,
+  Topic,
   TreeNode,
 } from './kernel/api.js';
 export { behavior } from './kernel/behavior.js';
@@ -64,6 +69,23 @@ export { type InProcessNetwork, inProcessNetwork } from './remoting/in-process.j
 export type { IngressResult } from './remoting/ingress.js';
 export { createNode } from './remoting/node.js';
 export type { Frame, Transport, TransportSink } from './remoting/transport.js';
+export {
+  byCapability,
+  consistentHash,
+  leastBusy,
+  type RouteContext,
+  type RoutedMessage,
+  type RouteOptions,
+  type Router,
+  type RouterMembers,
+  type RoutingStrategy,
+  randomly,
+  roundRobin,
+  router,
+  type ScatterOptions,
+  type ScatterResult,
+  type ScatterWant,
+} from './routers/router.js';
 export { type Clock, every, realClock, type SleepOptions, sleep, type TimerHandle } from './time/clock.js';
 export { type Random, realRandom, seededRandom } from './time/random.js';
 export {

@@ -8,10 +8,12 @@ import type {
   Infer,
   MessageMap,
   ReplyOf,
+  Schema,
   TellKeys,
   TellSpec,
   TraceContext,
 } from '../../protocols/index.js';
+import type { GroupChange } from '../groups/events.js';
 import type { Clock } from '../time/clock.js';
 import type { Random } from '../time/random.js';
 import type { DeadLetterEvent, PublishedEvent, SystemEvent } from './events.js';
@@ -337,6 +339,21 @@ export interface ActorSystem extends Closeable {
    * id. Empty for a system without named actors (`kinds`).
    */
   members(): readonly MemberInfo[];
+  /**
+   * The topic `name` of the cluster, whose messages `schema` checks: publish to it, subscribe actors
+   * of this node to it. Every node declares the topics it uses (with the same schema); a node
+   * without a transport has local topics only.
+   * @throws TroupeError `ERR_INVALID_NAME` for a name that is not NATS subject tokens
+   * (`[A-Za-z0-9_-]` joined by `.`); `ERR_INVALID_OPTION` for a name declared with another schema.
+   * @example
+   * ```ts
+   * const news = system.topic('news', z.object({ headline: z.string() }));
+   * news.publish({ headline: 'Tides are late' });
+   * ```
+   */
+  topic<S extends Schema>(name: string, schema: S): Topic<Infer<S>>;
+  /** Named process groups across the cluster (Erlang's `pg`): join, leave, members, changes. */
+  readonly groups: Groups;
   /** The live actors that speak `protocol`. */
   find<P extends AnyProtocol>(protocol: P): ActorRef<P>[];
   /**
@@ -371,4 +388,90 @@ export interface ActorSystem extends Closeable {
   /** Resolves when the system has stopped: with the error if it failed, otherwise with undefined. */
   closed(): Promise<Error | undefined>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The messages of `P` whose body accepts a `T`: where a subscriber can take a topic's messages. */
+export type AcceptingKeys<P extends AnyProtocol, T> = {
+  [K in TellKeys<P>]: [T] extends [BodyOf<P, K>] ? K : never;
+}[TellKeys<P>];
+
+/**
+ * A named, typed topic of the cluster: `system.topic(name, schema)`. Every publication goes to every
+ * subscriber on every node, as a tell (at most once across nodes, in order per publisher and node).
+ * Subscribers on the publishing node get it directly, without the network; other nodes get it over
+ * the transport's topic channel (NATS subject `<prefix>.topic.<name>`), and only while some node
+ * other than this one has a subscriber. A subscription ends when the subscriber stops.
+ *
+ * @example
+ * ```ts
+ * const prices = system.topic('prices', z.object({ sku: z.string(), cents: z.number() }));
+ * prices.subscribe(watcher, 'price'); // watcher speaks a protocol with `price: tell(...)`
+ * prices.publish({ sku: 'tea', cents: 350 });
+ * ```
+ */
+export interface Topic<T> {
+  readonly name: string;
+  /**
+   * Validates `message` against the topic's schema and tells it to every subscriber; returns how
+   * many subscribers of this node it was told to (other nodes' are not counted: they are not known
+   * to have it until they do).
+   * @throws TroupeError `ERR_VALIDATION` for a message the schema refuses (nothing is sent);
+   * `ERR_MESSAGE_TOO_LARGE` past the node's `maxMessageBytes`; `ERR_NOT_PLAIN_DATA` for a message
+   * that is not JSON; `ERR_INVALID_OPTION` when the schema validates asynchronously (a topic's must not).
+   */
+  publish(message: T): number;
+  /**
+   * Subscribes an actor of this node: each publication comes to it as a tell of `type` (a message of
+   * its protocol whose body accepts the topic's). Subscribing again replaces the type. Returns a
+   * function that unsubscribes.
+   * @throws TroupeError `ERR_INVALID_OPTION` for a ref that is not a live actor of this node, or a
+   * `type` that is not one of its tell messages.
+   */
+  subscribe<P extends AnyProtocol>(subscriber: ActorRef<P>, type: AcceptingKeys<P, T>): () => void;
+  /** Ends a subscription; false when there was none. */
+  unsubscribe(subscriber: ActorRef<any>): boolean;
+  /** This node's subscribers. */
+  subscribers(): ActorRef<any>[];
+  /** The other nodes this node knows to have subscribers (publications go over the network only then). */
+  nodes(): string[];
+}
+
+/**
+ * Named process groups across the cluster (Erlang's `pg`): `system.groups`. An actor joins a group
+ * on its own node; every node sees every group's members, local and remote. A member leaves when
+ * it calls `leave`, when it stops, and when its node goes down.
+ *
+ * @example
+ * ```ts
+ * system.groups.join('researchers', researcher);
+ * for (const member of system.groups.members('researchers', Research)) member.tell('topic', { text: 'tides' });
+ * ```
+ */
+export interface Groups {
+  /**
+   * Adds an actor of this node to `group` (joining twice is joining once). It leaves by itself when
+   * it stops.
+   * @throws TroupeError `ERR_INVALID_NAME` for an empty group name; `ERR_INVALID_OPTION` for a ref
+   * that is not a live actor of this node (an actor joins on its own node, as in `pg`).
+   */
+  join(group: string, member: ActorRef<any>): void;
+  /** Removes an actor of this node from `group`; false when it was not a member. */
+  leave(group: string, member: ActorRef<any>): boolean;
+  /**
+   * The members of `group` on every node this node knows of: this node's first (in join order), then
+   * the others' by node id. Remote members are as this node last heard from their node (within a
+   * heartbeat, or the turn after a change). With `protocol`, typed refs.
+   */
+  members<P extends AnyProtocol>(group: string, protocol: P): ActorRef<P>[];
+  members(group: string): ActorRef[];
+  /** The members of `group` on this node. */
+  localMembers<P extends AnyProtocol>(group: string, protocol: P): ActorRef<P>[];
+  localMembers(group: string): ActorRef[];
+  /** The names of the groups with at least one member anywhere, sorted. */
+  names(): string[];
+  /**
+   * The membership changes of `group` (of every group without one), local and remote, from now on.
+   * The same changes are `group-joined` and `group-left` events on `system.events$`.
+   */
+  changes(group?: string): Observable<GroupChange>;
 }

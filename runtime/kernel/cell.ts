@@ -153,8 +153,11 @@ class CellExtras {
   deferred: SystemMessage[] | undefined = undefined;
   hookError: unknown = undefined;
   lastFailure: Error | undefined = undefined;
-  /** Told once this actor has stopped for good (the cluster follows its activations this way). */
-  exitListener: ((cell: Cell) => void) | undefined = undefined;
+  /**
+   * Told once this actor has stopped for good: the cluster follows its activations this way, groups
+   * and topics their members and subscribers.
+   */
+  exitListeners: ((cell: Cell) => void)[] | undefined = undefined;
   /** The reason this actor terminated, once stopped. */
   exitReason: ExitReason | undefined = undefined;
   /** Set while this supervisor gives up (stops its children before it reports its failure). */
@@ -1350,13 +1353,23 @@ export class Cell extends SupervisingCell {
     return this.selfExit();
   }
 
-  protected get exitListener(): ((cell: Cell) => void) | undefined {
-    return this.extras?.exitListener;
+  protected takeExitListeners(): ((cell: Cell) => void)[] | undefined {
+    const extras = this.extras;
+    const listeners = extras?.exitListeners;
+    if (listeners !== undefined) extras!.exitListeners = undefined;
+    return listeners;
   }
 
-  /** Calls `listener` once this actor has stopped for good (not on a restart). */
-  onExit(listener: (cell: Cell) => void): void {
-    this.cold().exitListener = listener;
+  /** Calls `listener` once this actor has stopped for good (not on a restart); returns its removal. */
+  onExit(listener: (cell: Cell) => void): () => void {
+    const extras = this.cold();
+    if (extras.exitListeners === undefined) extras.exitListeners = [listener];
+    else extras.exitListeners.push(listener);
+    return () => {
+      const listeners = extras.exitListeners;
+      const i = listeners?.indexOf(listener) ?? -1;
+      if (i >= 0) listeners!.splice(i, 1);
+    };
   }
 
   /**

@@ -5,20 +5,26 @@ import {
   asError,
   type Envelope,
   formatAddress,
+  type Infer,
   invalidOption,
   parseAddress,
+  type Schema,
   TroupeError,
 } from '../../protocols/index.js';
+import { Directory } from '../groups/directory.js';
+import { GroupsImpl } from '../groups/groups.js';
 import { Cluster, type ClusterHost } from '../remoting/cluster.js';
 import { inProcessNetwork } from '../remoting/in-process.js';
 import { Router } from '../remoting/router.js';
 import type { Clock, TimerHandle } from '../time/clock.js';
+import { Topics } from '../topics/topic.js';
 import type {
   ActorRef,
   ActorSystem,
   AskOptions,
   Behavior,
   DrainOptions,
+  Groups,
   MemberInfo,
   MessageInfo,
   Middleware,
@@ -26,10 +32,12 @@ import type {
   SpawnOptions,
   SystemStatus,
   TellOptions,
+  Topic,
   TreeNode,
 } from './api.js';
 import { PendingAsk, TimeoutQueue } from './ask.js';
 import { type CompiledBehavior, compiled, supervisingBehavior } from './behavior.js';
+import { capabilityScore } from './capabilities.js';
 import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } from './cell.js';
 import { Dispatcher } from './dispatcher.js';
 import type { DeadLetterEvent, DeadLetterReason, PublishedEvent, SystemEvent } from './events.js';
@@ -169,7 +177,71 @@ export class ActorSystemImpl implements Host, ClusterHost {
     }
   }
 
+  // ---- Topics and groups ----
+
+  private directoryInstance: Directory | undefined;
+  private topicsInstance: Topics | undefined;
+  private groupsInstance: Groups | undefined;
+
+  /** This node's part of the directory of groups and topic interest, started on first use. */
+  directory(): Directory {
+    if (this.directoryInstance === undefined) {
+      const address = formatAddress({ system: this.name, node: this.node, path: '' });
+      this.directoryInstance = new Directory(
+        {
+          name: this.name,
+          node: this.node,
+          clock: this.clock,
+          heartbeatMs: this.options.heartbeatMs,
+          downAfterMissed: this.options.downAfterMissed,
+          transport: this.state < STOPPING ? this.router?.transport : undefined,
+          opened: this.opened,
+          remoteRef: (a, protocol) => (protocol === undefined ? this.ref(a) : this.ref(a, protocol)),
+          publish: (event) => this.publish(event),
+          maxMessageBytes: this.options.maxMessageBytes,
+          reportDefect: (error) => this.reportDefect(address, error),
+          refuse: (error, body) =>
+            this.deadLetter(`${address}$directory`, undefined, '(directory)', body, 'malformed', error),
+        },
+        `${this.clock.wallNow().toString(36)}.${Math.floor(this.random() * 36 ** 4).toString(36)}`,
+      );
+    }
+    return this.directoryInstance;
+  }
+
+  /** The live actor of this node a ref names, if any. */
+  localCell(ref: ActorRef<any>): Cell | undefined {
+    if (ref instanceof Cell) return ref.system === this ? ref : undefined;
+    if (ref instanceof PathRef) return ref.target();
+    return undefined;
+  }
+
+  topic<S extends Schema>(name: string, schema: S): Topic<Infer<S>> {
+    this.topicsInstance ??= new Topics({
+      name: this.name,
+      node: this.node,
+      maxMessageBytes: this.options.maxMessageBytes,
+      transport: this.router?.transport,
+      directory: () => this.directory(),
+      localCell: (ref) => this.localCell(ref),
+      deadLetter: (...args) => this.deadLetter(...args),
+    });
+    return this.topicsInstance.topic(name, schema);
+  }
+
+  get groups(): Groups {
+    this.groupsInstance ??= new GroupsImpl(
+      () => this.directory(),
+      (ref) => this.localCell(ref),
+    );
+    return this.groupsInstance;
+  }
+
   // ---- ClusterHost ----
+
+  memberDown(node: string): void {
+    this.directoryInstance?.nodeDown(node);
+  }
 
   spawnActivation(behavior: Behavior<any, any>, address: Address, onExit: (cell: Cell) => void): Cell {
     // The activations' supervisor decides per key (Cluster.decide): it never gives up itself, so
@@ -334,16 +406,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
     for (const cell of this.capable) {
       if (!cell.alive) continue;
       if (protocol !== undefined && !cell.behavior.protocols.some((p) => p.name === protocol.name)) continue;
-      const capabilities = cell.behavior.definition.capabilities!;
-      let score: number | undefined;
-      try {
-        score = typeof capabilities === 'function' ? capabilities(task) : capabilities[task.capability];
-      } catch (error) {
-        // A scoring function that throws counts as "cannot", and is reported like any defect.
-        this.reportDefect(cell.address, error);
-        continue;
-      }
-      if (typeof score !== 'number' || !(score > 0)) continue;
+      const score = capabilityScore(cell, task);
+      if (score === undefined) continue;
       if (score > bestScore || (score === bestScore && cell.load < best!.load)) {
         best = cell;
         bestScore = score;
@@ -684,6 +748,9 @@ export class ActorSystemImpl implements Host, ClusterHost {
     this.timeouts.rejectAll(
       () => new TroupeError('ERR_SYSTEM_STOPPED', `system "${this.name}" stopped before the reply arrived`),
     );
+    // Before the transport closes: the other nodes hear this node's bye.
+    this.topicsInstance?.close();
+    this.directoryInstance?.close();
     if (this.cluster !== undefined) {
       try {
         await this.cluster.stop();

@@ -51,8 +51,9 @@ const SUBJECT_TOKEN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
  * out in order on reconnect, or fail with a typed error when the buffer is full or their deadline
  * passes. nats.js itself would lose what is published while disconnected.
  *
- * Subjects: `<prefix>.node.<nodeId>` (batched envelopes to a node) and `<prefix>.reply.<nodeId>`
- * (ask replies to a node).
+ * Subjects: `<prefix>.node.<nodeId>` (batched envelopes to a node), `<prefix>.reply.<nodeId>`
+ * (ask replies to a node) and `<prefix>.topic.<name>` (a topic's publications, to every node that
+ * has a subscriber).
  *
  * @throws TroupeError `ERR_TRANSPORT` when the first connection fails; `ERR_INVALID_OPTION` for a bad option.
  */
@@ -138,6 +139,9 @@ class NatsTransport implements Transport {
   /** The system's, once it opens the transport: held frames' deadlines and the waits run on it. */
   private clock: Clock = realClock;
   private readonly subscriptions: Subscription[] = [];
+  private readonly topicSubscriptions = new Map<string, Subscription>();
+  private readonly earlyTopics = new Map<string, (bytes: Uint8Array) => void>();
+  private opened = false;
   private closing = false;
   /** The cluster store's listeners: told when the connection goes down and comes back. */
   private readonly statusListeners = new Set<(reachable: boolean) => void>();
@@ -201,6 +205,9 @@ class NatsTransport implements Transport {
         },
       }),
     );
+    this.opened = true;
+    for (const [topic, deliver] of this.earlyTopics) this.subscribeTopic(topic, deliver);
+    this.earlyTopics.clear();
     // The server has the subscriptions once a round trip has gone through.
     await this.nc.flush();
   }
@@ -218,7 +225,47 @@ class NatsTransport implements Transport {
     return new KvStore(members, leases, this.statusListeners);
   }
 
-  private subject(channel: 'node' | 'reply', node: string): string {
+  subscribeTopic(topic: string, deliver: (bytes: Uint8Array) => void): void {
+    if (this.closing || this.nc.isClosed()) return;
+    if (!this.opened) {
+      // Before `open` the subject's prefix may not be known: subscribe once it is.
+      this.earlyTopics.set(topic, deliver);
+      return;
+    }
+    this.topicSubscriptions.get(topic)?.unsubscribe();
+    this.topicSubscriptions.set(
+      topic,
+      this.nc.subscribe(this.subject('topic', topic), {
+        callback: (error, msg) => {
+          if (error !== null) return;
+          try {
+            deliver(msg.data);
+          } catch {
+            // The topic's node reports what it refuses; never let a throw reach nats.js's reader loop.
+          }
+        },
+      }),
+    );
+  }
+
+  unsubscribeTopic(topic: string): void {
+    this.earlyTopics.delete(topic);
+    const subscription = this.topicSubscriptions.get(topic);
+    this.topicSubscriptions.delete(topic);
+    if (subscription !== undefined && !this.nc.isClosed()) subscription.unsubscribe();
+  }
+
+  publishTopic(topic: string, bytes: Uint8Array): void {
+    if (this.closing || this.nc.isClosed() || !this.opened) return;
+    try {
+      // At most once, like a tell: while disconnected nats.js buffers it, and loses it on close.
+      this.nc.publish(this.subject('topic', topic), bytes);
+    } catch {
+      // A refused subject or payload: lost, as the port says.
+    }
+  }
+
+  private subject(channel: 'node' | 'reply' | 'topic', node: string): string {
     return `${this.prefix}.${channel}.${node}`;
   }
 

@@ -40,6 +40,8 @@ export interface ClusterHost extends Pick<IngressHost, 'protocol'> {
    * supervisor (which asks {@link Cluster.decide}); `onExit` hears when it has stopped for good.
    */
   spawnActivation(behavior: Behavior<any, any>, address: Address, onExit: (cell: Cell) => void): Cell;
+  /** A member is down: the groups forget its members. */
+  memberDown(node: string): void;
   /** Admits and delivers an envelope to an actor of this node. */
   deliverLocal(item: unknown): void;
   /** Sends an envelope (a decoded object) to another node as it is. */
@@ -553,6 +555,7 @@ export class Cluster {
 
   private down(node: string, reason: 'unreachable' | 'left'): void {
     if (!this.members.delete(node)) return;
+    this.host.memberDown(node);
     if (this.host.observed) this.host.emit({ type: 'member-down', at: this.host.clock.now(), node, reason });
   }
 

@@ -18,13 +18,20 @@ export function inProcessNetwork(): InProcessNetwork {
   const sinks = new Map<string, TransportSink>();
   const key = (cluster: string, node: string) => `${cluster}\u0000${node}`;
   const stores = new Map<string, MemoryStoreState>();
+  /** Per cluster and topic, the nodes' callbacks. */
+  const topics = new Map<string, Map<string, (bytes: Uint8Array) => void>>();
   return {
     transport(): Transport {
       let cluster: string | undefined;
       let self: string | undefined;
       const lifecycle = closeableOnce(() => {
-        if (cluster !== undefined && self !== undefined) sinks.delete(key(cluster, self));
+        if (cluster !== undefined && self !== undefined) {
+          sinks.delete(key(cluster, self));
+          for (const nodes of topics.values()) nodes.delete(self);
+        }
       });
+      /** Topics subscribed to before `open`: they take effect once it has the cluster's name. */
+      const early = new Map<string, (bytes: Uint8Array) => void>();
       return {
         kind: 'in-process',
         ...lifecycle,
@@ -32,6 +39,8 @@ export function inProcessNetwork(): InProcessNetwork {
           cluster = c;
           self = node;
           sinks.set(key(c, node), sink);
+          for (const [topic, deliver] of early) this.subscribeTopic!(topic, deliver);
+          early.clear();
         },
         publish(channel, node, frame) {
           queueMicrotask(() => {
@@ -51,6 +60,41 @@ export function inProcessNetwork(): InProcessNetwork {
               // The receiving router reports its own defects; the network goes on.
             }
           });
+        },
+        subscribeTopic(topic, deliver) {
+          if (cluster === undefined || self === undefined) {
+            early.set(topic, deliver);
+            return;
+          }
+          const k = key(cluster, topic);
+          let nodes = topics.get(k);
+          if (nodes === undefined) {
+            nodes = new Map();
+            topics.set(k, nodes);
+          }
+          nodes.set(self, deliver);
+        },
+        unsubscribeTopic(topic) {
+          early.delete(topic);
+          if (cluster === undefined || self === undefined) return;
+          const nodes = topics.get(key(cluster, topic));
+          nodes?.delete(self);
+          if (nodes?.size === 0) topics.delete(key(cluster, topic));
+        },
+        publishTopic(topic, bytes) {
+          if (cluster === undefined) return;
+          // The subscribers of the moment of publishing, as a broker routes on its current interest.
+          const nodes = topics.get(key(cluster, topic));
+          if (nodes === undefined) return;
+          for (const deliver of [...nodes.values()]) {
+            queueMicrotask(() => {
+              try {
+                deliver(bytes);
+              } catch {
+                // The receiving node reports its own defects.
+              }
+            });
+          }
         },
         async store(c) {
           let state = stores.get(c);

@@ -51,6 +51,20 @@ export interface Transport {
   closed(): Promise<Error | undefined>;
   /** Drains (`await using transport = ...`). */
   [Symbol.asyncDispose](): Promise<void>;
+  /**
+   * Starts receiving the cluster's topic `topic` (NATS subject `<prefix>.topic.<topic>`): every
+   * publication of every node, this node's own included (the caller drops its echoes). One
+   * subscription per topic; subscribing again replaces the callback. Topics are optional: a transport
+   * without them gives a node local topics only.
+   */
+  subscribeTopic?(topic: string, deliver: (bytes: Uint8Array) => void): void;
+  /** Stops receiving `topic`. */
+  unsubscribeTopic?(topic: string): void;
+  /**
+   * Publishes to every node that subscribes to `topic`, at most once. Never throws: what cannot be
+   * sent is lost, as a tell to another node can be.
+   */
+  publishTopic?(topic: string, bytes: Uint8Array): void;
   /** The shared membership and lease store of the cluster, for nodes with named actors. */
   store?(cluster: string): Promise<ClusterStore>;
 }

@@ -97,7 +97,7 @@ system.events$.subscribe((e) => {
     });
   }
 });
-system.spawn(account, { name: 'counter' });
+const counter = system.spawn(account, { name: 'counter' });
 // Whether the transport reaches NATS, as its cluster store hears it: tests wait on it for an outage.
 let reachable = true;
 (await transport.store!(clusterName)).status!((now) => {
@@ -113,6 +113,7 @@ type Command =
   | { id: number; cmd: 'bank-balance'; key: string }
   | { id: number; cmd: 'status' }
   | { id: number; cmd: 'members' }
+  | { id: number; cmd: 'join'; group: string }
   | { id: number; cmd: 'reachable' }
   | { id: number; cmd: 'events' }
   | { id: number; cmd: 'handled' }
@@ -154,6 +155,10 @@ process.on('message', async (message: Command) => {
         return reply(system.status.tag);
       case 'members':
         return reply(system.members());
+      case 'join':
+        // The node's counter joins a process group; the reply is its address.
+        system.groups.join(message.group, counter);
+        return reply(counter.address);
       case 'reachable':
         return reply(reachable);
       case 'events':

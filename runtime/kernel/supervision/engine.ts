@@ -94,7 +94,6 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
   protected abstract watchers: Set<SupervisingCell> | undefined;
   protected abstract watching: Set<ActorRef<any>> | undefined;
   protected abstract stashed: unknown[] | undefined;
-  protected abstract readonly exitListener: ((cell: any) => void) | undefined;
   abstract exitReason: ExitReason | undefined;
 
   // The message path's part.
@@ -110,6 +109,7 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
   protected abstract unstashMessages(): void;
   protected abstract flushUndelivered(): void;
   protected abstract undeliverable(type: string, body: unknown, meta: unknown, reason: 'actor-stopped'): void;
+  protected abstract takeExitListeners(): ((cell: any) => void)[] | undefined;
   protected abstract notifyTerminated(ref: SupervisingCell, reason: ExitReason): void;
   abstract pushSystem(message: ChildExit): void;
   abstract runTask<T>(run: () => T | Promise<T>): Promise<T>;
@@ -552,12 +552,14 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
         reason: this.exitReason.kind as 'normal' | 'shutdown' | 'crashed',
       });
     }
-    const exitListener = this.exitListener;
-    if (exitListener !== undefined) {
-      try {
-        exitListener(this);
-      } catch (error) {
-        system.reportDefect(this.address, error);
+    const exitListeners = this.takeExitListeners();
+    if (exitListeners !== undefined) {
+      for (const exitListener of exitListeners) {
+        try {
+          exitListener(this);
+        } catch (error) {
+          system.reportDefect(this.address, error);
+        }
       }
     }
     system.checkIdle();
