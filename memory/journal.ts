@@ -552,10 +552,11 @@ export class GroupCommitJournal implements Journal {
     return this.closedPromise;
   }
 
+  // Declared before the promise: class fields initialise in order, and a later declaration would reset it.
+  private resolveClosed!: (error: Error | undefined) => void;
   private readonly closedPromise = new Promise<Error | undefined>((resolve) => {
     this.resolveClosed = resolve;
   });
-  private resolveClosed!: (error: Error | undefined) => void;
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();

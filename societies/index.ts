@@ -3,6 +3,9 @@
  * blackboard). It may import from every layer below it.
  * @packageDocumentation
  */
+
+export * from './chat/index.js';
+export * from './contract-net/index.js';
 export {
   type AgentMember,
   asAgent,
@@ -11,4 +14,3 @@ export {
   type Members,
 } from './members.js';
 export * from './voting/index.js';
-export * from './contract-net/index.js';

@@ -106,11 +106,18 @@ export interface ContractNetOptions {
    * For agents: the prompt of the call (defaults to the task as JSON and a request for a cost, or
    * `REFUSE`) and of the award (defaults to the task as JSON).
    */
-  readonly prompts?: { readonly propose?: (task: unknown) => string; readonly award?: (task: unknown) => string };
+  readonly prompts?: {
+    readonly propose?: (task: unknown) => string;
+    readonly award?: (task: unknown) => string;
+  };
 }
 
 /** Defaults of {@link contractNet}'s options. */
-export const contractNetDefaults = { deadlineMs: 5000, executeTimeoutMs: 30_000, pricing: 'first-price' } as const;
+export const contractNetDefaults = {
+  deadlineMs: 5000,
+  executeTimeoutMs: 30_000,
+  pricing: 'first-price',
+} as const;
 
 /** The outcome of a round: who got the task, at what price, its result, and what happened to everyone. */
 export interface ContractNetOutcome {
@@ -164,7 +171,8 @@ export async function contractNet(options: ContractNetOptions): Promise<Contract
       try {
         const proposal: Proposal = isAgentMember(member)
           ? readBid(
-              (await runAgent(member, proposePrompt(task), { timeoutMs: deadlineMs, runId: `${round}-cfp` })).text,
+              (await runAgent(member, proposePrompt(task), { timeoutMs: deadlineMs, runId: `${round}-cfp` }))
+                .text,
             )
           : await member.ask('propose', { round, task, deadline }, { timeoutMs: deadlineMs });
         return { bidder, member, proposal };
@@ -179,7 +187,10 @@ export async function contractNet(options: ContractNetOptions): Promise<Contract
   for (const a of answers) {
     if (a.failure !== undefined) silent.push({ bidder: a.bidder, ...a.failure });
     else if (!a.proposal.bid)
-      refusals.push({ bidder: a.bidder, ...(a.proposal.reason === undefined ? {} : { reason: a.proposal.reason }) });
+      refusals.push({
+        bidder: a.bidder,
+        ...(a.proposal.reason === undefined ? {} : { reason: a.proposal.reason }),
+      });
     else
       bids.push({
         bidder: a.bidder,
@@ -192,7 +203,9 @@ export async function contractNet(options: ContractNetOptions): Promise<Contract
   const ranked = rankBids(bids, award);
   const failures: (FailureReport & { bidder: string; price: number })[] = [];
   const report = ranked.map(({ member: _member, ...bid }) => bid);
-  const finish = (outcome: Omit<ContractNetOutcome, 'round' | 'bids' | 'refusals' | 'silent' | 'failures'>) => {
+  const finish = (
+    outcome: Omit<ContractNetOutcome, 'round' | 'bids' | 'refusals' | 'silent' | 'failures'>,
+  ) => {
     const full: ContractNetOutcome = { round, ...outcome, bids: report, refusals, silent, failures };
     system.publish({
       type: 'contract-net-round',
@@ -267,7 +280,8 @@ interface Settings {
 }
 
 function resolveOptions(options: ContractNetOptions): Settings {
-  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object', options);
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('options', 'must be an object', options);
   const {
     system,
     task,

@@ -13,7 +13,11 @@ declare module '../../runtime/index.js' {
       readonly winner?: string;
       /** Ballots counted. */
       readonly ballots: number;
-      readonly missing: readonly { readonly voter: string; readonly code: string; readonly message: string }[];
+      readonly missing: readonly {
+        readonly voter: string;
+        readonly code: string;
+        readonly message: string;
+      }[];
     };
   }
 }

@@ -159,7 +159,8 @@ function instantRunoff(
     const result = { tally: firsts, rounds, eliminated, ...base };
     if (choices.length === 0) return { decided: false, reason: 'no-votes', ...result };
     const leaders = top(round);
-    if (round[leaders[0]!]! * 2 > inPlay) return { decided: true, winner: leaders[0]!, reason: 'won', ...result };
+    if (round[leaders[0]!]! * 2 > inPlay)
+      return { decided: true, winner: leaders[0]!, reason: 'won', ...result };
     if (leaders.length === choices.length) {
       // Every choice left has the same count: no elimination can separate them.
       if (tie === 'undecided') return { decided: false, reason: 'tie', ...result };
@@ -174,7 +175,10 @@ function instantRunoff(
 }
 
 /** Weight per choice: each ballot counts for its best choice that `inPlay` keeps; choices sorted. */
-function count(ballots: readonly CheckedBallot[], inPlay: (choice: string) => boolean): Record<string, number> {
+function count(
+  ballots: readonly CheckedBallot[],
+  inPlay: (choice: string) => boolean,
+): Record<string, number> {
   const counts = new Map<string, number>();
   for (const b of ballots) {
     const choice = b.ranking.find(inPlay);

@@ -102,7 +102,8 @@ export async function vote(options: VoteOptions): Promise<VoteOutcome> {
   const voters = await resolveMembers(options.voters, 'voters');
   const weightOf = (voter: string): number => {
     const { weights } = options;
-    const w = weights === undefined ? 1 : typeof weights === 'function' ? weights(voter) : (weights[voter] ?? 1);
+    const w =
+      weights === undefined ? 1 : typeof weights === 'function' ? weights(voter) : (weights[voter] ?? 1);
     if (!(Number.isFinite(w) && w >= 0)) throw invalidOption('weights', `gave ${w} for ${voter}`, w);
     return w;
   };
@@ -112,7 +113,10 @@ export async function vote(options: VoteOptions): Promise<VoteOutcome> {
     const voter = memberAddress(member);
     const weight = weightOf(voter);
     try {
-      let answer: { readonly choice?: string | null | undefined; readonly ranking?: readonly string[] | undefined };
+      let answer: {
+        readonly choice?: string | null | undefined;
+        readonly ranking?: readonly string[] | undefined;
+      };
       if (isAgentMember(member)) {
         const prompt =
           choices === undefined ? question : `${question}\nAnswer with one of: ${choices.join(', ')}.`;
@@ -173,9 +177,13 @@ function checkAgainstChoices(
   const named = [...(answer.ranking ?? []), ...(typeof answer.choice === 'string' ? [answer.choice] : [])];
   const unknown = named.filter((c) => !choices.includes(c));
   if (unknown.length > 0)
-    throw new TroupeError('ERR_VALIDATION', `${voter} voted for ${unknown.join(', ')}, not one of the choices`, {
-      details: { voter, unknown, choices },
-    });
+    throw new TroupeError(
+      'ERR_VALIDATION',
+      `${voter} voted for ${unknown.join(', ')}, not one of the choices`,
+      {
+        details: { voter, unknown, choices },
+      },
+    );
 }
 
 function defaultReader(
@@ -188,7 +196,13 @@ function defaultReader(
   };
   return (text) => {
     if (/^\s*abstain\.?\s*$/i.test(text)) return { choice: null };
-    if (ranked) return { ranking: text.split(/,|>|\n/).map(match).filter((c) => c !== '') };
+    if (ranked)
+      return {
+        ranking: text
+          .split(/,|>|\n/)
+          .map(match)
+          .filter((c) => c !== ''),
+      };
     return { choice: match(text) };
   };
 }
