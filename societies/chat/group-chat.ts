@@ -179,9 +179,15 @@ export function groupChat(options: GroupChatOptions): Behavior<typeof GroupChatP
   const refOf = (system: ActorSystem, p: Participant): ActorRef<typeof AgentProtocol> => {
     if (typeof p.ref !== 'function') return p.ref;
     let known = refs.get(system);
-    if (known === undefined) refs.set(system, (known = new Map()));
+    if (known === undefined) {
+      known = new Map();
+      refs.set(system, known);
+    }
     let ref = known.get(p.name);
-    if (ref === undefined) known.set(p.name, (ref = p.ref(system)));
+    if (ref === undefined) {
+      ref = p.ref(system);
+      known.set(p.name, ref);
+    }
     return ref;
   };
 
