@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 
+export * from './blackboard/index.js';
 export * from './chat/index.js';
 export * from './contract-net/index.js';
 export {
