@@ -63,7 +63,7 @@ export const ERROR_CODES = {
   ERR_STEP_LIMIT: 'An agent run reached its maximum number of steps without a final answer.',
   ERR_REPLAY_MISMATCH: 'A replayed run asked a model or a tool something other than what its record holds.',
   ERR_UNKNOWN_SPEAKER:
-    'A group chat\'s speaker selection (a selector model, a handoff, a function) named no participant.',
+    "A group chat's speaker selection (a selector model, a handoff, a function) named no participant.",
   ERR_VERSION_CONFLICT:
     'A compare-and-set update expected another version of the entry: someone else wrote it first.',
   ERR_CONTRACT_FAILED:
