@@ -43,14 +43,16 @@ export function memberAddress(member: Member<any>): string {
 }
 
 /**
- * The members of a round: the list, or what the function gives now.
+ * The members of a round: the list (checked already by {@link checkMembers}), or what the function
+ * gives now.
  * @throws TroupeError `ERR_INVALID_OPTION` naming `option` for no members or a member that is not a ref.
  */
 export async function resolveMembers<M extends Member<any>>(
   members: Members<M>,
   option: string,
 ): Promise<M[]> {
-  const list = typeof members === 'function' ? await members() : members;
+  if (typeof members !== 'function') return [...members];
+  const list = await members();
   checkMemberList(list, option);
   return [...list];
 }
