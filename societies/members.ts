@@ -95,17 +95,20 @@ export async function runAgent(
   return { text: outcome.output, tokens: outcome.usage.inputTokens + outcome.usage.outputTokens };
 }
 
-/** A failure as outcomes and events report it: its code and message. */
+/** A failure as outcomes and events report it: its code (a Troupe code, or a defect's error name) and message. */
 export interface FailureReport {
   readonly code: string;
   readonly message: string;
 }
 
-/** The code and message of anything thrown (`ERR_REMOTE` stands for an error without a Troupe code). */
+/**
+ * The code and message of anything thrown. An error without a Troupe code (a defect in a user
+ * function) is reported by its name (`Error`, `TypeError`).
+ */
 export function failureOf(thrown: unknown): FailureReport {
   if (TroupeError.is(thrown)) return { code: thrown.code, message: thrown.message };
   const error = asError(thrown);
-  return { code: 'ERR_REMOTE', message: error.message };
+  return { code: error.name || 'Error', message: error.message };
 }
 
 function knownCode(code: string): TroupeError['code'] {

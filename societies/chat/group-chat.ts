@@ -143,7 +143,9 @@ type Ctx = ActorContext<GroupChatState, Protocols>;
  *
  * With a journal the transcript is event-sourced: spawned again (or a named actor activated on another
  * node), the chat recovers its turns and goes on from the last one recorded. A turn that was in
- * flight at a crash is taken again (its `runId` is the same: `<stream>-<turn>`).
+ * flight at a crash is taken again (its `runId` is the same: `<stream>-<turn>`). A named chat resumes
+ * at its next message (any: `status` will do); while it waits on a long turn (a person) its mailbox is
+ * idle, so give its kind a `passivateAfterMs` above the longest turn.
  *
  * @throws TroupeError `ERR_INVALID_OPTION` naming the part: no participants, a name twice, no
  * termination, a bad selection or timeout.
@@ -257,10 +259,22 @@ export function groupChat(options: GroupChatOptions): Behavior<typeof GroupChatP
     const { epoch } = live;
     const stream = live.stream?.name ?? ctx.self.address;
     const self = ctx.self as unknown as ActorRef<typeof GroupChatInternal>;
-    void takeTurn(ctx.system, view, stream, controller.signal).then((result) => {
-      ctx.signal.removeEventListener('abort', onEnd);
-      if (!controller.signal.aborted) self.tell('turnDone', { epoch, result });
-    });
+    const noUsage = { inputTokens: 0, outputTokens: 0 };
+    void takeTurn(ctx.system, view, stream, controller.signal)
+      // A defect in the turn (a render or ref function that threw) is the turn's failure, not a stall.
+      .catch(
+        (error: unknown): ChatTurn => ({
+          turn: view.turns.length + 1,
+          speaker: nextInOrder(view),
+          text: '',
+          usage: noUsage,
+          error: failureOf(error),
+        }),
+      )
+      .then((result) => {
+        ctx.signal.removeEventListener('abort', onEnd);
+        if (!controller.signal.aborted) self.tell('turnDone', { epoch, result });
+      });
   };
 
   const takeTurn = async (

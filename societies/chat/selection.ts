@@ -42,7 +42,7 @@ export interface SelectorOptions {
 /**
  * A model picks the next speaker from the participants' names and descriptions and the transcript,
  * answering with one name. A name that is no participant goes back to it as an error, and it picks
- * again.
+ * again. The selector's own tokens are not counted in the chat's usage (guard its model with a budget).
  */
 export function selector(options: SelectorOptions): SpeakerSelection {
   const { model, window = 20 } = options ?? {};

@@ -261,6 +261,29 @@ describe('group chat: faults', () => {
     ]);
   });
 
+  it('records a turn whose input could not be made (a render that throws) as failed, and goes on', async () => {
+    const { system } = testSystem();
+    const { participants } = trio(system);
+    const chat = system.spawn(
+      groupChat({
+        participants,
+        render: (view, speaker) => {
+          if (speaker === 'bob') throw new TypeError('no input for bob');
+          return `${view.task} ${speaker}`;
+        },
+        termination: maxTurns(3),
+      }),
+    );
+    await chat.ask('start', { task: 't' });
+    await chat.ask('outcome', {});
+    const turns = await chat.ask('transcript', {});
+    expect(turns.map((t) => [t.speaker, t.error?.code])).toEqual([
+      ['ann', undefined],
+      ['bob', 'TypeError'],
+      ['cy', undefined],
+    ]);
+  });
+
   it('ends failed after maxFailedTurns failed turns in a row', async () => {
     const { system } = testSystem();
     const down = runActor(system, 'down', () => {
