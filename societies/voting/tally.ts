@@ -151,10 +151,14 @@ function instantRunoff(
   const out = new Set<string>();
   const rounds: Record<string, number>[] = [];
   const eliminated: string[] = [];
+  const ranked = new Set(ballots.flatMap((b) => b.ranking));
   for (;;) {
     const round = count(ballots, (choice) => !out.has(choice));
     rounds.push(round);
     const choices = Object.keys(round);
+    // A choice nobody ranks first has the fewest votes of all: it is out before any other, and
+    // receives no transfers.
+    for (const choice of ranked) if (!Object.hasOwn(round, choice)) out.add(choice);
     const inPlay = choices.reduce((sum, c) => sum + round[c]!, 0);
     const result = { tally: firsts, rounds, eliminated, ...base };
     if (choices.length === 0) return { decided: false, reason: 'no-votes', ...result };

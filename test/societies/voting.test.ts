@@ -113,6 +113,29 @@ describe('tally', () => {
     });
   });
 
+  it('puts a choice nobody ranks first out at once: it takes no transfers', () => {
+    const r = (voter: string, ...ranking: string[]): Ballot => ({ voter, ranking });
+    const ballots = [
+      ...['1', '2', '3'].map((v) => r(v, 'q')),
+      ...['4', '5', '6'].map((v) => r(v, 'r')),
+      r('7', 's', 'p'),
+      r('8', 's', 'p'),
+      r('9', 't', 'p'),
+      r('10', 't', 'p'),
+    ];
+    // Were p kept in play, t's and s's ballots would go to it and p would win 4 to 3.
+    expect(tally(ballots, { rule: { kind: 'ranked-choice' } })).toMatchObject({
+      decided: true,
+      winner: 'q',
+      eliminated: ['t', 's'],
+      rounds: [
+        { q: 3, r: 3, s: 2, t: 2 },
+        { q: 3, r: 3, s: 2 },
+        { q: 3, r: 3 },
+      ],
+    });
+  });
+
   it('refuses bad input naming the part', () => {
     const bad: [readonly Ballot[], TallyOptions, string][] = [
       [[], { rule: { kind: 'nope' } as unknown as VotingRule }, 'rule'],
@@ -159,6 +182,41 @@ function referenceTally(
   throw new Error('not a plain rule');
 }
 
+/** A plain reference instant runoff: lexical tie rule (the last-sorting of the lowest goes out). */
+function referenceRunoff(ballots: readonly Ballot[]): Pick<VoteResult, 'decided' | 'winner'> {
+  let alive = new Set(ballots.flatMap((ballot) => ballot.ranking ?? []));
+  for (;;) {
+    const counts = new Map<string, number>();
+    let inPlay = 0;
+    for (const ballot of ballots) {
+      const top = (ballot.ranking ?? []).find((c) => alive.has(c));
+      if (top === undefined) continue;
+      counts.set(top, (counts.get(top) ?? 0) + (ballot.weight ?? 1));
+      inPlay += ballot.weight ?? 1;
+    }
+    if (inPlay === 0) return { decided: false };
+    const ordered = [...counts].sort(([a, x], [c, y]) => y - x || (a < c ? -1 : 1));
+    const [leader, most] = ordered[0]!;
+    if (most * 2 > inPlay) return { decided: true, winner: leader };
+    if (ordered.every(([, n]) => n === most)) return { decided: true, winner: leader };
+    // Choices with no first preference are out (they are the lowest), and so is the last-sorting lowest.
+    const least = ordered.at(-1)![1];
+    const loser = ordered.filter(([, n]) => n === least).at(-1)![0];
+    alive = new Set(ordered.map(([c]) => c).filter((c) => c !== loser));
+  }
+}
+
+const rankedArb = fc
+  .uniqueArray(
+    fc.record({
+      voter: fc.string({ minLength: 1, maxLength: 3 }),
+      ranking: fc.uniqueArray(fc.constantFrom('p', 'q', 'r', 's'), { maxLength: 4 }),
+      weight: fc.integer({ min: 1, max: 4 }),
+    }),
+    { selector: (ballot) => ballot.voter, maxLength: 12 },
+  )
+  .map((ballots) => ballots as Ballot[]);
+
 const ballotsArb = fc
   .uniqueArray(
     fc.record({
@@ -189,6 +247,16 @@ describe('tally: property', () => {
 
   it('equals a plain reference tally for any ballots and rule', () => {
     fc.assert(agreesWithReference(tally), seeded('tally vs reference', seed, 500));
+  });
+
+  it('runs off ranked choices as a plain reference runoff does', () => {
+    fc.assert(
+      fc.property(rankedArb, (ballots) => {
+        const got = tally(ballots, { rule: { kind: 'ranked-choice' } });
+        expect({ decided: got.decided, winner: got.winner }).toEqual(referenceRunoff(ballots));
+      }),
+      seeded('runoff vs reference', seed, 500),
+    );
   });
 
   it('catches a broken tally (one that forgets weights)', () => {
