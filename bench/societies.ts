@@ -3,7 +3,6 @@
  * LangGraph.js graph cycling the same three scripted nodes, and a contract-net round among 100 local
  * bidders next to the same asks made directly.
  */
-import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
 import {
   agent,
   behavior,
@@ -49,6 +48,8 @@ export function societyCases(tools: BenchTools): BenchCase[] {
           await system.stop(chat);
           return rate;
         };
+        // Imported here: the other cases need not load it.
+        const { Annotation, END, START, StateGraph } = await import('@langchain/langgraph');
         // LangGraph.js: a StateGraph whose three nodes call the same models in turn, appending to the
         // transcript (its documented reducer form), until 1,000 turns; no checkpointer.
         const State = Annotation.Root({
