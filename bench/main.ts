@@ -36,6 +36,7 @@ import {
   remoteCases,
   tearDownRemote,
 } from './remote.js';
+import { societyCases } from './societies.js';
 import { topicCases } from './topics.js';
 
 const require = createRequire(import.meta.url);
@@ -550,6 +551,7 @@ async function main(): Promise<void> {
     ...journalCases({ quick, sideBySide, result, heapPerItem }),
     ...agentCases({ quick, sideBySide, result, heapPerItem }),
     ...topicCases({ quick, sideBySide, result, heapPerItem }),
+    ...societyCases({ quick, sideBySide, result, heapPerItem }),
   ];
   const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {

@@ -62,6 +62,12 @@ export const ERROR_CODES = {
     'A tool is unknown, threw, or ran past its deadline; the model gets the error as the result.',
   ERR_STEP_LIMIT: 'An agent run reached its maximum number of steps without a final answer.',
   ERR_REPLAY_MISMATCH: 'A replayed run asked a model or a tool something other than what its record holds.',
+  ERR_UNKNOWN_SPEAKER:
+    "A group chat's speaker selection (a selector model, a handoff, a function) named no participant.",
+  ERR_VERSION_CONFLICT:
+    'A compare-and-set update expected another version of the entry: someone else wrote it first.',
+  ERR_CONTRACT_FAILED:
+    'A contract-net round ended without a result: no bid, or every bidder it was awarded to failed.',
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

@@ -1,6 +1,17 @@
 /**
- * Societies: multi-agent patterns (topics, routers, contract-net, voting, pipelines, blackboard,
- * sagas) and chaos testing. Planned; today it exports nothing. It may import from every layer below it.
+ * Societies: multi-agent patterns built on actors (group chat, contract net and auctions, voting,
+ * blackboard). It may import from every layer below it.
  * @packageDocumentation
  */
-export {};
+
+export * from './blackboard/index.js';
+export * from './chat/index.js';
+export * from './contract-net/index.js';
+export {
+  type AgentMember,
+  asAgent,
+  type FailureReport,
+  type Member,
+  type Members,
+} from './members.js';
+export * from './voting/index.js';

@@ -26,16 +26,20 @@ export class NodeProcess {
     });
   }
 
-  /** Starts a node; with `journalUrl` (Postgres) it also hosts persistent `bank` accounts. */
+  /**
+   * Starts a node; with `journalUrl` (Postgres) it also hosts persistent `bank` accounts. `script`
+   * runs another node program taking the same arguments (a test's own kinds).
+   */
   static async start(
     url: string,
     cluster: string,
     node: string,
     heartbeatMs = 1000,
     journalUrl?: string,
+    script = SCRIPT,
   ): Promise<NodeProcess> {
     const args = [url, cluster, node, String(heartbeatMs), ...(journalUrl === undefined ? [] : [journalUrl])];
-    const child = fork(SCRIPT, args, {
+    const child = fork(script, args, {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
