@@ -80,4 +80,5 @@ export {
   seededRandom,
   systemDefaults,
 } from './runtime/index.js';
+export * from './societies/index.js';
 export * from './supervisors/index.js';

@@ -1,6 +1,9 @@
 /**
  * Societies: multi-agent patterns (topics, routers, contract-net, voting, pipelines, blackboard,
- * sagas) and chaos testing. Planned; today it exports nothing. It may import from every layer below it.
+ * sagas) and chaos testing. It may import from every layer below it.
  * @packageDocumentation
  */
-export {};
+
+export * from './review/index.js';
+export * from './sagas/index.js';
+export * from './workflows/index.js';
