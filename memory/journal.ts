@@ -552,10 +552,12 @@ export class GroupCommitJournal implements Journal {
     return this.closedPromise;
   }
 
+  // Declared before `closedPromise`: a field declared after it would be reset to undefined once the
+  // promise's executor had set it (class fields are defined in order).
+  private resolveClosed!: (error: Error | undefined) => void;
   private readonly closedPromise = new Promise<Error | undefined>((resolve) => {
     this.resolveClosed = resolve;
   });
-  private resolveClosed!: (error: Error | undefined) => void;
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();

@@ -363,8 +363,8 @@ export function workflowEngine(options: WorkflowEngineOptions): WorkflowEngine {
     let waiter: ((status: WorkflowStatus) => void) | undefined;
     const local = new Promise<WorkflowOutcome>((resolve) => {
       waiter = (status) => resolve(outcomeOf(status)!);
-      let set = waiters.get(key);
-      if (set === undefined) waiters.set(key, (set = new Set()));
+      const set = waiters.get(key) ?? new Set();
+      waiters.set(key, set);
       set.add(waiter);
     });
     const poll = async (): Promise<WorkflowOutcome> => {

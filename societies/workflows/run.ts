@@ -286,10 +286,18 @@ export class WorkflowRun {
     if (this.stopped) return;
     for (const e of events) this.batch.push(e);
     if (then !== undefined) this.callbacks.push(then);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled && !this.flushing) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
+  }
+
+  private pendingWrites(): boolean {
+    return this.batch.length > 0 || this.unannounced.length > 0;
   }
 
   private recordNow(events: readonly NewEvent[]): Promise<void> {
@@ -304,7 +312,7 @@ export class WorkflowRun {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.stopped || this.batch.length === 0) return;
+    if (this.stopped || !this.pendingWrites()) return;
     let events = this.batch;
     const callbacks = this.callbacks;
     // Steps still running at the append get a `step-started` event; those done by now need none.
@@ -315,6 +323,7 @@ export class WorkflowRun {
       this.unannounced = [];
       if (starts.length > 0) events = [...starts, ...events];
     }
+    if (events.length === 0) return;
     this.batch = [];
     this.callbacks = [];
     this.flushing = true;
@@ -323,7 +332,7 @@ export class WorkflowRun {
         this.flushing = false;
         if (this.stopped) return;
         for (const callback of callbacks) callback();
-        if (this.batch.length > 0 && !this.flushScheduled) {
+        if (this.pendingWrites() && !this.flushScheduled) {
           this.flushScheduled = true;
           queueMicrotask(() => this.flush());
         }
@@ -416,6 +425,8 @@ export class WorkflowRun {
       this.complete(step.index, result, true);
       return;
     }
+    // A step that takes a while is announced (`step-started`) in the next append.
+    this.scheduleFlush();
     result.then(
       (value) => {
         settle();
