@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import {
   type ActorSystem,
+  AgentProtocol,
   agent,
   agentStep,
   ask,
@@ -281,7 +282,7 @@ describe('running a workflow', () => {
           name: 'summary',
           after: ['price'],
           run: agentStep(
-            ({ system }) => system.actorOf('writer', 'w', undefined as never),
+            ({ system }) => system.actorOf('writer', 'w', AgentProtocol),
             ({ results }) => `price ${results.price}`,
           ),
         },
