@@ -19,8 +19,10 @@ import {
   type ActivationPolicy,
   type ActorSystem,
   behavior,
+  exponential,
   type KeyRules,
   type KindOptions,
+  retrying,
   sleep,
 } from '../../runtime/index.js';
 import { type ResolvedWorkflow, resolvedWorkflow, type Workflow } from './definition.js';
@@ -409,13 +411,25 @@ export function workflowEngine(options: WorkflowEngineOptions): WorkflowEngine {
       if (!checked.ok) throw checked.error;
       input = checked.value as I;
     }
-    const status = await system
-      .actorOf(kindName, id, WorkflowProtocol)
-      .ask(
-        'start',
-        { workflow: resolved.name, input },
-        { timeoutMs: o?.askTimeoutMs ?? workflowEngineDefaults.askTimeoutMs },
-      );
+    // A start is idempotent: one that failed on the way (the instance crashed, its node died) is
+    // sent again.
+    const status = await retrying(
+      () =>
+        system
+          .actorOf(kindName, id, WorkflowProtocol)
+          .ask(
+            'start',
+            { workflow: resolved.name, input },
+            { timeoutMs: o?.askTimeoutMs ?? workflowEngineDefaults.askTimeoutMs },
+          ),
+      {
+        attempts: 5,
+        backoff: startBackoff,
+        retryable: (error) => RETRYABLE.some((code) => TroupeError.is(error, code)),
+        clock: system.clock,
+        random: system.random,
+      },
+    );
     if (status.workflow === null && status.error !== undefined) throw toError(status.error, id);
     if (status.workflow !== resolved.name) {
       throw new TroupeError(
@@ -438,6 +452,17 @@ export function workflowEngine(options: WorkflowEngineOptions): WorkflowEngine {
     },
   };
 }
+
+/** Failures of a start ask that say nothing was decided: the start is sent again. */
+const RETRYABLE: readonly ErrorCode[] = [
+  'ERR_ACTOR_CRASHED',
+  'ERR_ASK_TIMEOUT',
+  'ERR_NOT_DELIVERED',
+  'ERR_NO_SUCH_ACTOR',
+  'ERR_ACTIVATION_FAILED',
+  'ERR_JOURNAL_UNAVAILABLE',
+];
+const startBackoff = exponential({ baseMs: 20, maxMs: 1000, jitter: true });
 
 /** The key of a named actor's address (`troupe://<cluster>/@<kind>/<key>`). */
 function keyOf(address: string): string {

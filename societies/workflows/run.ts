@@ -201,6 +201,8 @@ export class WorkflowRun {
   private unannounced: string[] = [];
   private batch: NewEvent[] = [];
   private callbacks: (() => void)[] = [];
+  /** Who waits on a {@link recordNow}: told when its append fails. */
+  private waiters: ((error: Error) => void)[] = [];
   private flushScheduled = false;
   private flushing = false;
   private stopped = false;
@@ -255,6 +257,10 @@ export class WorkflowRun {
   /** The incarnation ended: nothing more is started or recorded. */
   stop(): void {
     this.stopped = true;
+    if (!this.flushing) {
+      for (const reject of this.waiters) reject(new TroupeError('ERR_ACTOR_STOPPED', 'the workflow stopped'));
+      this.waiters = [];
+    }
     for (const c of this.controllers.values())
       c.abort(new TroupeError('ERR_ACTOR_STOPPED', 'the workflow stopped'));
     for (const { timer } of this.signalTimers.values()) timer.cancel();
@@ -306,6 +312,7 @@ export class WorkflowRun {
         reject(new TroupeError('ERR_ACTOR_STOPPED', 'the workflow stopped'));
         return;
       }
+      this.waiters.push(reject);
       this.record(events, resolve);
     });
   }
@@ -324,8 +331,10 @@ export class WorkflowRun {
       if (starts.length > 0) events = [...starts, ...events];
     }
     if (events.length === 0) return;
+    const waiters = this.waiters;
     this.batch = [];
     this.callbacks = [];
+    this.waiters = [];
     this.flushing = true;
     this.host.stream.append(this.state, events).then(
       () => {
@@ -339,6 +348,8 @@ export class WorkflowRun {
       },
       (error: unknown) => {
         this.flushing = false;
+        for (const reject of [...waiters, ...this.waiters]) reject(asError(error));
+        this.waiters = [];
         if (this.stopped) return;
         this.stop();
         this.host.fatal(asError(error));
