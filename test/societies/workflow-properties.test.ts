@@ -47,21 +47,21 @@ const dagShape = fc.integer({ min: 1, max: 12 }).chain((n) =>
 /** A DAG of the shape whose steps compute deterministic numbers from their inputs and note each run. */
 function dagOf(shape: readonly StepShape[], note: (step: string) => void) {
   const name = (i: number) => `s${i}`;
-  const valueOf = (i: number, results: Readonly<Record<string, unknown>>) =>
+  const stepValue = (i: number, results: Readonly<Record<string, unknown>>) =>
     shape[i]!.after.reduce((t, d) => (t * 31 + Number(results[name(d)] ?? 7)) % 1_000_003, i + 1);
   const steps: StepDefinition[] = shape.map((s, i) => ({
     name: name(i),
     after: s.after.map(name),
-    ...(s.conditional ? { when: ({ results }) => valueOf(i, results) % 3 !== 0 } : {}),
+    ...(s.conditional ? { when: ({ results }) => stepValue(i, results) % 3 !== 0 } : {}),
     run: s.async
       ? async ({ results }) => {
           note(name(i));
           await Promise.resolve();
-          return valueOf(i, results);
+          return stepValue(i, results);
         }
       : ({ results }) => {
           note(name(i));
-          return valueOf(i, results);
+          return stepValue(i, results);
         },
   }));
   return { flow: workflow({ name: 'dag', steps, concurrency: 3 }), names: shape.map((_, i) => name(i)) };
