@@ -36,6 +36,7 @@ import {
   remoteCases,
   tearDownRemote,
 } from './remote.js';
+import { societyCases, tearDownSocieties } from './societies.js';
 
 const require = createRequire(import.meta.url);
 const nact = require('nact') as {
@@ -548,6 +549,7 @@ async function main(): Promise<void> {
     ...remoteCases({ quick, sideBySide, result, heapPerItem }),
     ...journalCases({ quick, sideBySide, result, heapPerItem }),
     ...agentCases({ quick, sideBySide, result, heapPerItem }),
+    ...societyCases({ quick, sideBySide, result, heapPerItem }),
   ];
   const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {
@@ -586,6 +588,7 @@ async function main(): Promise<void> {
   if (missed.length > 0) console.error(`bench: goals missed: ${missed.join('; ')}`);
   await tearDownRemote();
   await tearDownJournal();
+  await tearDownSocieties();
   process.exit(0);
 }
 
