@@ -62,9 +62,11 @@ export const ERROR_CODES = {
     'A tool is unknown, threw, or ran past its deadline; the model gets the error as the result.',
   ERR_STEP_LIMIT: 'An agent run reached its maximum number of steps without a final answer.',
   ERR_REPLAY_MISMATCH: 'A replayed run asked a model or a tool something other than what its record holds.',
-  ERR_STEP_FAILED: 'A workflow step failed after its retries; the workflow failed (after compensating, for a saga).',
+  ERR_STEP_FAILED:
+    'A workflow step failed after its retries; the workflow failed (after compensating, for a saga).',
   ERR_SIGNAL_TIMEOUT: 'A workflow step waiting for an external signal got none by its deadline.',
-  ERR_COMPENSATION_FAILED: "A saga's compensation kept failing past its retries; some completed steps are left undone.",
+  ERR_COMPENSATION_FAILED:
+    "A saga's compensation kept failing past its retries; some completed steps are left undone.",
   ERR_REVIEW_REJECTED: 'A review loop reached its maximum rounds without its critics passing the candidate.',
 } as const;
 
