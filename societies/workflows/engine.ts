@@ -113,7 +113,8 @@ export interface WorkflowHandle {
   /**
    * Waits for the outcome: at once on the node that hosts the instance, otherwise by asking every
    * `pollMs` (which also activates an instance again on a survivor after its node died). Errors of
-   * the asks (a dead node, a timeout) are waited out.
+   * the asks (a dead node, a timeout) are waited out, and so is an instance not yet started: give a
+   * `signal` to bound the wait.
    * @throws the `signal`'s reason when it aborts.
    */
   result(options?: WorkflowCallOptions & { readonly signal?: AbortSignal }): Promise<WorkflowOutcome>;
