@@ -38,6 +38,7 @@ import {
 } from './remote.js';
 import { societyCases } from './societies.js';
 import { topicCases } from './topics.js';
+import { tearDownWorkflows, workflowCases } from './workflows.js';
 
 const require = createRequire(import.meta.url);
 const nact = require('nact') as {
@@ -552,6 +553,7 @@ async function main(): Promise<void> {
     ...agentCases({ quick, sideBySide, result, heapPerItem }),
     ...topicCases({ quick, sideBySide, result, heapPerItem }),
     ...societyCases({ quick, sideBySide, result, heapPerItem }),
+    ...workflowCases({ quick, sideBySide, result, heapPerItem }),
   ];
   const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {
@@ -590,6 +592,7 @@ async function main(): Promise<void> {
   if (missed.length > 0) console.error(`bench: goals missed: ${missed.join('; ')}`);
   await tearDownRemote();
   await tearDownJournal();
+  await tearDownWorkflows();
   process.exit(0);
 }
 

@@ -68,6 +68,12 @@ export const ERROR_CODES = {
     'A compare-and-set update expected another version of the entry: someone else wrote it first.',
   ERR_CONTRACT_FAILED:
     'A contract-net round ended without a result: no bid, or every bidder it was awarded to failed.',
+  ERR_STEP_FAILED:
+    'A workflow step failed after its retries; the workflow failed (after compensating, for a saga).',
+  ERR_SIGNAL_TIMEOUT: 'A workflow step waiting for an external signal got none by its deadline.',
+  ERR_COMPENSATION_FAILED:
+    "A saga's compensation kept failing past its retries; some completed steps are left undone.",
+  ERR_REVIEW_REJECTED: 'A review loop reached its maximum rounds without its critics passing the candidate.',
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

@@ -1,6 +1,6 @@
 /**
  * Societies: multi-agent patterns built on actors (group chat, contract net and auctions, voting,
- * blackboard). It may import from every layer below it.
+ * blackboard, durable workflows, sagas, review loops). It may import from every layer below it.
  * @packageDocumentation
  */
 
@@ -14,4 +14,7 @@ export {
   type Member,
   type Members,
 } from './members.js';
+export * from './review/index.js';
+export * from './sagas/index.js';
 export * from './voting/index.js';
+export * from './workflows/index.js';
