@@ -3,7 +3,14 @@
  * Protocol)` sees a member that joined between two rounds, and a member that stopped is gone.
  */
 import { describe, expect, it } from 'vitest';
-import { type ActorSystem, behavior, ContractorProtocol, contractNet } from '../../index.js';
+import {
+  type ActorSystem,
+  behavior,
+  ContractorProtocol,
+  contractNet,
+  VoterProtocol,
+  vote,
+} from '../../index.js';
 import { testSystem } from './helpers.js';
 
 function contractor(system: ActorSystem, name: string, cost: number) {
@@ -36,5 +43,36 @@ describe('members from a group', () => {
     await expect.poll(() => members().length).toBe(1);
     const third = await contractNet({ system, members, task: { job: 3 }, round: 'r3' });
     expect(third).toMatchObject({ status: 'awarded', winner: a.address });
+  });
+
+  it('a vote counts the voters the group has when it starts', async () => {
+    const { system } = testSystem();
+    const voter = (name: string, choice: string) =>
+      system.spawn(behavior({ protocols: [VoterProtocol], handlers: { vote: () => ({ choice }) } }), {
+        name,
+      });
+    const voters = () => system.groups.members('council', VoterProtocol);
+    system.groups.join('council', voter('v1', 'yes'));
+    system.groups.join('council', voter('v2', 'no'));
+    system.groups.join('council', voter('v3', 'no'));
+    const before = await vote({
+      system,
+      voters,
+      question: 'Ship?',
+      rule: { kind: 'plurality' },
+      ballotId: 'b1',
+    });
+    expect(before).toMatchObject({ winner: 'no' });
+    system.groups.join('council', voter('v4', 'yes'));
+    system.groups.join('council', voter('v5', 'yes'));
+    const after = await vote({
+      system,
+      voters,
+      question: 'Ship?',
+      rule: { kind: 'plurality' },
+      ballotId: 'b2',
+    });
+    expect(after).toMatchObject({ winner: 'yes' });
+    expect(after.ballots).toHaveLength(5);
   });
 });
