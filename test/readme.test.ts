@@ -111,6 +111,31 @@ describe('README', () => {
     );
   }, 90_000);
 
+  it('runs the society example: a contract net per topic, a vote, a writer, and a saga that compensates, then publishes', async () => {
+    const { stdout } = await promisify(execFile)('npx', ['tsx', 'examples/society.ts'], {
+      cwd: root,
+      timeout: 60_000,
+      env: { ...process.env, TROUPE_MODEL: '' },
+    });
+    const lines = stdout.split('\n').map((line) => line.replace(/^\[ *\d+ ms\] /, ''));
+    expect(lines).toContain('planner: tides, currents, waves');
+    // Each topic goes to the researcher that bid lowest; the one that knows nothing of it refuses.
+    expect(lines.filter((l) => l.startsWith('contract net '))).toEqual([
+      expect.stringMatching(/: 2 bids, 1 refusals, awarded to ada at 3$/),
+      expect.stringMatching(/: 2 bids, 1 refusals, awarded to bo at 2$/),
+      expect.stringMatching(/: 2 bids, 1 refusals, awarded to cy at 4$/),
+    ]);
+    expect(lines).toContain('vote: 3 ballots, winner tides');
+    expect(lines).toContain('saga publish-1: notify failed (ERR_STEP_FAILED)');
+    // Compensations in reverse order of completion, then the second attempt goes through.
+    expect(lines.filter((l) => l.startsWith('  undo: '))).toEqual([
+      '  undo: unpublish post-42',
+      '  undo: release slot-9am',
+    ]);
+    expect(lines).toContain('saga publish-2 done');
+    expect(lines.at(-2)).toMatch(/^done: 3 topics, lead "tides", 17 calls, /);
+  }, 90_000);
+
   it('runs the demo (the first command) to the end by itself: agents answer, a tree and restarts on screen', async () => {
     const { stdout } = await promisify(execFile)(
       'npx',
