@@ -22,6 +22,7 @@ import {
   type MailboxOptions,
 } from '../../runtime/index.js';
 import { failureOf } from '../members.js';
+import { recordEvents } from '../record.js';
 
 const entrySchema = z.object({
   key: z.string(),
@@ -233,14 +234,7 @@ export function blackboard(options: BlackboardOptions): Behavior<typeof Blackboa
 
   const append = async (ctx: Ctx, events: readonly BoardEvent[]): Promise<void> => {
     const live = ctx.state;
-    if (live.stream !== undefined) {
-      live.data = (await live.stream.append(live.data, events)).state;
-      return;
-    }
-    let data = live.data;
-    for (const e of events)
-      data = (applyBoard[e.type] as (s: BoardData, d: unknown) => BoardData)(data, e.data);
-    live.data = data;
+    live.data = await recordEvents(live.stream, live.data, events, applyBoard);
   };
 
   /** Runs the activation the controller picks, if none is running. */

@@ -16,6 +16,7 @@ import {
   type MailboxOptions,
 } from '../../runtime/index.js';
 import { failureOf } from '../members.js';
+import { recordEvents } from '../record.js';
 import {
   type ChatOutcome,
   type ChatStatus,
@@ -209,14 +210,7 @@ export function groupChat(options: GroupChatOptions): Behavior<typeof GroupChatP
 
   const append = async (ctx: Ctx, events: readonly ChatEvent[]): Promise<void> => {
     const live = ctx.state;
-    if (live.stream !== undefined) {
-      live.data = (await live.stream.append(live.data, events)).state;
-      return;
-    }
-    let data = live.data;
-    for (const e of events)
-      data = (applyEvents[e.type] as (s: ChatData, d: unknown) => ChatData)(data, e.data);
-    live.data = data;
+    live.data = await recordEvents(live.stream, live.data, events, applyEvents);
   };
 
   const end = async (ctx: Ctx, stop: Stop): Promise<void> => {
