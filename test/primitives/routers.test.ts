@@ -85,6 +85,7 @@ describe('routers', () => {
     const Slow = defineProtocol('prim.slow', { job: tell(z.object({ id: z.number() })) });
     const slow = behavior({
       protocols: [Slow],
+      // A job that never ends while the simulated clock stands still: the mailboxes stay as filled.
       handlers: { job: () => sleep(1000, { clock }) },
     });
     const refs = [s.spawn(slow), s.spawn(slow), s.spawn(slow)];

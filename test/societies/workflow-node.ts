@@ -31,6 +31,7 @@ const steps: StepDefinition<{ base: number }>[] = Array.from({ length: STEPS }, 
     await journal.append(`runs-${workflowId}`, [
       { type: 'ran', data: { step: i, node, key: idempotencyKey } },
     ]);
+    // The step's own work takes a while, so that the test's kill -9 lands while a step is in flight.
     await sleep(150, { clock: system.clock, signal });
     return (i === 0 ? input.base : (results[`step-${i - 1}`] as number)) * 2 + 1;
   },
