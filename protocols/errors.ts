@@ -74,6 +74,8 @@ export const ERROR_CODES = {
   ERR_COMPENSATION_FAILED:
     "A saga's compensation kept failing past its retries; some completed steps are left undone.",
   ERR_REVIEW_REJECTED: 'A review loop reached its maximum rounds without its critics passing the candidate.',
+  ERR_RPC:
+    'A NestJS handler reached through Troupe threw an `RpcException` (or another error); its error is the details.',
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

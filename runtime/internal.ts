@@ -1,8 +1,9 @@
 /**
  * The runtime's internal face: kernel hooks that the layers above need to build supervisors and
  * persistent actors (run in an actor's system lane, start and stop child slots, a named actor's
- * fence). It is not part of the package's exports (`troupe/runtime` is the public face); the layer
- * check lets the layers above import it, and nothing else.
+ * fence) and gateways that answer an ask later (`detachReply`). It is not part of the package's
+ * exports (`troupe/runtime` is the public face); the layer check lets the layers above import it,
+ * and nothing else.
  * @packageDocumentation
  */
 export { type Decider, supervisingBehavior } from './kernel/behavior.js';
@@ -12,8 +13,10 @@ export {
   checkSpawnOptions,
   childNamed,
   childSlots,
+  type DetachedReply,
   deleteChildSlot,
   describe,
+  detachReply,
   ownBehavior,
   restartChildSlot,
   spawnAndStart,

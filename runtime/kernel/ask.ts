@@ -17,6 +17,8 @@ export class PendingAsk {
   key: string | undefined = undefined;
   /** The W3C trace context the request came with. */
   trace: TraceContext | undefined = undefined;
+  /** Its handler took the reply away from the kernel (`detachReply`): only that handle settles it. */
+  detached = false;
 
   constructor(
     private readonly resolveFn: (value: unknown) => void,

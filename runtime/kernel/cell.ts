@@ -587,6 +587,27 @@ export class Cell extends SupervisingCell {
     this.curMeta = STASHED;
   }
 
+  /**
+   * Takes the reply of the ask being handled away from the kernel: the handler's return value is no
+   * longer the reply, a crash no longer rejects it; the caller settles it (see `detachReply`).
+   */
+  detachCurrentReply(): PendingAsk {
+    const meta = this.curMeta;
+    if (!(meta instanceof PendingAsk) || meta.detached) {
+      throw new TroupeError(
+        'ERR_ILLEGAL_STATE',
+        'detachReply() is only allowed in the handler of an ask, once per ask',
+      );
+    }
+    meta.detached = true;
+    return meta;
+  }
+
+  /** Answers a detached ask as the kernel would have (checked, or a dead letter when it came too late). */
+  replyDetached(ask: PendingAsk, value: unknown): void {
+    this.reply(ask, value);
+  }
+
   unstashMessages(): void {
     const stashed = this.stashed;
     if (stashed === undefined || stashed.length === 0) return;
@@ -977,7 +998,7 @@ export class Cell extends SupervisingCell {
   private finish(meta: unknown, result: unknown): void {
     if (meta !== undefined) {
       // A stashed ask is answered when it is handled again, not now.
-      if (meta instanceof PendingAsk && this.curMeta === meta) this.reply(meta, result);
+      if (meta instanceof PendingAsk && this.curMeta === meta && !meta.detached) this.reply(meta, result);
     }
     // Cleared even without meta: stash() leaves its marker here.
     this.curMeta = undefined;
@@ -1014,7 +1035,7 @@ export class Cell extends SupervisingCell {
         deadline?.cancel();
         if (this.incarnation !== incarnation || this.inflight !== settled) {
           // Late: the actor stopped or restarted meanwhile; the work is done, so its ask hears.
-          if (meta instanceof PendingAsk) this.reply(meta, value);
+          if (meta instanceof PendingAsk && !meta.detached) this.reply(meta, value);
           return;
         }
         this.settleBusy();
@@ -1024,7 +1045,8 @@ export class Cell extends SupervisingCell {
       (error: unknown) => {
         deadline?.cancel();
         if (this.incarnation !== incarnation || this.inflight !== settled) {
-          if (meta instanceof PendingAsk) meta.reject(this.crashedHandling(type, asError(error)));
+          if (meta instanceof PendingAsk && !meta.detached)
+            meta.reject(this.crashedHandling(type, asError(error)));
           return;
         }
         this.settleBusy();
@@ -1162,7 +1184,8 @@ export class Cell extends SupervisingCell {
     this.curType = undefined;
     this.curBody = undefined;
     this.curMeta = undefined;
-    if (meta instanceof PendingAsk && !stashed) meta.reject(this.crashedHandling(type, error));
+    if (meta instanceof PendingAsk && !stashed && !meta.detached)
+      meta.reject(this.crashedHandling(type, error));
     this.fail(error, type === undefined ? undefined : { type, body });
   }
 

@@ -152,3 +152,37 @@ export function checkSpawnOptions(b: Behavior<any, any>, options: SpawnOptions):
     options,
   );
 }
+
+/** The reply of an ask that its handler detached ({@link detachReply}): settle it once, from anywhere. */
+export interface DetachedReply {
+  /**
+   * Answers the ask, as a handler's return value would (checked against the reply schema when the
+   * actor validates every message). A reply after the ask stopped waiting is a dead letter (`expired`).
+   */
+  resolve(value: unknown): void;
+  /** Fails the ask with `error` (a `TroupeError`'s code reaches a remote asker); no-op once settled. */
+  reject(error: Error): void;
+  /** True once the ask has settled: answered, failed, timed out or aborted. */
+  readonly settled: boolean;
+}
+
+/**
+ * Takes the reply of the ask being handled away from the kernel, so that it can be answered later,
+ * from outside the handler, while the actor goes on with its next messages (a gateway that forwards a
+ * request to another framework and must not hold its mailbox until the answer comes). From then on the
+ * handler's return value is not the reply and a crash of the actor does not fail the ask: only the
+ * returned handle settles it, and the ask's own timeout still applies.
+ *
+ * @throws TroupeError `ERR_ILLEGAL_STATE` outside the handler of an ask, or when it was detached already.
+ */
+export function detachReply(ctx: ActorContext<any, any>): DetachedReply {
+  const cell = cellOf(ctx);
+  const ask = cell.detachCurrentReply();
+  return {
+    resolve: (value) => cell.replyDetached(ask, value),
+    reject: (error) => ask.reject(error),
+    get settled() {
+      return ask.settled;
+    },
+  };
+}
