@@ -76,6 +76,7 @@ export const ERROR_CODES = {
   ERR_REVIEW_REJECTED: 'A review loop reached its maximum rounds without its critics passing the candidate.',
   ERR_RPC:
     'A NestJS handler reached through Troupe threw an `RpcException` (or another error); its error is the details.',
+  ERR_OPS_LISTEN: 'The ops HTTP server could not listen on its port (in use, or not allowed).',
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

@@ -23,3 +23,4 @@ export {
   stopChildSlot,
   withContext,
 } from './kernel/hooks.js';
+export { type SystemReadiness, systemReadiness } from './kernel/readiness.js';

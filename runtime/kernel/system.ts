@@ -67,6 +67,21 @@ export function createSystem(options?: SystemOptions): ActorSystem {
 const guardianBehavior = (policy: ResolvedSystemOptions['supervision']) =>
   compiled(supervisingBehavior({ protocols: [], handlers: {} }, policy, false));
 
+/** What a readiness probe (`/readyz`) judges of a system, as the kernel sees it now. */
+export interface SystemReadiness {
+  /** Running: not draining, stopping or stopped. */
+  readonly running: boolean;
+  /** Whether its transport has opened (always `open` without one). */
+  readonly opened: 'opening' | 'open' | 'failed';
+  /** Its transport (undefined for a single-node system): connected now? */
+  readonly transport: { readonly kind: string; readonly connected: boolean } | undefined;
+  /**
+   * Its cluster membership (undefined for a system without named actors): has it joined, and can it
+   * reach the membership store.
+   */
+  readonly cluster: { readonly joined: boolean; readonly storeReachable: boolean } | undefined;
+}
+
 /** The actor system; `createSystem` and `createNode` (remoting/node.ts) make one. */
 export class ActorSystemImpl implements Host, ClusterHost {
   readonly name: string;
@@ -109,6 +124,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
   private activationParent: Cell | undefined;
   /** Resolves once the transport receives. */
   readonly opened: Promise<void>;
+  /** How `opened` settled, for readiness probes. */
+  private openState: 'opening' | 'open' | 'failed' = 'opening';
 
   constructor(private readonly options: ResolvedSystemOptions) {
     this.name = options.name;
@@ -146,6 +163,7 @@ export class ActorSystemImpl implements Host, ClusterHost {
       this.router = undefined;
       this.cluster = undefined;
       this.opened = resolved;
+      this.openState = 'open';
     } else {
       const store = transport.store;
       if (options.kinds.size > 0 && store === undefined) {
@@ -170,6 +188,14 @@ export class ActorSystemImpl implements Host, ClusterHost {
         });
       }
       this.opened = opening;
+      opening.then(
+        () => {
+          this.openState = 'open';
+        },
+        () => {
+          this.openState = 'failed';
+        },
+      );
       // Reported through createNode; a system made with createSystem logs it instead.
       this.opened.catch((error: unknown) =>
         this.reportDefect(formatAddress({ system: this.name, node: this.node, path: '' }), error),
@@ -267,6 +293,24 @@ export class ActorSystemImpl implements Host, ClusterHost {
 
   members(): MemberInfo[] {
     return this.cluster?.view() ?? [];
+  }
+
+  /** What a readiness probe judges; see `systemReadiness` (kernel/readiness.ts). */
+  readiness(): SystemReadiness {
+    const transport = this.router?.transport;
+    const cluster = this.cluster?.health();
+    return {
+      running: this.lifecycle === RUNNING,
+      opened: this.openState,
+      transport:
+        transport === undefined
+          ? undefined
+          : { kind: transport.kind, connected: this.openState === 'open' && (transport.connected ?? true) },
+      cluster:
+        this.options.kinds.size === 0
+          ? undefined
+          : { joined: cluster?.joined ?? false, storeReachable: cluster?.storeReachable ?? false },
+    };
   }
 
   fenceOf(cell: Cell): number | undefined {

@@ -146,6 +146,10 @@ class NatsTransport implements Transport {
   /** The cluster store's listeners: told when the connection goes down and comes back. */
   private readonly statusListeners = new Set<(reachable: boolean) => void>();
 
+  get connected(): boolean {
+    return this.up && !this.closing && !this.nc.isClosed();
+  }
+
   constructor(
     private readonly nc: NatsConnection,
     prefix: string | undefined,

@@ -135,6 +135,15 @@ export class Cluster {
     this.detect();
   }
 
+  /** For readiness probes: has this node joined (and not left), can it reach the store. */
+  health(): { readonly joined: boolean; readonly storeReachable: boolean } {
+    const self = this.members.get(this.host.node);
+    return {
+      joined: !this.stopped && !this.leaving && self !== undefined && self.state !== 'leaving',
+      storeReachable: !this.stopped && this.reachable,
+    };
+  }
+
   /** This node's view of the members, itself included, sorted by node id. */
   view(): MemberInfo[] {
     return [...this.members]

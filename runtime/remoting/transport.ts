@@ -30,6 +30,11 @@ export interface Transport {
   /** A name for errors and logs, e.g. `nats` or `in-process`. */
   readonly kind: string;
   /**
+   * Whether the connection is up now (for readiness probes): false while NATS is unreachable and
+   * once closed. Optional: a transport without it counts as connected while open.
+   */
+  readonly connected?: boolean;
+  /**
    * Starts receiving as `node` of `cluster`. Called once by the system that owns the transport, with
    * the system's clock: frame deadlines are judged and the transport's own waits (replays, retries)
    * run on it.
