@@ -33,7 +33,10 @@ export type Layer = (typeof LAYERS)[number];
 const SELF = 'troupe';
 
 /** Self-import subpaths that do not follow `troupe/<folder>` → `<folder>/index.ts`. */
-const SELF_SUBPATHS: Readonly<Record<string, string>> = { testkit: 'runtime/testkit/index.ts' };
+const SELF_SUBPATHS: Readonly<Record<string, string>> = {
+  testkit: 'runtime/testkit/index.ts',
+  chaos: 'ops/chaos/index.ts',
+};
 
 /** Public faces besides each layer's `index.ts`. */
 const EXTRA_FACES = new Set(['runtime/testkit/index.ts']);
