@@ -1,6 +1,6 @@
 /**
  * Ops: tools that observe a system from outside, through its event stream and `tree()` only.
- * A terminal view (`renderTree`, `watchSystem`), the `troupe` CLI (`ops/cli.ts`) and a node's ops
+ * A terminal view (`renderTree`, `watchSystem`), the `troupe` CLI (`ops/cli/`), `troupe node` (`ops/node/`) and a node's ops
  * HTTP server (`startOpsServer`: `/healthz`, `/readyz`, `/metrics`).
  * It may import from every layer below it; nothing below imports it.
  * @packageDocumentation
@@ -28,3 +28,14 @@ export {
   startOpsServer,
   systemChecks,
 } from './health/index.js';
+export {
+  defineNodeConfig,
+  NODE_ENV_VARIABLES,
+  type NodeConfig,
+  type NodeContext,
+  type NodeKinds,
+  nodeConfigDefaults,
+  type ResolvedNodeConfig,
+  resolveNodeConfig,
+} from './node/config.js';
+export { type ClusterNode, type StartClusterNodeOptions, startClusterNode } from './node/start.js';

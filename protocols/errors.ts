@@ -4,6 +4,8 @@
  */
 export const ERROR_CODES = {
   ERR_INVALID_OPTION: 'An option passed to a factory or constructor is out of range or of the wrong kind.',
+  ERR_INVALID_CONFIG:
+    "A node's configuration (its config module or a TROUPE_* environment variable) has a missing or bad field.",
   ERR_INVALID_NAME: 'An actor name is empty, contains "/", or starts with the reserved "$" or "@".',
   ERR_INVALID_ADDRESS: 'A string is not a Troupe address (`troupe://<system>/<node>/<path>`).',
   ERR_NAME_TAKEN: 'A sibling with the same name is already alive.',

@@ -17,7 +17,7 @@ import {
   type TreeNode,
   tell,
 } from '../index.js';
-import { main } from '../ops/cli.js';
+import { main } from '../ops/cli/main.js';
 import { renderEvent, renderTree, watchSystem } from '../ops/index.js';
 import { SimulatedClock, settle } from '../runtime/testkit/index.js';
 import { NatsServer } from './harness/nats.js';
@@ -289,7 +289,7 @@ describe('troupe CLI', () => {
     const unknown = await run(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.out).toBe('');
-    expect(unknown.err).toContain('unknown command "frobnicate"');
+    expect(unknown.err).toContain("unknown command 'frobnicate'");
     expect((await run(['--frob'])).code).toBe(2);
     expect(await run(['errors', 'ERR_NOPE'])).toMatchObject({
       code: 2,

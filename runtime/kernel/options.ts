@@ -68,6 +68,13 @@ export interface SystemOptions {
    * activation of a key anywhere in the cluster. Every node of a cluster registers the same kinds.
    */
   readonly kinds?: Readonly<Record<string, Behavior<any, any> | KindOptions>>;
+  /**
+   * Announce this node in the cluster's membership (the transport's cluster store) even without
+   * `kinds`, so that operators' tools (`troupe members`) and the other nodes see it. Every node of a
+   * cluster registers the same kinds, so give it to every node or to none. Defaults to true when
+   * `kinds` are given, false otherwise.
+   */
+  readonly joinCluster?: boolean;
   /** How often a node says it is alive. Defaults to 1000 ms. */
   readonly heartbeatMs?: number;
   /** Missed heartbeats after which a member is down and its named actors move. Defaults to 3. */
@@ -95,6 +102,7 @@ export interface ResolvedSystemOptions {
   readonly maxBatchCount: number;
   readonly maxBatchBytes: number;
   readonly kinds: ReadonlyMap<string, ResolvedKind>;
+  readonly joinCluster: boolean;
   readonly heartbeatMs: number;
   readonly downAfterMissed: number;
 }
@@ -157,6 +165,7 @@ export const systemDefaults: ResolvedSystemOptions = {
   maxBatchCount: 1024,
   maxBatchBytes: 256 * 1024,
   kinds: new Map(),
+  joinCluster: false,
   heartbeatMs: 1000,
   downAfterMissed: 3,
 };
@@ -197,6 +206,10 @@ export function resolveSystemOptions(options: SystemOptions = {}): ResolvedSyste
     maxBatchCount: positiveInteger('maxBatchCount', o.maxBatchCount),
     maxBatchBytes: positiveInteger('maxBatchBytes', o.maxBatchBytes),
     kinds: resolveKinds(options.kinds),
+    joinCluster:
+      options.joinCluster === undefined
+        ? options.kinds !== undefined && Object.keys(options.kinds).length > 0
+        : boolean('joinCluster', options.joinCluster),
     heartbeatMs: positive('heartbeatMs', o.heartbeatMs),
     downAfterMissed: positiveInteger('downAfterMissed', o.downAfterMissed),
   };

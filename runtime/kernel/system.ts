@@ -177,7 +177,7 @@ export class ActorSystemImpl implements Host, ClusterHost {
       this.router = router;
       this.cluster = undefined;
       let opening = router.open();
-      if (options.kinds.size > 0 && store !== undefined) {
+      if ((options.kinds.size > 0 || options.joinCluster) && store !== undefined) {
         // Named actors' messages wait in the router until the cluster has started.
         router.expectsCluster = true;
         opening = opening.then(async () => {
