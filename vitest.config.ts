@@ -9,6 +9,7 @@ export default defineConfig({
       { find: /^troupe$/, replacement: here('./index.ts') },
       { find: /^troupe\/testkit$/, replacement: here('./runtime/testkit/index.ts') },
       { find: /^troupe\/chaos$/, replacement: here('./ops/chaos/index.ts') },
+      { find: /^troupe\/nestjs$/, replacement: here('./ops/nestjs/index.ts') },
       { find: /^troupe\/(.*)$/, replacement: here('./$1/index.ts') },
     ],
   },

@@ -36,6 +36,7 @@ const SELF = 'troupe';
 const SELF_SUBPATHS: Readonly<Record<string, string>> = {
   testkit: 'runtime/testkit/index.ts',
   chaos: 'ops/chaos/index.ts',
+  nestjs: 'ops/nestjs/index.ts',
 };
 
 /** Public faces besides each layer's `index.ts`. */

@@ -5,7 +5,16 @@
  * tsconfig (`skipLibCheck: false`), where the README's programs type-check and run.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,19 +47,39 @@ function runtimeImports(code: string): string[] {
   return out;
 }
 
-it('declares every package the shipped code imports as a dependency', () => {
+/** The folder of `troupe/nestjs`, the one entry allowed to import its optional peers (NestJS). */
+const NEST_ENTRY = join(root, 'ops', 'nestjs');
+
+it('declares every package the shipped code imports as a dependency (NestJS as optional peers of troupe/nestjs only)', () => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     dependencies?: Record<string, string>;
+    peerDependencies?: Record<string, string>;
+    peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   };
   const deps = new Set(Object.keys(pkg.dependencies ?? {}));
+  const optionalPeers = new Set(
+    Object.keys(pkg.peerDependencies ?? {}).filter(
+      (name) => pkg.peerDependenciesMeta?.[name]?.optional === true,
+    ),
+  );
+  expect([...optionalPeers].sort()).toEqual(Object.keys(pkg.peerDependencies ?? {}).sort());
   const files = [join(root, 'index.ts'), ...SHIPPED.flatMap((dir) => sources(join(root, dir)))];
   const used = new Map<string, string>();
   for (const file of files) {
-    for (const name of runtimeImports(readFileSync(file, 'utf8'))) used.set(name, file);
+    for (const name of runtimeImports(readFileSync(file, 'utf8'))) used.set(`${name}\0${file}`, file);
   }
   expect(used.size).toBeGreaterThan(0);
-  const missing = [...used].filter(([name]) => !deps.has(name)).map(([name, file]) => `${name} (${file})`);
+  const missing = [...used]
+    .map(([key, file]) => [key.split('\0')[0]!, file] as const)
+    .filter(([name, file]) => !deps.has(name) && !(optionalPeers.has(name) && file.startsWith(NEST_ENTRY)))
+    .map(([name, file]) => `${name} (${file})`);
   expect(missing, 'imported at run time but not in dependencies').toEqual([]);
+  // The main entry and the other layers never load the NestJS entry: Nest stays optional.
+  const importers = files.filter(
+    (file) =>
+      !file.startsWith(NEST_ENTRY) && /from '[./]+\/?(ops\/)?nestjs\//.test(readFileSync(file, 'utf8')),
+  );
+  expect(importers).toEqual([]);
 });
 
 it('keeps the kernel hooks for supervisors out of every package export, and the public API in the main entry', async () => {
@@ -135,6 +164,33 @@ describe('the package as installed', () => {
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
   });
+
+  // First in this group: the README's programs, type-checked below, include the NestJS one.
+  it('installs without NestJS (an optional peer), then `troupe/nestjs` works once the project adds it', async () => {
+    expect(existsSync(join(consumer, 'node_modules/@nestjs'))).toBe(false);
+    const troupe = pathToFileURL(join(consumer, 'node_modules/troupe/dist/index.js')).href;
+    await expect(import(troupe)).resolves.toHaveProperty('createSystem');
+    const ours = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
+    const nest = ['@nestjs/common', '@nestjs/core', '@nestjs/microservices', 'reflect-metadata'];
+    await run(
+      'npm',
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        ...nest.map((name) => `${name}@${ours.devDependencies[name]}`),
+      ],
+      { cwd: consumer, maxBuffer: 16 * 1024 * 1024 },
+    );
+    const entry = pathToFileURL(join(consumer, 'node_modules/troupe/dist/ops/nestjs/index.js')).href;
+    const nestjs = (await import(entry)) as Record<string, unknown>;
+    for (const name of ['TroupeModule', 'TroupeServer', 'TroupeClientProxy', 'InjectRef']) {
+      expect(nestjs, name).toHaveProperty(name);
+    }
+  }, 300_000);
 
   it('ships the license, the docs and no source maps pointing at sources it does not ship', () => {
     expect(packed).toContain('LICENSE');
