@@ -111,6 +111,16 @@ describe('README', () => {
     );
   }, 90_000);
 
+  it('runs the NestJS example: a Nest service in front of agents on another node, and it ends', async () => {
+    const { stdout } = await promisify(execFile)('npx', ['tsx', 'examples/nestjs/main.ts'], {
+      cwd: root,
+      timeout: 60_000,
+    });
+    expect(stdout).toBe(
+      'Brief. tides: the moon and the sun pull the oceans, twice a day.\nERR_UNKNOWN_MESSAGE\n',
+    );
+  }, 90_000);
+
   it('runs the society example: a contract net per topic, a vote, a writer, and a saga that compensates, then publishes', async () => {
     const { stdout } = await promisify(execFile)('npx', ['tsx', 'examples/society.ts'], {
       cwd: root,

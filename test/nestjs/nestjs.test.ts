@@ -162,7 +162,6 @@ describe('TroupeModule', () => {
       constructor(@InjectRef(address, Counter) readonly counter: ActorRef<typeof Counter>) {}
     }
 
-    let made: ActorSystem | undefined;
     const moduleRef = await Test.createTestingModule({
       imports: [
         TroupeModule.forRootAsync({
@@ -182,7 +181,7 @@ describe('TroupeModule', () => {
       providers: [Reader],
     }).compile();
     await moduleRef.init();
-    made = moduleRef.get<ActorSystem>(TROUPE_SYSTEM);
+    const made = moduleRef.get<ActorSystem>(TROUPE_SYSTEM);
     expect(made.node).toBe('web');
     const reader = moduleRef.get(Reader);
     reader.counter.tell('add', { by: 7 });
@@ -262,7 +261,11 @@ function mathController(events: string[]) {
   return MathController;
 }
 
-async function nestServer(system: ActorSystem, controller: new (...args: never[]) => unknown, server: TroupeServer) {
+async function nestServer(
+  system: ActorSystem,
+  controller: new (...args: never[]) => unknown,
+  server: TroupeServer,
+) {
   const moduleRef = await Test.createTestingModule({ controllers: [controller] }).compile();
   const app = moduleRef.createNestMicroservice({ strategy: server, logger: false });
   await app.listen();
@@ -304,7 +307,11 @@ describe('TroupeServer', () => {
 
   it('turns an RpcException into ERR_RPC, other exceptions into ERR_RPC with Nest’s message, bad input into typed errors', async () => {
     const { cluster, a, b } = await twoNodes();
-    await nestServer(a, mathController([]), new TroupeServer({ system: a, name: 'math', protocols: [MathProtocol] }));
+    await nestServer(
+      a,
+      mathController([]),
+      new TroupeServer({ system: a, name: 'math', protocols: [MathProtocol] }),
+    );
     const nest = b.ref(`troupe://${cluster}/a/math`, NestPatterns);
     const math = b.ref(`troupe://${cluster}/a/math`, MathProtocol);
     const failure = async (promise: Promise<unknown>) => {
@@ -352,8 +359,18 @@ describe('TroupeServer', () => {
     const server = new TroupeServer({
       system: a,
       name: 'math',
-      deserializer: { deserialize: (value: { pattern: string; data: unknown }) => ({ ...value, data: { values: value.data } }) },
-      serializer: { serialize: (packet: { response?: unknown }) => ({ ...packet, response: `total ${String(packet.response)}` }) },
+      deserializer: {
+        deserialize: (value: { pattern: string; data: unknown }) => ({
+          ...value,
+          data: { values: value.data },
+        }),
+      },
+      serializer: {
+        serialize: (packet: { response?: unknown }) => ({
+          ...packet,
+          response: `total ${String(packet.response)}`,
+        }),
+      },
     });
     await nestServer(a, mathController([]), server);
     const nest = b.ref(`troupe://${cluster}/a/math`, NestPatterns);
@@ -394,14 +411,21 @@ describe('TroupeClientProxy', () => {
   it('gives Nest error objects with the Troupe code: a crash, bad data, an unknown pattern, a timeout', async () => {
     const { cluster, a, b } = await twoNodes();
     b.spawn(counter, { name: 'counter' });
-    const client = await nestClient(a, `troupe://${cluster}/b/counter`, { protocol: Counter, timeoutMs: 100 });
-    const error = (o: Observable<unknown>) => firstValueFrom(o).then(
-      () => {
-        throw new Error('expected an error');
-      },
-      (e: unknown) => e as { status: string; code: string; message: string },
-    );
-    expect(await error(client.send('fail', {}))).toMatchObject({ status: 'error', code: 'ERR_ACTOR_CRASHED' });
+    const client = await nestClient(a, `troupe://${cluster}/b/counter`, {
+      protocol: Counter,
+      timeoutMs: 100,
+    });
+    const error = (o: Observable<unknown>) =>
+      firstValueFrom(o).then(
+        () => {
+          throw new Error('expected an error');
+        },
+        (e: unknown) => e as { status: string; code: string; message: string },
+      );
+    expect(await error(client.send('fail', {}))).toMatchObject({
+      status: 'error',
+      code: 'ERR_ACTOR_CRASHED',
+    });
     expect(await error(client.send('slow', { ms: 'soon' }))).toMatchObject({ code: 'ERR_VALIDATION' });
     expect(await error(client.send('add', { by: 1 }))).toMatchObject({ code: 'ERR_UNKNOWN_MESSAGE' });
     expect(await error(client.emit('add', { by: 'one' }))).toMatchObject({ code: 'ERR_VALIDATION' });
@@ -410,13 +434,21 @@ describe('TroupeClientProxy', () => {
 
   it('reaches a Nest application through Troupe: client proxy to server strategy, RpcException included', async () => {
     const { cluster, a, b } = await twoNodes();
-    await nestServer(a, mathController([]), new TroupeServer({ system: a, name: 'math', protocols: [MathProtocol] }));
+    await nestServer(
+      a,
+      mathController([]),
+      new TroupeServer({ system: a, name: 'math', protocols: [MathProtocol] }),
+    );
     const client = await nestClient(b, `troupe://${cluster}/a/math`, { protocol: MathProtocol });
     await expect(firstValueFrom(client.send('sum', { values: [2, 3] }))).resolves.toBe(5);
     const untyped = await nestClient(b, `troupe://${cluster}/a/math`);
     await expect(
       firstValueFrom(untyped.send('request', { pattern: 'refuse', data: {} })),
-    ).rejects.toMatchObject({ status: 'error', code: 'ERR_RPC', message: expect.stringContaining('not today') });
+    ).rejects.toMatchObject({
+      status: 'error',
+      code: 'ERR_RPC',
+      message: expect.stringContaining('not today'),
+    });
   });
 
   it('refuses bad options with ERR_INVALID_OPTION and a bad address with ERR_INVALID_ADDRESS', async () => {
