@@ -79,6 +79,17 @@ export const ERROR_CODES = {
   ERR_RPC:
     'A NestJS handler reached through Troupe threw an `RpcException` (or another error); its error is the details.',
   ERR_OPS_LISTEN: 'The ops HTTP server could not listen on its port (in use, or not allowed).',
+  ERR_MODULE_NOT_FOUND:
+    "An isolated actor's module could not be loaded in its host (no such file, or its import threw).",
+  ERR_EXPORT_NOT_FOUND: "An isolated actor's module has no export of the given name.",
+  ERR_NOT_A_BEHAVIOR: "An isolated actor's export is not a behaviour made with `behavior()`.",
+  ERR_NOT_CLONEABLE:
+    'A message to an isolated actor cannot cross to its host: it holds a function, class instance, symbol, bigint or cycle.',
+  ERR_HOST_CRASHED:
+    'The worker thread or child process hosting isolated actors exited or failed; what was in flight to it failed.',
+  ERR_CPU_BUDGET:
+    "A handler blocked an isolated actor's host past its CPU budget; the host was terminated (a crash).",
+  ERR_MEMORY_LIMIT: "An isolated actor's host ran past its memory limit and was terminated (a crash).",
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

@@ -4,6 +4,19 @@
  */
 
 export type { GroupChange, GroupLeaveReason } from './groups/events.js';
+export {
+  type HostPort,
+  type IsolatedSpec,
+  type IsolationOptions,
+  isolated,
+  isolatedDefaults,
+  type MessagePortTransport,
+  type MessagePortTransportOptions,
+  messagePortTransport,
+  type ProcessPermissions,
+  type ResolvedIsolationOptions,
+  startIsolated,
+} from './isolation/index.js';
 export type {
   AcceptingKeys,
   ActorContext,

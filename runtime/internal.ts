@@ -13,6 +13,7 @@ export {
   checkSpawnOptions,
   childNamed,
   childSlots,
+  crashActor,
   type DetachedReply,
   deleteChildSlot,
   describe,

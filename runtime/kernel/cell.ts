@@ -162,6 +162,8 @@ class CellExtras {
   exitReason: ExitReason | undefined = undefined;
   /** Set while this supervisor gives up (stops its children before it reports its failure). */
   givingUp: Promise<void> | undefined = undefined;
+  /** Nodes shown under this actor in `tree()` that are not its cells (an isolated actor's host tree). */
+  treeExtension: (() => readonly TreeNode[]) | undefined = undefined;
 }
 
 /** A queued message taken out of an actor by {@link Cell.surrender}. */
@@ -606,6 +608,12 @@ export class Cell extends SupervisingCell {
   /** Answers a detached ask as the kernel would have (checked, or a dead letter when it came too late). */
   replyDetached(ask: PendingAsk, value: unknown): void {
     this.reply(ask, value);
+  }
+
+  /** Adds nodes to this actor's `tree()` (undefined removes them). */
+  setTreeExtension(extension: (() => readonly TreeNode[]) | undefined): void {
+    if (extension === undefined && this.extras === undefined) return;
+    this.cold().treeExtension = extension;
   }
 
   unstashMessages(): void {
@@ -1521,6 +1529,14 @@ export class Cell extends SupervisingCell {
   tree(): TreeNode {
     const children: TreeNode[] = [];
     if (this.childMap !== undefined) for (const child of this.childMap.values()) children.push(child.tree());
+    const extension = this.extras?.treeExtension;
+    if (extension !== undefined) {
+      try {
+        for (const node of extension()) children.push(node);
+      } catch (error) {
+        this.system.reportDefect(this.address, error);
+      }
+    }
     return {
       name: this.name,
       address: this.address,

@@ -1,4 +1,4 @@
-import { type AnyProtocol, TroupeError } from '../../protocols/index.js';
+import { type AnyProtocol, asError, TroupeError } from '../../protocols/index.js';
 import { deliverEnvelope, type IngressHost, type IngressResult } from '../remoting/ingress.js';
 import type { ActorContext, ActorRef, ActorStatus, ActorSystem, Behavior, SpawnOptions } from './api.js';
 import { compiled } from './behavior.js';
@@ -123,6 +123,20 @@ export function activationFence(ctx: ActorContext<any, any>): number | undefined
 }
 
 /**
+ * Crashes a local actor from outside its handlers, as if a handler had thrown `error`: its
+ * supervisor decides (restart, stop, escalate) under its policy. For an actor whose work runs
+ * elsewhere (an isolated actor whose host died). Does nothing for an actor that is not running.
+ *
+ * @throws TroupeError `ERR_ILLEGAL_STATE` for a ref that is not a local actor.
+ */
+export function crashActor(ref: ActorRef<any>, error: unknown): void {
+  if (!(ref instanceof Cell)) {
+    throw new TroupeError('ERR_ILLEGAL_STATE', `${ref.address} is not a local actor`);
+  }
+  ref.fail(asError(error), undefined);
+}
+
+/**
  * Delivers an envelope that crossed a process boundary into `system` (for transports). Untrusted data
  * is checked end to end and every refusal is a dead letter; see {@link IngressResult}.
  */
@@ -164,6 +178,8 @@ export interface DetachedReply {
   reject(error: Error): void;
   /** True once the ask has settled: answered, failed, timed out or aborted. */
   readonly settled: boolean;
+  /** When the ask times out, on the system's clock (`clock.now()`): what is left for work done elsewhere. */
+  readonly deadline: number;
 }
 
 /**
@@ -184,5 +200,6 @@ export function detachReply(ctx: ActorContext<any, any>): DetachedReply {
     get settled() {
       return ask.settled;
     },
+    deadline: ask.deadline,
   };
 }

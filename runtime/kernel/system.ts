@@ -118,6 +118,11 @@ export class ActorSystemImpl implements Host, ClusterHost {
   private stopPromise: Promise<void> | undefined;
   /** How this node reaches the others; undefined for a single-node system. */
   private readonly router: Router | undefined;
+  /**
+   * Nodes reached through their own router rather than the system's transport: hosts of isolated
+   * actors (worker threads, child processes), each a node of this system.
+   */
+  private links: Map<string, Router> | undefined;
   /** Membership and named actors; undefined without `kinds`. */
   private cluster: Cluster | undefined;
   /** The parent of this node's activations of named actors. */
@@ -408,8 +413,27 @@ export class ActorSystemImpl implements Host, ClusterHost {
     return this.router.namedRefFor(kind, key, protocol) as ActorRef<P>;
   }
 
+  /** The limits of what this node sends and accepts, for routers of its own. */
+  get wireLimits(): { maxMessageBytes: number; maxBatchCount: number; maxBatchBytes: number } {
+    return this.options;
+  }
+
+  /** Routes the addresses of `node` through `router` (undefined: no longer). */
+  link(node: string, router: Router | undefined): void {
+    if (router === undefined) {
+      this.links?.delete(node);
+      return;
+    }
+    this.links ??= new Map();
+    this.links.set(node, router);
+  }
+
   ref<P extends AnyProtocol>(address: Address, protocol?: P): ActorRef<P> {
     const parts = parseAddress(address);
+    const link = this.links?.get(parts.node);
+    if (link !== undefined && parts.system === this.name) {
+      return link.refFor(address, parts.node, protocol) as ActorRef<P>;
+    }
     if (this.router !== undefined && parts.system === this.name && parts.node.startsWith('@')) {
       return this.router.namedRefFor(parts.node.slice(1), parts.path, protocol) as ActorRef<P>;
     }

@@ -142,6 +142,12 @@ export class Router implements TransportSink, Responder {
     this.pending.clear();
   }
 
+  /** Fails every ask waiting for a reply with `error` (the node they went to is gone). */
+  failPending(error: TroupeError): void {
+    for (const { ask } of [...this.pending.values()]) ask.reject(error);
+    this.pending.clear();
+  }
+
   /** A ref to an actor of another node. */
   refFor(address: Address, node: string, protocol: AnyProtocol | undefined): ActorRef<any> {
     return new RemoteRef(this, address, node, protocol);
