@@ -140,7 +140,7 @@ function launchProcess(options: LaunchOptions): LaunchedHost {
   const permissions = options.permissions;
   if (permissions !== undefined) {
     execArgv.push('--experimental-permission', '--no-warnings');
-    const reads = new Set<string>([real(root), real(resolvePath(root, 'node_modules'))]);
+    const reads = new Set<string>([real(resolvePath(root)), real(resolvePath(root, 'node_modules'))]);
     for (const module of options.modules) {
       if (module.startsWith('file:')) reads.add(dirname(real(fileURLToPath(module))));
     }
@@ -159,7 +159,7 @@ function launchProcess(options: LaunchOptions): LaunchedHost {
       if (permissions.worker === true) execArgv.push('--allow-worker');
       if (permissions.childProcess === true) execArgv.push('--allow-child-process');
     }
-    for (const path of reads) execArgv.push(`--allow-fs-read=${path}`);
+    for (const path of outermost(reads)) execArgv.push(`--allow-fs-read=${path}`);
     for (const path of permissions.fsWrite ?? []) execArgv.push(`--allow-fs-write=${resolvePath(path)}`);
   }
   const child: ChildProcess = fork(fileURLToPath(entry), [], {
@@ -203,6 +203,18 @@ function launchProcess(options: LaunchOptions): LaunchedHost {
       child.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * The paths not inside another of them: Node 20's permission model loses the grant of a directory
+ * itself when a path inside it is granted too, so only the outermost are given.
+ */
+function outermost(paths: Iterable<string>): string[] {
+  const all = [...paths].map((p) => (p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p));
+  return all.filter(
+    (path, i) =>
+      all.indexOf(path) === i && !all.some((other) => other !== path && path.startsWith(`${other}/`)),
+  );
 }
 
 function real(path: string): string {

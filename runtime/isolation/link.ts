@@ -115,7 +115,13 @@ function exitText(exit: HostExit): string {
   const how =
     exit.signal !== null ? ` on ${exit.signal}` : exit.code !== null ? ` with code ${exit.code}` : '';
   const why = exit.error !== undefined ? `: ${exit.error.message}` : '';
-  return how + why;
+  // A process's last words (an uncaught error's message) say more than its exit code.
+  const said = exit.stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('at ') && !line.startsWith('(Use `node'));
+  const last = said.length === 0 ? '' : ` (stderr: ${said.slice(-3).join(' | ').slice(0, 300)})`;
+  return how + why + last;
 }
 
 function exitDetails(exit: HostExit): Record<string, unknown> {

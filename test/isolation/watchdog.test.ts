@@ -1,0 +1,93 @@
+/**
+ * The watchdog: a runaway loop and a memory hog in worker-hosted and process-hosted actors end their
+ * host; that is a crash of the isolated actor, which its supervisor restarts on a new host, while
+ * other actors keep answering. What was in flight fails with the typed error.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import {
+  type ActorRef,
+  type ActorSystem,
+  ask as askSpec,
+  behavior,
+  createSystem,
+  type DeadLetterEvent,
+  defineProtocol,
+  type IsolationOptions,
+  isolated,
+  type SystemEvent,
+  TroupeError,
+} from '../../index.js';
+import { Calc } from './fixtures/protocols.js';
+
+const module = new URL('./fixtures/calc.ts', import.meta.url);
+const spec = { protocols: [Calc], module, export: 'calculator' } as const;
+
+const Ping = defineProtocol('test.ping', { ping: askSpec(z.object({}), z.literal('pong')) });
+const pinger = behavior({ protocols: [Ping], handlers: { ping: () => 'pong' as const } });
+
+for (const host of ['worker', 'process'] as const) {
+  describe(`a ${host}-hosted actor under the watchdog`, () => {
+    let system: ActorSystem;
+    let calc: ActorRef<typeof Calc>;
+    let hog: ActorRef<typeof Calc>;
+    let ping: ActorRef<typeof Ping>;
+    const events: SystemEvent[] = [];
+    const dead: DeadLetterEvent[] = [];
+    const options: IsolationOptions = { host, cpuBudgetMs: 300 };
+    // Near its heap limit V8 collects again and again, blocking the thread for long: the hog gets a
+    // CPU budget wide enough for the memory limit to end it first. No spare: one restart only.
+    const hogOptions: IsolationOptions = { host, cpuBudgetMs: 20_000, memoryLimitMb: 64, standby: false };
+
+    beforeAll(async () => {
+      system = createSystem({ name: 'dog', deadLetterLog: () => {} });
+      system.events$.subscribe((event) => {
+        events.push(event);
+        if (event.type === 'dead-letter') dead.push(event);
+      });
+      ping = system.spawn(pinger, { name: 'ping' });
+      calc = system.spawn(isolated(spec, options), { name: 'calc' });
+      // The first start of a host loads the runtime from TypeScript sources: slow on a busy machine.
+      hog = system.spawn(isolated(spec, hogOptions), { name: 'hog' });
+      expect(await calc.ask('total', {}, { timeoutMs: 60_000 })).toBe(0);
+      expect(await hog.ask('total', {}, { timeoutMs: 60_000 })).toBe(0);
+    }, 90_000);
+    afterAll(() => system.close());
+
+    const restartsOf = (address: string) =>
+      events.filter((e) => e.type === 'actor-restarted' && e.address === address).length;
+
+    it('ends a runaway loop past the CPU budget: asks in flight fail, tells in flight are dead letters, the actor restarts', async () => {
+      const before = restartsOf(calc.address);
+      calc.tell('add', { n: 5 });
+      calc.tell('spin', {});
+      calc.tell('add', { n: 1 });
+      const inFlight = calc.ask('total', {}, { timeoutMs: 30_000 });
+      // Other actors keep answering while the host spins.
+      expect(await ping.ask('ping', {})).toBe('pong');
+      await expect(inFlight).rejects.toSatisfy((e) => TroupeError.is(e, 'ERR_CPU_BUDGET'));
+      await vi.waitFor(() => expect(restartsOf(calc.address)).toBe(before + 1), { timeout: 30_000 });
+      const crash = events.find((e) => e.type === 'actor-crashed' && e.address === calc.address);
+      expect(crash?.type === 'actor-crashed' && TroupeError.is(crash.error, 'ERR_CPU_BUDGET')).toBe(true);
+      // The tell behind the spin was not handled: a dead letter carrying the error.
+      expect(
+        dead.some((d) => d.messageType === 'test.calc.add' && TroupeError.is(d.error, 'ERR_CPU_BUDGET')),
+      ).toBe(true);
+      // A fresh actor on a fresh host.
+      expect(await calc.ask('total', {}, { timeoutMs: 30_000 })).toBe(0);
+      expect(await ping.ask('ping', {})).toBe('pong');
+    }, 60_000);
+
+    it('ends a memory hog past its limit, and restarts it', async () => {
+      const before = restartsOf(hog.address);
+      hog.tell('hog', {});
+      const inFlight = hog.ask('total', {}, { timeoutMs: 30_000 });
+      expect(await ping.ask('ping', {})).toBe('pong');
+      expect(await calc.ask('fib', { n: 10 })).toBe(55);
+      await expect(inFlight).rejects.toSatisfy((e) => TroupeError.is(e, 'ERR_MEMORY_LIMIT'));
+      await vi.waitFor(() => expect(restartsOf(hog.address)).toBe(before + 1), { timeout: 30_000 });
+      hog.tell('add', { n: 3 });
+      expect(await hog.ask('total', {}, { timeoutMs: 60_000 })).toBe(3);
+    }, 90_000);
+  });
+}
