@@ -37,6 +37,7 @@ import {
   tearDownRemote,
 } from './remote.js';
 import { societyCases } from './societies.js';
+import { telemetryCases } from './telemetry.js';
 import { topicCases } from './topics.js';
 import { tearDownWorkflows, workflowCases } from './workflows.js';
 
@@ -554,6 +555,8 @@ async function main(): Promise<void> {
     ...topicCases({ quick, sideBySide, result, heapPerItem }),
     ...societyCases({ quick, sideBySide, result, heapPerItem }),
     ...workflowCases({ quick, sideBySide, result, heapPerItem }),
+    // Last: they install the OpenTelemetry SDK (for their own run only).
+    ...telemetryCases({ quick, sideBySide, result, heapPerItem }),
   ];
   const selected = all.filter((c) => only === undefined || c.name.includes(only));
   if (selected.length === 0) {

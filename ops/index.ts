@@ -39,3 +39,4 @@ export {
   resolveNodeConfig,
 } from './node/config.js';
 export { type ClusterNode, type StartClusterNodeOptions, startClusterNode } from './node/start.js';
+export { endSpan, INSTRUMENTATION_SCOPE, type TraceSystemOptions, traceSystem } from './telemetry/index.js';

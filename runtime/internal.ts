@@ -25,3 +25,4 @@ export {
   withContext,
 } from './kernel/hooks.js';
 export { type SystemReadiness, systemReadiness } from './kernel/readiness.js';
+export { type HandlerSpan, installTracing, type KernelTracer } from './kernel/tracing.js';

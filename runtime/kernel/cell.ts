@@ -42,6 +42,7 @@ import {
   type SupervisionHost,
 } from './supervision/engine.js';
 import { resolveRestartPolicy, resolveRestartType } from './supervision/policy.js';
+import type { HandlerSpan, KernelTracer } from './tracer.js';
 
 // Status is a small integer rather than a tagged union: it is read on every message.
 // `statusName` maps it to the public ActorStatus.
@@ -101,6 +102,8 @@ export interface Host extends ActorSystem, SupervisionHost {
   emit(event: SystemEvent): void;
   /** Runs the cells that have work. */
   readonly dispatcher: Dispatcher;
+  /** The installed tracer (kernel/tracing.ts), if any. */
+  readonly tracer: KernelTracer | undefined;
   refuseExternal(
     to: Cell,
     type: string,
@@ -177,6 +180,8 @@ export interface SurrenderedMessage {
 }
 
 let currentCell: Cell | undefined;
+/** The span of the message `currentCell`'s handler is running on, when it is traced. */
+let currentSpan: HandlerSpan | undefined;
 /**
  * Where, in `currentCell`'s mailbox buffer, the message its handler is running on still lies: the run
  * loop's fast path clears the slot only once the handler returns, and stash() reads it from there.
@@ -376,11 +381,18 @@ export class Cell extends SupervisingCell {
   tell(type: string, body: unknown, options?: TellOptions): void {
     const from = options === undefined ? currentCell : (options.from ?? currentCell);
     if (this.system.slowSend && !this.admit(type, body, from, undefined)) return;
-    const trace = options === undefined ? undefined : (options.trace ?? currentCell?.trace);
+    let trace = options === undefined ? undefined : (options.trace ?? currentCell?.trace);
+    if (trace === undefined) {
+      // Without a tracer a local tell carries a context only when given one; with one, it carries
+      // its handler's, or the caller's from outside any handler.
+      const tracer = this.system.tracer;
+      if (tracer !== undefined) trace = currentCell === undefined ? tracer.outside() : currentCell.trace;
+    }
     this.enqueue(type, body, trace === undefined ? from : new Traced(from, trace));
   }
 
   get trace(): TraceContext | undefined {
+    if (currentSpan !== undefined && currentCell === this) return currentSpan.trace;
     const meta = this.curMeta;
     if (meta instanceof Traced) return meta.trace;
     if (meta instanceof PendingAsk) return meta.trace;
@@ -409,6 +421,21 @@ export class Cell extends SupervisingCell {
   }
 
   ask(type: string, body: unknown, options?: AskOptions): Promise<any> {
+    const tracer = this.system.tracer;
+    if (tracer !== undefined) {
+      const from = currentCell;
+      const parent = options?.trace ?? (from === undefined ? tracer.outside() : from.trace);
+      return tracer.ask(this.address, type, parent, (trace) =>
+        this.request(
+          type,
+          body,
+          options?.timeoutMs ?? this.system.askTimeoutMs,
+          options?.signal,
+          from,
+          trace,
+        ),
+      );
+    }
     return this.request(
       type,
       body,
@@ -851,7 +878,11 @@ export class Cell extends SupervisingCell {
         if (
           slow ||
           handler === undefined ||
-          (meta !== undefined && (meta instanceof TimerTick || (meta instanceof PendingAsk && meta.settled)))
+          (meta !== undefined &&
+            (meta instanceof TimerTick ||
+              (meta instanceof PendingAsk &&
+                (meta.settled || (meta.trace !== undefined && system.tracer !== undefined))) ||
+              (meta instanceof Traced && system.tracer !== undefined)))
         ) {
           buffer[i] = undefined;
           buffer[i + 1] = undefined;
@@ -978,29 +1009,50 @@ export class Cell extends SupervisingCell {
     this.curBody = body;
     this.curMeta = meta;
     const previous = currentCell;
+    const previousSpan = currentSpan;
+    const span =
+      this.system.tracer === undefined || meta === undefined ? undefined : this.spanFor(type, meta);
     currentCell = this;
+    currentSpan = span;
     let result: unknown;
     try {
       const ctx = this.ctx ?? this.context();
-      result =
+      const run = () =>
         this.system.middleware.length === 0
           ? handler(body, ctx)
           : this.system.runReceiveMiddleware(this, type, body, meta, () => handler(body, ctx));
+      result = span === undefined ? run() : span.run(run);
     } catch (error) {
       currentCell = previous;
+      currentSpan = previousSpan;
+      span?.end(asError(error));
       this.crash(asError(error), type, body, meta);
       return;
     }
     currentCell = previous;
+    currentSpan = previousSpan;
     if (
       result !== null &&
       typeof result === 'object' &&
       typeof (result as PromiseLike<unknown>).then === 'function'
     ) {
-      this.awaitHandler(result as PromiseLike<unknown>, type, body, meta);
+      this.awaitHandler(result as PromiseLike<unknown>, type, body, meta, span);
       return;
     }
+    span?.end();
     this.finish(meta, result);
+  }
+
+  /** The tracer's span for a message that came with a trace context, if it makes one. */
+  private spanFor(type: string, meta: unknown): HandlerSpan | undefined {
+    const trace = meta instanceof Traced ? meta.trace : meta instanceof PendingAsk ? meta.trace : undefined;
+    if (trace === undefined) return undefined;
+    try {
+      return this.system.tracer!.handle(this.address, type, trace, meta instanceof PendingAsk);
+    } catch (error) {
+      this.system.reportDefect(this.address, error);
+      return undefined;
+    }
   }
 
   private finish(meta: unknown, result: unknown): void {
@@ -1014,7 +1066,13 @@ export class Cell extends SupervisingCell {
     this.curBody = undefined;
   }
 
-  private awaitHandler(result: PromiseLike<unknown>, type: string, body: unknown, meta: unknown): void {
+  private awaitHandler(
+    result: PromiseLike<unknown>,
+    type: string,
+    body: unknown,
+    meta: unknown,
+    span?: HandlerSpan,
+  ): void {
     this.flags |= BUSY;
     this.system.busy++;
     const incarnation = this.incarnation;
@@ -1024,6 +1082,7 @@ export class Cell extends SupervisingCell {
       deadline = this.system.clock.setTimeout(() => {
         if (this.incarnation !== incarnation || (this.flags & BUSY) === 0) return;
         this.settleBusy();
+        span?.end(new Error(`handler ran past ${deadlineMs} ms`));
         this.crash(
           new TroupeError(
             'ERR_HANDLER_TIMEOUT',
@@ -1041,6 +1100,7 @@ export class Cell extends SupervisingCell {
     const settled = Promise.resolve(result).then(
       (value) => {
         deadline?.cancel();
+        span?.end();
         if (this.incarnation !== incarnation || this.inflight !== settled) {
           // Late: the actor stopped or restarted meanwhile; the work is done, so its ask hears.
           if (meta instanceof PendingAsk && !meta.detached) this.reply(meta, value);
@@ -1052,6 +1112,7 @@ export class Cell extends SupervisingCell {
       },
       (error: unknown) => {
         deadline?.cancel();
+        span?.end(asError(error));
         if (this.incarnation !== incarnation || this.inflight !== settled) {
           if (meta instanceof PendingAsk && !meta.detached)
             meta.reject(this.crashedHandling(type, asError(error)));

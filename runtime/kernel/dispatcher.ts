@@ -66,8 +66,8 @@ export class Dispatcher {
       this.overSlice = true;
     }
     // A resolved promise's then() is V8's own microtask; Node's queueMicrotask adds async-context work.
-    if (this.overSlice) setImmediate(this.runQueue);
-    else resolved.then(this.runQueue);
+    if (this.overSlice) setImmediate(this.turn);
+    else resolved.then(this.turn);
   }
 
   /** Queues an actor that used its whole turn; the dispatcher then reads the clock. */
@@ -80,6 +80,14 @@ export class Dispatcher {
     this.burstStart = 0;
     this.overSlice = false;
   };
+
+  /** What runs a turn: the queue itself, or a tracer's wrapper around it (see `wrapTurns`). */
+  private turn: () => void = () => this.runQueue();
+
+  /** Runs each turn through `wrap` (a tracer runs turns outside the context that scheduled them). */
+  wrapTurns(wrap: ((run: () => void) => void) | undefined): void {
+    this.turn = wrap === undefined ? () => this.runQueue() : () => wrap(this.runQueue);
+  }
 
   private readonly runQueue = (): void => {
     // The slice is measured from the start of the burst (the first turn since a macrotask), so a
@@ -125,7 +133,7 @@ export class Dispatcher {
         budget = this.slowTurns ? 1 : this.throughput;
         if (now - this.burstStart > this.timeSliceMs) {
           this.overSlice = true;
-          setImmediate(this.runQueue);
+          setImmediate(this.turn);
           return;
         }
       }

@@ -43,6 +43,7 @@ import { Dispatcher } from './dispatcher.js';
 import type { DeadLetterEvent, DeadLetterReason, PublishedEvent, SystemEvent } from './events.js';
 import { SystemLifecycle } from './lifecycle.js';
 import { type ResolvedSystemOptions, resolveSystemOptions, type SystemOptions } from './options.js';
+import type { KernelTracer } from './tracer.js';
 
 const resolved = Promise.resolve();
 
@@ -95,6 +96,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
   readonly events$: Observable<SystemEvent>;
   readonly deadLetters$: Observable<DeadLetterEvent>;
   busy = 0;
+  /** The tracer `installTracing` installed, if any. */
+  tracer: KernelTracer | undefined = undefined;
   slowSend: boolean;
   slowReceive = false;
   private lifecycle: SystemLifecycle = RUNNING;
@@ -298,6 +301,12 @@ export class ActorSystemImpl implements Host, ClusterHost {
 
   members(): MemberInfo[] {
     return this.cluster?.view() ?? [];
+  }
+
+  /** Installs or removes the tracer (see kernel/tracing.ts). */
+  setTracer(tracer: KernelTracer | undefined): void {
+    this.tracer = tracer;
+    this.dispatcher.wrapTurns(tracer === undefined ? undefined : (run) => tracer.turn(run));
   }
 
   /** What a readiness probe judges; see `systemReadiness` (kernel/readiness.ts). */

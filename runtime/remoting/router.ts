@@ -18,6 +18,7 @@ import {
   replyBody,
   runElement,
   settleValidated,
+  type TraceContext,
   TroupeError,
   type Validated,
   validate,
@@ -28,6 +29,7 @@ import { PendingAsk, type TimeoutQueue } from '../kernel/ask.js';
 import { type Cell, runningCell } from '../kernel/cell.js';
 import type { DeadLetterReason } from '../kernel/events.js';
 import { SystemLifecycle } from '../kernel/lifecycle.js';
+import type { KernelTracer } from '../kernel/tracer.js';
 import type { Clock } from '../time/clock.js';
 import type { Cluster } from './cluster.js';
 import {
@@ -62,6 +64,8 @@ export interface RouterHost extends IngressHost {
   readonly devChecks: boolean;
   readonly timeouts: TimeoutQueue;
   readonly state: SystemLifecycle;
+  /** The installed tracer (kernel/tracing.ts), if any. */
+  readonly tracer: KernelTracer | undefined;
 }
 
 interface Outbox {
@@ -233,7 +237,10 @@ export class Router implements TransportSink, Responder {
     const running = runningCell();
     const from = options?.from ?? running;
     const fence = from === undefined ? undefined : this.fenceOf(from);
-    const trace = options?.trace ?? running?.trace;
+    const tracer = this.host.tracer;
+    const trace =
+      options?.trace ??
+      (tracer === undefined ? running?.trace : running === undefined ? tracer.outside() : running.trace);
     let envelope: Envelope =
       from === undefined
         ? { id: this.nextId(), to: ref.address, type: ref.wireType(type), body }
@@ -260,13 +267,27 @@ export class Router implements TransportSink, Responder {
   }
 
   ask(ref: RemoteRef, type: string, body: unknown, options: AskOptions | undefined): Promise<unknown> {
+    const tracer = this.host.tracer;
+    if (tracer === undefined)
+      return this.sendAsk(ref, type, body, options, options?.trace ?? runningCell()?.trace);
+    const running = runningCell();
+    const parent = options?.trace ?? (running === undefined ? tracer.outside() : running.trace);
+    return tracer.ask(ref.address, type, parent, (trace) => this.sendAsk(ref, type, body, options, trace));
+  }
+
+  private sendAsk(
+    ref: RemoteRef,
+    type: string,
+    body: unknown,
+    options: AskOptions | undefined,
+    trace: TraceContext | undefined,
+  ): Promise<unknown> {
     const host = this.host;
     const timeoutMs = options?.timeoutMs ?? host.askTimeoutMs;
     return new Promise((resolve, reject) => {
       if (!(timeoutMs > 0)) throw invalidOption('ask.timeoutMs', 'must be a number > 0', timeoutMs);
       if (host.devChecks) assertPlainData(body);
       const from = runningCell();
-      const trace = options?.trace ?? from?.trace;
       const fence = from === undefined ? undefined : this.fenceOf(from);
       const id = this.nextId();
       const ask = new PendingAsk(resolve, reject, from, options?.signal, ref.address, type);

@@ -1,0 +1,7 @@
+/**
+ * OpenTelemetry for Troupe: traces of messages, asks, journal appends, model and tool calls and agent
+ * runs; metrics from the event stream; a one-call SDK setup. Depends on `@opentelemetry/api` only;
+ * `startTelemetry` loads `@opentelemetry/sdk-node` (an optional peer dependency) when called.
+ * @packageDocumentation
+ */
+export { endSpan, INSTRUMENTATION_SCOPE, type TraceSystemOptions, traceSystem } from './tracing.js';

@@ -1,0 +1,150 @@
+import {
+  context,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
+import { invalidOption, type TraceContext } from '../../protocols/index.js';
+import type { ActorSystem } from '../../runtime/index.js';
+import { type HandlerSpan, installTracing } from '../../runtime/internal.js';
+import { activeTraceReader, parentContext, sampledFlag, toTraceContext } from './context.js';
+
+/** The instrumentation scope of Troupe's spans and metrics. */
+export const INSTRUMENTATION_SCOPE = 'troupe';
+
+/** Options of {@link traceSystem}. */
+export interface TraceSystemOptions {
+  /** Defaults to `trace.getTracer('troupe')` of the global tracer provider. */
+  readonly tracer?: Tracer;
+  /**
+   * Whether a message sent outside any trace (no active span, no incoming context) starts a trace of
+   * its own (the sampler decides). Defaults to false: such a message is not traced, as a function
+   * call outside a trace is not.
+   */
+  readonly roots?: boolean;
+}
+
+/** Marks the error on a span and ends it. */
+export function endSpan(span: Span, error?: unknown): void {
+  if (error !== undefined) {
+    const err = error instanceof Error ? error : new Error(String(error));
+    span.recordException(err);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+    const code = (err as { code?: unknown }).code;
+    span.setAttribute('error.type', typeof code === 'string' ? code : err.name);
+  }
+  span.end();
+}
+
+/**
+ * Traces a system with OpenTelemetry (the global provider, or `tracer`): a span per message handled
+ * (`process <type>`, CONSUMER for a tell, SERVER for an ask) parented on its sender's context, which
+ * envelopes carry across nodes as W3C `traceparent`; a CLIENT span per ask (`ask <type>`). A send
+ * from a handler carries its message's span; a send from outside any handler carries the active
+ * OpenTelemetry context (a request handler's span). Message bodies never go into spans.
+ *
+ * A message whose trace is not sampled gets no span and costs no span work; its handler runs without
+ * the OpenTelemetry context set (its sends carry the unsampled context on). Returns a function that
+ * stops tracing.
+ *
+ * @throws TroupeError `ERR_ILLEGAL_STATE` when the system is traced already.
+ * @example
+ * ```ts
+ * const stop = traceSystem(system);
+ * await tracer.startActiveSpan('checkout', async (span) => {
+ *   await cart.ask('checkout', {}); // one trace: checkout → ask → process checkout → ...
+ *   span.end();
+ * });
+ * ```
+ */
+export function traceSystem(system: ActorSystem, options: TraceSystemOptions = {}): () => void {
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('options', 'must be an object', options);
+  const tracer = options.tracer ?? trace.getTracer(INSTRUMENTATION_SCOPE);
+  const roots = options.roots ?? false;
+  const readActive = activeTraceReader();
+  const base = {
+    'messaging.system': 'troupe',
+    'troupe.system': system.name,
+    'troupe.node': system.node,
+  } as const;
+
+  const startHandling = (address: string, type: string, parent: TraceContext | undefined, ask: boolean) => {
+    const span = tracer.startSpan(
+      `process ${type}`,
+      {
+        kind: ask ? SpanKind.SERVER : SpanKind.CONSUMER,
+        attributes: {
+          ...base,
+          'messaging.operation.type': 'process',
+          'messaging.operation.name': ask ? 'ask' : 'tell',
+          'messaging.destination.name': address,
+          'troupe.message.type': type,
+        },
+      },
+      parentContext(parent),
+    );
+    const active = trace.setSpan(ROOT_CONTEXT, span);
+    let ended = false;
+    const handlerSpan: HandlerSpan = {
+      trace: toTraceContext(span.spanContext()),
+      run: (fn) => context.with(active, fn),
+      end(error) {
+        if (ended) return;
+        ended = true;
+        endSpan(span, error);
+      },
+    };
+    return handlerSpan;
+  };
+
+  return installTracing(system, {
+    outside: roots ? () => readActive() ?? ROOT_MARK : readActive,
+    handle(address, type, traceContext, ask) {
+      if (!sampledFlag(traceContext)) return undefined;
+      return startHandling(address, type, traceContext, ask);
+    },
+    ask(to, type, parent, send) {
+      if (parent === undefined || !sampledFlag(parent)) return send(parent);
+      const span = tracer.startSpan(
+        `ask ${type}`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: {
+            ...base,
+            'messaging.operation.type': 'send',
+            'messaging.operation.name': 'ask',
+            'messaging.destination.name': to,
+            'troupe.message.type': type,
+          },
+        },
+        parentContext(parent),
+      );
+      let reply: Promise<any>;
+      try {
+        reply = send(toTraceContext(span.spanContext()));
+      } catch (error) {
+        endSpan(span, error);
+        throw error;
+      }
+      reply.then(
+        () => endSpan(span),
+        (error: unknown) => endSpan(span, error),
+      );
+      return reply;
+    },
+    turn(run) {
+      context.with(ROOT_CONTEXT, run);
+    },
+  });
+}
+
+/**
+ * "Start a trace here", for `roots: true`: what a send outside any trace carries. Its flags say
+ * sampled, so the handler makes a span; its ids are invalid, so that span has no parent (on another
+ * node too) and the sampler decides.
+ */
+const ROOT_MARK: TraceContext = { traceparent: '00-00000000000000000000000000000000-0000000000000000-01' };
