@@ -93,29 +93,38 @@ function generationOf(): { value: number } | undefined {
  * the answer is kept for as long as it cannot have changed: the same synchronous execution (async
  * id) with no `with`/`attach` of the context manager since.
  */
-export function activeTraceReader(): () => TraceContext | undefined {
-  let cachedId = -1;
-  let cachedGeneration = -1;
-  let cachedSpanContext: SpanContext | undefined;
-  let cached: TraceContext | undefined;
-  let generation = generationOf();
-  return () => {
-    const id = executionAsyncId();
-    if (generation !== undefined && id === cachedId && generation.value === cachedGeneration) return cached;
-    // The manager may have been registered (or replaced) since: wrap the current one.
-    generation = generationOf();
-    cachedId = id;
-    cachedGeneration = generation?.value ?? -1;
+export class ActiveTraceReader {
+  private cachedId = -1;
+  private cachedGeneration = -1;
+  private generation: { value: number } = generationOf() ?? { value: -2 };
+  private spanContext: SpanContext | undefined;
+  private trace: TraceContext | undefined;
+
+  read(): TraceContext | undefined {
+    // The hot path: one async id read and two comparisons.
+    if (executionAsyncId() === this.cachedId && this.generation.value === this.cachedGeneration) {
+      return this.trace;
+    }
+    return this.refresh();
+  }
+
+  private refresh(): TraceContext | undefined {
+    // The manager may have been registered (or replaced) since: wrap the current one. Without one to
+    // reach, the generation stays -2 and nothing is cached (-1 never equals it).
+    const generation = generationOf();
+    this.generation = generation ?? { value: -2 };
+    this.cachedId = executionAsyncId();
+    this.cachedGeneration = generation === undefined ? -1 : generation.value;
     const spanContext = trace.getSpanContext(context.active());
     if (spanContext === undefined || !isSpanContextValid(spanContext)) {
-      cachedSpanContext = undefined;
-      cached = undefined;
-    } else if (spanContext !== cachedSpanContext) {
-      cachedSpanContext = spanContext;
-      cached = toTraceContext(spanContext);
+      this.spanContext = undefined;
+      this.trace = undefined;
+    } else if (spanContext !== this.spanContext) {
+      this.spanContext = spanContext;
+      this.trace = toTraceContext(spanContext);
     }
-    return cached;
-  };
+    return this.trace;
+  }
 }
 
 /** The context a remote (or another actor's) trace context continues. */

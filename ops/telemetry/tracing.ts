@@ -10,7 +10,7 @@ import {
 import { invalidOption, type TraceContext } from '../../protocols/index.js';
 import type { ActorSystem } from '../../runtime/index.js';
 import { type HandlerSpan, installTracing } from '../../runtime/internal.js';
-import { activeTraceReader, parentContext, sampledFlag, toTraceContext } from './context.js';
+import { ActiveTraceReader, parentContext, sampledFlag, toTraceContext } from './context.js';
 
 /** The instrumentation scope of Troupe's spans and metrics. */
 export const INSTRUMENTATION_SCOPE = 'troupe';
@@ -65,7 +65,7 @@ export function traceSystem(system: ActorSystem, options: TraceSystemOptions = {
     throw invalidOption('options', 'must be an object', options);
   const tracer = options.tracer ?? trace.getTracer(INSTRUMENTATION_SCOPE);
   const roots = options.roots ?? false;
-  const readActive = activeTraceReader();
+  const active = new ActiveTraceReader();
   const base = {
     'messaging.system': 'troupe',
     'troupe.system': system.name,
@@ -102,7 +102,7 @@ export function traceSystem(system: ActorSystem, options: TraceSystemOptions = {
   };
 
   return installTracing(system, {
-    outside: roots ? () => readActive() ?? ROOT_MARK : readActive,
+    outside: roots ? () => active.read() ?? ROOT_MARK : () => active.read(),
     handle(address, type, traceContext, ask) {
       if (!sampledFlag(traceContext)) return undefined;
       return startHandling(address, type, traceContext, ask);
