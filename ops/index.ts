@@ -39,4 +39,14 @@ export {
   resolveNodeConfig,
 } from './node/config.js';
 export { type ClusterNode, type StartClusterNodeOptions, startClusterNode } from './node/start.js';
-export { endSpan, INSTRUMENTATION_SCOPE, type TraceSystemOptions, traceSystem } from './telemetry/index.js';
+export {
+  endSpan,
+  type GenAITraceOptions,
+  INSTRUMENTATION_SCOPE,
+  type TracedJournalOptions,
+  type TraceSystemOptions,
+  tracedJournal,
+  tracedModel,
+  tracedTool,
+  traceSystem,
+} from './telemetry/index.js';

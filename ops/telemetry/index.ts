@@ -4,4 +4,6 @@
  * `startTelemetry` loads `@opentelemetry/sdk-node` (an optional peer dependency) when called.
  * @packageDocumentation
  */
+export { type GenAITraceOptions, tracedModel, tracedTool } from './genai.js';
+export { type TracedJournalOptions, tracedJournal } from './journal.js';
 export { endSpan, INSTRUMENTATION_SCOPE, type TraceSystemOptions, traceSystem } from './tracing.js';

@@ -1,5 +1,7 @@
 import {
+  type Attributes,
   context,
+  isSpanContextValid,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -7,9 +9,12 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
+// The events of the layers above the kernel (their types, by module augmentation).
+import type {} from '../../agents/index.js';
 import { invalidOption, type TraceContext } from '../../protocols/index.js';
 import type { ActorSystem } from '../../runtime/index.js';
 import { type HandlerSpan, installTracing } from '../../runtime/internal.js';
+import type {} from '../../societies/index.js';
 import { ActiveTraceReader, parentContext, sampledFlag, toTraceContext } from './context.js';
 
 /** The instrumentation scope of Troupe's spans and metrics. */
@@ -25,6 +30,12 @@ export interface TraceSystemOptions {
    * call outside a trace is not.
    */
   readonly roots?: boolean;
+  /**
+   * Spans from the event stream, inside the trace of whoever published the event: agent runs
+   * (`invoke_agent <agent>`, GenAI conventions), workflow steps and workflows, group chat turns,
+   * contract-net rounds and votes. Defaults to true.
+   */
+  readonly events?: boolean;
 }
 
 /** Marks the error on a span and ends it. */
@@ -101,7 +112,7 @@ export function traceSystem(system: ActorSystem, options: TraceSystemOptions = {
     return handlerSpan;
   };
 
-  return installTracing(system, {
+  const uninstall = installTracing(system, {
     outside: roots ? () => active.read() ?? ROOT_MARK : () => active.read(),
     handle(address, type, traceContext, ask) {
       if (!sampledFlag(traceContext)) return undefined;
@@ -139,6 +150,113 @@ export function traceSystem(system: ActorSystem, options: TraceSystemOptions = {
     turn(run) {
       context.with(ROOT_CONTEXT, run);
     },
+  });
+  const subscription = (options.events ?? true) ? traceEvents(system, tracer, base) : undefined;
+  return () => {
+    subscription?.unsubscribe();
+    uninstall();
+  };
+}
+
+/** The spans of the event stream; see {@link TraceSystemOptions.events}. */
+function traceEvents(system: ActorSystem, tracer: Tracer, base: Attributes): { unsubscribe(): void } {
+  const runs = new Map<string, Span>();
+  /** An event inside a trace becomes a span there; one outside any trace starts none. */
+  const inTrace = () => {
+    const spanContext = trace.getSpanContext(context.active());
+    return spanContext !== undefined && isSpanContextValid(spanContext);
+  };
+  const instant = (name: string, attributes: Attributes, error?: { code: string; message: string }) => {
+    if (!inTrace()) return;
+    const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes: { ...base, ...attributes } });
+    endSpan(
+      span,
+      error === undefined ? undefined : Object.assign(new Error(error.message), { code: error.code }),
+    );
+  };
+  return system.events$.subscribe((event) => {
+    switch (event.type) {
+      case 'agent-run': {
+        if (event.phase === 'started') {
+          if (!inTrace()) return;
+          const name = event.agent.slice(event.agent.lastIndexOf('/') + 1);
+          runs.set(
+            event.run,
+            tracer.startSpan(`invoke_agent ${name}`, {
+              kind: SpanKind.INTERNAL,
+              attributes: {
+                ...base,
+                'gen_ai.operation.name': 'invoke_agent',
+                'gen_ai.agent.name': name,
+                'gen_ai.agent.id': event.agent,
+                'troupe.agent.run': event.run,
+              },
+            }),
+          );
+          return;
+        }
+        const span = runs.get(event.run);
+        if (span === undefined) return;
+        runs.delete(event.run);
+        span.setAttribute('troupe.agent.steps', event.steps);
+        endSpan(span, event.phase === 'failed' ? new Error(event.error ?? 'agent run failed') : undefined);
+        return;
+      }
+      case 'workflow-step':
+        instant(
+          `workflow.step ${event.step}`,
+          {
+            'troupe.workflow.id': event.workflow,
+            'troupe.workflow.definition': event.definition,
+            'troupe.workflow.step': event.step,
+            'troupe.workflow.step.status': event.status,
+          },
+          event.error,
+        );
+        return;
+      case 'workflow-ended':
+        instant(
+          `workflow ${event.definition}`,
+          {
+            'troupe.workflow.id': event.workflow,
+            'troupe.workflow.definition': event.definition,
+            'troupe.workflow.ok': event.ok,
+          },
+          event.error,
+        );
+        return;
+      case 'group-chat-turn':
+        instant(`group_chat.turn ${event.speaker}`, {
+          'troupe.society.kind': 'group-chat',
+          'troupe.society.round': event.turn,
+          'troupe.group_chat.chat': event.chat,
+          'troupe.group_chat.speaker': event.speaker,
+          'troupe.group_chat.ok': event.ok,
+        });
+        return;
+      case 'contract-net-round':
+        instant('contract_net.round', {
+          'troupe.society.kind': 'contract-net',
+          'troupe.contract_net.round': event.round,
+          'troupe.contract_net.status': event.status,
+          'troupe.contract_net.bids': event.bids,
+          'troupe.contract_net.refusals': event.refusals,
+          ...(event.winner === undefined ? {} : { 'troupe.contract_net.winner': event.winner }),
+        });
+        return;
+      case 'society-vote':
+        instant('vote', {
+          'troupe.society.kind': 'vote',
+          'troupe.vote.ballot': event.ballotId,
+          'troupe.vote.decided': event.decided,
+          'troupe.vote.ballots': event.ballots,
+          'troupe.vote.reason': event.reason,
+          ...(event.winner === undefined ? {} : { 'troupe.vote.winner': event.winner }),
+        });
+        return;
+      default:
+        return;
+    }
   });
 }
 
