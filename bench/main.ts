@@ -29,6 +29,7 @@ import {
 } from '../index.js';
 import { agentCases } from './agents.js';
 import { journalCases, tearDownJournal } from './journal.js';
+import { nestCases } from './nest.js';
 import {
   type BenchTools,
   type BenchCase as Case,
@@ -555,6 +556,7 @@ async function main(): Promise<void> {
     ...topicCases({ quick, sideBySide, result, heapPerItem }),
     ...societyCases({ quick, sideBySide, result, heapPerItem }),
     ...workflowCases({ quick, sideBySide, result, heapPerItem }),
+    ...nestCases({ quick, sideBySide, result, heapPerItem }),
     // Last: they install the OpenTelemetry SDK (for their own run only).
     ...telemetryCases({ quick, sideBySide, result, heapPerItem }),
   ];
