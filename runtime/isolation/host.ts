@@ -25,6 +25,8 @@ export function runHost(port: HostPort, exit: () => void): void {
   let system: ActorSystem | undefined;
   let transport: MessagePortTransport | undefined;
   const modules = new Map<string, Promise<Record<string, unknown>>>();
+  /** Modules loaded already: a spawn of their behaviours happens at once, before the next frame. */
+  const loadedNow = new Map<string, Record<string, unknown>>();
   const send = (message: FromHost) => {
     if (transport !== undefined) transport.control(message);
     else port.post([3, message]);
@@ -34,6 +36,7 @@ export function runHost(port: HostPort, exit: () => void): void {
     if (loading === undefined) {
       loading = import(module) as Promise<Record<string, unknown>>;
       modules.set(module, loading);
+      loading.then((loaded) => loadedNow.set(module, loaded)).catch(() => {});
       // A failed import is tried again at the next spawn (the file may have been fixed).
       loading.catch(() => modules.delete(module));
     }
@@ -45,9 +48,33 @@ export function runHost(port: HostPort, exit: () => void): void {
     switch (message.t) {
       case 'preload': {
         const failed: string[] = [];
-        Promise.all(message.modules.map((m) => load(m).catch(() => failed.push(m)))).then(() =>
-          send({ t: 'preloaded', failed }),
-        );
+        let firstError: unknown;
+        Promise.all(
+          message.modules.map((m) =>
+            load(m).catch((cause: unknown) => {
+              failed.push(m);
+              firstError ??= new TroupeError('ERR_MODULE_NOT_FOUND', `cannot load ${m}: ${describe(cause)}`, {
+                cause,
+                details: { module: m },
+              });
+            }),
+          ),
+        ).then(async () => {
+          const check = message.check;
+          if (firstError === undefined && check !== undefined) {
+            try {
+              exportOf(await load(check.module), check.module, check.export);
+            } catch (error) {
+              firstError = error;
+            }
+          }
+          send({
+            t: 'preloaded',
+            id: message.id,
+            failed,
+            ...(firstError === undefined ? {} : { error: toWireError(firstError) }),
+          });
+        });
         return;
       }
       case 'init':
@@ -74,38 +101,43 @@ export function runHost(port: HostPort, exit: () => void): void {
 
   const spawn = (node: ActorSystem, message: Extract<ToHost, { t: 'spawn' }>) => {
     const reply = (answer: FromHost) => send(answer);
-    load(message.module).then(
-      (loaded) => {
-        try {
-          if (message.ifAbsent) {
-            const existing = (node as ActorSystemImpl).lookup(node.name, node.node, message.name);
-            if (existing?.alive) {
-              reply({ t: 'spawned', id: message.id, address: existing.address });
-              return;
-            }
+    const spawnFrom = (loaded: Record<string, unknown>) => {
+      try {
+        if (message.ifAbsent) {
+          const existing = (node as ActorSystemImpl).lookup(node.name, node.node, message.name);
+          if (existing?.alive) {
+            reply({ t: 'spawned', id: message.id, address: existing.address });
+            return;
           }
-          const behavior = exportOf(loaded, message.module, message.export);
-          const ref = node.spawn(behavior, {
-            ...(message.options ?? {}),
-            name: message.name,
-          } as SpawnOptions);
-          sendTree();
-          reply({ t: 'spawned', id: message.id, address: ref.address });
-        } catch (error) {
-          reply({ t: 'spawn-failed', id: message.id, error: toWireError(error) });
         }
-      },
-      (cause: unknown) =>
-        reply({
-          t: 'spawn-failed',
-          id: message.id,
-          error: toWireError(
-            new TroupeError('ERR_MODULE_NOT_FOUND', `cannot load ${message.module}: ${describe(cause)}`, {
-              cause,
-              details: { module: message.module },
-            }),
-          ),
-        }),
+        const behavior = exportOf(loaded, message.module, message.export);
+        const ref = node.spawn(behavior, {
+          ...(message.options ?? {}),
+          name: message.name,
+        } as SpawnOptions);
+        sendTree();
+        reply({ t: 'spawned', id: message.id, address: ref.address });
+      } catch (error) {
+        reply({ t: 'spawn-failed', id: message.id, error: toWireError(error) });
+      }
+    };
+    const now = loadedNow.get(message.module);
+    // A loaded module's actor is spawned at once, so frames right behind this message find it.
+    if (now !== undefined) {
+      spawnFrom(now);
+      return;
+    }
+    load(message.module).then(spawnFrom, (cause: unknown) =>
+      reply({
+        t: 'spawn-failed',
+        id: message.id,
+        error: toWireError(
+          new TroupeError('ERR_MODULE_NOT_FOUND', `cannot load ${message.module}: ${describe(cause)}`, {
+            cause,
+            details: { module: message.module },
+          }),
+        ),
+      }),
     );
   };
 

@@ -8,6 +8,7 @@ export {
   startIsolated,
 } from './isolated.js';
 export type { ProcessPermissions } from './launcher.js';
+export { type IsolationPool, type IsolationPoolOptions, isolationPool } from './pool.js';
 export {
   type HostPort,
   type MessagePortTransport,

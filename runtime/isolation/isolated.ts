@@ -135,7 +135,7 @@ function moduleUrl(module: string | URL): string {
  * The node id of the host behind the proxy at `address`: the parent's node and the proxy's path
  * (`local.calc`, `local.pool.host-0`), so a restarted host keeps its addresses.
  */
-function hostNode(system: ActorSystem, address: string): string {
+export function hostNode(system: ActorSystem, address: string): string {
   const path = parseAddress(address)
     .path.split('/')
     .map((segment) => segment.replace(/[^A-Za-z0-9_-]/g, '_'))
@@ -150,7 +150,7 @@ interface ProxyState {
 }
 
 /** The spec resolved once: module URL, export, messages. */
-interface Resolved<P extends AnyProtocol> {
+export interface Resolved<P extends AnyProtocol> {
   readonly spec: IsolatedSpec<P>;
   readonly module: string;
   readonly exportName: string;
@@ -158,7 +158,7 @@ interface Resolved<P extends AnyProtocol> {
   readonly messages: readonly { name: string; protocol: AnyProtocol; spec: MessageSpec }[];
 }
 
-function resolveSpec<P extends AnyProtocol>(
+export function resolveSpec<P extends AnyProtocol>(
   spec: IsolatedSpec<P>,
   options: IsolationOptions | undefined,
 ): Resolved<P> {
@@ -184,7 +184,7 @@ function resolveSpec<P extends AnyProtocol>(
   };
 }
 
-function linkSettings(options: ResolvedIsolationOptions): LinkSettings {
+export function linkSettings(options: ResolvedIsolationOptions): LinkSettings {
   return {
     cpuBudgetMs: options.cpuBudgetMs,
     memoryLimitMb: options.memoryLimitMb,
@@ -237,7 +237,7 @@ function targetsFor(link: HostLink, address: string, resolved: Resolved<any>): R
 }
 
 /** Checks that a body can cross to a host. @throws TroupeError `ERR_NOT_CLONEABLE`. */
-function checkCloneable(body: unknown, type: string, to: string): void {
+export function checkCloneable(body: unknown, type: string, to: string): void {
   if (body === null || typeof body !== 'object') {
     if (typeof body !== 'function' && typeof body !== 'symbol' && typeof body !== 'bigint') return;
   }

@@ -61,7 +61,7 @@ function launchSpare(options: LaunchOptions): Spare {
   booted.catch(() => {});
   // A spare loads the modules it will be asked for, so a restart does not wait for their import.
   booted.then(
-    () => host.port.post([WIRE.control, { t: 'preload', modules: options.modules } satisfies ToHost]),
+    () => host.port.post([WIRE.control, { t: 'preload', id: 0, modules: options.modules } satisfies ToHost]),
     () => {},
   );
   return { host, booted, stopListening };
@@ -246,6 +246,20 @@ export class HostLink {
     });
   }
 
+  /**
+   * Loads `module` in the host and checks that `exportName` is a behaviour, so that spawns of it
+   * happen at once from then on. @throws TroupeError (rejects) `ERR_MODULE_NOT_FOUND`,
+   * `ERR_EXPORT_NOT_FOUND`, `ERR_NOT_A_BEHAVIOR`.
+   */
+  load(module: string, exportName: string): Promise<void> {
+    if (this.ended !== undefined) return Promise.reject(this.ended);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: () => resolve(), reject });
+      this.post({ t: 'preload', id, modules: [module], check: { module, export: exportName } });
+    });
+  }
+
   /** A ref to an actor of the host. */
   refFor(address: string, protocol: AnyProtocol | undefined): ActorRef<any> {
     return this.router.refFor(address, this.node, protocol);
@@ -320,6 +334,13 @@ export class HostLink {
       case 'beat':
         this.lastBeat = realClock.now();
         return;
+      case 'preloaded': {
+        const waiter = this.waiting.get(message.id);
+        this.waiting.delete(message.id);
+        if (message.error === undefined) waiter?.resolve('');
+        else waiter?.reject(fromWireError(message.error));
+        return;
+      }
       case 'spawned':
       case 'spawn-failed': {
         const waiter = this.waiting.get(message.id);

@@ -19,7 +19,14 @@ export interface WireError {
 /** Control messages from the parent to a host. */
 export type ToHost =
   /** A spare host loads modules ahead of being used (a restart then skips their import). */
-  | { readonly t: 'preload'; readonly modules: readonly string[] }
+  | {
+      readonly t: 'preload';
+      /** 0 for a spare's own preload (nobody waits for the answer). */
+      readonly id: number;
+      readonly modules: readonly string[];
+      /** An export to check is a behaviour, once its module is loaded. */
+      readonly check?: { readonly module: string; readonly export: string };
+    }
   /** Makes the host a node of the parent's system. */
   | {
       readonly t: 'init';
@@ -47,7 +54,12 @@ export type FromHost =
   | { readonly t: 'ready' }
   | { readonly t: 'spawned'; readonly id: number; readonly address: string }
   | { readonly t: 'spawn-failed'; readonly id: number; readonly error: WireError }
-  | { readonly t: 'preloaded'; readonly failed: readonly string[] }
+  | {
+      readonly t: 'preloaded';
+      readonly id: number;
+      readonly failed: readonly string[];
+      readonly error?: WireError;
+    }
   | { readonly t: 'beat' }
   | { readonly t: 'events'; readonly events: readonly Record<string, unknown>[] }
   | { readonly t: 'tree'; readonly children: readonly TreeNode[] }
