@@ -215,6 +215,7 @@ async function startHost(
   try {
     await link.ready();
     const hosted = await link.spawn(resolved.module, resolved.exportName, name, resolved.spec.spawn, false);
+    link.watch();
     return { link, targets: targetsFor(link, hosted, resolved) };
   } catch (error) {
     await link.close(0);

@@ -328,7 +328,6 @@ export class HostLink {
     switch (message.t) {
       case 'ready':
         this.lastBeat = realClock.now();
-        this.armWatchdog();
         this.resolveReady();
         return;
       case 'beat':
@@ -385,8 +384,12 @@ export class HostLink {
    * The CPU-budget watchdog, on real time (it measures a thread that does not turn, which only real
    * time shows): the host beats every quarter budget; silence past the budget ends it. A check that
    * itself ran late (this thread was blocked) judges nothing: the beats may be queued behind it.
+   * Armed once the host has loaded its modules and spawned its first actor (a start is bounded by
+   * `startTimeoutMs` instead: loading code blocks a thread for long without any handler running).
    */
-  private armWatchdog(): void {
+  watch(): void {
+    if (this.ended !== undefined || this.watchdog !== undefined) return;
+    this.lastBeat = realClock.now();
     const every = Math.max(1, Math.min(50, Math.floor(this.settings.cpuBudgetMs / 4)));
     const check = () => {
       const now = realClock.now();

@@ -142,6 +142,7 @@ export async function isolationPool<const P extends AnyProtocol>(
       try {
         await link.ready();
         await link.load(resolved.module, resolved.exportName);
+        link.watch();
       } catch (error) {
         await link.close(0);
         settle?.reject(error);

@@ -24,7 +24,7 @@ describe('an isolation pool', () => {
   beforeAll(async () => {
     system = createSystem({ name: 'pool', deadLetterLog: () => {} });
     system.events$.subscribe((e) => events.push(e));
-    pool = await isolationPool(system, spec, { name: 'calcs', hosts: 2, cpuBudgetMs: 300 });
+    pool = await isolationPool(system, spec, { name: 'calcs', hosts: 2, cpuBudgetMs: 1000 });
   }, 90_000);
   afterAll(() => system.close());
 
