@@ -57,3 +57,18 @@ export {
   RandomFaultsSchema,
   schedule,
 } from './plan/index.js';
+export {
+  type CheckChaosOptions,
+  checkChaos,
+  type ModelFaultState,
+  type RegisterWorkloadOptions,
+  registerWorkload,
+  type ShrinkOptions,
+  type ShrinkResult,
+  type SimContext,
+  type SimResult,
+  type SimulateOptions,
+  shrink,
+  simulate,
+  type Workload,
+} from './sim/index.js';

@@ -4,9 +4,12 @@
  * while handlers are slow it gives each actor one message per turn, so a slice is bounded by about one
  * handler's run.
  *
- * It reads real time (`performance.now`, `setImmediate`), not the injected clock: the slice bounds how
- * long this process keeps Node's event loop from its I/O, which only real time measures (a simulated
- * clock would never end one); it orders nothing a test or a simulation observes.
+ * By default it reads real time (`performance.now`, `setImmediate`), not the injected clock: the slice
+ * bounds how long this process keeps Node's event loop from its I/O, which only real time measures.
+ * But real time then decides how turns interleave (slow turns get one message each, a long burst
+ * goes on in a macrotask), so a deterministic simulation passes `now` (the system's clock, option
+ * `timeSlices: 'clock'`): a simulated clock stands still during a turn, so every turn is fast and
+ * the queue runs on microtasks, the same way on every machine.
  */
 
 /** What the dispatcher runs: an actor with queued work. */
@@ -18,6 +21,8 @@ export interface Runnable {
 
 const resolved = Promise.resolve();
 
+const realNow = (): number => performance.now();
+
 export class Dispatcher {
   // The ready queue: a ring of actors that keeps its capacity between turns (a power of two).
   private ring: (Runnable | undefined)[] = new Array(1024);
@@ -26,6 +31,8 @@ export class Dispatcher {
   /** True while a run of the queue is scheduled or running. */
   pending = false;
   private burstStart = 0;
+  /** Whether a burst (turns since the last macrotask) is under way; `burstStart` may be 0 on a simulated clock. */
+  private inBurst = false;
   private burstSchedules = 0;
   private overSlice = false;
   /** Set when a turn used its whole budget: a heavy turn, after which the clock is read. */
@@ -46,7 +53,13 @@ export class Dispatcher {
     private readonly drained: () => void,
     /** Told of a throw that escaped an actor's run: a kernel defect. */
     private readonly defect: (address: string, error: unknown) => void,
-  ) {}
+    /** What times slices and turns; real time by default. */
+    now?: () => number,
+  ) {
+    if (now !== undefined) this.now = now;
+  }
+
+  private readonly now: () => number = realNow;
 
   /** Queues an actor that has work; the queue runs in a microtask (or, past a slice, a macrotask). */
   schedule(cell: Runnable): void {
@@ -58,11 +71,12 @@ export class Dispatcher {
     // Microtasks give the lowest latency, but a long chain of them starves I/O: past one time slice
     // without a macrotask turn, the queue runs from setImmediate instead. Time is read on the first
     // schedule of a burst and then every 32nd, which is enough to notice a slice has passed.
-    if (this.burstStart === 0) {
-      this.burstStart = performance.now();
+    if (!this.inBurst) {
+      this.inBurst = true;
+      this.burstStart = this.now();
       this.burstSchedules = 0;
       setImmediate(this.endBurst);
-    } else if ((++this.burstSchedules & 31) === 0 && performance.now() - this.burstStart > this.timeSliceMs) {
+    } else if ((++this.burstSchedules & 31) === 0 && this.now() - this.burstStart > this.timeSliceMs) {
       this.overSlice = true;
     }
     // A resolved promise's then() is V8's own microtask; Node's queueMicrotask adds async-context work.
@@ -77,7 +91,7 @@ export class Dispatcher {
   }
 
   private readonly endBurst = (): void => {
-    this.burstStart = 0;
+    this.inBurst = false;
     this.overSlice = false;
   };
 
@@ -92,8 +106,9 @@ export class Dispatcher {
   private readonly runQueue = (): void => {
     // The slice is measured from the start of the burst (the first turn since a macrotask), so a
     // turn itself does not read the clock until it has run 32 actors (one when turns are slow).
-    if (this.burstStart === 0) {
-      this.burstStart = performance.now();
+    if (!this.inBurst) {
+      this.inBurst = true;
+      this.burstStart = this.now();
       this.lastCheck = this.burstStart;
       this.burstSchedules = 0;
       setImmediate(this.endBurst);
@@ -116,7 +131,7 @@ export class Dispatcher {
       }
       if (++turns >= checkEvery || this.fullTurn) {
         this.fullTurn = false;
-        const now = performance.now();
+        const now = this.now();
         const perTurn = (now - this.lastCheck) / turns;
         this.lastCheck = now;
         turns = 0;

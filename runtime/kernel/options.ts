@@ -33,6 +33,14 @@ export interface SystemOptions {
   /** Fairness: longest run of the dispatcher before it yields to the event loop. Defaults to 5 ms. */
   readonly timeSliceMs?: number;
   /**
+   * What times the dispatcher's slices and tells slow turns from fast ones: `real` (default) reads
+   * the process's real time, which is what keeps Node's I/O from starving; `clock` reads the
+   * system's `clock`, so with a simulated clock (which does not move during a turn) every turn gets
+   * the full `throughput` and runs on microtasks, and the order of turns no longer depends on how
+   * fast the machine is: what a deterministic simulation needs.
+   */
+  readonly timeSlices?: 'real' | 'clock';
+  /**
    * Development-mode checks (message bodies must be plain data). Defaults to on unless
    * `NODE_ENV` is `production`.
    */
@@ -91,6 +99,7 @@ export interface ResolvedSystemOptions {
   readonly askTimeoutMs: number;
   readonly throughput: number;
   readonly timeSliceMs: number;
+  readonly timeSlices: 'real' | 'clock';
   readonly devChecks: boolean;
   readonly validate: 'boundary' | 'always';
   readonly supervision: RestartPolicy;
@@ -154,6 +163,7 @@ export const systemDefaults: ResolvedSystemOptions = {
   askTimeoutMs: 5000,
   throughput: 64,
   timeSliceMs: 5,
+  timeSlices: 'real',
   devChecks: process.env.NODE_ENV !== 'production',
   validate: 'boundary',
   supervision: restartPolicyDefaults,
@@ -195,6 +205,7 @@ export function resolveSystemOptions(options: SystemOptions = {}): ResolvedSyste
     askTimeoutMs: positive('askTimeoutMs', o.askTimeoutMs),
     throughput: positiveInteger('throughput', o.throughput),
     timeSliceMs: positive('timeSliceMs', o.timeSliceMs),
+    timeSlices: oneOf('timeSlices', o.timeSlices, ['real', 'clock'] as const),
     devChecks: boolean('devChecks', o.devChecks),
     validate: oneOf('validate', o.validate, ['boundary', 'always'] as const),
     supervision: resolveRestartPolicy(options.supervision, restartPolicyDefaults, 'supervision'),

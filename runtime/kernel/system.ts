@@ -147,6 +147,7 @@ export class ActorSystemImpl implements Host, ClusterHost {
       options.timeSliceMs,
       () => this.checkIdle(),
       (address, error) => this.reportDefect(address, error),
+      options.timeSlices === 'clock' ? () => options.clock.now() : undefined,
     );
     this.timeouts = new TimeoutQueue(options.clock);
     this.slowSend = this.devChecks;

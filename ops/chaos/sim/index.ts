@@ -1,0 +1,11 @@
+export { type CheckChaosOptions, checkChaos } from './check.js';
+export { type ShrinkOptions, type ShrinkResult, shrink } from './shrink.js';
+export {
+  type ModelFaultState,
+  type SimContext,
+  type SimResult,
+  type SimulateOptions,
+  simulate,
+  type Workload,
+} from './simulate.js';
+export { type RegisterWorkloadOptions, registerWorkload } from './workloads.js';

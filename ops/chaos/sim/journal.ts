@@ -1,0 +1,77 @@
+/**
+ * The journal as one node sees it in a simulation: the shared in-memory journal behind faults (an
+ * outage refuses with `ERR_JOURNAL_UNAVAILABLE`, slowness waits on the node's clock) and a dead
+ * node (its calls never answer). Every committed append is recorded for the checkers, with its
+ * fence, node and time.
+ */
+
+import type { Journal } from '../../../memory/index.js';
+import { TroupeError } from '../../../protocols/index.js';
+import { sleep } from '../../../runtime/index.js';
+import type { LogEntry } from '../history/index.js';
+import type { NodeClock } from './scheduler.js';
+
+/** The journal faults in force, shared by every node's view. */
+export interface JournalFaults {
+  outage: boolean;
+  latencyMs: number;
+}
+
+export function simJournal(
+  journal: Journal,
+  node: string,
+  clock: NodeClock,
+  faults: JournalFaults,
+  record: (entry: LogEntry) => void,
+  now: () => number,
+): Journal {
+  const gate = async <T>(call: () => Promise<T>): Promise<T> => {
+    if (clock.state === 'dead') return new Promise<T>(() => {});
+    if (faults.latencyMs > 0) await sleep(faults.latencyMs, { clock });
+    if (faults.outage)
+      throw new TroupeError(
+        'ERR_JOURNAL_UNAVAILABLE',
+        `the journal is unreachable (simulated outage), seen from ${node}`,
+      );
+    const result = await call();
+    // A node killed while its call was in flight never hears the answer.
+    if ((clock.state as string) === 'dead') return new Promise<T>(() => {});
+    return result;
+  };
+  return {
+    async append(stream, events, options) {
+      return gate(async () => {
+        const result = await journal.append(stream, events, options);
+        if (!result.duplicate) {
+          events.forEach((event, i) => {
+            record({
+              stream,
+              version: result.fromVersion + i,
+              type: event.type,
+              data: event.data,
+              ...(options?.messageId === undefined ? {} : { messageId: options.messageId }),
+              ...(options?.fence === undefined ? {} : { fence: options.fence }),
+              time: now(),
+              node,
+            });
+          });
+        }
+        return result;
+      });
+    },
+    readStream: (stream, options) => gate(() => journal.readStream(stream, options)),
+    streamVersion: (stream) => gate(() => journal.streamVersion(stream)),
+    readAll: (options) => gate(() => journal.readAll(options)),
+    subscribe: (options) => journal.subscribe(options),
+    saveSnapshot: (stream, version, state) => gate(() => journal.saveSnapshot(stream, version, state)),
+    loadSnapshot: (stream) => gate(() => journal.loadSnapshot(stream)),
+    pruneToSnapshot: (stream) => gate(() => journal.pruneToSnapshot(stream)),
+    loadCheckpoint: (name) => gate(() => journal.loadCheckpoint(name)),
+    saveCheckpoint: (name, checkpoint) => gate(() => journal.saveCheckpoint(name, checkpoint)),
+    // The shared journal outlives every node; the simulation closes it.
+    close: async () => {},
+    drain: async () => {},
+    closed: () => journal.closed(),
+    [Symbol.asyncDispose]: async () => {},
+  };
+}

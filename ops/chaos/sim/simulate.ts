@@ -1,0 +1,380 @@
+/**
+ * Deterministic simulation of a whole cluster in one process: every node a real `createNode` on
+ * the simulated network, every clock a view of one scheduler, every random draw from the plan's
+ * seed. The same plan and seed give the same history, byte for byte.
+ */
+
+import type { Journal } from '../../../memory/index.js';
+import { inMemoryJournal } from '../../../memory/index.js';
+import { TroupeError } from '../../../protocols/index.js';
+import {
+  type ActorSystem,
+  type Clock,
+  createNode,
+  type KindOptions,
+  type Random,
+  seededRandom,
+  sleep,
+} from '../../../runtime/index.js';
+import { type Checker, runCheckers, type Verdict, worst } from '../checkers/index.js';
+import { type History, type HistoryRecorder, historyRecorder } from '../history/index.js';
+import { type Fault, faultEnd, type Plan, type PlanInput, parsePlan, schedule } from '../plan/index.js';
+import { type JournalFaults, simJournal } from './journal.js';
+import { type NetworkStats, SimNetwork } from './network.js';
+import { type NodeClock, SimScheduler } from './scheduler.js';
+
+/** What a workload's code sees of the running simulation. */
+export interface SimContext {
+  readonly plan: Plan;
+  /** The workload's own random source (from the seed). */
+  readonly random: Random;
+  /** The simulation's clock (global, unskewed). */
+  readonly clock: Clock;
+  readonly history: HistoryRecorder;
+  /** The shared journal, unfaulted: for final reads. */
+  readonly journal: Journal;
+  /** True once the run's duration is over: clients stop issuing operations. */
+  readonly stopped: boolean;
+  /** A running node to send through, picked at random (undefined when none runs). */
+  pickNode(): ActorSystem | undefined;
+  /** The model faults in force, for a scripted model to consult. */
+  readonly modelFault: ModelFaultState;
+  /** Waits on the simulation's clock. */
+  sleep(ms: number): Promise<void>;
+  /**
+   * `work`, or a rejection with `ERR_ASK_TIMEOUT` after `ms` on the simulation's clock: a client's
+   * own deadline, which holds even when the node it went through was killed or paused (whose
+   * timers then never fire, or late).
+   */
+  within<T>(work: Promise<T>, ms: number): Promise<T>;
+}
+
+/** The model fault in force, if any. */
+export interface ModelFaultState {
+  current: Extract<Fault, { kind: 'model' }> | undefined;
+}
+
+/** A workload: what every node hosts, and the clients that drive it. */
+export interface Workload {
+  readonly name: string;
+  /** The kinds of named actors every node registers, built on that node's view of the journal. */
+  kinds(journal: Journal): Readonly<Record<string, KindOptions>>;
+  /** Number of concurrent clients. */
+  readonly clients: number;
+  /** One client: issues operations (recorded in `ctx.history`) until `ctx.stopped`. */
+  client(ctx: SimContext, process: number): Promise<void>;
+  /** After the faults heal and the clients stop: final reads. */
+  finish?(ctx: SimContext): Promise<void>;
+  /** The checkers that judge its history. */
+  checkers(plan: Plan): readonly Checker[];
+}
+
+/** Options of {@link simulate}. */
+export interface SimulateOptions {
+  readonly workload: Workload;
+  /** Checkers besides the workload's. */
+  readonly checkers?: readonly Checker[];
+  /** Run this schedule instead of the plan's (shrinking). */
+  readonly faults?: readonly Fault[];
+  /** Told the simulated time now and then (about every simulated second). */
+  readonly onProgress?: (simulatedMs: number, totalMs: number) => void;
+  /** Heartbeat of every node. Defaults to 500 ms. */
+  readonly heartbeatMs?: number;
+}
+
+/** What a simulated run produced. */
+export interface SimResult {
+  readonly history: History;
+  readonly verdicts: readonly Verdict[];
+  readonly verdict: 'ok' | 'violated' | 'unknown';
+  readonly schedule: readonly Fault[];
+  readonly stats: {
+    readonly network: NetworkStats;
+    readonly timers: number;
+    readonly wallMs: number;
+    readonly simulatedMs: number;
+  };
+}
+
+interface SimNode {
+  readonly name: string;
+  clock: NodeClock;
+  system: ActorSystem | undefined;
+  incarnation: number;
+}
+
+/**
+ * Runs `plan` in simulation with `workload` and judges the history.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad plan.
+ * @example
+ * ```ts
+ * const result = await simulate({ name: 'reg', seed: 1, durationMs: 30_000, nodes: ['a', 'b', 'c'],
+ *   workload: { name: 'register' }, faults: { count: 5, kinds: ['partition', 'crash-node'] } },
+ *   { workload: registerWorkload() });
+ * console.log(result.verdict);
+ * ```
+ */
+export async function simulate(planInput: PlanInput | Plan, options: SimulateOptions): Promise<SimResult> {
+  // Real time only measures the harness's own speed (stats.wallMs); nothing simulated reads it.
+  const started = performance.now();
+  const plan = parsePlan(planInput);
+  const faults = [...(options.faults ?? schedule(plan))].sort((a, b) => a.at - b.at);
+  const scheduler = new SimScheduler();
+  const seeds = seededRandom(plan.seed);
+  const draw = () => Math.floor(seeds() * 2 ** 31);
+  const network = new SimNetwork(scheduler, seededRandom(draw()));
+  const workloadRandom = seededRandom(draw());
+  const nodeSeed = draw();
+  const journal = inMemoryJournal({ clock: scheduler, random: seededRandom(draw()) });
+  const history = historyRecorder(() => scheduler.now());
+  const journalFaults: JournalFaults = { outage: false, latencyMs: 0 };
+  const modelFault: ModelFaultState = { current: undefined };
+  const crashes: { pattern: RegExp; node: string | undefined }[] = [];
+  const nodes = new Map<string, SimNode>();
+  const pickRandom = seededRandom(draw());
+  let stopped = false;
+
+  const boot = async (n: SimNode) => {
+    n.incarnation++;
+    n.clock = scheduler.nodeClock(n.name);
+    const clock = n.clock;
+    const view = simJournal(
+      journal,
+      n.name,
+      clock,
+      journalFaults,
+      (e) => history.logged(e),
+      () => scheduler.now(),
+    );
+    const system = await createNode({
+      name: 'sim',
+      node: n.name,
+      transport: network.transport(n.name, clock),
+      kinds: options.workload.kinds(view),
+      clock,
+      random: seededRandom(nodeSeed ^ hash(`${n.name}#${n.incarnation}`)),
+      timeSlices: 'clock',
+      heartbeatMs: options.heartbeatMs ?? 500,
+      deadLetterLog: () => {},
+      devChecks: false,
+    });
+    system.use({
+      name: 'chaos.crash-actor',
+      receive(message, next) {
+        const i = crashes.findIndex(
+          (c) => (c.node === undefined || c.node === n.name) && c.pattern.test(message.to),
+        );
+        if (i === -1) return next();
+        crashes.splice(i, 1);
+        throw new Error(`chaos: crash-actor ${message.to}`);
+      },
+    });
+    if (clock.state === 'running') n.system = system;
+  };
+
+  /** Waits for `work`, moving simulated time while it needs timers. */
+  const drive = async <T>(work: Promise<T>): Promise<T> => {
+    let done = false;
+    const settled = work.finally(() => {
+      done = true;
+    });
+    settled.catch(() => {});
+    while (!done) await scheduler.run(scheduler.now() + 10);
+    return settled;
+  };
+  for (const name of plan.nodes) {
+    const n: SimNode = { name, clock: scheduler.nodeClock(name), system: undefined, incarnation: 0 };
+    nodes.set(name, n);
+    await drive(boot(n));
+  }
+
+  const ctx: SimContext = {
+    plan,
+    random: workloadRandom,
+    clock: scheduler,
+    history,
+    journal,
+    get stopped() {
+      return stopped;
+    },
+    pickNode() {
+      const live = plan.nodes.filter((name) => {
+        const n = nodes.get(name)!;
+        return n.system !== undefined && n.clock.state === 'running';
+      });
+      if (live.length === 0) return undefined;
+      return nodes.get(live[Math.floor(pickRandom() * live.length)]!)!.system;
+    },
+    modelFault,
+    sleep: (ms) => sleep(ms, { clock: scheduler }),
+    within: (work, ms) =>
+      new Promise((resolve, reject) => {
+        const timer = scheduler.setTimeout(
+          () => reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`)),
+          ms,
+        );
+        work.then(
+          (v) => {
+            timer.cancel();
+            resolve(v);
+          },
+          (e: unknown) => {
+            timer.cancel();
+            reject(e);
+          },
+        );
+      }),
+  };
+
+  const kill = (n: SimNode) => {
+    n.clock.kill();
+    network.detach(n.name);
+    n.system = undefined;
+  };
+
+  const apply = (fault: Fault): (() => void) | undefined => {
+    switch (fault.kind) {
+      case 'crash-node': {
+        const n = nodes.get(fault.node)!;
+        kill(n);
+        if (fault.durationMs === undefined) return undefined;
+        return () => void boot(n);
+      }
+      case 'pause-node': {
+        const n = nodes.get(fault.node)!;
+        const clock = n.clock;
+        clock.pause();
+        return () => {
+          clock.resume();
+          network.resume(n.name);
+        };
+      }
+      case 'partition': {
+        const rule = { sides: fault.sides, oneWay: fault.oneWay };
+        network.partitions.add(rule);
+        return () => network.partitions.delete(rule);
+      }
+      case 'network': {
+        const link = {
+          from: fault.from === undefined ? undefined : new Set(fault.from),
+          to: fault.to === undefined ? undefined : new Set(fault.to),
+          delayMs: fault.delayMs,
+          jitterMs: fault.jitterMs,
+          drop: fault.drop,
+          duplicate: fault.duplicate,
+          reorder: fault.reorder,
+        };
+        network.links.add(link);
+        return () => network.links.delete(link);
+      }
+      case 'nats-restart':
+        network.natsDown = true;
+        return () => {
+          network.natsDown = false;
+        };
+      case 'postgres-restart':
+        journalFaults.outage = true;
+        return () => {
+          journalFaults.outage = false;
+        };
+      case 'journal':
+        if (fault.mode === 'outage') journalFaults.outage = true;
+        else journalFaults.latencyMs = fault.latencyMs;
+        return () => {
+          if (fault.mode === 'outage') journalFaults.outage = false;
+          else journalFaults.latencyMs = 0;
+        };
+      case 'clock-skew': {
+        const clock = nodes.get(fault.node)!.clock;
+        clock.skewMs += fault.skewMs;
+        return () => {
+          clock.skewMs -= fault.skewMs;
+        };
+      }
+      case 'model':
+        modelFault.current = fault;
+        return () => {
+          if (modelFault.current === fault) modelFault.current = undefined;
+        };
+      case 'crash-actor':
+        crashes.push({ pattern: glob(fault.pattern), node: fault.node });
+        return undefined;
+    }
+  };
+
+  for (const fault of faults) {
+    const node = 'node' in fault ? fault.node : undefined;
+    const { kind, at: _at, ...value } = fault;
+    scheduler.setTimeout(() => {
+      history.nemesis('invoke', kind, value, node);
+      const undo = apply(fault);
+      const end = faultEnd(fault);
+      const finish = () => {
+        undo?.();
+        history.nemesis('ok', kind, value, node);
+      };
+      if (end > fault.at) scheduler.setTimeout(finish, end - fault.at);
+      else finish();
+    }, fault.at);
+  }
+
+  const clients = Array.from({ length: options.workload.clients }, (_, i) =>
+    options.workload.client(ctx, i).catch(() => {}),
+  );
+  const step = 1000;
+  for (let t = step; t < plan.durationMs + step; t += step) {
+    await scheduler.run(Math.min(t, plan.durationMs));
+    options.onProgress?.(scheduler.now(), plan.durationMs);
+  }
+  stopped = true;
+  // After the run: every fault is over (crashed nodes come back), clients finish what they started.
+  let finished = false;
+  const tail = Promise.all(clients)
+    .then(() => options.workload.finish?.(ctx))
+    .finally(() => {
+      finished = true;
+    });
+  const limit = plan.durationMs + plan.healMs + 60_000;
+  while (!finished && scheduler.now() < limit) await scheduler.run(scheduler.now() + 250);
+  // A client whose call hangs past the limit leaves its operation in flight (`info`).
+  if (finished) await tail;
+  const end = scheduler.now();
+  for (const n of nodes.values()) kill(n);
+  const result: History = {
+    seed: plan.seed,
+    plan: plan.name,
+    nodes: plan.nodes,
+    durationMs: end,
+    ops: history.ops,
+    log: history.log,
+  };
+  const verdicts = runCheckers(result, [...options.workload.checkers(plan), ...(options.checkers ?? [])]);
+  return {
+    history: result,
+    verdicts,
+    verdict: worst(verdicts),
+    schedule: faults,
+    stats: {
+      network: network.stats,
+      timers: scheduler.fired,
+      wallMs: performance.now() - started,
+      simulatedMs: end,
+    },
+  };
+}
+
+/** An address pattern: `*` matches any run of characters. */
+export function glob(pattern: string): RegExp {
+  return new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+}
+
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
