@@ -10,6 +10,7 @@ import {
   type AnyProtocol,
   invalidOption,
   type MessageSpec,
+  type TraceContext,
   TroupeError,
   validate,
 } from '../../protocols/index.js';
@@ -41,7 +42,8 @@ export interface TroupeClientOptions {
  * the message type) and emits the reply, `emit(pattern, data)` tells it. Failures reach the Nest
  * caller as Nest's error objects, `{ status: 'error', code, message, details? }` (`code` is the
  * Troupe error code: `ERR_ASK_TIMEOUT`, `ERR_VALIDATION`, `ERR_ACTOR_CRASHED`, `ERR_RPC`, ...).
- * Unsubscribing from `send` before the reply aborts the ask.
+ * Unsubscribing from `send` before the reply aborts the ask. A `traceparent` (and `tracestate`) in a
+ * packet's metadata (`setOnDispatchHook`) becomes the message's trace context.
  * @example
  * ```ts
  * const client = new TroupeClientProxy({ system, address: 'troupe://app/n2/math', protocol: Math });
@@ -110,7 +112,8 @@ export class TroupeClientProxy extends ClientProxy {
   protected async dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
     try {
       const { type, data } = await this.outgoing(packet, 'tell');
-      this.ref.tell(type, data);
+      const trace = traceOf(packet);
+      this.ref.tell(type, data, trace === undefined ? undefined : { trace });
     } catch (error) {
       throw nestError(error);
     }
@@ -119,11 +122,12 @@ export class TroupeClientProxy extends ClientProxy {
 
   private async request(packet: ReadPacket, signal: AbortSignal): Promise<WritePacket> {
     const { type, data } = await this.outgoing(packet, 'ask');
-    const response = await this.ref.ask(
-      type,
-      data,
-      this.timeoutMs === undefined ? { signal } : { signal, timeoutMs: this.timeoutMs },
-    );
+    const trace = traceOf(packet);
+    const response = await this.ref.ask(type, data, {
+      signal,
+      ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }),
+      ...(trace === undefined ? {} : { trace }),
+    });
     return (await this.deserializer.deserialize({ response, isDisposed: true })) as WritePacket;
   }
 
@@ -152,4 +156,15 @@ export class TroupeClientProxy extends ClientProxy {
     if (!checked.ok) throw checked.error;
     return { type, data: checked.value };
   }
+}
+
+/**
+ * The W3C trace context a packet's metadata carries (`traceparent`, `tracestate`: what instrumentation
+ * sets through `setOnDispatchHook`), so the ask or tell continues the caller's trace.
+ */
+function traceOf(packet: ReadPacket): TraceContext | undefined {
+  const traceparent = packet.metadata?.traceparent;
+  if (typeof traceparent !== 'string') return undefined;
+  const tracestate = packet.metadata?.tracestate;
+  return typeof tracestate === 'string' ? { traceparent, tracestate } : { traceparent };
 }

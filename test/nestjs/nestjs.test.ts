@@ -48,6 +48,7 @@ const Counter = defineProtocol('nest.counter', {
   get: ask(z.object({}), z.number()),
   fail: ask(z.object({}), z.number()),
   slow: ask(z.object({ ms: z.number() }), z.string()),
+  traceOf: ask(z.object({}), z.string()),
 });
 
 const counter = behavior({
@@ -61,6 +62,7 @@ const counter = behavior({
     fail: () => {
       throw new Error('the counter refuses');
     },
+    traceOf: (_b, ctx) => ctx.trace?.traceparent ?? 'none',
     slow: async ({ ms }) => {
       await sleep(ms);
       return 'slow';
@@ -123,7 +125,8 @@ describe('TroupeModule', () => {
       }
     }
 
-    // forRoot runs before the class above is decorated in a real application too; here it runs after.
+    // forRoot after the class is decorated, the usual order (a root module's file imports its
+    // providers first); the test below covers the other order.
     const moduleRef = await Test.createTestingModule({
       imports: [TroupeModule.forRoot({ system: a })],
       providers: [Tally],
@@ -188,6 +191,20 @@ describe('TroupeModule', () => {
     await expect.poll(() => reader.counter.ask('get', {})).toBe(7);
     await moduleRef.close();
     expect(made.status.tag).toBe('stopped');
+  });
+
+  it('injects a ref whose @InjectRef runs after forRoot made the module', async () => {
+    const { cluster, a, b } = await twoNodes();
+    b.spawn(counter, { name: 'late' });
+    const module = TroupeModule.forRoot({ system: a, drainOnShutdown: false });
+    // Decorated after forRoot: its provider is added to the module forRoot already returned.
+    @Injectable()
+    class Late {
+      constructor(@InjectRef(`troupe://${cluster}/b/late`, Counter) readonly ref: ActorRef<typeof Counter>) {}
+    }
+    const moduleRef = await Test.createTestingModule({ imports: [module], providers: [Late] }).compile();
+    closers.push(() => moduleRef.close());
+    await expect(moduleRef.get(Late).ref.ask('get', {})).resolves.toBe(0);
   });
 
   it('leaves a given system running with drainOnShutdown: false', async () => {
@@ -406,6 +423,18 @@ describe('TroupeClientProxy', () => {
     await lastValueFrom(client.emit('add', { by: 4 }));
     await expect.poll(() => ref.ask('get', {})).toBe(4);
     await expect(firstValueFrom(client.send('get', {}))).resolves.toBe(4);
+  });
+
+  it('continues the caller’s trace: a traceparent in the packet metadata is the message’s trace context', async () => {
+    const { cluster, a, b } = await twoNodes();
+    b.spawn(counter, { name: 'counter' });
+    const client = await nestClient(a, `troupe://${cluster}/b/counter`, { protocol: Counter });
+    await expect(firstValueFrom(client.send('traceOf', {}))).resolves.toBe('none');
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    client.setOnDispatchHook((packet) => {
+      packet.metadata = { traceparent };
+    });
+    await expect(firstValueFrom(client.send('traceOf', {}))).resolves.toBe(traceparent);
   });
 
   it('gives Nest error objects with the Troupe code: a crash, bad data, an unknown pattern, a timeout', async () => {
