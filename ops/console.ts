@@ -166,6 +166,15 @@ export function renderEvent(event: SystemEvent, options: RenderEventOptions = {}
   }`;
 }
 
+/**
+ * One event in words, without its time: a short kind (`crashed`, `restarted`, `dead-letter`...), its
+ * subject (an actor's path, a breaker, a member) and what happened.
+ */
+export function describeSystemEvent(event: SystemEvent): { kind: string; subject: string; detail: string } {
+  const [kind, , subject, detail] = describeEvent(event);
+  return { kind, subject, detail: detail.replace(/troupe:\/\/[^/\s]+\/[^/\s]+\//g, '') };
+}
+
 function describeEvent(event: SystemEvent): [string, Style | undefined, string, string] {
   switch (event.type) {
     case 'actor-spawned':

@@ -29,6 +29,31 @@ export {
   systemChecks,
 } from './health/index.js';
 export {
+  type ClusterClient,
+  type ClusterClientOptions,
+  clusterClientDefaults,
+  connectCluster,
+  type NodeAnswer,
+  type TreeProgress,
+  treeOf,
+} from './introspection/client.js';
+export {
+  type ActivationInfo,
+  type BreakerInfo,
+  type NodeActivity,
+  type NodeInfo,
+  OPS_ACTOR,
+  type OpsEvent,
+  OpsProtocol,
+  type TreeRow,
+} from './introspection/protocol.js';
+export {
+  type Introspection,
+  type IntrospectionOptions,
+  introspectionDefaults,
+  startIntrospection,
+} from './introspection/responder.js';
+export {
   defineNodeConfig,
   NODE_ENV_VARIABLES,
   type NodeConfig,

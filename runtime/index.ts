@@ -69,6 +69,10 @@ export {
 } from './kernel/supervision/policy.js';
 export { createSystem } from './kernel/system.js';
 export {
+  type ClusterMembership,
+  type ClusterMembershipOptions,
+  clusterMembership,
+  type MembershipEntry,
   type RemoveClusterStateOptions,
   type RemovedClusterState,
   removeClusterState,

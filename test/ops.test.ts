@@ -285,6 +285,24 @@ describe('troupe CLI', () => {
     expect(out).not.toMatch(/\*\*|`/);
   });
 
+  it('has --help for every command', async () => {
+    for (const command of [
+      'errors',
+      'cluster',
+      'cluster remove',
+      'node',
+      'members',
+      'tree',
+      'actors',
+      'events',
+      'stop',
+    ]) {
+      const { code, out } = await run([...command.split(' '), '--help']);
+      expect(code, command).toBe(0);
+      expect(out, command).toContain(`Usage: troupe ${command}`);
+    }
+  });
+
   it('exits with 2 on an unknown command, option or code', async () => {
     const unknown = await run(['frobnicate']);
     expect(unknown.code).toBe(2);

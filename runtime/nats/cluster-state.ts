@@ -76,3 +76,69 @@ export async function removeClusterState(options: RemoveClusterStateOptions): Pr
     await nc.close();
   }
 }
+
+/** Options of {@link clusterMembership}. */
+export type ClusterMembershipOptions = Omit<RemoveClusterStateOptions, 'force'>;
+
+/** A member as the cluster's membership bucket holds it: what it last said of itself, and when. */
+export interface MembershipEntry {
+  readonly node: string;
+  readonly state: 'up' | 'leaving';
+  /** Wall-clock time (epoch ms) of its last heartbeat, as NATS stored it. */
+  readonly heartbeatAt: number;
+}
+
+/** A read-only view of a cluster's membership bucket, for operators' tools. */
+export interface ClusterMembership {
+  /** Every node with a heartbeat in the bucket now, sorted by id (a killed node stays until its entry expires). */
+  members(): Promise<MembershipEntry[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the membership bucket of a cluster (`<prefix>_members`) to read who is in it, without
+ * joining: the way to find every node, whatever it hosts.
+ * @throws TroupeError `ERR_TRANSPORT` when NATS cannot be reached.
+ * @example
+ * ```ts
+ * const membership = await clusterMembership({ servers: 'nats://127.0.0.1:4222', cluster: 'shop' });
+ * console.log(await membership.members()); // [{ node: 'node-a', state: 'up', heartbeatAt: ... }]
+ * ```
+ */
+export async function clusterMembership(options: ClusterMembershipOptions): Promise<ClusterMembership> {
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'must be an object');
+  if (typeof options.cluster !== 'string' || options.cluster === '')
+    throw invalidOption('cluster', 'must be a non-empty string', options.cluster);
+  const bucket = clusterBuckets(options.cluster, options.prefix).members;
+  const nc = await connectTo(options, { maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  const kvm = new Kvm(nc);
+  return {
+    async members() {
+      let kv: Awaited<ReturnType<Kvm['open']>>;
+      try {
+        kv = await kvm.open(bucket);
+        await kv.status();
+      } catch {
+        return []; // No bucket yet: no node has joined.
+      }
+      const out: MembershipEntry[] = [];
+      for await (const key of await kv.keys()) {
+        const entry = await kv.get(key);
+        if (entry === null || entry.operation !== 'PUT') continue;
+        let state: unknown;
+        try {
+          state = (entry.json() as { state?: unknown }).state;
+        } catch {
+          continue; // Not a member's announcement.
+        }
+        if (state === 'up' || state === 'leaving') {
+          out.push({ node: key, state, heartbeatAt: entry.created.getTime() });
+        }
+      }
+      return out.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+    },
+    async close() {
+      if (!nc.isClosed()) await nc.close();
+    },
+  };
+}

@@ -22,6 +22,20 @@ const greeter = behavior({
   },
 });
 
+/** A node's front door to the named greeters: what a client without kinds asks. */
+export const Front = defineProtocol('ops-test.front', {
+  greet: ask(
+    z.object({ key: z.string(), n: z.number() }),
+    z.object({ n: z.number(), node: z.string(), count: z.number() }),
+  ),
+});
+const front = behavior({
+  protocols: [Front],
+  handlers: {
+    greet: ({ key, n }, ctx) => ctx.system.actorOf('greeter', key, Greeter).ask('greet', { n }),
+  },
+});
+
 export const Worker = defineProtocol('ops-test.worker', {
   crash: tell(z.object({ why: z.string() })),
   hold: tell(z.object({})),
@@ -41,6 +55,7 @@ export default defineNodeConfig({
   kinds: { greeter },
   setup: (system, { env }) => {
     system.spawn(greeter, { name: 'hello' });
+    system.spawn(front, { name: 'front' });
     system.spawn(
       supervisor({
         strategy: 'one_for_one',
