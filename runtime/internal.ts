@@ -24,5 +24,10 @@ export {
   stopChildSlot,
   withContext,
 } from './kernel/hooks.js';
-export { type SystemReadiness, systemReadiness } from './kernel/readiness.js';
+export {
+  type SystemReadiness,
+  type SystemStats,
+  systemReadiness,
+  systemStats,
+} from './kernel/readiness.js';
 export { type HandlerSpan, installTracing, type KernelTracer } from './kernel/tracing.js';

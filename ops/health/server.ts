@@ -24,7 +24,7 @@ export interface OpsServerOptions {
   /** More readiness checks, e.g. `journalCheck(journal)`. None by default. */
   readonly checks?: readonly ReadinessCheck[];
   /** Serves `/metrics` (e.g. `telemetry.metricsHandler`). Without it `/metrics` is a 404. */
-  readonly metrics?: MetricsHandler;
+  readonly metrics?: MetricsHandler | undefined;
   /** How long one readiness check may take before it counts as not ready. Defaults to 2000 ms. */
   readonly checkTimeoutMs?: number;
 }

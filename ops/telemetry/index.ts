@@ -6,4 +6,6 @@
  */
 export { type GenAITraceOptions, tracedModel, tracedTool } from './genai.js';
 export { type TracedJournalOptions, tracedJournal } from './journal.js';
+export { type MeterSystemOptions, meterSystem } from './metrics.js';
+export { type StartTelemetryOptions, startTelemetry, type Telemetry } from './start.js';
 export { endSpan, INSTRUMENTATION_SCOPE, type TraceSystemOptions, traceSystem } from './tracing.js';

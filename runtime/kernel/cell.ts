@@ -104,6 +104,8 @@ export interface Host extends ActorSystem, SupervisionHost {
   readonly dispatcher: Dispatcher;
   /** The installed tracer (kernel/tracing.ts), if any. */
   readonly tracer: KernelTracer | undefined;
+  /** User messages taken from mailboxes to be handled, since the system started (for metrics). */
+  handled: number;
   refuseExternal(
     to: Cell,
     type: string,
@@ -874,6 +876,7 @@ export class Cell extends SupervisingCell {
         const meta = buffer[i + 2];
         this.mbHead = i + 3 === buffer.length ? 0 : i + 3;
         this.mbSize--;
+        system.handled++;
         const handler = this.table[type];
         if (
           slow ||

@@ -16,3 +16,22 @@ export function systemReadiness(system: ActorSystem): SystemReadiness {
   }
   return system.readiness();
 }
+
+/** Counters the kernel keeps for metrics. */
+export interface SystemStats {
+  /** User messages taken from mailboxes to be handled since the system started. */
+  readonly messagesHandled: number;
+}
+
+/**
+ * The kernel's counters of a system made by `createSystem` or `createNode`.
+ * @throws TroupeError `ERR_INVALID_OPTION` for anything else.
+ */
+export function systemStats(system: ActorSystem): SystemStats {
+  if (!(system instanceof ActorSystemImpl)) {
+    throw new TroupeError('ERR_INVALID_OPTION', 'Invalid option `system`: not a Troupe actor system', {
+      details: { option: 'system' },
+    });
+  }
+  return { messagesHandled: system.handled };
+}

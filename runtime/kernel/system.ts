@@ -96,6 +96,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
   readonly events$: Observable<SystemEvent>;
   readonly deadLetters$: Observable<DeadLetterEvent>;
   busy = 0;
+  /** User messages taken from mailboxes to be handled (see `systemStats`). */
+  handled = 0;
   /** The tracer `installTracing` installed, if any. */
   tracer: KernelTracer | undefined = undefined;
   slowSend: boolean;
