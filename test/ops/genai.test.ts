@@ -3,7 +3,7 @@ import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { AgentProtocol, agent, openAIModel, tool } from '../../agents/index.js';
+import { agent, openAIModel, tool } from '../../agents/index.js';
 import { inMemoryJournal } from '../../memory/index.js';
 import { tracedJournal, tracedModel, tracedTool, traceSystem } from '../../ops/index.js';
 import { createSystem } from '../../runtime/index.js';
