@@ -175,7 +175,9 @@ export class TroupeModule {
    * TroupeModule.forRootAsync({
    *   imports: [ConfigModule],
    *   inject: [Config],
-   *   useFactory: (config: Config) => ({ system: { name: 'app', transport: natsTransport({ servers: config.nats }) } }),
+   *   useFactory: async (config: Config) => ({
+   *     system: { name: 'app', node: 'web', transport: await natsTransport({ servers: config.nats }) },
+   *   }),
    * });
    * ```
    */
