@@ -56,6 +56,13 @@ export {
   startIntrospection,
 } from './introspection/responder.js';
 export {
+  type LogSystemOptions,
+  logSystem,
+  REDACTED_PATHS,
+  scrubSecrets,
+  troupeLogger,
+} from './logs/index.js';
+export {
   defineNodeConfig,
   NODE_ENV_VARIABLES,
   type NodeConfig,

@@ -1028,8 +1028,7 @@ export class Cell extends SupervisingCell {
     } catch (error) {
       currentCell = previous;
       currentSpan = previousSpan;
-      span?.end(asError(error));
-      this.crash(asError(error), type, body, meta);
+      this.crashIn(span, asError(error), type, body, meta);
       return;
     }
     currentCell = previous;
@@ -1044,6 +1043,25 @@ export class Cell extends SupervisingCell {
     }
     span?.end();
     this.finish(meta, result);
+  }
+
+  /** Crashes inside the handler's span, so that the crash's events carry its trace; then ends it. */
+  private crashIn(
+    span: HandlerSpan | undefined,
+    error: Error,
+    type: string,
+    body: unknown,
+    meta: unknown,
+  ): void {
+    if (span === undefined) {
+      this.crash(error, type, body, meta);
+      return;
+    }
+    try {
+      span.run(() => this.crash(error, type, body, meta));
+    } finally {
+      span.end(error);
+    }
   }
 
   /** The tracer's span for a message that came with a trace context, if it makes one. */
@@ -1085,8 +1103,8 @@ export class Cell extends SupervisingCell {
       deadline = this.system.clock.setTimeout(() => {
         if (this.incarnation !== incarnation || (this.flags & BUSY) === 0) return;
         this.settleBusy();
-        span?.end(new Error(`handler ran past ${deadlineMs} ms`));
-        this.crash(
+        this.crashIn(
+          span,
           new TroupeError(
             'ERR_HANDLER_TIMEOUT',
             `handler "${type}" of ${this.address} ran past ${deadlineMs} ms`,
@@ -1115,14 +1133,14 @@ export class Cell extends SupervisingCell {
       },
       (error: unknown) => {
         deadline?.cancel();
-        span?.end(asError(error));
         if (this.incarnation !== incarnation || this.inflight !== settled) {
+          span?.end(asError(error));
           if (meta instanceof PendingAsk && !meta.detached)
             meta.reject(this.crashedHandling(type, asError(error)));
           return;
         }
         this.settleBusy();
-        this.crash(asError(error), type, body, meta);
+        this.crashIn(span, asError(error), type, body, meta);
       },
     );
     this.inflight = settled;
