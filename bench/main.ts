@@ -28,6 +28,7 @@ import {
   tell,
 } from '../index.js';
 import { agentCases } from './agents.js';
+import { chaosCases } from './chaos.js';
 import { journalCases, tearDownJournal } from './journal.js';
 import { nestCases } from './nest.js';
 import {
@@ -557,6 +558,7 @@ async function main(): Promise<void> {
     ...societyCases({ quick, sideBySide, result, heapPerItem }),
     ...workflowCases({ quick, sideBySide, result, heapPerItem }),
     ...nestCases({ quick, sideBySide, result, heapPerItem }),
+    ...chaosCases({ quick, sideBySide, result, heapPerItem }),
     // Last: they install the OpenTelemetry SDK (for their own run only).
     ...telemetryCases({ quick, sideBySide, result, heapPerItem }),
   ];
