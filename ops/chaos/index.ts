@@ -57,6 +57,7 @@ export {
   RandomFaultsSchema,
   schedule,
 } from './plan/index.js';
+export { htmlReport, type RunReport, summary } from './report/index.js';
 export {
   type CheckChaosOptions,
   checkChaos,
