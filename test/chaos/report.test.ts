@@ -60,7 +60,7 @@ describe('chaos report', () => {
         if (!r.url().startsWith('file:')) errors.push(`fetched ${r.url()}`);
       });
       await page.goto(`file://${file}`);
-      await expect.poll(() => page.evaluate(() => document.body.dataset.rendered)).toBe('yes');
+      await expect.poll(() => page.evaluate('document.body.dataset.rendered')).toBe('yes');
       expect(errors).toEqual([]);
       expect(await page.locator('#timeline .node-row').count()).toBe(3);
       // The partition shades every row; the crash of n2 shades its row too.
