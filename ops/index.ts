@@ -18,6 +18,13 @@ export {
   watchDefaults,
   watchSystem,
 } from './console.js';
+export { type DashboardServer, dashboardRoutes, startDashboardServer } from './dashboard/routes.js';
+export {
+  ClusterView,
+  type ClusterViewOptions,
+  type DashboardMember,
+  type DashboardSnapshot,
+} from './dashboard/view.js';
 export {
   type CheckResult,
   journalCheck,

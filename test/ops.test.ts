@@ -296,6 +296,7 @@ describe('troupe CLI', () => {
       'actors',
       'events',
       'stop',
+      'dashboard',
     ]) {
       const { code, out } = await run([...command.split(' '), '--help']);
       expect(code, command).toBe(0);

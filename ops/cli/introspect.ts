@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { realClock } from '../../runtime/index.js';
 import { renderTree } from '../console.js';
+import { startDashboardServer } from '../dashboard/routes.js';
+import { ClusterView } from '../dashboard/view.js';
 import { type ClusterClient, connectCluster, type NodeAnswer } from '../introspection/client.js';
 import type { OpsEvent } from '../introspection/protocol.js';
 import { type CliIo, describeError, type ExitCode } from './io.js';
@@ -344,6 +346,25 @@ export function registerIntrospection(program: Command, io: CliIo, exit: (code: 
           for (const a of answers) io.err(`troupe: node ${a.node}: ${a.ok ? a.value.detail : a.error}\n`);
         }
         return 1;
+      }),
+    );
+
+  clusterCommand(program, 'dashboard', 'serve the live web dashboard of a cluster (until interrupted)')
+    .option('--port <port>', 'HTTP port (0 picks one)', '8080')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .action((options: ClusterOptions & { port: string; host: string }) =>
+      withCluster(options, io, exit, async (client) => {
+        const server = await startDashboardServer(new ClusterView(client), {
+          port: Number(options.port),
+          host: options.host,
+        });
+        io.out(`dashboard of cluster "${client.cluster}" at ${server.url}\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        await server.close();
+        return 0;
       }),
     );
 }

@@ -25,6 +25,11 @@ export interface OpsServerOptions {
   readonly checks?: readonly ReadinessCheck[];
   /** Serves `/metrics` (e.g. `telemetry.metricsHandler`). Without it `/metrics` is a 404. */
   readonly metrics?: MetricsHandler | undefined;
+  /**
+   * Serves more paths (the dashboard: `dashboardRoutes`): called for any path the server does not
+   * serve itself, it returns true when it answered. None by default (404).
+   */
+  readonly routes?: (request: IncomingMessage, response: ServerResponse) => boolean;
   /** How long one readiness check may take before it counts as not ready. Defaults to 2000 ms. */
   readonly checkTimeoutMs?: number;
 }
@@ -118,7 +123,7 @@ export async function startOpsServer(options: OpsServerOptions = {}): Promise<Op
       } catch (error) {
         if (!response.headersSent) send(response, 500, { error: String(error) });
       }
-    } else {
+    } else if (options.routes === undefined || !options.routes(request, response)) {
       send(response, 404, { error: 'not found' });
     }
   });

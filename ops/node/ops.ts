@@ -1,5 +1,8 @@
 /** What a node started by `troupe node` serves to operators besides its actors. */
+import { dashboardRoutes } from '../dashboard/routes.js';
+import { ClusterView } from '../dashboard/view.js';
 import { type OpsServer, startOpsServer } from '../health/index.js';
+import { connectCluster } from '../introspection/client.js';
 import { type Introspection, startIntrospection } from '../introspection/responder.js';
 import type { ClusterNode } from './start.js';
 
@@ -13,13 +16,30 @@ export interface NodeOps {
 
 /**
  * Starts the node's ops services: the `troupe-ops` actor (introspection) and the ops HTTP server
- * (`/healthz`, `/readyz`). They stop after the node has.
+ * (`/healthz`, `/readyz`, the dashboard at `/dashboard/`). They stop after the node has.
  */
 export async function startNodeOps(node: ClusterNode): Promise<NodeOps> {
   const { config, system } = node;
   const introspection = startIntrospection(system, { eventsKept: config.eventsKept });
   node.onStopped(() => introspection.stop());
-  const server = await startOpsServer({ port: config.ops.port, host: config.ops.host, system });
+  // The dashboard looks at the whole cluster as an observer would, on its own connection.
+  const client = await connectCluster({
+    servers: config.nats.servers,
+    cluster: config.cluster,
+    ...(config.nats.prefix === undefined ? {} : { prefix: config.nats.prefix }),
+    ...(config.nats.user === undefined ? {} : { user: config.nats.user }),
+    ...(config.nats.pass === undefined ? {} : { pass: config.nats.pass }),
+    ...(config.nats.token === undefined ? {} : { token: config.nats.token }),
+  });
+  node.onStopped(() => client.close());
+  const view = new ClusterView(client);
+  node.onStopped(() => view.close());
+  const server = await startOpsServer({
+    port: config.ops.port,
+    host: config.ops.host,
+    system,
+    routes: dashboardRoutes(view),
+  });
   node.onStopped(() => server.close());
   return { url: server.url, server, introspection };
 }

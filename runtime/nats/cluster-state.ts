@@ -122,7 +122,10 @@ export async function clusterMembership(options: ClusterMembershipOptions): Prom
         return []; // No bucket yet: no node has joined.
       }
       const out: MembershipEntry[] = [];
-      for await (const key of await kv.keys()) {
+      // A key updated while they are listed (a heartbeat) can be listed twice.
+      const keys = new Set<string>();
+      for await (const key of await kv.keys()) keys.add(key);
+      for (const key of keys) {
         const entry = await kv.get(key);
         if (entry === null || entry.operation !== 'PUT') continue;
         let state: unknown;

@@ -51,7 +51,7 @@ export class TroupeProcess {
   }
 
   /** Resolves with the first log line whose `msg` is `msg`; rejects if the process exits first. */
-  async log(msg: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+  async log(msg: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const found = this.logs().find((line) => line.msg === msg);

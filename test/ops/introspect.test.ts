@@ -57,7 +57,7 @@ describe('troupe members, tree, actors, events and stop against a live cluster',
       transport: await natsTransport({ servers: server.url }),
       deadLetterLog: () => {},
     });
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await client?.close();
