@@ -1,7 +1,9 @@
 /**
  * Ops: tools that observe a system from outside, through its event stream and `tree()` only.
  * A terminal view (`renderTree`, `watchSystem`), the `troupe` CLI (`ops/cli/`), `troupe node` (`ops/node/`) and a node's ops
- * HTTP server (`startOpsServer`: `/healthz`, `/readyz`, `/metrics`).
+ * HTTP server (`startOpsServer`: `/healthz`, `/readyz`, `/metrics`); OpenTelemetry traces and metrics
+ * (`traceSystem`, `meterSystem`, `tracedModel`, `tracedTool`, `tracedJournal`, `startTelemetry`) and pino
+ * logs (`logSystem`).
  * The NestJS integration is a separate entry, `troupe/nestjs` (`ops/nestjs/`), not re-exported here:
  * NestJS is an optional peer, so nothing else loads it.
  * It may import from every layer below it; nothing below imports it.

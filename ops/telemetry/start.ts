@@ -36,8 +36,12 @@ export interface StartTelemetryOptions {
 export interface Telemetry {
   /** Serves the Prometheus scrape (undefined with `prometheus: false`); give it to `startOpsServer`. */
   readonly metricsHandler: MetricsHandler | undefined;
-  /** Stops tracing and metering the system, flushes what is buffered and shuts the SDK down. Idempotent. */
-  shutdown(): Promise<void>;
+  /**
+   * Stops tracing and metering the system, flushes what is buffered and shuts the SDK down. Resolves,
+   * never rejects: with the error of a last export that failed (a collector that cannot be reached),
+   * else undefined. Idempotent.
+   */
+  shutdown(): Promise<Error | undefined>;
 }
 
 /**
@@ -89,7 +93,7 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
       }),
     );
   }
-  let shutdown: Promise<void> | undefined;
+  let shutdown: Promise<Error | undefined> | undefined;
   return {
     metricsHandler:
       prometheus === undefined
@@ -98,7 +102,12 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
     shutdown() {
       shutdown ??= (async () => {
         for (const stop of stops.reverse()) stop();
-        await sdk.shutdown();
+        try {
+          await sdk.shutdown();
+          return undefined;
+        } catch (error) {
+          return error instanceof Error ? error : new Error(String(error));
+        }
       })();
       return shutdown;
     },
