@@ -73,3 +73,4 @@ export {
   simulate,
   type Workload,
 } from './sim/index.js';
+export { type BankWorkloadOptions, bankWorkload } from './suites/index.js';

@@ -1,0 +1,1 @@
+export { type BankWorkloadOptions, bankWorkload } from './bank.js';
