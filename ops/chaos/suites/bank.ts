@@ -180,7 +180,7 @@ export function bankWorkload(options: BankWorkloadOptions = {}): Workload {
           started.push(id);
           const controller = new AbortController();
           const outcome = await ctx
-            .within(handle.result({ signal: controller.signal, askTimeoutMs: 1000 }), 8000)
+            .within(handle.result({ signal: controller.signal, askTimeoutMs: 1000 }), 40_000)
             .finally(() => controller.abort());
           if (outcome.ok) h.ok(true);
           else h.fail(outcome.error.message);
