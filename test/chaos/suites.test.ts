@@ -32,7 +32,7 @@ describe('bank: transfers as sagas', () => {
         strict: true,
       });
       const outcomes = new Set<string>();
-    for (const r of results) {
+      for (const r of results) {
         expect(r.verdicts.map((v) => [v.checker, v.verdict])).toEqual([
           ['bank total constant', 'ok'],
           ['sagaAtomicity', 'ok'],
@@ -40,11 +40,11 @@ describe('bank: transfers as sagas', () => {
           ['noDuplicateEffects', 'ok'],
           ['singleActivation', 'ok'],
         ]);
-        // Transfers both succeeded and were refused (compensated at the frozen account).
-        const outcomes = new Set(r.history.ops.filter((op) => op.f === 'transfer').map((op) => op.type));
-        expect(outcomes).toContain('ok');
-        expect(outcomes).toContain('fail');
+        for (const op of r.history.ops) if (op.f === 'transfer') outcomes.add(op.type);
       }
+      // Transfers both succeeded and were refused (compensated at the frozen account, or no funds).
+      expect(outcomes).toContain('ok');
+      expect(outcomes).toContain('fail');
     },
     LONG,
   );
