@@ -10,7 +10,16 @@ import {
 } from '@opentelemetry/sdk-trace';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ask, behavior, createSystem, defineProtocol, tell } from '../../index.js';
+import {
+  ask,
+  behavior,
+  createSystem,
+  defineProtocol,
+  inMemoryJournal,
+  tell,
+  workflow,
+  workflowEngine,
+} from '../../index.js';
 import { traceSystem } from '../../ops/index.js';
 import { NatsServer } from '../harness/nats.js';
 import { NodeProcess } from '../harness/node-process.js';
@@ -172,6 +181,46 @@ describe('traceSystem', () => {
     await expect.poll(() => audited).toEqual(['tea']);
     expect(exporter.getFinishedSpans()).toEqual([]);
     await system.close();
+  });
+
+  it('makes spans of workflow steps and of the workflow, in the trace that ran it', async () => {
+    const demo = workflow<{ n: number }>({
+      name: 'demo',
+      input: z.object({ n: z.number() }),
+      steps: [
+        { name: 'double', run: ({ input }) => input.n * 2 },
+        {
+          name: 'fail',
+          after: ['double'],
+          run: () => {
+            throw new Error('no');
+          },
+        },
+      ],
+    });
+    const engine = workflowEngine({ journal: inMemoryJournal(), workflows: [demo] });
+    const system = createSystem({ name: 'wf', kinds: { workflow: engine.kind } });
+    traceSystem(system);
+    const outcome = await tracer().startActiveSpan('request', async (span) => {
+      try {
+        return await engine.run(system, demo, 'demo-1', { n: 2 });
+      } finally {
+        span.end();
+      }
+    });
+    expect(outcome.ok).toBe(false);
+    const traceId = one('request').spanContext().traceId;
+    const double = one('workflow.step double');
+    expect(double.attributes).toMatchObject({
+      'troupe.workflow.step.status': 'completed',
+      'troupe.workflow.id': 'demo-1',
+    });
+    expect(one('workflow.step fail').status.code).toBe(2);
+    expect(one('workflow demo').attributes['troupe.workflow.ok']).toBe(false);
+    for (const name of ['workflow.step double', 'workflow.step fail', 'workflow demo']) {
+      expect(one(name).spanContext().traceId, name).toBe(traceId);
+    }
+    await system.drain();
   });
 
   it('refuses to trace a system twice', () => {
