@@ -29,6 +29,7 @@ import {
 } from '../index.js';
 import { agentCases } from './agents.js';
 import { chaosCases } from './chaos.js';
+import { isolationCases } from './isolation.js';
 import { journalCases, tearDownJournal } from './journal.js';
 import { nestCases } from './nest.js';
 import {
@@ -559,6 +560,7 @@ async function main(): Promise<void> {
     ...workflowCases({ quick, sideBySide, result, heapPerItem }),
     ...nestCases({ quick, sideBySide, result, heapPerItem }),
     ...chaosCases({ quick, sideBySide, result, heapPerItem }),
+    ...isolationCases({ quick, sideBySide, result, heapPerItem }),
     // Last: they install the OpenTelemetry SDK (for their own run only).
     ...telemetryCases({ quick, sideBySide, result, heapPerItem }),
   ];

@@ -206,6 +206,7 @@ export function runHost(port: HostPort, exit: () => void): void {
       name: message.system,
       node: message.node,
       askTimeoutMs: message.askTimeoutMs,
+      devChecks: message.devChecks,
       transport: t,
     })) as ActorSystemImpl;
     system = node;

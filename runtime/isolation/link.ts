@@ -27,6 +27,8 @@ export interface LinkSettings {
 interface Spare {
   readonly host: LaunchedHost;
   readonly booted: Promise<void>;
+  /** Resolves once its modules are loaded too (it never rejects). */
+  readonly loaded: Promise<void>;
   readonly stopListening: () => void;
 }
 
@@ -41,10 +43,16 @@ function signature(options: LaunchOptions): string {
 function launchSpare(options: LaunchOptions): Spare {
   const host = launchHost(options);
   let stopListening: () => void = () => {};
+  let preloaded!: () => void;
+  const loaded = new Promise<void>((resolve) => {
+    preloaded = resolve;
+  });
   const booted = new Promise<void>((resolve, reject) => {
     stopListening = host.port.listen((message) => {
       if (!Array.isArray(message) || message[0] !== WIRE.control) return;
-      if ((message[1] as FromHost).t === 'booted') resolve();
+      const control = message[1] as FromHost;
+      if (control.t === 'booted') resolve();
+      else if (control.t === 'preloaded' && control.id === 0) preloaded();
     });
     host.exited.then((exit) =>
       reject(
@@ -58,13 +66,21 @@ function launchSpare(options: LaunchOptions): Spare {
       ),
     );
   });
-  booted.catch(() => {});
+  booted.catch(() => preloaded());
   // A spare loads the modules it will be asked for, so a restart does not wait for their import.
   booted.then(
     () => host.port.post([WIRE.control, { t: 'preload', id: 0, modules: options.modules } satisfies ToHost]),
     () => {},
   );
-  return { host, booted, stopListening };
+  return { host, booted, loaded, stopListening };
+}
+
+/**
+ * Resolves once the spare hosts of `system` have started and loaded their modules (for benchmarks
+ * and tests that measure a restart onto a spare).
+ */
+export async function sparesReady(system: ActorSystemImpl): Promise<void> {
+  await Promise.all([...(spares.get(system)?.values() ?? [])].map((spare) => spare.loaded));
 }
 
 /**
@@ -170,6 +186,7 @@ export class HostLink {
     this.readyPromise.catch(() => {});
     this.transport = messagePortTransport(spare.host.port, {
       retain: true,
+      lost: (text, error) => this.router.lostFrame(text, error),
       control: (message) => this.control(message as FromHost),
       relay: (channel, to, bytes) => relay(system, channel, to, bytes),
     });
@@ -193,6 +210,7 @@ export class HostLink {
           parent: system.node,
           beatMs: Math.max(1, Math.min(50, Math.floor(settings.cpuBudgetMs / 4))),
           askTimeoutMs: system.askTimeoutMs,
+          devChecks: system.devChecks,
         });
       },
       (error: Error) =>
@@ -272,9 +290,9 @@ export class HostLink {
   }
 
   /** A frame another host sent to this one, passed on as it is. */
-  relayed(channel: 'node' | 'reply', bytes: Uint8Array): void {
+  relayed(channel: 'node' | 'reply', payload: string | Uint8Array): void {
     if (this.ended !== undefined) return;
-    this.transport.relay(channel, this.node, bytes);
+    this.transport.relay(channel, this.node, payload);
   }
 
   /** Stops the host: its actors drain for up to `timeoutMs`, then it is terminated anyway. */
@@ -423,9 +441,14 @@ export class HostLink {
 const links = new WeakMap<ActorSystemImpl, Map<string, HostLink>>();
 
 /** A frame from one host for another node: relayed to that node's host, if it is one. */
-function relay(system: ActorSystemImpl, channel: 'node' | 'reply', node: string, bytes: Uint8Array): boolean {
+function relay(
+  system: ActorSystemImpl,
+  channel: 'node' | 'reply',
+  node: string,
+  payload: string | Uint8Array,
+): boolean {
   const target = links.get(system)?.get(node);
   if (target === undefined) return false;
-  target.relayed(channel, bytes);
+  target.relayed(channel, payload);
   return true;
 }

@@ -29,12 +29,17 @@ export interface MessagePortTransportOptions {
    * hosts no actors of the other (the parent) sets it.
    */
   readonly retain?: boolean;
+  /**
+   * With `retain`: told of the envelopes of a frame kept as text that was never acknowledged (they
+   * are decoded again only then). Without it such frames fail through `frame.fail` as any other.
+   */
+  readonly lost?: (text: string, error: TroupeError) => void;
   /** Messages of the port that are not frames (the host's control messages). */
   readonly control?: (message: unknown) => void;
   /** Told after each frame for this node was handed to the router (the host acknowledges from it). */
   readonly onReceive?: () => void;
   /** A frame for another node than this one: the parent relays it to that node's host. */
-  readonly relay?: (channel: 'node' | 'reply', node: string, bytes: Uint8Array) => boolean;
+  readonly relay?: (channel: 'node' | 'reply', node: string, payload: string | Uint8Array) => boolean;
 }
 
 /** A message-port transport, with the hooks its owner (a host link) needs. */
@@ -42,7 +47,7 @@ export interface MessagePortTransport extends Transport {
   /** Sends a control message on the same port, in order with the frames. */
   control(message: unknown): void;
   /** Posts a frame another host sent for this port's node, as it is (no retention: its sender keeps it). */
-  relay(channel: 'node' | 'reply', node: string, bytes: Uint8Array): void;
+  relay(channel: 'node' | 'reply', node: string, payload: string | Uint8Array): void;
   /** Acknowledges frames received up to `sequence` (the host does when it has handled them). */
   acknowledge(sequence: number): void;
   /** The sequence number of the last frame received. */
@@ -66,8 +71,12 @@ export function messagePortTransport(
   let stopListening: (() => void) | undefined;
   let sequence = 0;
   let received = 0;
-  /** Frames sent and not acknowledged (retain only), in order: sequence, frame. */
-  const sent: { sequence: number; frame: Frame }[] = [];
+  /**
+   * Frames sent and not acknowledged (retain only), in order: the frame's text when the router gave
+   * one and `lost` takes it (one string per frame: its envelopes need not live on, which keeps a
+   * busy link's frames out of the old generation of the heap), else the frame.
+   */
+  const sent: { sequence: number; frame: Frame | string }[] = [];
   let sentHead = 0;
   const early: unknown[] = [];
   const onMessage = (message: unknown) => {
@@ -76,15 +85,21 @@ export function messagePortTransport(
     if (tag === WIRE.node || tag === WIRE.reply) {
       received = message[1] as number;
       const node = message[2] as string;
-      const bytes = message[3] as Uint8Array;
+      const payload = message[3] as string | Uint8Array;
       const channel = tag === WIRE.node ? 'node' : 'reply';
-      if (node !== self && options.relay?.(channel, node, bytes) === true) return;
+      if (node !== self && options.relay?.(channel, node, payload) === true) return;
       if (sink === undefined) {
         early.push(message);
         return;
       }
-      if (tag === WIRE.node) sink.inbound(bytes);
-      else sink.replies(bytes);
+      if (typeof payload === 'string') {
+        if (tag === WIRE.node) {
+          if (sink.inboundText !== undefined) sink.inboundText(payload);
+          else sink.inbound(Buffer.from(payload, 'utf8'));
+        } else if (sink.repliesText !== undefined) sink.repliesText(payload);
+        else sink.replies(Buffer.from(payload, 'utf8'));
+      } else if (tag === WIRE.node) sink.inbound(payload);
+      else sink.replies(payload);
       options.onReceive?.();
     } else if (tag === WIRE.ack) {
       const upTo = message[1] as number;
@@ -115,7 +130,8 @@ export function messagePortTransport(
     sentHead = 0;
     for (const { frame } of frames) {
       try {
-        frame.fail(error);
+        if (typeof frame === 'string') options.lost?.(frame, error);
+        else frame.fail(error);
       } catch {
         // The router reports its own defects.
       }
@@ -136,18 +152,25 @@ export function messagePortTransport(
       }
       const n = ++sequence;
       try {
-        port.post([channel === 'node' ? WIRE.node : WIRE.reply, n, node, frame.bytes]);
+        // Text when the router has it: a one-byte string clones as one copy, with no encoding on
+        // either side.
+        port.post([channel === 'node' ? WIRE.node : WIRE.reply, n, node, frame.text ?? frame.bytes]);
       } catch (cause) {
         frame.fail(new TroupeError('ERR_NOT_DELIVERED', 'the host port refused the frame', { cause }));
         return;
       }
-      if (options.retain === true) sent.push({ sequence: n, frame });
+      if (options.retain === true) {
+        sent.push({
+          sequence: n,
+          frame: frame.text !== undefined && options.lost !== undefined ? frame.text : frame,
+        });
+      }
     },
     control(message) {
       port.post([WIRE.control, message]);
     },
-    relay(channel, node, bytes) {
-      port.post([channel === 'node' ? WIRE.node : WIRE.reply, 0, node, bytes]);
+    relay(channel, node, payload) {
+      port.post([channel === 'node' ? WIRE.node : WIRE.reply, 0, node, payload]);
     },
     acknowledge(upTo) {
       port.post([WIRE.ack, upTo]);

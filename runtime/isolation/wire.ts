@@ -35,6 +35,7 @@ export type ToHost =
       readonly parent: string;
       readonly beatMs: number;
       readonly askTimeoutMs: number;
+      readonly devChecks: boolean;
     }
   /** Spawns a top-level actor of the host (`ifAbsent`: unless one of that name is alive). */
   | {

@@ -146,6 +146,31 @@ export class Router implements TransportSink, Responder {
     this.pending.clear();
   }
 
+  /**
+   * A frame this router sent (its text) that will not be handled: each envelope in it is a dead
+   * letter (`transport-failed`) and each ask hears `error`, as `Frame.fail` would do.
+   */
+  lostFrame(text: string, error: TroupeError): void {
+    let items: unknown[];
+    try {
+      const data = JSON.parse(text) as unknown;
+      items = Array.isArray(data) ? data : [data];
+      if (items.some(isRun)) items = expandRuns(items);
+    } catch (cause) {
+      this.host.reportDefect(this.replyAddress, cause);
+      return;
+    }
+    const envelopes: Envelope[] = [];
+    for (const item of items) {
+      try {
+        envelopes.push(decodeEnvelope(item));
+      } catch {
+        // Not an envelope of ours: nothing to report.
+      }
+    }
+    this.failed(envelopes, error);
+  }
+
   /** Fails every ask waiting for a reply with `error` (the node they went to is gone). */
   failPending(error: TroupeError): void {
     for (const { ask } of [...this.pending.values()]) ask.reject(error);
@@ -442,8 +467,14 @@ export class Router implements TransportSink, Responder {
     closeRun(box);
     const text = box.pieces === 1 && box.single ? box.text : `[${box.text}]`;
     const envelopes = box.envelopes;
+    let bytes: Uint8Array | undefined;
     const frame: Frame = {
-      bytes: Buffer.from(text, 'utf8'),
+      // Encoded on first use: a transport that carries text never asks.
+      get bytes() {
+        bytes ??= Buffer.from(text, 'utf8');
+        return bytes;
+      },
+      text,
       deadline: box.expires ? box.deadline : undefined,
       fail: (error) => this.failed(envelopes, error),
     };
@@ -466,7 +497,17 @@ export class Router implements TransportSink, Responder {
   // ---- Receiving ----
 
   inbound(bytes: Uint8Array): void {
-    const items = this.decodeFrame(bytes, 'inbound');
+    // An oversize frame is refused before it is decoded.
+    this.inboundText(bytes.length > this.frameLimit() ? '' : bytesToText(bytes), bytes.length);
+  }
+
+  /** The largest frame accepted. */
+  private frameLimit(): number {
+    return Math.max(this.limits.maxMessageBytes, this.limits.maxBatchBytes) + 1024;
+  }
+
+  inboundText(text: string, size = text.length): void {
+    const items = this.decodeFrame(text, size, 'inbound');
     if (items === undefined) return;
     try {
       this.inboundItems(items);
@@ -650,7 +691,11 @@ export class Router implements TransportSink, Responder {
   }
 
   replies(bytes: Uint8Array): void {
-    const items = this.decodeFrame(bytes, 'replies');
+    this.repliesText(bytes.length > this.frameLimit() ? '' : bytesToText(bytes), bytes.length);
+  }
+
+  repliesText(text: string, size = text.length): void {
+    const items = this.decodeFrame(text, size, 'replies');
     if (items === undefined) return;
     for (const item of items) {
       try {
@@ -706,31 +751,25 @@ export class Router implements TransportSink, Responder {
   }
 
   /** Parses a frame; a frame that is not JSON is one dead letter. */
-  private decodeFrame(bytes: Uint8Array, channel: string): unknown[] | undefined {
+  private decodeFrame(text: string, size: number, channel: string): unknown[] | undefined {
     const to = this.replyAddress;
-    const limit = Math.max(this.limits.maxMessageBytes, this.limits.maxBatchBytes) + 1024;
-    if (bytes.length > limit) {
+    const limit = this.frameLimit();
+    if (size > limit) {
       this.host.deadLetter(
         to,
         undefined,
         `(${channel} frame)`,
         undefined,
         'oversize',
-        new TroupeError(
-          'ERR_MESSAGE_TOO_LARGE',
-          `a ${bytes.length}-byte frame arrived; the limit is ${limit}`,
-          {
-            details: { bytes: bytes.length, limit },
-          },
-        ),
+        new TroupeError('ERR_MESSAGE_TOO_LARGE', `a ${size}-byte frame arrived; the limit is ${limit}`, {
+          details: { bytes: size, limit },
+        }),
       );
       return undefined;
     }
     let data: unknown;
     try {
-      const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-      // Most frames are ASCII, which decodes faster as latin1 (the same characters).
-      data = JSON.parse(isAscii(buffer) ? buffer.toString('latin1') : buffer.toString('utf8'));
+      data = JSON.parse(text);
     } catch (cause) {
       this.host.deadLetter(
         to,
@@ -756,6 +795,12 @@ export class Router implements TransportSink, Responder {
     const items = Array.isArray(data) ? data : [data];
     return items.some(isRun) ? expandRuns(items) : items;
   }
+}
+
+/** A frame's bytes as text: most frames are ASCII, which decodes faster as latin1 (the same characters). */
+function bytesToText(bytes: Uint8Array): string {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return isAscii(buffer) ? buffer.toString('latin1') : buffer.toString('utf8');
 }
 
 /** Ends the run being built in an outbox: it becomes one element of the frame. */

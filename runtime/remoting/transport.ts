@@ -9,6 +9,11 @@ import type { ClusterStore } from './cluster-types.js';
  */
 export interface Frame {
   readonly bytes: Uint8Array;
+  /**
+   * The frame as text, when the router has it: a transport that carries strings (a message port)
+   * posts it instead of `bytes`, which are then never encoded.
+   */
+  readonly text?: string;
   readonly deadline: number | undefined;
   fail(error: TroupeError): void;
 }
@@ -19,6 +24,10 @@ export interface TransportSink {
   inbound(bytes: Uint8Array): void;
   /** A frame of replies to asks this node made. */
   replies(bytes: Uint8Array): void;
+  /** A frame for actors of this node, as text (from a transport that carries strings). */
+  inboundText?(text: string): void;
+  /** A frame of replies, as text. */
+  repliesText?(text: string): void;
 }
 
 /**
