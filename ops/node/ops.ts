@@ -4,6 +4,7 @@ import { ClusterView } from '../dashboard/view.js';
 import { type OpsServer, startOpsServer } from '../health/index.js';
 import { connectCluster } from '../introspection/client.js';
 import { type Introspection, startIntrospection } from '../introspection/responder.js';
+import { startTelemetry, type Telemetry } from '../telemetry/index.js';
 import type { ClusterNode } from './start.js';
 
 /** The ops side of a running node. */
@@ -16,7 +17,7 @@ export interface NodeOps {
 
 /**
  * Starts the node's ops services: the `troupe-ops` actor (introspection) and the ops HTTP server
- * (`/healthz`, `/readyz`, the dashboard at `/dashboard/`). They stop after the node has.
+ * (`/healthz`, `/readyz`, `/metrics` from `startTelemetry`, the dashboard at `/dashboard/`). They stop after the node has.
  */
 export async function startNodeOps(node: ClusterNode): Promise<NodeOps> {
   const { config, system } = node;
@@ -34,10 +35,31 @@ export async function startNodeOps(node: ClusterNode): Promise<NodeOps> {
   node.onStopped(() => client.close());
   const view = new ClusterView(client);
   node.onStopped(() => view.close());
+  let telemetry: Telemetry | undefined;
+  if (config.telemetry.metrics || config.telemetry.otlpUrl !== undefined) {
+    // The SDK reads its trace exporter from the standard variables.
+    if (config.telemetry.otlpUrl !== undefined) {
+      process.env.OTEL_TRACES_EXPORTER ??= 'otlp';
+      process.env.OTEL_EXPORTER_OTLP_ENDPOINT ??= config.telemetry.otlpUrl;
+    }
+    try {
+      telemetry = await startTelemetry({
+        system,
+        serviceName: config.telemetry.serviceName,
+        prometheus: config.telemetry.metrics,
+      });
+      const started = telemetry;
+      node.onStopped(() => started.shutdown());
+    } catch (error) {
+      // The SDK packages are optional peers: without them the node runs, without metrics.
+      node.log.warn({ err: error }, 'telemetry off');
+    }
+  }
   const server = await startOpsServer({
     port: config.ops.port,
     host: config.ops.host,
     system,
+    metrics: telemetry?.metricsHandler,
     routes: dashboardRoutes(view),
   });
   node.onStopped(() => server.close());

@@ -129,6 +129,12 @@ describe('troupe node, as processes on a private nats-server', () => {
         prefix: 'troupe.cli1',
       });
       expect(await members('cli1')).toEqual(['n1']);
+      const ops = started.ops as string;
+      expect((await fetch(`${ops}/healthz`)).status).toBe(200);
+      await expect.poll(async () => (await fetch(`${ops}/readyz`)).status).toBe(200);
+      await expect
+        .poll(async () => await (await fetch(`${ops}/metrics`)).text())
+        .toMatch(/^troupe_actors\{/m);
       await using client = await createNode({
         name: 'cli1',
         node: 'client',
