@@ -62,6 +62,8 @@ export async function startNodeOps(node: ClusterNode): Promise<NodeOps> {
     metrics: telemetry?.metricsHandler,
     routes: dashboardRoutes(view),
   });
-  node.onStopped(() => server.close());
+  node.onStopped(async () => {
+    await server.close();
+  });
   return { url: server.url, server, introspection };
 }
