@@ -49,7 +49,9 @@ export async function startNodeOps(node: ClusterNode): Promise<NodeOps> {
         prometheus: config.telemetry.metrics,
       });
       const started = telemetry;
-      node.onStopped(() => started.shutdown());
+      node.onStopped(async () => {
+        await started.shutdown();
+      });
     } catch (error) {
       // The SDK packages are optional peers: without them the node runs, without metrics.
       node.log.warn({ err: error }, 'telemetry off');
