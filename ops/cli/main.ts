@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ERROR_CODES, type ErrorCode, TroupeError } from '../../protocols/index.js';
 import { removeClusterState } from '../../runtime/index.js';
+import { registerChaos } from './chaos.js';
 import { errorTable, explain, packageVersion } from './errors.js';
 import { registerIntrospection } from './introspect.js';
 import { type CliIo, describeError, type ExitCode, processIo } from './io.js';
@@ -75,6 +76,7 @@ Examples:
   troupe tree --nats nats://127.0.0.1:4222 --cluster shop --node node-a
   troupe dashboard --nats nats://127.0.0.1:4222 --cluster shop --port 8080
   troupe cluster remove shop --servers nats://127.0.0.1:4222
+  troupe chaos run plan.json --seed 7 --simulate --out chaos-out
 
 "troupe <command> --help" describes a command and its options.
 `,
@@ -130,6 +132,7 @@ Examples:
 
   registerNode(program, io, exit);
   registerIntrospection(program, io, exit);
+  registerChaos(program, io, exit);
   return program;
 }
 

@@ -34,6 +34,8 @@ export interface History {
   readonly seed: number;
   /** The plan's name. */
   readonly plan: string;
+  /** The workload's name (a built-in one's checkers judge it again on replay). */
+  readonly workload?: string;
   readonly nodes: readonly string[];
   /** Length of the run in ms (simulated in a simulation). */
   readonly durationMs: number;

@@ -343,6 +343,7 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
   const result: History = {
     seed: plan.seed,
     plan: plan.name,
+    workload: options.workload.name,
     nodes: plan.nodes,
     durationMs: end,
     ops: history.ops,
