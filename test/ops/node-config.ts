@@ -11,7 +11,7 @@ import { supervisor } from '../../supervisors/index.js';
 export const Greeter = defineProtocol('ops-test.greeter', {
   greet: ask(z.object({ n: z.number() }), z.object({ n: z.number(), node: z.string(), count: z.number() })),
 });
-const greeter = behavior({
+export const greeter = behavior({
   protocols: [Greeter],
   initialState: () => 0,
   handlers: {
