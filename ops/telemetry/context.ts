@@ -127,9 +127,17 @@ export class ActiveTraceReader {
   }
 }
 
+/** Parsed parents, by trace context object: the messages of one sender's handler share one. */
+const parents = new WeakMap<TraceContext, Context>();
+
 /** The context a remote (or another actor's) trace context continues. */
 export function parentContext(traceContext: TraceContext | undefined): Context {
   if (traceContext === undefined) return ROOT_CONTEXT;
-  const spanContext = fromTraceContext(traceContext);
-  return spanContext === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, spanContext);
+  let parent = parents.get(traceContext);
+  if (parent === undefined) {
+    const spanContext = fromTraceContext(traceContext);
+    parent = spanContext === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, spanContext);
+    parents.set(traceContext, parent);
+  }
+  return parent;
 }

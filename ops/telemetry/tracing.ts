@@ -5,6 +5,7 @@ import {
   ROOT_CONTEXT,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   type Tracer,
   trace,
@@ -83,21 +84,35 @@ export function traceSystem(system: ActorSystem, options: TraceSystemOptions = {
     'troupe.node': system.node,
   } as const;
 
-  const startHandling = (address: string, type: string, parent: TraceContext | undefined, ask: boolean) => {
-    const span = tracer.startSpan(
-      `process ${type}`,
-      {
-        kind: ask ? SpanKind.SERVER : SpanKind.CONSUMER,
-        attributes: {
-          ...base,
-          'messaging.operation.type': 'process',
-          'messaging.operation.name': ask ? 'ask' : 'tell',
-          'messaging.destination.name': address,
-          'troupe.message.type': type,
+  /** Span options per destination and message: built once, as the SDK copies them anyway. */
+  const handlingOptions = new Map<string, { name: string; options: SpanOptions }>();
+  const optionsFor = (address: string, type: string, ask: boolean) => {
+    const key = `${ask ? 'a' : 't'}${type}\u0000${address}`;
+    let entry = handlingOptions.get(key);
+    if (entry === undefined) {
+      // Bounded: a system with many short-lived actors would otherwise grow it for ever.
+      if (handlingOptions.size >= 10_000) handlingOptions.clear();
+      entry = {
+        name: `process ${type}`,
+        options: {
+          kind: ask ? SpanKind.SERVER : SpanKind.CONSUMER,
+          attributes: {
+            ...base,
+            'messaging.operation.type': 'process',
+            'messaging.operation.name': ask ? 'ask' : 'tell',
+            'messaging.destination.name': address,
+            'troupe.message.type': type,
+          },
         },
-      },
-      parentContext(parent),
-    );
+      };
+      handlingOptions.set(key, entry);
+    }
+    return entry;
+  };
+
+  const startHandling = (address: string, type: string, parent: TraceContext | undefined, ask: boolean) => {
+    const { name, options: spanOptions } = optionsFor(address, type, ask);
+    const span = tracer.startSpan(name, spanOptions, parentContext(parent));
     const active = trace.setSpan(ROOT_CONTEXT, span);
     let ended = false;
     const handlerSpan: HandlerSpan = {
