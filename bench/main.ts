@@ -32,6 +32,7 @@ import { chaosCases } from './chaos.js';
 import { isolationCases } from './isolation.js';
 import { journalCases, tearDownJournal } from './journal.js';
 import { nestCases } from './nest.js';
+import { peerCases } from './peers.js';
 import {
   type BenchTools,
   type BenchCase as Case,
@@ -561,6 +562,7 @@ async function main(): Promise<void> {
     ...nestCases({ quick, sideBySide, result, heapPerItem }),
     ...chaosCases({ quick, sideBySide, result, heapPerItem }),
     ...isolationCases({ quick, sideBySide, result, heapPerItem }),
+    ...peerCases({ quick, sideBySide, result, heapPerItem }),
     // Last: they install the OpenTelemetry SDK (for their own run only).
     ...telemetryCases({ quick, sideBySide, result, heapPerItem }),
   ];
