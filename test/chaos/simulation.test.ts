@@ -143,4 +143,29 @@ describe('simulation', () => {
     },
     LONG,
   );
+
+  it(
+    'crashes the actors an address pattern names, at their next message, and they recover',
+    async () => {
+      const r = await simulate(
+        {
+          name: 'crash-actor',
+          seed: 1,
+          durationMs: 10_000,
+          nodes: ['n1', 'n2', 'n3'],
+          workload: { name: 'register' },
+          faults: [
+            { kind: 'crash-actor', at: 2000, pattern: 'troupe://sim/@register/*' },
+            { kind: 'crash-actor', at: 4000, pattern: 'troupe://sim/@register/k1' },
+          ],
+        },
+        { workload: registerWorkload() },
+      );
+      const crashed = r.history.ops.filter((op) => op.error === 'ERR_ACTOR_CRASHED');
+      expect(crashed.map((op) => op.key)).toHaveLength(2);
+      expect(crashed[1]!.key).toBe('k1');
+      expect(r.verdict).toBe('ok');
+    },
+    LONG,
+  );
 });
