@@ -15,6 +15,7 @@
  * median and, as the ratio, the median of the ratios of blocks of rounds run next to each other
  * (A B | B A, so neither side gains from following itself).
  */
+
 import { createRequire } from 'node:module';
 import { z } from 'zod';
 import {
@@ -32,6 +33,7 @@ import { chaosCases } from './chaos.js';
 import { isolationCases } from './isolation.js';
 import { journalCases, tearDownJournal } from './journal.js';
 import { nestCases } from './nest.js';
+import { opsCases } from './ops.js';
 import { peerCases } from './peers.js';
 import {
   type BenchTools,
@@ -563,6 +565,7 @@ async function main(): Promise<void> {
     ...chaosCases({ quick, sideBySide, result, heapPerItem }),
     ...isolationCases({ quick, sideBySide, result, heapPerItem }),
     ...peerCases({ quick, sideBySide, result, heapPerItem }),
+    ...opsCases({ quick, sideBySide, result, heapPerItem }),
     // Last: they install the OpenTelemetry SDK (for their own run only).
     ...telemetryCases({ quick, sideBySide, result, heapPerItem }),
   ];
