@@ -252,5 +252,6 @@ describe('the layering check', () => {
     }
     expect(failure.status).toBe(1);
     expect(failure.stderr).toContain('protocols/index.ts:1 imports ops/index.ts');
-  });
+    // Two tsx processes that each parse the whole repository: slow on a loaded 2-core machine.
+  }, 60_000);
 });

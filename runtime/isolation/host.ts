@@ -181,7 +181,6 @@ export function runHost(port: HostPort, exit: () => void): void {
   const init = async (message: Extract<ToHost, { t: 'init' }>) => {
     let lastAcked = 0;
     let acking = false;
-    let made: Promise<ActorSystemImpl> | undefined;
     const t = messagePortTransport(port, {
       control: (m) => handle(m as ToHost),
       onReceive: () => {

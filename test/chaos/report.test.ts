@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { htmlReport, registerWorkload, simulate, summary } from 'troupe/chaos';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, CHROMIUM_ARGS } from '../harness/browser.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-report-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,17 +37,8 @@ describe('chaos report', () => {
     writeFileSync(file, htmlReport(run));
     // launch() gives the browser a fresh profile directory of its own.
     const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      executablePath: CHROMIUM,
+      args: [...CHROMIUM_ARGS],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });

@@ -10,12 +10,17 @@ import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ActorSystem, createNode, natsTransport } from '../../index.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../harness/browser.js';
 import { NatsServer } from '../harness/nats.js';
 import { TroupeProcess } from '../harness/troupe-cli.js';
 import { Front, Worker } from './node-config.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const CLUSTER = 'dash';
+if (!existsSync(CHROMIUM)) {
+  console.warn(
+    `dashboard test: skipped, because ${CHROMIUM} is missing (scripts/setup.sh installs Debian's chromium)`,
+  );
+}
 
 describe.skipIf(!existsSync(CHROMIUM))('the dashboard, in headless chromium', () => {
   let server: NatsServer;
@@ -51,16 +56,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard, in headless chromium', ()
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1400, height: 1000 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: [...CHROMIUM_ARGS],
     });
   }, 120_000);
 

@@ -150,7 +150,8 @@ describe('troupe node, as processes on a private nats-server', () => {
     } finally {
       await node.stop();
     }
-  });
+    // A node process that loads tsx, the OpenTelemetry SDK and its config: slow on a loaded machine.
+  }, 60_000);
 
   it('exits at once on a second signal while a drain waits', async () => {
     const node = TroupeProcess.start(
