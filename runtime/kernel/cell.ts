@@ -1020,11 +1020,16 @@ export class Cell extends SupervisingCell {
     let result: unknown;
     try {
       const ctx = this.ctx ?? this.context();
-      const run = () =>
-        this.system.middleware.length === 0
-          ? handler(body, ctx)
-          : this.system.runReceiveMiddleware(this, type, body, meta, () => handler(body, ctx));
-      result = span === undefined ? run() : span.run(run);
+      const middleware = this.system.middleware.length !== 0;
+      // Untraced (the common case) without allocating a closure per message.
+      if (span === undefined && !middleware) result = handler(body, ctx);
+      else {
+        const run = () =>
+          middleware
+            ? this.system.runReceiveMiddleware(this, type, body, meta, () => handler(body, ctx))
+            : handler(body, ctx);
+        result = span === undefined ? run() : span.run(run);
+      }
     } catch (error) {
       currentCell = previous;
       currentSpan = previousSpan;
