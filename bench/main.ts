@@ -28,24 +28,7 @@ import {
   type SystemOptions,
   tell,
 } from '../index.js';
-import { agentCases } from './agents.js';
-import { chaosCases } from './chaos.js';
-import { isolationCases } from './isolation.js';
-import { journalCases, tearDownJournal } from './journal.js';
-import { nestCases } from './nest.js';
-import { opsCases } from './ops.js';
-import { peerCases } from './peers.js';
-import {
-  type BenchTools,
-  type BenchCase as Case,
-  type BenchResult as Result,
-  remoteCases,
-  tearDownRemote,
-} from './remote.js';
-import { societyCases } from './societies.js';
-import { telemetryCases } from './telemetry.js';
-import { topicCases } from './topics.js';
-import { tearDownWorkflows, workflowCases } from './workflows.js';
+import type { BenchTools, BenchCase as Case, BenchResult as Result } from './remote.js';
 
 const require = createRequire(import.meta.url);
 const nact = require('nact') as {
@@ -552,33 +535,58 @@ function format(value: number): string {
   return value.toFixed(value < 10 ? 2 : 1);
 }
 
+/**
+ * The groups of cases, in the order they run. Each group's module is loaded only when one of its cases
+ * is about to run, after the groups before it have run: the kernel cases run in a process that has not
+ * loaded NestJS, the OpenTelemetry SDK, the chaos simulation or the peers, whose code and heap would
+ * otherwise weigh on them (and on nothing the kernel does).
+ */
+const tearDowns: (() => Promise<void>)[] = [];
+const tools = (): BenchTools => ({ quick, sideBySide, result, heapPerItem });
+const groups: (() => Promise<Case[]>)[] = [
+  async () => cases,
+  async () => {
+    const m = await import('./remote.js');
+    tearDowns.push(m.tearDownRemote);
+    return m.remoteCases(tools());
+  },
+  async () => {
+    const m = await import('./journal.js');
+    tearDowns.push(m.tearDownJournal);
+    return m.journalCases(tools());
+  },
+  async () => (await import('./agents.js')).agentCases(tools()),
+  async () => (await import('./topics.js')).topicCases(tools()),
+  async () => (await import('./societies.js')).societyCases(tools()),
+  async () => {
+    const m = await import('./workflows.js');
+    tearDowns.push(m.tearDownWorkflows);
+    return m.workflowCases(tools());
+  },
+  async () => (await import('./nest.js')).nestCases(tools()),
+  async () => (await import('./chaos.js')).chaosCases(tools()),
+  async () => (await import('./isolation.js')).isolationCases(tools()),
+  async () => (await import('./peers.js')).peerCases(tools()),
+  async () => (await import('./ops.js')).opsCases(tools()),
+  // Last: they install the OpenTelemetry SDK (for their own run only).
+  async () => (await import('./telemetry.js')).telemetryCases(tools()),
+];
+
 async function main(): Promise<void> {
-  const all = [
-    ...cases,
-    ...remoteCases({ quick, sideBySide, result, heapPerItem }),
-    ...journalCases({ quick, sideBySide, result, heapPerItem }),
-    ...agentCases({ quick, sideBySide, result, heapPerItem }),
-    ...topicCases({ quick, sideBySide, result, heapPerItem }),
-    ...societyCases({ quick, sideBySide, result, heapPerItem }),
-    ...workflowCases({ quick, sideBySide, result, heapPerItem }),
-    ...nestCases({ quick, sideBySide, result, heapPerItem }),
-    ...chaosCases({ quick, sideBySide, result, heapPerItem }),
-    ...isolationCases({ quick, sideBySide, result, heapPerItem }),
-    ...peerCases({ quick, sideBySide, result, heapPerItem }),
-    ...opsCases({ quick, sideBySide, result, heapPerItem }),
-    // Last: they install the OpenTelemetry SDK (for their own run only).
-    ...telemetryCases({ quick, sideBySide, result, heapPerItem }),
-  ];
-  const selected = all.filter((c) => only === undefined || c.name.includes(only));
-  if (selected.length === 0) {
-    console.error(`bench: no case matches "${only}"; cases: ${all.map((c) => c.name).join(', ')}`);
-    process.exit(2);
-  }
   const results: Result[] = [];
-  for (const c of selected) {
-    const r = await c.run();
-    results.push(r);
-    if (json) console.log(JSON.stringify(r));
+  const names: string[] = [];
+  for (const group of groups) {
+    const all = await group();
+    names.push(...all.map((c) => c.name));
+    for (const c of all.filter((c) => only === undefined || c.name.includes(only))) {
+      const r = await c.run();
+      results.push(r);
+      if (json) console.log(JSON.stringify(r));
+    }
+  }
+  if (results.length === 0) {
+    console.error(`bench: no case matches "${only}"; cases: ${names.join(', ')}`);
+    process.exit(2);
   }
   if (!json) {
     const rows = [
@@ -604,9 +612,7 @@ async function main(): Promise<void> {
     .filter((r) => !r.pass)
     .map((r) => `${r.case} (${r.goal}, got ratio ${r.ratio.toFixed(2)})`);
   if (missed.length > 0) console.error(`bench: goals missed: ${missed.join('; ')}`);
-  await tearDownRemote();
-  await tearDownJournal();
-  await tearDownWorkflows();
+  for (const tearDown of tearDowns) await tearDown();
   process.exit(0);
 }
 
