@@ -71,6 +71,8 @@ export class TroupeProcess {
           this.child.off('exit', wake);
           resolve();
         };
+        // Real time on purpose: the child process runs on it; this only bounds how long we wait for its
+        // output before checking the deadline again (no assertion follows a fixed sleep).
         const timer = setTimeout(wake, 250);
         this.child.stdout!.on('data', wake);
         this.child.on('exit', wake);

@@ -64,6 +64,7 @@ const counter = behavior({
     },
     traceOf: (_b, ctx) => ctx.trace?.traceparent ?? 'none',
     slow: async ({ ms }) => {
+      // A handler that takes a while (the work under test), not a wait before an assertion.
       await sleep(ms);
       return 'slow';
     },
@@ -271,6 +272,7 @@ function mathController(events: string[]) {
 
     @MessagePattern('wait')
     async wait(@Payload() ms: number): Promise<string> {
+      // A Nest handler that takes a while (the work under test), not a wait before an assertion.
       await sleep(ms);
       return `waited ${ms}`;
     }

@@ -38,6 +38,7 @@ export class SimScheduler implements Clock {
     return SIM_EPOCH_MS + this.time;
   }
 
+  // The Clock interface's timer, on simulated time: it queues in this scheduler, never on Node's timers.
   setTimeout(callback: () => void, delayMs: number): TimerHandle {
     return this.add(callback, delayMs, undefined);
   }
@@ -168,6 +169,7 @@ export class NodeClock implements Clock {
     return this.scheduler.wallNow() + this.skewMs;
   }
 
+  // A node's timer on the shared simulated time (with this node's skew), queued in the scheduler.
   setTimeout(callback: () => void, delayMs: number): TimerHandle {
     return this.scheduler.add(callback, delayMs, this);
   }
