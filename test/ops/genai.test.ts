@@ -1,29 +1,15 @@
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { agent, openAIModel, tool } from '../../agents/index.js';
 import { inMemoryJournal } from '../../memory/index.js';
 import { tracedJournal, tracedModel, tracedTool, traceSystem } from '../../ops/index.js';
 import { createSystem } from '../../runtime/index.js';
 import { reply, useWireServer } from '../agents/wire-server.js';
+import { useInMemorySdk } from '../harness/otel.js';
 
-const exporter = new InMemorySpanExporter();
-let sdk: NodeSDK;
-beforeAll(() => {
-  sdk = new NodeSDK({
-    spanProcessors: [new SimpleSpanProcessor({ exporter })],
-    instrumentations: [],
-    resourceDetectors: [],
-    metricReaders: [],
-  });
-  sdk.start();
-});
-afterAll(async () => {
-  await sdk.shutdown();
-});
-afterEach(() => exporter.reset());
+const exporter = useInMemorySdk();
 
 const server = useWireServer();
 const SECRET_PROMPT = 'my card is 4111-1111-1111-1111';

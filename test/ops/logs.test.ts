@@ -1,27 +1,13 @@
 import { Writable } from 'node:stream';
 import { trace } from '@opentelemetry/api';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { z } from 'zod';
 import { logSystem, scrubSecrets, traceSystem, troupeLogger } from '../../ops/index.js';
 import { ask, defineProtocol, tell } from '../../protocols/index.js';
 import { behavior, createSystem } from '../../runtime/index.js';
+import { useInMemorySdk } from '../harness/otel.js';
 
-const exporter = new InMemorySpanExporter();
-let sdk: NodeSDK;
-beforeAll(() => {
-  sdk = new NodeSDK({
-    spanProcessors: [new SimpleSpanProcessor({ exporter })],
-    instrumentations: [],
-    resourceDetectors: [],
-    metricReaders: [],
-  });
-  sdk.start();
-});
-afterAll(async () => {
-  await sdk.shutdown();
-});
+const exporter = useInMemorySdk({ resetAfterEach: false });
 
 /** A pino destination that keeps the parsed lines. */
 function lines(): { stream: Writable; lines: Record<string, any>[] } {

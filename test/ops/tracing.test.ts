@@ -1,14 +1,7 @@
 import { join } from 'node:path';
 import { context, ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import {
-  AlwaysOnSampler,
-  InMemorySpanExporter,
-  ParentBasedSampler,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AlwaysOnSampler, ParentBasedSampler, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   ask,
@@ -23,23 +16,9 @@ import {
 import { traceSystem } from '../../ops/index.js';
 import { NatsServer } from '../harness/nats.js';
 import { NodeProcess } from '../harness/node-process.js';
+import { useInMemorySdk } from '../harness/otel.js';
 
-const exporter = new InMemorySpanExporter();
-let sdk: NodeSDK;
-beforeAll(() => {
-  sdk = new NodeSDK({
-    sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
-    spanProcessors: [new SimpleSpanProcessor({ exporter })],
-    instrumentations: [],
-    resourceDetectors: [],
-    metricReaders: [],
-  });
-  sdk.start();
-});
-afterAll(async () => {
-  await sdk.shutdown();
-});
-afterEach(() => exporter.reset());
+const exporter = useInMemorySdk({ sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }) });
 
 const tracer = () => trace.getTracer('test');
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
