@@ -16,7 +16,7 @@ import {
   TroupeError,
 } from '../../protocols/index.js';
 import type { ActorContext, ActorRef, ActorSystem, Behavior, SpawnOptions } from '../kernel/api.js';
-import { behavior } from '../kernel/behavior.js';
+import { behavior, withSendCheck } from '../kernel/behavior.js';
 import { cellOf } from '../kernel/cell.js';
 import { crashActor, detachReply } from '../kernel/hooks.js';
 import type { ActorSystemImpl } from '../kernel/system.js';
@@ -268,6 +268,10 @@ function isPlain(value: unknown, depth: number): boolean {
   }
 }
 
+/** The proxy's send check: a body that cannot cross to the host is refused at `tell` and `ask`. */
+const checkSend = (type: string, body: unknown, to: ActorRef<any>): void =>
+  checkCloneable(body, type, to.address);
+
 /** Checks that a body can cross to a host. @throws TroupeError `ERR_NOT_CLONEABLE`. */
 export function checkCloneable(body: unknown, type: string, to: string): void {
   if (isPlain(body, 0)) return;
@@ -285,7 +289,10 @@ export function checkCloneable(body: unknown, type: string, to: string): void {
   }
 }
 
-/** The proxy behaviour: forwards each message to the actor in the host, and the replies back. */
+/**
+ * The proxy behaviour: forwards each message to the actor in the host, and the replies back. What
+ * cannot cross to the host is refused at the send (its send check), so the handlers only forward.
+ */
 function proxyBehavior<P extends AnyProtocol>(
   resolved: Resolved<P>,
   adopt: () => { link: HostLink; targets: Record<string, ActorRef<any>> } | undefined,
@@ -296,33 +303,24 @@ function proxyBehavior<P extends AnyProtocol>(
       spec.kind === 'tell'
         ? (body, ctx) => {
             const target = ctx.state.targets[name]!;
-            try {
-              checkCloneable(body, name, ctx.self.address);
-            } catch (error) {
-              const system = ctx.system as unknown as ActorSystemImpl;
-              system.deadLetter(
-                ctx.self.address,
-                ctx.sender?.address,
-                name,
-                body,
-                'malformed',
-                error as TroupeError,
-              );
-              return;
-            }
             const sender = ctx.sender;
-            if (sender === undefined) target.tell(name, body);
-            else target.tell(name, body, { from: sender });
+            try {
+              if (sender === undefined) target.tell(name, body);
+              else target.tell(name, body, { from: sender });
+            } catch (error) {
+              // The router refused it (too large for the wire): a dead letter, not a crash of the proxy.
+              const system = ctx.system as unknown as ActorSystemImpl;
+              const refused = TroupeError.is(error)
+                ? error
+                : new TroupeError('ERR_NOT_DELIVERED', `"${name}" could not go to its host`, {
+                    cause: error,
+                  });
+              system.deadLetter(ctx.self.address, sender?.address, name, body, 'malformed', refused);
+            }
           }
         : (body, ctx) => {
             const reply = detachReply(ctx);
             const target = ctx.state.targets[name]!;
-            try {
-              checkCloneable(body, name, ctx.self.address);
-            } catch (error) {
-              reply.reject(error as Error);
-              return;
-            }
             const timeoutMs = Math.max(1, reply.deadline - ctx.system.clock.now());
             target.ask(name, body, { timeoutMs }).then(reply.resolve, reply.reject);
           };
@@ -348,14 +346,17 @@ function proxyBehavior<P extends AnyProtocol>(
     ctx.state.link = undefined;
     await link?.close(resolved.options.stopTimeoutMs);
   };
-  return behavior<P, ProxyState>({
-    protocols: resolved.spec.protocols,
-    initialState: () => ({ link: undefined, targets: Object.create(null) }),
-    handlers: handlers as never,
-    preStart: start,
-    postStop: stop,
-    preRestart: stop,
-  });
+  return withSendCheck(
+    behavior<P, ProxyState>({
+      protocols: resolved.spec.protocols,
+      initialState: () => ({ link: undefined, targets: Object.create(null) }),
+      handlers: handlers as never,
+      preStart: start,
+      postStop: stop,
+      preRestart: stop,
+    }),
+    checkSend,
+  );
 }
 
 /**

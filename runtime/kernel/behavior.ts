@@ -22,6 +22,23 @@ export interface CompiledBehavior {
   readonly retainChildren: boolean;
   /** For supervisors that decide per child (the activations of named actors): see {@link Decider}. */
   readonly decide: Decider | undefined;
+  /** A check each message passes at its send, before it is queued (see {@link withSendCheck}). */
+  readonly checkSend: SendCheck | undefined;
+}
+
+/**
+ * A check of a message at its send: throws (a typed error) to refuse it, so `tell` throws and `ask`
+ * rejects before the message is queued. `to` is the actor sent to.
+ */
+export type SendCheck = (type: string, body: unknown, to: ActorRef<any>) => void;
+
+/**
+ * The behaviour `b` with `check` run on every message sent to its actors, synchronously at `tell`
+ * and `ask` (an isolated actor's proxy refuses there what cannot cross to its host, rather than
+ * later in its handler).
+ */
+export function withSendCheck<B extends Behavior<any, any>>(b: B, check: SendCheck): B {
+  return Object.freeze({ ...compiled(b), checkSend: check }) as unknown as B;
 }
 
 /**
@@ -191,5 +208,6 @@ function compile(
     supervision,
     retainChildren,
     decide,
+    checkSend: undefined,
   });
 }

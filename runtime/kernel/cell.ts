@@ -381,6 +381,8 @@ export class Cell extends SupervisingCell {
   }
 
   tell(type: string, body: unknown, options?: TellOptions): void {
+    const check = this.behavior.checkSend;
+    if (check !== undefined) check(type, body, this);
     const from = options === undefined ? currentCell : (options.from ?? currentCell);
     if (this.system.slowSend && !this.admit(type, body, from, undefined)) return;
     let trace = options === undefined ? undefined : (options.trace ?? currentCell?.trace);
@@ -482,6 +484,8 @@ export class Cell extends SupervisingCell {
     if (trace !== undefined) ask.trace = trace;
     if (signal !== undefined && !ask.listen(signal)) return;
     try {
+      const check = this.behavior.checkSend;
+      if (check !== undefined) check(type, body, this);
       if (system.slowSend && !this.admit(type, body, from, ask)) return;
       system.timeouts.add(ask, timeoutMs);
       this.enqueue(type, body, ask);
