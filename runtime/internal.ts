@@ -18,6 +18,7 @@ export {
   deleteChildSlot,
   describe,
   detachReply,
+  localActor,
   ownBehavior,
   restartChildSlot,
   spawnAndStart,

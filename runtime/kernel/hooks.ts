@@ -1,4 +1,4 @@
-import { type AnyProtocol, asError, TroupeError } from '../../protocols/index.js';
+import { type Address, type AnyProtocol, asError, parseAddress, TroupeError } from '../../protocols/index.js';
 import { deliverEnvelope, type IngressHost, type IngressResult } from '../remoting/ingress.js';
 import type { ActorContext, ActorRef, ActorStatus, ActorSystem, Behavior, SpawnOptions } from './api.js';
 import { compiled } from './behavior.js';
@@ -134,6 +134,19 @@ export function crashActor(ref: ActorRef<any>, error: unknown): void {
     throw new TroupeError('ERR_ILLEGAL_STATE', `${ref.address} is not a local actor`);
   }
   ref.fail(asError(error), undefined);
+}
+
+/**
+ * The live local actor at `address` in `system` (a path of this node, or a named actor activated
+ * here), or undefined: for tooling that acts on actors from outside (a chaos harness crashing them
+ * with {@link crashActor}).
+ */
+export function localActor(system: ActorSystem, address: Address): ActorRef<any> | undefined {
+  const lookup = (system as unknown as { lookup?: (s: string, n: string, p: string) => unknown }).lookup;
+  if (typeof lookup !== 'function') return undefined;
+  const parts = parseAddress(address);
+  const cell = lookup.call(system, parts.system, parts.node, parts.path);
+  return cell instanceof Cell && cell.alive ? (cell as unknown as ActorRef<any>) : undefined;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The journal as one node sees it in a simulation: the shared in-memory journal behind faults (an
- * outage refuses with `ERR_JOURNAL_UNAVAILABLE`, slowness waits on the node's clock) and a dead
- * node (its calls never answer). Every committed append is recorded for the checkers, with its
+ * outage refuses with `ERR_JOURNAL_UNAVAILABLE`, slowness waits on the node's clock, a restart of
+ * the server drops the connections: a call in flight then fails although it may have committed)
+ * and a dead node (its calls never answer). Every committed append is recorded for the checkers, with its
  * fence, node and time.
  */
 
@@ -15,6 +16,8 @@ import type { NodeClock } from './scheduler.js';
 export interface JournalFaults {
   outage: boolean;
   latencyMs: number;
+  /** Bumped by each server restart: a call that began before it lost its connection. */
+  connections: number;
 }
 
 export function simJournal(
@@ -27,15 +30,19 @@ export function simJournal(
 ): Journal {
   const gate = async <T>(call: () => Promise<T>): Promise<T> => {
     if (clock.state === 'dead') return new Promise<T>(() => {});
+    const connection = faults.connections;
     if (faults.latencyMs > 0) await sleep(faults.latencyMs, { clock });
     if (faults.outage)
       throw new TroupeError(
         'ERR_JOURNAL_UNAVAILABLE',
         `the journal is unreachable (simulated outage), seen from ${node}`,
       );
+    // A connection the restart dropped: what the call did (if anything) is not known to the caller.
+    if (faults.connections !== connection) throw lostConnection(node);
     const result = await call();
     // A node killed while its call was in flight never hears the answer.
     if ((clock.state as string) === 'dead') return new Promise<T>(() => {});
+    if (faults.connections !== connection) throw lostConnection(node);
     return result;
   };
   return {
@@ -74,4 +81,11 @@ export function simJournal(
     closed: () => journal.closed(),
     [Symbol.asyncDispose]: async () => {},
   };
+}
+
+function lostConnection(node: string): TroupeError {
+  return new TroupeError(
+    'ERR_JOURNAL_UNAVAILABLE',
+    `the connection to the journal was lost (simulated Postgres restart), seen from ${node}`,
+  );
 }

@@ -3,7 +3,9 @@
  * reordering, a partition) decided by the seeded random source at send time and delivered by a
  * timer of the scheduler. Frames between two nodes keep their order unless a reorder fault says
  * otherwise. The cluster store (membership, leases) is the in-process one behind a proxy that a
- * NATS outage makes unreachable and a dead node never hears back from.
+ * NATS outage makes unreachable, a partition makes unreachable from every side but the one that
+ * holds it (the majority, as a NATS KV bucket is served by its quorum), and a dead node never hears
+ * back from.
  */
 import { TroupeError } from '../../../protocols/index.js';
 import {
@@ -62,9 +64,28 @@ export class SimNetwork {
   constructor(
     private readonly scheduler: SimScheduler,
     private readonly random: Random,
+    /** Every node of the cluster, for the quorum that serves the store. */
+    private readonly nodes: readonly string[] = [],
     /** Latency of every frame: base plus up to `jitterMs`. */
     private readonly latency: { baseMs: number; jitterMs: number } = { baseMs: 1, jitterMs: 2 },
   ) {}
+
+  /**
+   * Whether `node` reaches the cluster store under the partitions in force. Of each partition, the
+   * store is on the side with a majority of the nodes (with none, the side with the first node): a
+   * node on another side cannot reach it; one-way, the first side's requests are lost, and so are
+   * the store's answers when the first side holds it.
+   */
+  storeReachable(node: string): boolean {
+    for (const rule of this.partitions) {
+      const mine = rule.sides.findIndex((side) => side.includes(node));
+      if (mine === -1) continue;
+      const holder = storeSide(rule.sides, this.nodes);
+      if (holder === -1 || holder === mine) continue;
+      if (!rule.oneWay || mine === 0 || holder === 0) return false;
+    }
+    return true;
+  }
 
   /** Whether a frame from `from` reaches `to` under the partitions in force. */
   canReach(from: string, to: string): boolean {
@@ -193,22 +214,44 @@ export class SimNetwork {
     }
   }
 
-  /** The store as `node` sees it: unreachable while NATS is down, silent once the node is dead. */
+  /**
+   * The store as `node` sees it: unreachable while NATS is down or the node is cut off from the
+   * store's side, silent once the node is dead. Changes watched while cut off arrive (the latest of
+   * each key) once the node reaches the store again, as a KV watcher catches up after reconnecting.
+   */
   private storeFor(node: string, clock: NodeClock, store: ClusterStore): ClusterStore {
+    type Listener = Parameters<ClusterStore['watch']>[0];
+    const missed = new Map<string, () => void>();
+    const catchUp = () => {
+      if (missed.size === 0 || clock.state !== 'running' || !this.storeReachable(node)) return;
+      const pending = [...missed.values()];
+      missed.clear();
+      for (const deliver of pending) deliver();
+    };
     const gate = <T>(call: () => Promise<T>): Promise<T> => {
       if (clock.state === 'dead') return new Promise<T>(() => {});
       if (this.natsDown)
         return Promise.reject(
           new TroupeError('ERR_TRANSPORT', `the NATS server is down (simulated), seen from ${node}`),
         );
+      if (!this.storeReachable(node))
+        return Promise.reject(
+          new TroupeError(
+            'ERR_TRANSPORT',
+            `the cluster store is unreachable from ${node} (simulated partition from its quorum)`,
+          ),
+        );
+      catchUp();
       return call();
     };
     return {
       announce: (n, s) => gate(() => store.announce(n, s)),
       withdraw: (n) => gate(() => store.withdraw(n)),
-      watch: (listener) =>
+      watch: (listener: Listener) =>
         store.watch((n, s) => {
-          if (clock.state === 'running') listener(n, s);
+          if (clock.state !== 'running') return;
+          if (this.storeReachable(node)) listener(n, s);
+          else missed.set(n, () => listener(n, s));
         }),
       lease: (k, n, takeOver) => gate(() => store.lease(k, n, takeOver)),
       release: (k, f) => gate(() => store.release(k, f)),
@@ -216,4 +259,12 @@ export class SimNetwork {
       close: () => store.close(),
     };
   }
+}
+
+/** The side of a partition that holds the store: a majority of `nodes`, else the side with the first. */
+function storeSide(sides: readonly (readonly string[])[], nodes: readonly string[]): number {
+  const majority = sides.findIndex((side) => side.length * 2 > nodes.length);
+  if (majority !== -1) return majority;
+  const first = [...nodes].sort()[0];
+  return first === undefined ? -1 : sides.findIndex((side) => side.includes(first));
 }

@@ -15,7 +15,9 @@ import {
   type Random,
   seededRandom,
   sleep,
+  type TreeNode,
 } from '../../../runtime/index.js';
+import { crashActor, localActor } from '../../../runtime/internal.js';
 import { type Checker, runCheckers, type Verdict, worst } from '../checkers/index.js';
 import { type History, type HistoryRecorder, historyRecorder } from '../history/index.js';
 import { type Fault, faultEnd, type Plan, type PlanInput, parsePlan, schedule } from '../plan/index.js';
@@ -122,14 +124,14 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
   const scheduler = new SimScheduler();
   const seeds = seededRandom(plan.seed);
   const draw = () => Math.floor(seeds() * 2 ** 31);
-  const network = new SimNetwork(scheduler, seededRandom(draw()));
+  const network = new SimNetwork(scheduler, seededRandom(draw()), plan.nodes);
   const workloadRandom = seededRandom(draw());
   const nodeSeed = draw();
   const journal = inMemoryJournal({ clock: scheduler, random: seededRandom(draw()) });
   const history = historyRecorder(() => scheduler.now());
-  const journalFaults: JournalFaults = { outage: false, latencyMs: 0 };
+  const journalFaults: JournalFaults = { outage: false, latencyMs: 0, connections: 0 };
   const modelFault: ModelFaultState = { current: undefined };
-  const crashes: { pattern: RegExp; node: string | undefined }[] = [];
+  let crashed = 0;
   const nodes = new Map<string, SimNode>();
   const pickRandom = seededRandom(draw());
   let stopped = false;
@@ -157,17 +159,6 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
       heartbeatMs: options.heartbeatMs ?? 500,
       deadLetterLog: () => {},
       devChecks: false,
-    });
-    system.use({
-      name: 'chaos.crash-actor',
-      receive(message, next) {
-        const i = crashes.findIndex(
-          (c) => (c.node === undefined || c.node === n.name) && c.pattern.test(message.to),
-        );
-        if (i === -1) return next();
-        crashes.splice(i, 1);
-        throw new Error(`chaos: crash-actor ${message.to}`);
-      },
     });
     if (clock.state === 'running') n.system = system;
   };
@@ -273,7 +264,9 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
           network.natsDown = false;
         };
       case 'postgres-restart':
+        // The server goes down: calls in flight lose their connection, new ones are refused.
         journalFaults.outage = true;
+        journalFaults.connections++;
         return () => {
           journalFaults.outage = false;
         };
@@ -297,8 +290,45 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
           if (modelFault.current === fault) modelFault.current = undefined;
         };
       case 'crash-actor':
-        crashes.push({ pattern: glob(fault.pattern), node: fault.node });
+        crashActors(fault);
         return undefined;
+    }
+  };
+
+  /**
+   * Crashes, now, every running actor whose address matches the fault's pattern (on its node, or on
+   * every node), as if its handler had thrown: its supervisor decides. The node's root and the
+   * runtime's own actors (`$` paths) are left alone. Each crash is an `actor-crashed` entry of the
+   * log (stream `chaos-nemesis`).
+   */
+  const crashActors = (fault: Extract<Fault, { kind: 'crash-actor' }>) => {
+    const pattern = glob(fault.pattern);
+    for (const name of plan.nodes) {
+      const n = nodes.get(name)!;
+      const system = n.system;
+      if (system === undefined || n.clock.state !== 'running') continue;
+      if (fault.node !== undefined && fault.node !== name) continue;
+      const hits: string[] = [];
+      const walk = (t: TreeNode) => {
+        if (t.kind !== 'guardian' && !t.address.includes('/$') && pattern.test(t.address))
+          hits.push(t.address);
+        for (const child of t.children) walk(child);
+      };
+      walk(system.tree());
+      for (const address of hits) {
+        const ref = localActor(system, address);
+        if (ref === undefined) continue;
+        crashActor(ref, new Error(`chaos: crash-actor ${fault.pattern}`));
+        crashed++;
+        history.logged({
+          stream: 'chaos-nemesis',
+          version: crashed,
+          type: 'actor-crashed',
+          data: { address },
+          time: scheduler.now(),
+          node: name,
+        });
+      }
     }
   };
 
