@@ -90,6 +90,8 @@ export const ERROR_CODES = {
   ERR_CPU_BUDGET:
     "A handler blocked an isolated actor's host past its CPU budget; the host was terminated (a crash).",
   ERR_MEMORY_LIMIT: "An isolated actor's host ran past its memory limit and was terminated (a crash).",
+  ERR_NET_LAB:
+    'The chaos net lab cannot run here, or a command that makes its namespaces, links or packet filters failed.',
 } as const;
 
 /** Every error code Troupe uses. See `docs/errors.md`. */

@@ -57,6 +57,15 @@ export {
   RandomFaultsSchema,
   schedule,
 } from './plan/index.js';
+export {
+  type NetFault,
+  type NetLab,
+  type NetLabOptions,
+  netLabDefaults,
+  netLabUnavailable,
+  openNetLab,
+  removeStaleNetLabs,
+} from './real/netlab.js';
 export { htmlReport, type RunReport, summary } from './report/index.js';
 export {
   type CheckChaosOptions,
