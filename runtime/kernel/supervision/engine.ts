@@ -174,8 +174,10 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     );
     if (decision.action === 'retire') return this.retire(child, type);
     if (decision.action === 'give-up') return this.giveUp(child, error, policy);
+    // A group of every child (always so for one_for_one, where `children` is the child alone) needs no copy.
+    const group = decision.group;
     return this.restartGroupAfter(
-      decision.group.map((i) => children[i]!),
+      group.length === children.length ? children : group.map((i) => children[i]!),
       child,
       error,
       decision.delayMs,
@@ -193,14 +195,35 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     return this.lastFailure ?? new Error(`${this.address} crashed`);
   }
 
-  protected async restartGroupAfter(
+  /**
+   * Restarts `group` because `failed` exited: takes the members down, then brings them up, after
+   * `delayMs` if any. Synchronous (undefined) in the common case of one child restarted at once whose
+   * steps have nothing to wait for (no children to stop, no hook that returns a promise): the
+   * supervisor's system lane then goes on in the same turn instead of waiting for a promise chain.
+   */
+  protected restartGroupAfter(
     group: SupervisingCell[],
     failed: SupervisingCell,
     error: Error | undefined,
     delayMs: number,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     // Every member of the group is restarted because of the failed child: that is each one's reason.
     const reason = error ?? new Error(`${failed.address} exited and is permanent`);
+    if (group.length === 1 && delayMs <= 0) {
+      const down = failed.takeDown(reason);
+      if (down !== undefined) return down.then(() => this.bringUpInOrder(group, reason));
+      const up = failed.bringUp(reason);
+      return typeof up === 'boolean' ? undefined : up.then(ignore);
+    }
+    return this.restartGroupLater(group, failed, reason, delayMs);
+  }
+
+  private async restartGroupLater(
+    group: SupervisingCell[],
+    failed: SupervisingCell,
+    reason: Error,
+    delayMs: number,
+  ): Promise<void> {
     // The failed child first (in OTP it has already terminated), then the others, last started first.
     await failed.takeDown(reason);
     for (let i = group.length - 1; i >= 0; i--) {
@@ -321,30 +344,47 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     parent.pushSystem({ kind: 'child-exit', child: this, error: failure, incarnation });
   }
 
-  /** Takes a child down for a restart: its children stop, hooks run; its slot and mailbox stay. */
-  protected async takeDown(reason: Error): Promise<void> {
+  /**
+   * Takes a child down for a restart: its children stop, hooks run; its slot and mailbox stay.
+   * Undefined when it is down at once (nothing to wait for); otherwise a promise of its being down.
+   */
+  protected takeDown(reason: Error): Promise<void> | undefined {
     // Already down: a stopped slot (kept by a supervisor) or a sibling taken down by an earlier action.
-    if (this.status === STOPPED || this.status === RESTARTING) return;
+    if (this.status === STOPPED || this.status === RESTARTING) return undefined;
     this.status = RESTARTING;
     this.incarnation++;
     this.abortController?.abort(reason);
     this.abortController = undefined;
     if ((this.flags & BUSY) !== 0) this.releaseBusy();
+    const children = this.childMap;
+    if (this.givingUp !== undefined || (children !== undefined && children.size > 0)) {
+      return this.takeDownSubtree(reason);
+    }
+    return this.cleanUpForRestart(reason);
+  }
+
+  private async takeDownSubtree(reason: Error): Promise<void> {
     if (this.givingUp !== undefined) await this.givingUp;
     await this.stopChildren();
+    await this.cleanUpForRestart(reason);
+  }
+
+  /** What a restart undoes once the children are down: timers, `become`, the stash; then the hook. */
+  private cleanUpForRestart(reason: Error): Promise<void> | undefined {
     this.cancelTimers();
     this.table = this.behavior.table;
     if (this.stashed !== undefined) this.unstashMessages();
     const def = this.behavior.definition;
-    const hook =
-      def.preRestart !== undefined
-        ? () => def.preRestart!(this.context(), reason)
-        : def.postStop && (() => def.postStop!(this.context()));
-    if (hook !== undefined) await this.boundedHook(hook);
+    if (def.preRestart !== undefined) return this.boundedHook(() => def.preRestart!(this.context(), reason));
+    if (def.postStop !== undefined) return this.boundedHook(() => def.postStop!(this.context()));
+    return undefined;
   }
 
-  /** Starts a taken-down (or stopped) child again with fresh state; false when its start failed. */
-  protected async bringUp(reason: Error | undefined): Promise<boolean> {
+  /**
+   * Starts a taken-down (or stopped) child again with fresh state; false when its start failed. A
+   * boolean at once unless its start hook returns a promise.
+   */
+  protected bringUp(reason: Error | undefined): boolean | Promise<boolean> {
     const wasStopped = this.status === STOPPED;
     if (this.status !== RESTARTING && !wasStopped) return true;
     if (wasStopped) {
@@ -360,23 +400,27 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     this.restartLog = undefined;
     this.restarts++;
     const def = this.behavior.definition;
-    const hook =
-      def.postRestart !== undefined && reason !== undefined
-        ? () => def.postRestart!(this.context(), reason)
-        : def.preStart && (() => def.preStart!(this.context()));
     const incarnation = this.incarnation;
     let result: unknown;
-    if (hook !== undefined) {
-      result = this.callHook(hook);
-      if (result instanceof Promise) {
-        try {
-          await result;
-        } catch (thrown) {
-          this.hookError = thrown;
-          result = START_FAILED;
-        }
-      }
+    if (def.postRestart !== undefined && reason !== undefined) {
+      result = this.callHook(() => def.postRestart!(this.context(), reason));
+    } else if (def.preStart !== undefined) {
+      result = this.callHook(() => def.preStart!(this.context()));
     }
+    if (result instanceof Promise) {
+      return result.then(
+        () => this.broughtUp(undefined, incarnation, reason),
+        (thrown: unknown) => {
+          this.hookError = thrown;
+          return this.broughtUp(START_FAILED, incarnation, reason);
+        },
+      );
+    }
+    return this.broughtUp(result, incarnation, reason);
+  }
+
+  /** The end of `bringUp`, once its hook has run (`START_FAILED` when it threw or rejected). */
+  private broughtUp(result: unknown, incarnation: number, reason: Error | undefined): boolean {
     if (this.incarnation !== incarnation || this.status !== STARTING) return true;
     if (result === START_FAILED) {
       this.startFailed(this.hookError, undefined, incarnation);
@@ -397,14 +441,17 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     return true;
   }
 
-  /** Runs a hook bounded by this actor's shutdown time; its errors are reported, not thrown. */
-  protected async boundedHook(hook: () => unknown): Promise<void> {
+  /**
+   * Runs a hook bounded by this actor's shutdown time; its errors are reported, not thrown. Undefined
+   * when the hook returned no promise.
+   */
+  protected boundedHook(hook: () => unknown): Promise<void> | undefined {
     const result = this.callHook(hook);
     if (result === START_FAILED) {
       this.system.reportDefect(this.address, this.hookError);
-      return;
+      return undefined;
     }
-    if (result instanceof Promise) await this.system.within(result, this.settings.shutdownMs);
+    return result instanceof Promise ? this.system.within(result, this.settings.shutdownMs) : undefined;
   }
 
   // ---- Stopping ----
@@ -456,7 +503,7 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
         new TroupeError('ERR_ILLEGAL_STATE', `${child.address} is not a stopped child of ${this.address}`),
       );
     }
-    return child.bringUp(undefined).then(() => undefined);
+    return Promise.resolve(child.bringUp(undefined)).then(ignore);
   }
 
   removeChild(child: SupervisingCell): void {
@@ -565,6 +612,8 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     system.checkIdle();
   }
 }
+
+function ignore(): void {}
 
 /** True for the failure a supervisor reports when it gives up. */
 function gaveUp(error: Error): boolean {
