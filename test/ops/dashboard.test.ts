@@ -2,9 +2,11 @@
  * The dashboard in a real browser: Debian's chromium driven by playwright-core. Two `troupe node`
  * processes on a private nats-server; the page served by one node's ops HTTP server shows both
  * trees, then a crash injected into the other node and its restart appear live, without a reload.
- * The screenshot is the README's (docs/dashboard.png). `troupe dashboard` serves the same page.
+ * The screenshot goes to .tmp/dashboard.png; with TROUPE_UPDATE_DOCS=1 it also becomes the README's
+ * (docs/dashboard.png), so an ordinary run leaves the checkout clean. `troupe dashboard` serves the
+ * same page.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
@@ -106,13 +108,38 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard, in headless chromium', ()
         },
       )
       .toMatch(/worker\s+worker\s+running\s+restarts=1/);
+    // The rates chart shows the crash as a blip: a crash rate above zero, and the crash and restart
+    // lines (#ff6b6b, #f5c04a; the restart line covers the crash line when they are equal) drawn on
+    // the chart's canvas. A single point used to fall outside the chart's time range.
+    const rates = page.locator('#rates');
+    await expect
+      .poll(async () => Number(await rates.getAttribute('data-crash-peak')), { timeout: 15_000 })
+      .toBeGreaterThan(0);
+    const ratePixels = async () => {
+      await rates.screenshot(); // a headless page paints (and uPlot draws) when a frame is taken
+      return page.evaluate(() => {
+        const canvas = document.querySelector('#rates canvas') as HTMLCanvasElement;
+        const pixels = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+        const near = (i: number, [r, g, b]: number[]) =>
+          Math.abs(pixels[i]! - r!) < 40 &&
+          Math.abs(pixels[i + 1]! - g!) < 40 &&
+          Math.abs(pixels[i + 2]! - b!) < 40;
+        let n = 0;
+        for (let i = 0; i < pixels.length; i += 4)
+          if (near(i, [0xff, 0x6b, 0x6b]) || near(i, [0xf5, 0xc0, 0x4a])) n++;
+        return n;
+      });
+    };
+    await expect.poll(ratePixels, { timeout: 15_000 }).toBeGreaterThan(0);
     // Live: the same page, never reloaded.
     expect(await page.evaluate(() => (globalThis as { troupeTestMark?: number }).troupeTestMark)).toBe(1);
     expect(errors).toEqual([]);
-    await page.screenshot({
-      path: join(import.meta.dirname, '..', '..', 'docs', 'dashboard.png'),
-      fullPage: true,
-    });
+    const root = join(import.meta.dirname, '..', '..');
+    const shot = join(root, '.tmp', 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    expect(statSync(shot).size).toBeGreaterThan(10_000);
+    if (process.env.TROUPE_UPDATE_DOCS === '1') copyFileSync(shot, join(root, 'docs', 'dashboard.png'));
+    console.log(`dashboard screenshot: ${shot}`);
   });
 
   it('is served by troupe dashboard too', async () => {

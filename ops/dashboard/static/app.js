@@ -34,19 +34,28 @@ function useCluster() {
         deadLetters: sum(members, (i) => i.counters.deadLetters),
         mailboxes: sum(members, (i) => i.mailboxes),
       };
-      setState((s) => {
-        const series = s.series.map((column) => column.slice(-WINDOW + 1));
-        if (previous !== undefined) {
-          const seconds = Math.max(0.001, now.at - previous.at);
-          series[0].push(now.at);
-          series[1].push((now.crashes - previous.crashes) / seconds);
-          series[2].push((now.restarts - previous.restarts) / seconds);
-          series[3].push((now.deadLetters - previous.deadLetters) / seconds);
-          series[4].push(now.mailboxes);
-        }
-        previous = now;
-        return { ...s, snapshot, series, connected: true };
-      });
+      // The point is computed here, once per snapshot, so the state updater below stays pure.
+      let point;
+      if (previous !== undefined) {
+        const seconds = Math.max(0.001, now.at - previous.at);
+        point = [
+          now.at,
+          (now.crashes - previous.crashes) / seconds,
+          (now.restarts - previous.restarts) / seconds,
+          (now.deadLetters - previous.deadLetters) / seconds,
+          now.mailboxes,
+        ];
+      }
+      previous = now;
+      setState((s) => ({
+        ...s,
+        snapshot,
+        connected: true,
+        series:
+          point === undefined
+            ? s.series
+            : s.series.map((column, i) => [...column.slice(-WINDOW + 1), point[i]]),
+      }));
     });
     source.addEventListener('event', (message) => {
       const event = JSON.parse(message.data);
@@ -73,7 +82,13 @@ function Chart({ series }) {
         scales: {
           x: {
             time: true,
-            range: (_u, min, max) => (max == null ? [min ?? 0, (min ?? 0) + 1] : [max - WINDOW, max]),
+            // The last WINDOW seconds up to the newest point. From the data, not from uPlot's max:
+            // with a single point uPlot widens a time scale by a day, which hid the first points.
+            range: (u) => {
+              const xs = u.data[0];
+              const last = xs.length > 0 ? xs[xs.length - 1] : Date.now() / 1000;
+              return [last - WINDOW, last];
+            },
           },
         },
         series: [
@@ -83,7 +98,15 @@ function Chart({ series }) {
           { label: 'dead letters/s', stroke: '#d98cff', width: 1.5 },
           { label: 'mailboxes', stroke: '#6cb6ff', width: 1.5, scale: 'depth' },
         ],
-        axes: [{ stroke: '#7d8a98' }, { stroke: '#7d8a98' }, { side: 1, scale: 'depth', stroke: '#6cb6ff' }],
+        axes: [
+          // Times of day in UTC, like every other time on the page.
+          {
+            stroke: '#7d8a98',
+            values: (_u, splits) => splits.map((t) => new Date(t * 1000).toISOString().slice(11, 19)),
+          },
+          { stroke: '#7d8a98' },
+          { side: 1, scale: 'depth', stroke: '#6cb6ff' },
+        ],
       },
       series,
       box.current,
@@ -93,7 +116,10 @@ function Chart({ series }) {
   useEffect(() => {
     plot.current?.setData(series);
   }, [series]);
-  return html`<div ref=${box}></div>`;
+  // The number of points and the highest crash rate in the window, for a test (and a reader of
+  // the DOM) to check.
+  const peak = Math.max(0, ...series[1]);
+  return html`<div ref=${box} id="rates" data-points=${series[0].length} data-crash-peak=${peak}></div>`;
 }
 
 function Tree({ node }) {
