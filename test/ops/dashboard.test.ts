@@ -117,18 +117,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard, in headless chromium', ()
       .toBeGreaterThan(0);
     const ratePixels = async () => {
       await rates.screenshot(); // a headless page paints (and uPlot draws) when a frame is taken
-      return page.evaluate(() => {
-        const canvas = document.querySelector('#rates canvas') as HTMLCanvasElement;
-        const pixels = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
-        const near = (i: number, [r, g, b]: number[]) =>
-          Math.abs(pixels[i]! - r!) < 40 &&
-          Math.abs(pixels[i + 1]! - g!) < 40 &&
-          Math.abs(pixels[i + 2]! - b!) < 40;
+      // A string, evaluated in the page: the test's TypeScript has no DOM types.
+      return (await page.evaluate(`(() => {
+        const canvas = document.querySelector('#rates canvas');
+        const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        const near = (i, [r, g, b]) =>
+          Math.abs(pixels[i] - r) < 40 && Math.abs(pixels[i + 1] - g) < 40 && Math.abs(pixels[i + 2] - b) < 40;
         let n = 0;
-        for (let i = 0; i < pixels.length; i += 4)
-          if (near(i, [0xff, 0x6b, 0x6b]) || near(i, [0xf5, 0xc0, 0x4a])) n++;
+        for (let i = 0; i < pixels.length; i += 4) if (near(i, [0xff, 0x6b, 0x6b]) || near(i, [0xf5, 0xc0, 0x4a])) n++;
         return n;
-      });
+      })()`)) as number;
     };
     await expect.poll(ratePixels, { timeout: 15_000 }).toBeGreaterThan(0);
     // Live: the same page, never reloaded.
