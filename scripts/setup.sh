@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the servers the integration tests start as private instances, Debian's nats-server and
-# postgresql packages, erlang-base (Erlang/OTP, the oracle of the supervision conformance test) and
-# chromium (the real browser the dashboard test drives with playwright-core).
+# postgresql packages, erlang-base (Erlang/OTP, the oracle of the supervision conformance test),
+# chromium (the real browser the dashboard test drives with playwright-core) and iptables (the chaos net lab's
+# packet filter for partitions, loss, duplication and delay between network namespaces).
 #
 #   scripts/setup.sh               install them (apt-get; needs root or sudo)
-#   scripts/setup.sh --if-needed   do nothing, quietly, when nats-server, initdb, pg_ctl, escript and chromium are present
+#   scripts/setup.sh --if-needed   do nothing, quietly, when nats-server, initdb, pg_ctl, escript, chromium and iptables are present
 #
 # It never fails when the binaries are present: a failed install then only prints a warning.
 set -euo pipefail
@@ -14,7 +15,7 @@ for arg in "$@"; do
   case "$arg" in
     --if-needed) if_needed=true ;;
     -h | --help)
-      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -40,6 +41,7 @@ have_nats() { have nats-server /usr/sbin /usr/local/sbin /usr/bin; }
 have_pg() { have initdb /usr/lib/postgresql/*/bin && have pg_ctl /usr/lib/postgresql/*/bin; }
 have_erlang() { have escript /usr/bin /usr/local/bin; }
 have_chromium() { have chromium /usr/bin /usr/local/bin; }
+have_iptables() { have iptables /usr/sbin /sbin && have iptables-restore /usr/sbin /sbin; }
 
 missing() {
   local list=()
@@ -48,10 +50,11 @@ missing() {
   have pg_ctl /usr/lib/postgresql/*/bin || list+=(pg_ctl)
   have_erlang || list+=(escript)
   have_chromium || list+=(chromium)
+  have_iptables || list+=(iptables)
   echo "${list[*]:-}"
 }
 
-if $if_needed && have_nats && have_pg && have_erlang && have_chromium; then
+if $if_needed && have_nats && have_pg && have_erlang && have_chromium && have_iptables; then
   exit 0
 fi
 
@@ -64,7 +67,7 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
   sudo=(sudo)
 fi
 
-packages=(nats-server postgresql erlang-base chromium)
+packages=(nats-server postgresql erlang-base chromium iptables)
 echo "setup: installing Debian's ${packages[*]} packages${sudo[*]:+ (with sudo)}"
 echo "setup: ${sudo[*]:+${sudo[*]} }apt-get update && ${sudo[*]:+${sudo[*]} }apt-get install -y --no-install-recommends ${packages[*]}"
 status=0
@@ -73,11 +76,11 @@ status=0
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
 } || status=$?
 
-if have_nats && have_pg && have_erlang && have_chromium; then
+if have_nats && have_pg && have_erlang && have_chromium && have_iptables; then
   if [ "$status" -ne 0 ]; then
-    echo "setup: warning: apt-get failed (exit $status), but nats-server, initdb, pg_ctl, escript and chromium are present" >&2
+    echo "setup: warning: apt-get failed (exit $status), but nats-server, initdb, pg_ctl, escript, chromium and iptables are present" >&2
   fi
-  echo "setup: nats-server, initdb, pg_ctl, escript and chromium are present"
+  echo "setup: nats-server, initdb, pg_ctl, escript, chromium and iptables are present"
   exit 0
 fi
 
