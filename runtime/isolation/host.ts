@@ -10,6 +10,7 @@ import type { ActorSystemImpl } from '../kernel/system.js';
 import { createNode } from '../remoting/node.js';
 import { realClock } from '../time/clock.js';
 import { type HostPort, type MessagePortTransport, messagePortTransport } from './port-transport.js';
+import { runningRecorder } from './running.js';
 import { type FromHost, type ToHost, toWireError, toWireEvent } from './wire.js';
 
 /** Frames handled before the host acknowledges them even while still busy (bounds what the parent keeps). */
@@ -209,11 +210,14 @@ export function runHost(port: HostPort, exit: () => void): void {
       transport: t,
     })) as ActorSystemImpl;
     system = node;
+    const running = runningRecorder(message.running, send);
+    node.handlerProbe = running.probe;
     node.events$.subscribe(forward);
     // The heartbeat runs on real time: it tells the parent this thread's event loop turns, which is
     // what the CPU budget measures (a simulated clock would not show a blocked thread).
     const beat = () => {
       send({ t: 'beat' });
+      running.beat();
       realClock.setTimeout(beat, message.beatMs);
     };
     realClock.setTimeout(beat, message.beatMs);

@@ -14,6 +14,7 @@ import { Router } from '../remoting/router.js';
 import { realClock, type TimerHandle } from '../time/clock.js';
 import { type HostExit, type LaunchedHost, type LaunchOptions, launchHost } from './launcher.js';
 import { type MessagePortTransport, messagePortTransport, WIRE } from './port-transport.js';
+import { RunningReader, runningMemory } from './running.js';
 import { type FromHost, fromWireError, fromWireEvent, type ToHost } from './wire.js';
 
 /** What a link needs to know of the host it runs. */
@@ -169,6 +170,8 @@ export class HostLink {
   private rejectReady!: (error: Error) => void;
   private readonly deathListeners: ((error: TroupeError) => void)[] = [];
   private stopping = false;
+  /** What the host runs (the watchdog names the handler that blocked it). */
+  private readonly running: RunningReader;
 
   constructor(
     private readonly system: ActorSystemImpl,
@@ -179,6 +182,7 @@ export class HostLink {
   ) {
     const spare = takeHost(system, launch, standby);
     this.host = spare.host;
+    this.running = new RunningReader(launch.kind === 'worker' ? runningMemory() : undefined);
     this.readyPromise = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -211,6 +215,7 @@ export class HostLink {
           beatMs: Math.max(1, Math.min(50, Math.floor(settings.cpuBudgetMs / 4))),
           askTimeoutMs: system.askTimeoutMs,
           devChecks: system.devChecks,
+          ...(this.running.memory === undefined ? {} : { running: this.running.memory }),
         });
       },
       (error: Error) =>
@@ -343,6 +348,7 @@ export class HostLink {
   }
 
   private control(message: FromHost): void {
+    if (this.running.control(message)) return;
     switch (message.t) {
       case 'ready':
         this.lastBeat = realClock.now();
@@ -415,25 +421,28 @@ export class HostLink {
       this.lastCheck = now;
       if (late) this.lastBeat = Math.max(this.lastBeat, now - every);
       else if (now - this.lastBeat > this.settings.cpuBudgetMs) {
-        this.kill(
-          new TroupeError(
-            'ERR_CPU_BUDGET',
-            `host ${this.node} was blocked for ${Math.round(now - this.lastBeat)} ms, past its CPU budget of ${this.settings.cpuBudgetMs} ms`,
-            {
-              details: {
-                node: this.node,
-                cpuBudgetMs: this.settings.cpuBudgetMs,
-                silentMs: Math.round(now - this.lastBeat),
-              },
-            },
-          ),
-        );
+        this.kill(this.blocked(Math.round(now - this.lastBeat)));
         return;
       }
       this.watchdog = realClock.setTimeout(check, every);
     };
     this.lastCheck = realClock.now();
     this.watchdog = realClock.setTimeout(check, every);
+  }
+
+  /** The error of a host blocked for `silentMs`: it names the handler that was running, when known. */
+  private blocked(silentMs: number): TroupeError {
+    const { cpuBudgetMs } = this.settings;
+    const handler = this.running.current();
+    const what =
+      handler === undefined
+        ? `host ${this.node} was blocked`
+        : `${handler.address} blocked its host ${this.node} in its handler of "${handler.messageType}"`;
+    return new TroupeError(
+      'ERR_CPU_BUDGET',
+      `${what} for ${silentMs} ms, past its CPU budget of ${cpuBudgetMs} ms`,
+      { details: { node: this.node, cpuBudgetMs, silentMs, ...handler } },
+    );
   }
 }
 

@@ -36,6 +36,8 @@ export type ToHost =
       readonly beatMs: number;
       readonly askTimeoutMs: number;
       readonly devChecks: boolean;
+      /** A worker host's record of the handler it runs, shared with the parent (see running.ts). */
+      readonly running?: SharedArrayBuffer;
     }
   /** Spawns a top-level actor of the host (`ifAbsent`: unless one of that name is alive). */
   | {
@@ -62,6 +64,11 @@ export type FromHost =
       readonly error?: WireError;
     }
   | { readonly t: 'beat' }
+  /** The names behind the numbers of what the host runs (once each; see running.ts). */
+  | { readonly t: 'actor-name'; readonly id: number; readonly address: string }
+  | { readonly t: 'type-name'; readonly id: number; readonly type: string }
+  /** A process host's handler about to run (when it changed since its last heartbeat). */
+  | { readonly t: 'running'; readonly actor: number; readonly type: number }
   | { readonly t: 'events'; readonly events: readonly Record<string, unknown>[] }
   | { readonly t: 'tree'; readonly children: readonly TreeNode[] }
   | { readonly t: 'stopped' };

@@ -80,6 +80,13 @@ interface StartWaiter {
 
 export type { CellSettings };
 
+/**
+ * Told before each user message an actor handles (`type`), and with `undefined` once its turn is
+ * over with none of its handlers still running: the host of isolated actors records there what it
+ * runs, in memory its parent reads, so that its watchdog can name the handler that blocked it.
+ */
+export type HandlerProbe = (cell: Cell, type: string | undefined) => void;
+
 /** What a cell needs from its system. The system implements it; cells never import the system. */
 export interface Host extends ActorSystem, SupervisionHost {
   readonly clock: Clock;
@@ -104,6 +111,8 @@ export interface Host extends ActorSystem, SupervisionHost {
   readonly dispatcher: Dispatcher;
   /** The installed tracer (kernel/tracing.ts), if any. */
   readonly tracer: KernelTracer | undefined;
+  /** Told what each actor handles (see {@link HandlerProbe}); undefined but in isolated hosts. */
+  readonly handlerProbe: HandlerProbe | undefined;
   /** User messages taken from mailboxes to be handled, since the system started (for metrics). */
   handled: number;
   refuseExternal(
@@ -867,6 +876,7 @@ export class Cell extends SupervisingCell {
       const system = this.system;
       // Read once a turn: middleware added by a handler applies from the next turn.
       const slow = system.slowReceive || this.settings.validateAll;
+      const probe = system.handlerProbe;
       while (this.mbSize > 0) {
         if (budget-- === 0) {
           system.dispatcher.requeue(this);
@@ -881,6 +891,7 @@ export class Cell extends SupervisingCell {
         this.mbHead = i + 3 === buffer.length ? 0 : i + 3;
         this.mbSize--;
         system.handled++;
+        if (probe !== undefined) probe(this, type);
         const handler = this.table[type];
         if (
           slow ||
@@ -939,6 +950,8 @@ export class Cell extends SupervisingCell {
       }
     }
     this.flags &= ~SCHEDULED;
+    const ended = this.system.handlerProbe;
+    if (ended !== undefined && (this.flags & BUSY) === 0) ended(this, undefined);
     if (
       this.flags === 0 &&
       this.mbSize === 0 &&

@@ -38,7 +38,14 @@ import type {
 import { PendingAsk, TimeoutQueue } from './ask.js';
 import { type CompiledBehavior, compiled, supervisingBehavior } from './behavior.js';
 import { capabilityScore } from './capabilities.js';
-import { Cell, type CellSettings, type Host, resolveCellSettings, runningCell } from './cell.js';
+import {
+  Cell,
+  type CellSettings,
+  type HandlerProbe,
+  type Host,
+  resolveCellSettings,
+  runningCell,
+} from './cell.js';
 import { Dispatcher } from './dispatcher.js';
 import type { DeadLetterEvent, DeadLetterReason, PublishedEvent, SystemEvent } from './events.js';
 import { SystemLifecycle } from './lifecycle.js';
@@ -100,6 +107,8 @@ export class ActorSystemImpl implements Host, ClusterHost {
   handled = 0;
   /** The tracer `installTracing` installed, if any. */
   tracer: KernelTracer | undefined = undefined;
+  /** What an isolated host records of the handlers it runs (see {@link HandlerProbe}). */
+  handlerProbe: HandlerProbe | undefined = undefined;
   slowSend: boolean;
   slowReceive = false;
   private lifecycle: SystemLifecycle = RUNNING;

@@ -76,7 +76,10 @@ describe('an isolation pool', () => {
             (e) =>
               e.type === 'actor-crashed' &&
               e.address.endsWith(`calcs/host-${host}`) &&
-              TroupeError.is(e.error, 'ERR_CPU_BUDGET'),
+              TroupeError.is(e.error, 'ERR_CPU_BUDGET') &&
+              // It names the key's actor and its message, not only the host.
+              e.error.details?.address === pool.actor(spinner).address &&
+              e.error.details?.messageType === 'test.calc.spin',
           ),
         ).toBe(true),
       { timeout: 30_000 },

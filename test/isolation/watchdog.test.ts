@@ -71,6 +71,15 @@ for (const host of ['worker', 'process'] as const) {
       await vi.waitFor(() => expect(restartsOf(calc.address)).toBe(before + 1), { timeout: 30_000 });
       const crash = events.slice(seen).find((e) => e.type === 'actor-crashed' && e.address === calc.address);
       expect(crash?.type === 'actor-crashed' && TroupeError.is(crash.error, 'ERR_CPU_BUDGET')).toBe(true);
+      // The crash names the actor and the message whose handler blocked the host, not only the host.
+      const hosted = 'troupe://dog/local.calc/calc';
+      expect((crash as { error: TroupeError }).error.details).toMatchObject({
+        node: 'local.calc',
+        address: hosted,
+        messageType: 'test.calc.spin',
+      });
+      expect((crash as { error: Error }).error.message).toContain(`${hosted} blocked its host local.calc`);
+      expect((crash as { error: Error }).error.message).toContain('"test.calc.spin"');
       // The tell behind the spin was not handled: a dead letter carrying the error.
       expect(
         dead.some((d) => d.messageType === 'test.calc.add' && TroupeError.is(d.error, 'ERR_CPU_BUDGET')),
@@ -78,6 +87,28 @@ for (const host of ['worker', 'process'] as const) {
       // A fresh actor on a fresh host.
       expect(await calc.ask('total', {}, { timeoutMs: 30_000 })).toBe(0);
       expect(await ping.ask('ping', {})).toBe('pong');
+    }, 60_000);
+
+    it('names the actor deep in the host whose handler blocked it, and the message', async () => {
+      const helper = await calc.ask('child', { name: 'helper' }, { timeoutMs: 30_000 });
+      expect(helper).toBe('troupe://dog/local.calc/calc/helper');
+      // The parent of the blocked actor was busy just before: the record follows the handler running.
+      expect(await calc.ask('fib', { n: 5 })).toBe(5);
+      const seen = events.length;
+      system.ref(helper, Calc).tell('spin', {});
+      const crash = await vi.waitFor(
+        () => {
+          const found = events
+            .slice(seen)
+            .find((e) => e.type === 'actor-crashed' && e.address === calc.address);
+          expect(found).toBeDefined();
+          return found as { error: TroupeError };
+        },
+        { timeout: 30_000 },
+      );
+      expect(TroupeError.is(crash.error, 'ERR_CPU_BUDGET')).toBe(true);
+      expect(crash.error.details).toMatchObject({ address: helper, messageType: 'test.calc.spin' });
+      expect(await calc.ask('total', {}, { timeoutMs: 30_000 })).toBe(0);
     }, 60_000);
 
     it('ends a memory hog past its limit, and restarts it', async () => {
