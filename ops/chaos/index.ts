@@ -82,4 +82,9 @@ export {
   simulate,
   type Workload,
 } from './sim/index.js';
-export { type BankWorkloadOptions, bankWorkload } from './suites/index.js';
+export {
+  type BankWorkloadOptions,
+  bankWorkload,
+  type ContractNetWorkloadOptions,
+  contractNetWorkload,
+} from './suites/index.js';

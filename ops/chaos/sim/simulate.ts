@@ -61,6 +61,11 @@ export interface Workload {
   readonly name: string;
   /** The kinds of named actors every node registers, built on that node's view of the journal. */
   kinds(journal: Journal): Readonly<Record<string, KindOptions>>;
+  /**
+   * Called on every node as it starts (and starts again after a crash), with its view of the
+   * journal: spawns the node's own actors (a contract net's bidders, say), which die with the node.
+   */
+  boot?(system: ActorSystem, journal: Journal): void;
   /** Number of concurrent clients. */
   readonly clients: number;
   /** One client: issues operations (recorded in `ctx.history`) until `ctx.stopped`. */
@@ -160,6 +165,7 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
       deadLetterLog: () => {},
       devChecks: false,
     });
+    options.workload.boot?.(system, view);
     if (clock.state === 'running') n.system = system;
   };
 
@@ -229,7 +235,16 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
         const n = nodes.get(fault.node)!;
         kill(n);
         if (fault.durationMs === undefined) return undefined;
-        return () => void boot(n);
+        // A node that cannot start (the cluster store unreachable) is started again a second later,
+        // as a process manager would.
+        const restart = () => {
+          boot(n).catch(() => {
+            n.clock.kill();
+            network.detach(n.name);
+            scheduler.setTimeout(restart, 1000);
+          });
+        };
+        return restart;
       }
       case 'pause-node': {
         const n = nodes.get(fault.node)!;

@@ -1,1 +1,2 @@
 export { type BankWorkloadOptions, bankWorkload } from './bank.js';
+export { type ContractNetWorkloadOptions, contractNetWorkload } from './contract-net.js';
