@@ -12,9 +12,12 @@ import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type NetLab, netLabUnavailable, openNetLab, removeStaleNetLabs } from '../../ops/chaos/index.js';
 import { TroupeError } from '../../protocols/index.js';
+import { natsServerBinary } from '../harness/nats.js';
 
 const PEER = join(import.meta.dirname, 'fixtures', 'netlab-peer.mjs');
 const CRASH = join(import.meta.dirname, 'fixtures', 'netlab-crash.ts');
+const NATS_CLIENT = join(import.meta.dirname, 'fixtures', 'netlab-nats-client.mjs');
+const nats = natsServerBinary();
 const reason = netLabUnavailable();
 if (reason !== undefined) console.warn(`net lab tests skipped: ${reason}`);
 
@@ -30,8 +33,10 @@ class Peer {
   private readonly waiting = new Map<number, (value: Record<string, unknown>) => void>();
   private constructor(readonly child: ChildProcess) {}
 
-  static async start(lab: NetLab, node: string): Promise<Peer> {
-    const child = lab.spawn(node, process.execPath, [PEER], { stdio: ['pipe', 'pipe', 'inherit'] });
+  static async start(lab: NetLab, node: string, script = PEER, args: string[] = []): Promise<Peer> {
+    const child = lab.spawn(node, process.execPath, [script, ...args], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     const peer = new Peer(child);
     const lines = createInterface({ input: child.stdout! });
     await new Promise<void>((resolve, reject) => {
@@ -262,6 +267,69 @@ describe.skipIf(reason !== undefined)('the net lab', () => {
     await refused({ kind: 'network', to: ['b'], delayMs: -1 });
     expect(lab.faults()).toEqual([]);
     expect(() => lab.address('z')).toThrow(/not a host/);
+  });
+});
+
+describe.skipIf(reason !== undefined || nats === undefined)('a nats-server cluster in the net lab', () => {
+  if (reason === undefined && nats === undefined) console.warn('net lab NATS test skipped: no nats-server');
+
+  it('loses the routes of a partition and gets them back when it heals', async () => {
+    await using lab = await openNetLab({ nodes: ['a', 'b', 'c'] });
+    const route = (node: string) => `nats://${lab.address(node)}:6222`;
+    for (const node of lab.nodes) {
+      const others = lab.nodes.filter((other) => other !== node).map(route);
+      lab.spawn(
+        node,
+        nats!,
+        [
+          '-a',
+          '0.0.0.0',
+          '-p',
+          '4222',
+          '--cluster_name',
+          'lab',
+          '--cluster',
+          route(node),
+          '--routes',
+          others.join(','),
+        ],
+        { stdio: 'ignore' },
+      );
+    }
+    const clients: Record<string, Peer> = {};
+    for (const node of lab.nodes) {
+      // The server may still be starting: the client retries until it connects.
+      clients[node] = await Peer.start(lab, node, NATS_CLIENT, ['nats://127.0.0.1:4222']);
+    }
+    const count = async (node: string, tag: string) =>
+      (await clients[node]!.request<{ distinct: number }>('count', { tag })).distinct;
+    let tags = 0;
+    const publish = async (node: string, count: number) => {
+      const tag = `m${tags++}`;
+      await clients[node]!.request('publish', { tag, count });
+      return tag;
+    };
+    // The routes form: a message from each server reaches the clients of the two others.
+    await vi.waitFor(
+      async () => {
+        for (const node of lab.nodes) {
+          const tag = await publish(node, 1);
+          for (const other of lab.nodes) expect(await count(other, tag)).toBe(1);
+        }
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+    const heal = await lab.apply({ kind: 'partition', sides: [['a'], ['b']] });
+    const during = await publish('a', 20);
+    await vi.waitFor(async () => expect(await count('c', during)).toBe(20), { timeout: 10_000 });
+    expect(await count('b', during)).toBe(0);
+    await heal();
+    // TCP carries the route on once the partition heals.
+    const after = await publish('a', 20);
+    await vi.waitFor(async () => expect(await count('b', after)).toBe(20), {
+      timeout: 15_000,
+      interval: 100,
+    });
   });
 });
 

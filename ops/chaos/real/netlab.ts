@@ -331,6 +331,7 @@ export async function openNetLab(options: NetLabOptions): Promise<NetLab> {
     `${PREFIX}${process.pid}-${labCounter++}`,
     options.seed,
   );
+  closeAtExit(lab);
   try {
     await lab.open();
   } catch (error) {
@@ -563,7 +564,14 @@ class Lab implements NetLab {
     const checked = this.check(fault);
     if (this.state.tag !== 'open') throw new TroupeError('ERR_NET_LAB', 'The net lab is closed');
     this.active.push(checked);
-    await this.sync();
+    try {
+      await this.sync();
+    } catch (error) {
+      // A fault the packet filter refused is not in force: forget it, so later changes still apply.
+      this.active.splice(this.active.indexOf(checked), 1);
+      await this.sync().catch(() => undefined);
+      throw error;
+    }
     let healed = false;
     return async () => {
       if (healed) return;
@@ -742,6 +750,7 @@ class Lab implements NetLab {
 
   private async closeNow(): Promise<void> {
     this.state = { tag: 'closed' };
+    openLabs.delete(this);
     this.active.length = 0;
     await this.queue;
     const delayer = this.delayer;
@@ -756,6 +765,36 @@ class Lab implements NetLab {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+
+  /** The last resort when the process exits with the lab open: synchronous, best effort. */
+  closeAtExit(): void {
+    this.delayer?.kill('SIGKILL');
+    const all = [this.hub, ...this.nodes.map((_, i) => `${this.id}-h${i}`)];
+    for (const ns of all) {
+      const pids = spawnSync(this.ip, ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
+      for (const pid of pids.split('\n').map(Number))
+        if (pid > 0)
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // Gone already.
+          }
+    }
+    for (const ns of all) spawnSync(this.ip, ['netns', 'del', ns]);
+  }
+}
+
+/** Labs not closed yet, removed when the process exits (a crash, a forgotten close). */
+const openLabs = new Set<Lab>();
+let exitHooked = false;
+
+function closeAtExit(lab: Lab): void {
+  openLabs.add(lab);
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', () => {
+    for (const open of openLabs) open.closeAtExit();
+  });
 }
 
 function random(probability: number): string {
