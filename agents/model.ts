@@ -69,6 +69,10 @@ export interface ModelCallOptions {
   readonly signal?: AbortSignal;
   /** Called with each piece of text as it streams in (streaming adapters only). */
   readonly onText?: (text: string) => void;
+  /** The address of the agent making the call, when an agent makes it (for traces and logs). */
+  readonly agent?: string;
+  /** The agent's run the call belongs to, when an agent makes it. */
+  readonly run?: string;
 }
 
 /**

@@ -1,6 +1,6 @@
-import { type Address, ERROR_CODES, type ErrorCode, TroupeError } from '../protocols/index.js';
+import { ERROR_CODES, type ErrorCode, TroupeError } from '../protocols/index.js';
 import type { ModelCallOptions, ModelPort, ModelRequest, ModelResponse, ToolCall } from './model.js';
-import type { Tool, ToolResult } from './tools.js';
+import type { Tool, ToolContext, ToolResult } from './tools.js';
 
 /** A recorded failure of a model call: a typed error, as data. */
 export interface RecordedError {
@@ -86,7 +86,7 @@ export function recorder(): Recorder {
         name: tool.name,
         spec: tool.spec,
         idempotent: tool.idempotent,
-        call: async (call: ToolCall, ctx: { readonly signal: AbortSignal; readonly agent: Address }) => {
+        call: async (call: ToolCall, ctx: ToolContext) => {
           // The entry takes its place when the call starts, so calls that run side by side are
           // recorded in the order the agent made them, which is the order a replay asks in.
           const entry = { kind: 'tool', tool: tool.name, call: plain(call) } as {

@@ -189,7 +189,7 @@ async function callModel(turn: Turn, step: number): Promise<ModelResponse> {
   const started = turn.system.clock.now();
   let response: ModelResponse;
   try {
-    response = await model.complete(request, { signal });
+    response = await model.complete(request, { signal, agent: address, run: turn.run });
   } catch (error) {
     reservation?.release();
     if (!signal.aborted)
@@ -232,7 +232,7 @@ async function callTools(turn: Turn, step: number, calls: readonly ToolCall[]): 
                 { details: { tool: call.name } },
               ),
             )
-          : await tool.call(call, { signal, agent: agentAddress });
+          : await tool.call(call, { signal, agent: agentAddress, run });
       return { result, ms: turn.system.clock.now() - started };
     }),
   );

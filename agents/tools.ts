@@ -15,6 +15,8 @@ export interface ToolContext {
   readonly signal: AbortSignal;
   /** The agent calling it. */
   readonly agent: Address;
+  /** The agent's run the call belongs to (absent when called outside a run). */
+  readonly run?: string;
 }
 
 /** How a tool is declared. */
@@ -61,7 +63,7 @@ export interface Tool {
    * arguments (`ERR_VALIDATION`, and the tool does not run), a throw, a refusal or a timeout become
    * an error result for the model.
    */
-  call(call: ToolCall, ctx: { readonly signal: AbortSignal; readonly agent: Address }): Promise<ToolResult>;
+  call(call: ToolCall, ctx: ToolContext): Promise<ToolResult>;
 }
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -125,10 +127,7 @@ class DeclaredTool implements Tool {
     private readonly guard: Guard,
   ) {}
 
-  async call(
-    call: ToolCall,
-    ctx: { readonly signal: AbortSignal; readonly agent: Address },
-  ): Promise<ToolResult> {
+  async call(call: ToolCall, ctx: ToolContext): Promise<ToolResult> {
     let checked = validate(this.input, call.arguments, `the arguments of tool "${this.name}"`);
     if (checked instanceof Promise) checked = await checked;
     if (!checked.ok) return errorResult(checked.error);

@@ -8,6 +8,7 @@ import type {
   ToolResult,
 } from '../../agents/index.js';
 import { invalidOption } from '../../protocols/index.js';
+import { runContext } from './runs.js';
 import { endSpan, INSTRUMENTATION_SCOPE } from './tracing.js';
 
 /** Options of {@link tracedModel} and {@link tracedTool}. */
@@ -80,7 +81,9 @@ export function tracedModel(model: ModelPort, options: GenAITraceOptions = {}): 
         ...(request.temperature === undefined ? {} : { 'gen_ai.request.temperature': request.temperature }),
         ...(options.captureContent ? inputContent(request) : {}),
       };
-      const span = tracer.startSpan(`chat ${requestModel}`, { kind: SpanKind.CLIENT, attributes });
+      // Under the agent run's `invoke_agent` span when an agent calls, else under the active span.
+      const parent = runContext(callOptions?.agent, callOptions?.run);
+      const span = tracer.startSpan(`chat ${requestModel}`, { kind: SpanKind.CLIENT, attributes }, parent);
       const started = performance.now();
       const metricAttributes: Attributes = {
         'gen_ai.operation.name': 'chat',
@@ -89,7 +92,7 @@ export function tracedModel(model: ModelPort, options: GenAITraceOptions = {}): 
       };
       let response: ModelResponse;
       try {
-        response = await context.with(trace.setSpan(context.active(), span), () =>
+        response = await context.with(trace.setSpan(parent, span), () =>
           model.complete(request, callOptions),
         );
       } catch (error) {
@@ -184,20 +187,27 @@ export function tracedTool(tool: Tool, options: GenAITraceOptions = {}): Tool {
     spec: tool.spec,
     idempotent: tool.idempotent,
     async call(call, ctx) {
-      const span = tracer.startSpan(`execute_tool ${tool.name}`, {
-        kind: SpanKind.INTERNAL,
-        attributes: {
-          'gen_ai.operation.name': 'execute_tool',
-          'gen_ai.tool.name': tool.name,
-          'gen_ai.tool.call.id': call.id,
-          'gen_ai.tool.type': 'function',
-          'gen_ai.tool.description': tool.spec.description,
-          ...(options.captureContent ? { 'gen_ai.tool.call.arguments': JSON.stringify(call.arguments) } : {}),
+      const parent = runContext(ctx?.agent, ctx?.run);
+      const span = tracer.startSpan(
+        `execute_tool ${tool.name}`,
+        {
+          kind: SpanKind.INTERNAL,
+          attributes: {
+            'gen_ai.operation.name': 'execute_tool',
+            'gen_ai.tool.name': tool.name,
+            'gen_ai.tool.call.id': call.id,
+            'gen_ai.tool.type': 'function',
+            'gen_ai.tool.description': tool.spec.description,
+            ...(options.captureContent
+              ? { 'gen_ai.tool.call.arguments': JSON.stringify(call.arguments) }
+              : {}),
+          },
         },
-      });
+        parent,
+      );
       let result: ToolResult;
       try {
-        result = await context.with(trace.setSpan(context.active(), span), () => tool.call(call, ctx));
+        result = await context.with(trace.setSpan(parent, span), () => tool.call(call, ctx));
       } catch (error) {
         endSpan(span, error);
         throw error;

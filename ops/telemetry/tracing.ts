@@ -17,6 +17,7 @@ import type { ActorSystem } from '../../runtime/index.js';
 import { type HandlerSpan, installTracing } from '../../runtime/internal.js';
 import type {} from '../../societies/index.js';
 import { ActiveTraceReader, parentContext, sampledFlag, toTraceContext } from './context.js';
+import { closeRun, closeRunsOf, openRun } from './runs.js';
 
 /** The instrumentation scope of Troupe's spans and metrics. */
 export const INSTRUMENTATION_SCOPE = 'troupe';
@@ -175,7 +176,8 @@ export function traceSystem(system: ActorSystem, options: TraceSystemOptions = {
 
 /** The spans of the event stream; see {@link TraceSystemOptions.events}. */
 function traceEvents(system: ActorSystem, tracer: Tracer, base: Attributes): { unsubscribe(): void } {
-  const runs = new Map<string, Span>();
+  /** Runs of this system with an open span: crashes and stops are looked at only while some are. */
+  let open = 0;
   /** An event inside a trace becomes a span there; one outside any trace starts none. */
   const inTrace = () => {
     const spanContext = trace.getSpanContext(context.active());
@@ -195,7 +197,9 @@ function traceEvents(system: ActorSystem, tracer: Tracer, base: Attributes): { u
         if (event.phase === 'started') {
           if (!inTrace()) return;
           const name = event.agent.slice(event.agent.lastIndexOf('/') + 1);
-          runs.set(
+          open++;
+          openRun(
+            event.agent,
             event.run,
             tracer.startSpan(`invoke_agent ${name}`, {
               kind: SpanKind.INTERNAL,
@@ -210,13 +214,25 @@ function traceEvents(system: ActorSystem, tracer: Tracer, base: Attributes): { u
           );
           return;
         }
-        const span = runs.get(event.run);
+        const span = closeRun(event.agent, event.run);
         if (span === undefined) return;
-        runs.delete(event.run);
+        open--;
         span.setAttribute('troupe.agent.steps', event.steps);
         endSpan(span, event.phase === 'failed' ? new Error(event.error ?? 'agent run failed') : undefined);
         return;
       }
+      case 'actor-crashed':
+      case 'actor-stopped':
+        // A run cut short by its agent's crash or stop ends no other way: end its span here.
+        if (open > 0)
+          for (const span of closeRunsOf(event.address)) {
+            open--;
+            endSpan(
+              span,
+              new Error(`the agent ${event.type === 'actor-crashed' ? 'crashed' : 'stopped'} during the run`),
+            );
+          }
+        return;
       case 'workflow-step':
         instant(
           `workflow.step ${event.step}`,

@@ -1,6 +1,6 @@
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { agent, openAIModel, tool } from '../../agents/index.js';
 import { inMemoryJournal } from '../../memory/index.js';
@@ -97,14 +97,42 @@ describe('GenAI spans', () => {
       'gen_ai.operation.name': 'invoke_agent',
       'gen_ai.agent.name': 'researcher',
     });
-    // Everything in the request's trace, under the agent's handling of `run`.
+    // Everything in the request's trace: the run under the agent's handling of `run`, and the run's
+    // model and tool calls under the run, as the GenAI conventions draw an agent.
     const [processRun] = spans('process run');
     expect(new Set(exporter.getFinishedSpans().map((s) => s.spanContext().traceId)).size).toBe(1);
-    for (const span of [...chats, toolSpan!, run!]) {
-      expect(span.parentSpanContext?.spanId).toBe(processRun!.spanContext().spanId);
+    expect(run!.parentSpanContext?.spanId).toBe(processRun!.spanContext().spanId);
+    for (const span of [...chats, toolSpan!]) {
+      expect(span.parentSpanContext?.spanId).toBe(run!.spanContext().spanId);
     }
     // Contents stay out of spans by default.
     expect(JSON.stringify(exporter.getFinishedSpans().map((s) => s.attributes))).not.toContain('4111');
+    await system.close();
+  });
+
+  it('ends the invoke_agent span of a run cut short by a crash of its agent, with an error', async () => {
+    const system = createSystem({ name: 'genai-crash', deadLetterLog: () => {} });
+    traceSystem(system);
+    // A defect in the model port (not a provider failure the run can name) crashes the agent.
+    const broken = {
+      name: 'scripted:broken',
+      complete: async () => Promise.reject(new Error('bug in the port')),
+    };
+    const worker = system.spawn(agent({ model: tracedModel(broken) }), { name: 'worker' });
+    await trace.getTracer('test').startActiveSpan('request', async (span) => {
+      try {
+        await expect(worker.ask('run', { input: 'hi' }, { timeoutMs: 5000 })).rejects.toBeDefined();
+      } finally {
+        span.end();
+      }
+    });
+    await vi.waitFor(() => expect(spans('invoke_agent worker')).toHaveLength(1));
+    const [run] = spans('invoke_agent worker');
+    expect(run!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(run!.status.message).toMatch(/crashed during the run/);
+    // The failed chat call is the run's child.
+    const [chat] = spans('chat broken');
+    expect(chat!.parentSpanContext?.spanId).toBe(run!.spanContext().spanId);
     await system.close();
   });
 
