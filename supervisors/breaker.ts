@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import { asError, invalidOption, TroupeError } from '../protocols/index.js';
-import { type Clock, realClock } from '../runtime/index.js';
+import { type Clock, realClock, type TimerHandle } from '../runtime/index.js';
 import { closeableOnce } from '../runtime/internal.js';
 import { type BreakerState, checkSink, type EventSink, publishGuardEvent } from './events.js';
 
@@ -29,9 +29,8 @@ export interface BreakerOptions {
    */
   readonly system?: EventSink;
   /**
-   * Time for the statistics window. Defaults to the system's clock, else the real one. The wait from
-   * open to half-open (`resetTimeoutMs`) is opossum's own timer, on real time: opossum has no way to
-   * inject a clock or to move to half-open from outside.
+   * Time for the statistics window and for the wait from open to half-open (`resetTimeoutMs`).
+   * Defaults to the system's clock, else the real one.
    */
   readonly clock?: Clock;
   /** Called on every transition. Without `system`, a throw is written to the console. */
@@ -126,7 +125,9 @@ export function breaker(options: BreakerOptions): Breaker {
     {
       errorThresholdPercentage,
       volumeThreshold,
-      resetTimeout: resetTimeoutMs,
+      // The wait from open to half-open, and the half-open trial, are the breaker's own, on its
+      // clock (opossum's reset timer runs on real time and takes no clock): opossum's never fires.
+      resetTimeout: NEVER_MS,
       rollingCountTimeout: windowMs,
       rollingCountBuckets: BUCKETS,
       // No timers of opossum's own for the statistics: the breaker turns its window as calls come
@@ -142,9 +143,14 @@ export function breaker(options: BreakerOptions): Breaker {
     system,
     onTransition,
     clock,
+    resetTimeoutMs,
+    (error, signal) => counts(error, signal, isFailure, created),
   );
   return created;
 }
+
+/** Longer than any run: opossum's own reset timer (unref'd) never fires. */
+const NEVER_MS = 2 ** 31 - 1;
 
 /** Whether a failure counts against the callee. */
 function counts(
@@ -179,6 +185,10 @@ class BreakerImpl implements Breaker {
   private readonly window = new EventEmitter();
   private readonly bucketMs: number;
   private lastTurn: number;
+  /** The wait from open to half-open, on the breaker's clock. */
+  private reset: TimerHandle | undefined;
+  /** True while the half-open trial call is out: other calls are refused meanwhile. */
+  private trialOut = false;
 
   constructor(
     readonly name: string,
@@ -186,6 +196,8 @@ class BreakerImpl implements Breaker {
     private readonly system: EventSink | undefined,
     private readonly onTransition: ((from: BreakerState, to: BreakerState) => void) | undefined,
     private readonly clock: Clock,
+    private readonly resetTimeoutMs: number,
+    private readonly counts: (error: unknown, signal: AbortSignal | undefined) => boolean,
   ) {
     this.lastTurn = clock.now();
     this.bucketMs = Math.max(1, Math.floor((options.rollingCountTimeout ?? 10_000) / BUCKETS));
@@ -193,9 +205,40 @@ class BreakerImpl implements Breaker {
       (call: Call, _signal: AbortSignal | undefined) => Promise.resolve(call()),
       { ...options, rotateBucketController: this.window },
     );
-    this.circuit.on('open', () => this.moveTo('open'));
-    this.circuit.on('halfOpen', () => this.moveTo('half-open'));
+    this.circuit.on('open', () => this.open());
     this.circuit.on('close', () => this.moveTo('closed'));
+  }
+
+  /** Opens (again) and waits `resetTimeoutMs` on the clock before letting a trial through. */
+  private open(): void {
+    this.reset?.cancel();
+    this.moveTo('open');
+    this.reset = this.clock.setTimeout(() => {
+      this.reset = undefined;
+      if (this.circuit.isShutdown || this.current !== 'open') return;
+      this.trialOut = false;
+      this.moveTo('half-open');
+    }, this.resetTimeoutMs);
+  }
+
+  /** The half-open trial: a success closes the breaker, a failure that counts opens it again. */
+  private trial<T>(call: () => PromiseLike<T>, signal: AbortSignal | undefined): Promise<T> {
+    this.trialOut = true;
+    return new Promise<T>((resolve) => resolve(call())).then(
+      (value) => {
+        this.trialOut = false;
+        if (this.current === 'half-open') this.circuit.close();
+        return value;
+      },
+      (error: unknown) => {
+        this.trialOut = false;
+        if (this.current === 'half-open') {
+          if (this.counts(error, signal)) this.open();
+          else this.circuit.close();
+        }
+        throw error;
+      },
+    );
   }
 
   get state(): BreakerState {
@@ -205,9 +248,10 @@ class BreakerImpl implements Breaker {
   fire<T>(call: () => PromiseLike<T>, signal?: AbortSignal): Promise<T> {
     this.turnWindow();
     const circuit = this.circuit;
-    // The refusal is decided here, by opossum's own rule (open, or half-open with its trial out),
-    // so opossum's refusals never need translating on the way back.
-    if (circuit.isShutdown || (!circuit.closed && !circuit.pendingClose)) {
+    // The refusal is decided here (open, or half-open with its trial out), so opossum's refusals
+    // never need translating on the way back.
+    const refuse = this.current === 'open' || (this.current === 'half-open' && this.trialOut);
+    if (circuit.isShutdown || refuse) {
       circuit.emit('reject', new Error('Breaker is open'));
       return Promise.reject(
         new TroupeError(
@@ -217,10 +261,14 @@ class BreakerImpl implements Breaker {
         ),
       );
     }
+    if (this.current === 'half-open') return this.trial(call, signal);
     return circuit.fire(call, signal) as Promise<T>;
   }
 
-  private readonly lifecycle = closeableOnce(() => this.circuit.shutdown());
+  private readonly lifecycle = closeableOnce(() => {
+    this.reset?.cancel();
+    this.circuit.shutdown();
+  });
 
   close(): Promise<void> {
     return this.lifecycle.close();

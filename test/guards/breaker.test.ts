@@ -262,6 +262,34 @@ describe('breaker window', () => {
   });
 });
 
+describe('breaker reset on its clock', () => {
+  it('moves to half-open after resetTimeoutMs of its clock (simulated time), not of real time', async () => {
+    const clock = new SimulatedClock();
+    const b = breaker({
+      name: 'sim',
+      volumeThreshold: 1,
+      errorThresholdPercentage: 0,
+      resetTimeoutMs: 5000,
+      clock,
+    });
+    await b.fire(() => Promise.reject(new Error('down'))).catch(() => {});
+    expect(b.state).toBe('open');
+    await clock.advance(4999);
+    expect(b.state).toBe('open');
+    await clock.advance(1);
+    expect(b.state).toBe('half-open');
+    // The trial fails: open again, for another resetTimeoutMs of the clock.
+    await b.fire(() => Promise.reject(new Error('still down'))).catch(() => {});
+    expect(b.state).toBe('open');
+    await clock.advance(5000);
+    expect(b.state).toBe('half-open');
+    await expect(b.fire(async () => 'up')).resolves.toBe('up');
+    expect(b.state).toBe('closed');
+    b.close();
+    expect(clock.pendingTimers).toBe(0);
+  });
+});
+
 describe('breaker events', () => {
   it('publishes its transitions on the system event stream', async () => {
     const system = createSystem({ name: 'breaker-events' });
@@ -277,7 +305,7 @@ describe('breaker events', () => {
       resetTimeoutMs: 20,
     });
     await b.fire(() => Promise.reject(new Error('down'))).catch(() => {});
-    // opossum's reset timer runs on real time (it takes no clock): wait for the half-open move.
+    // The reset wait runs on the real clock here (no clock given): wait for the half-open move.
     await vi.waitFor(() => expect(b.state).toBe('half-open'));
     await b.fire(async () => 'up');
     expect(events.map((e) => e.type === 'breaker-transition' && `${e.breaker}:${e.from}>${e.to}`)).toEqual([
