@@ -9,9 +9,23 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type NetLab, netLabUnavailable, openNetLab, removeStaleNetLabs } from '../../ops/chaos/index.js';
+import {
+  type Fault,
+  type NetLab,
+  netLabUnavailable,
+  openNetLab,
+  parsePlan,
+  removeStaleNetLabs,
+  schedule,
+} from '../../ops/chaos/index.js';
+import { linkRules, type NetFault } from '../../ops/chaos/real/netlab.js';
+import { SimNetwork } from '../../ops/chaos/sim/network.js';
+import { SimScheduler } from '../../ops/chaos/sim/scheduler.js';
 import { TroupeError } from '../../protocols/index.js';
+import { seededRandom } from '../../runtime/index.js';
+import { propertySeed, seeded } from '../harness/fast-check.js';
 import { natsServerBinary } from '../harness/nats.js';
 
 const PEER = join(import.meta.dirname, 'fixtures', 'netlab-peer.mjs');
@@ -93,6 +107,109 @@ function namespaces(): string[] {
     .map((line) => line.split(' ')[0]!)
     .filter((name) => name !== '');
 }
+
+// These run without root: they check the rules the lab would install, against the simulation.
+describe("the net lab's rules", () => {
+  const NODES = ['n1', 'n2', 'n3', 'n4', 'n5'];
+  const node = fc.constantFrom(...NODES);
+  const partition = fc.record({
+    kind: fc.constant('partition' as const),
+    sides: fc.array(fc.uniqueArray(node, { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 3 }),
+    oneWay: fc.boolean(),
+  });
+
+  it('block exactly the pairs the simulation cannot reach, for any partitions', () => {
+    const seed = propertySeed(1313);
+    fc.assert(
+      fc.property(fc.array(partition, { minLength: 1, maxLength: 3 }), (faults) => {
+        const sim = new SimNetwork(new SimScheduler(), seededRandom(1), NODES);
+        for (const fault of faults) sim.partitions.add(fault);
+        const blocked = new Set(
+          linkRules(NODES, faults)
+            .drops.filter((rule) => rule.probability === 1)
+            .map((rule) => `${rule.src}>${rule.dst}`),
+        );
+        for (const src of NODES)
+          for (const dst of NODES)
+            if (src !== dst)
+              expect(blocked.has(`${src}>${dst}`), `${src}>${dst}`).toBe(!sim.canReach(src, dst));
+      }),
+      seeded('partition rules', seed, 300),
+    );
+  });
+
+  it('compose network faults per pair: one draw per fault, delays and jitters added', () => {
+    const seed = propertySeed(1314);
+    const network = fc.record({
+      kind: fc.constant('network' as const),
+      from: fc.option(fc.uniqueArray(node, { minLength: 1 }), { nil: undefined }),
+      to: fc.option(fc.uniqueArray(node, { minLength: 1 }), { nil: undefined }),
+      delayMs: fc.nat(100),
+      jitterMs: fc.nat(50),
+      drop: fc.double({ min: 0, max: 1, noNaN: true }),
+      duplicate: fc.double({ min: 0, max: 1, noNaN: true }),
+      reorder: fc.double({ min: 0, max: 1, noNaN: true }),
+    });
+    fc.assert(
+      fc.property(fc.array(network, { maxLength: 4 }), (faults) => {
+        const rules = linkRules(NODES, faults);
+        for (const src of NODES)
+          for (const dst of NODES) {
+            if (src === dst) continue;
+            const on = faults.filter((f) => (f.from ?? NODES).includes(src) && (f.to ?? NODES).includes(dst));
+            const at = <R extends { src: string; dst: string }>(list: readonly R[]) =>
+              list.filter((rule) => rule.src === src && rule.dst === dst);
+            expect(at(rules.drops).map((r) => r.probability)).toEqual(
+              on.filter((f) => f.drop > 0).map((f) => f.drop),
+            );
+            expect(at(rules.duplicates)).toHaveLength(on.filter((f) => f.duplicate > 0).length);
+            const delay = at(rules.delays);
+            const slowed = on.filter((f) => f.delayMs > 0 || f.jitterMs > 0 || f.reorder > 0);
+            expect(delay).toHaveLength(slowed.length > 0 ? 1 : 0);
+            if (slowed.length > 0) {
+              expect(delay[0]!.delayMs).toBe(slowed.reduce((sum, f) => sum + f.delayMs, 0));
+              expect(delay[0]!.jitterMs).toBe(slowed.reduce((sum, f) => sum + f.jitterMs, 0));
+              const keep = slowed.reduce((product, f) => product * (1 - f.reorder), 1);
+              expect(delay[0]!.reorder).toBeCloseTo(1 - keep, 12);
+            }
+          }
+        // No rule is about a host and itself: its own traffic never crosses the hub.
+        const all = [...rules.drops, ...rules.duplicates, ...rules.delays];
+        expect(all.filter((rule) => rule.src === rule.dst)).toEqual([]);
+      }),
+      seeded('network rules', seed, 100),
+    );
+  });
+
+  it("takes a plan's partition and network faults as they are", () => {
+    const plan = parsePlan({
+      name: 'net',
+      seed: 1,
+      durationMs: 1000,
+      nodes: ['n1', 'n2'],
+      workload: { name: 'none' },
+      faults: [
+        { kind: 'partition', at: 0, durationMs: 10, sides: [['n1'], ['n2']] },
+        { kind: 'network', at: 0, durationMs: 10, from: ['n1'], delayMs: 5 },
+      ],
+    });
+    const faults: NetFault[] = schedule(plan).filter(
+      (fault): fault is Extract<Fault, { kind: 'partition' | 'network' }> =>
+        fault.kind === 'partition' || fault.kind === 'network',
+    );
+    const rules = linkRules(['n1', 'n2'], faults);
+    expect(rules.drops).toEqual([
+      { src: 'n1', dst: 'n2', probability: 1 },
+      { src: 'n2', dst: 'n1', probability: 1 },
+    ]);
+    expect(rules.delays).toEqual([{ src: 'n1', dst: 'n2', delayMs: 5, jitterMs: 0, reorder: 0 }]);
+  });
+
+  it('a partition with a host on two sides follows the first side that names it, as the simulation', () => {
+    const fault: NetFault = { kind: 'partition', sides: [['n1', 'n2'], ['n1']] };
+    expect(linkRules(NODES, [fault]).drops).toEqual([]);
+  });
+});
 
 describe.skipIf(reason !== undefined)('the net lab', () => {
   let lab: NetLab;

@@ -40,24 +40,24 @@ export type NetFault =
       /** Hosts on different sides cannot talk. */
       readonly sides: readonly (readonly string[])[];
       /** Only the first side's packets to the other sides are lost; the way back stays open. Defaults to false. */
-      readonly oneWay?: boolean;
+      readonly oneWay?: boolean | undefined;
     }
   | {
       readonly kind: 'network';
       /** Senders whose packets suffer. Defaults to every host. */
-      readonly from?: readonly string[];
+      readonly from?: readonly string[] | undefined;
       /** Receivers whose packets suffer. Defaults to every host. */
-      readonly to?: readonly string[];
+      readonly to?: readonly string[] | undefined;
       /** Added one-way delay in ms. Defaults to 0. */
-      readonly delayMs?: number;
+      readonly delayMs?: number | undefined;
       /** A uniform draw of up to this many ms added to the delay of each packet. Defaults to 0. */
-      readonly jitterMs?: number;
+      readonly jitterMs?: number | undefined;
       /** Probability that a packet is lost. Defaults to 0. */
-      readonly drop?: number;
+      readonly drop?: number | undefined;
       /** Probability that a packet arrives twice. Defaults to 0. */
-      readonly duplicate?: number;
+      readonly duplicate?: number | undefined;
       /** Probability that a packet is held back an extra while so later ones overtake it. Defaults to 0. */
-      readonly reorder?: number;
+      readonly reorder?: number | undefined;
     };
 
 /** Options of {@link openNetLab}. */
@@ -411,9 +411,83 @@ async function removeNamespaces(ip: string, namespaces: readonly string[]): Prom
   await Promise.all(namespaces.map((ns) => run(ip, ['netns', 'del', ns]).catch(() => undefined)));
 }
 
-interface Pair {
+/** An ordered pair of hosts: packets from `src` to `dst`. */
+export interface HostPair {
   readonly src: string;
   readonly dst: string;
+}
+
+/**
+ * What the faults in force do to each ordered pair of distinct hosts, as the hub's rules carry it out.
+ * Drops and duplications are one rule per fault (each draws on its own, as in the simulation, so
+ * losses compound and each duplicating fault may add a copy); the delays of one pair add up into
+ * one delayer rule, and so do their jitters, while reorderings combine as independent draws.
+ * @internal
+ */
+export interface LinkRules {
+  readonly drops: readonly (HostPair & { readonly probability: number })[];
+  readonly duplicates: readonly (HostPair & { readonly probability: number })[];
+  readonly delays: readonly (HostPair & {
+    readonly delayMs: number;
+    readonly jitterMs: number;
+    readonly reorder: number;
+  })[];
+}
+
+/** The rules for `faults` (already checked) between `nodes`. @internal */
+export function linkRules(nodes: readonly string[], faults: readonly NetFault[]): LinkRules {
+  const drops: (HostPair & { probability: number })[] = [];
+  const duplicates: (HostPair & { probability: number })[] = [];
+  const delays = new Map<string, HostPair & { delayMs: number; jitterMs: number; keep: number }>();
+  for (const fault of faults) {
+    for (const pair of faultPairs(nodes, fault)) {
+      if (fault.kind === 'partition') {
+        drops.push({ ...pair, probability: 1 });
+        continue;
+      }
+      if ((fault.drop ?? 0) > 0) drops.push({ ...pair, probability: Math.min(1, fault.drop!) });
+      if ((fault.duplicate ?? 0) > 0)
+        duplicates.push({ ...pair, probability: Math.min(1, fault.duplicate!) });
+      if ((fault.delayMs ?? 0) > 0 || (fault.jitterMs ?? 0) > 0 || (fault.reorder ?? 0) > 0) {
+        const key = `${pair.src}\u0000${pair.dst}`;
+        const rule = delays.get(key) ?? { ...pair, delayMs: 0, jitterMs: 0, keep: 1 };
+        rule.delayMs += fault.delayMs ?? 0;
+        rule.jitterMs += fault.jitterMs ?? 0;
+        rule.keep *= 1 - (fault.reorder ?? 0);
+        delays.set(key, rule);
+      }
+    }
+  }
+  return {
+    drops,
+    duplicates,
+    delays: [...delays.values()].map(({ keep, ...rule }) => ({ ...rule, reorder: 1 - keep })),
+  };
+}
+
+/**
+ * The ordered pairs of distinct hosts a fault touches: for a partition, every pair across two sides
+ * (one way: only from the first side), exactly as the simulation's `canReach` decides; for a network
+ * fault, every pair from `from` (default all) to `to` (default all).
+ */
+function faultPairs(nodes: readonly string[], fault: NetFault): HostPair[] {
+  const out: HostPair[] = [];
+  const add = (src: string, dst: string) => {
+    if (src !== dst) out.push({ src, dst });
+  };
+  if (fault.kind === 'partition') {
+    // A host is on the first side that names it, as in the simulation.
+    const side = (node: string) => fault.sides.findIndex((members) => members.includes(node));
+    for (const src of nodes)
+      for (const dst of nodes) {
+        const [a, b] = [side(src), side(dst)];
+        if (a !== -1 && b !== -1 && a !== b && (fault.oneWay !== true || a === 0)) add(src, dst);
+      }
+  } else {
+    for (const src of new Set(fault.from ?? nodes))
+      for (const dst of new Set(fault.to ?? nodes)) add(src, dst);
+  }
+  return out;
 }
 
 type Lifecycle = { tag: 'opening' } | { tag: 'open' } | { tag: 'closed' };
@@ -633,25 +707,6 @@ class Lab implements NetLab {
     };
   }
 
-  /** Ordered pairs of distinct hosts a fault touches, as addresses. */
-  private pairs(fault: NetFault): Pair[] {
-    const out: Pair[] = [];
-    const add = (src: string, dst: string) => {
-      if (src !== dst) out.push({ src: this.address(src), dst: this.address(dst) });
-    };
-    if (fault.kind === 'partition') {
-      fault.sides.forEach((side, i) => {
-        if (fault.oneWay === true && i > 0) return;
-        fault.sides.forEach((other, j) => {
-          if (i !== j) for (const src of side) for (const dst of other) add(src, dst);
-        });
-      });
-    } else {
-      for (const src of fault.from ?? this.nodes) for (const dst of fault.to ?? this.nodes) add(src, dst);
-    }
-    return out;
-  }
-
   /** Makes the packet filter and the delayer match the faults in force; one change at a time. */
   private sync(): Promise<void> {
     const next = this.queue.then(() => this.syncNow());
@@ -661,49 +716,27 @@ class Lab implements NetLab {
 
   private async syncNow(): Promise<void> {
     if (this.state.tag !== 'open') return;
-    const drops: string[] = [];
-    const dups: string[] = [];
-    const delays = new Map<
-      string,
-      { src: string; dst: string; delay: number; jitter: number; keep: number }
-    >();
-    for (const fault of this.active) {
-      for (const { src, dst } of this.pairs(fault)) {
-        const match = `-s ${src}/32 -d ${dst}/32`;
-        if (fault.kind === 'partition') {
-          drops.push(`-A TNL_DROP ${match} -j DROP`);
-          continue;
-        }
-        if ((fault.drop ?? 0) >= 1) drops.push(`-A TNL_DROP ${match} -j DROP`);
-        else if ((fault.drop ?? 0) > 0) drops.push(`-A TNL_DROP ${match} ${random(fault.drop!)} -j DROP`);
-        const duplicate = fault.duplicate ?? 0;
-        if (duplicate > 0) {
-          const when = duplicate >= 1 ? '' : ` ${random(duplicate)}`;
-          dups.push(`-A TNL_DUP ${match}${when} -j TEE --gateway ${dst}`);
-        }
-        if ((fault.delayMs ?? 0) > 0 || (fault.jitterMs ?? 0) > 0 || (fault.reorder ?? 0) > 0) {
-          const key = `${src}>${dst}`;
-          const rule = delays.get(key) ?? { src, dst, delay: 0, jitter: 0, keep: 1 };
-          rule.delay += fault.delayMs ?? 0;
-          rule.jitter += fault.jitterMs ?? 0;
-          rule.keep *= 1 - (fault.reorder ?? 0);
-          delays.set(key, rule);
-        }
-      }
-    }
-    const delayRules = [...delays.values()].map(({ src, dst, delay, jitter, keep }) => ({
-      src,
-      dst,
-      delay,
-      jitter,
-      reorder: 1 - keep,
+    const rules = linkRules(this.nodes, this.active);
+    const match = ({ src, dst }: { src: string; dst: string }) =>
+      `-s ${this.address(src)}/32 -d ${this.address(dst)}/32`;
+    const when = (probability: number) => (probability >= 1 ? '' : ` ${random(probability)}`);
+    const drops = rules.drops.map((rule) => `-A TNL_DROP ${match(rule)}${when(rule.probability)} -j DROP`);
+    const dups = rules.duplicates.map(
+      (rule) =>
+        `-A TNL_DUP ${match(rule)}${when(rule.probability)} -j TEE --gateway ${this.address(rule.dst)}`,
+    );
+    const delays = rules.delays.map((rule) => ({
+      src: this.address(rule.src),
+      dst: this.address(rule.dst),
+      delay: rule.delayMs,
+      jitter: rule.jitterMs,
+      reorder: rule.reorder,
     }));
     // The delayer learns the rules before packets are queued for them, and a pair whose rule went
     // lets its held packets go at once; so no packet waits in the queue with nobody to release it.
-    await this.updateDelayer(delayRules);
-    const queued = delayRules.map(
-      ({ src, dst }) =>
-        `-A TNL_DELAY -s ${src}/32 -d ${dst}/32 -j NFQUEUE --queue-num ${QUEUE} --queue-bypass`,
+    await this.updateDelayer(delays);
+    const queued = rules.delays.map(
+      (rule) => `-A TNL_DELAY ${match(rule)} -j NFQUEUE --queue-num ${QUEUE} --queue-bypass`,
     );
     const script = [
       '*raw',
