@@ -22,6 +22,7 @@ export {
   ownBehavior,
   restartChildSlot,
   spawnAndStart,
+  stopActor,
   stopChildSlot,
   withContext,
 } from './kernel/hooks.js';

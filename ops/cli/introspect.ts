@@ -330,7 +330,7 @@ export function registerIntrospection(program: Command, io: CliIo, exit: (code: 
       }),
     );
 
-  clusterCommand(program, 'stop', 'stop an actor by address (a top-level actor of its node)')
+  clusterCommand(program, 'stop', 'stop an actor by address, at any depth, as its parent would (no restart)')
     .argument('<address>', 'troupe://<cluster>/<node>/<path>')
     .option('--json', 'print JSON')
     .action((address: string, options: ClusterOptions) =>

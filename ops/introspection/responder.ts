@@ -2,6 +2,7 @@
 import type {} from '../../agents/index.js';
 import { parseAddress, TroupeError } from '../../protocols/index.js';
 import { type ActorSystem, behavior, type SystemEvent, type TreeNode } from '../../runtime/index.js';
+import { localActor, stopActor } from '../../runtime/internal.js';
 import type {} from '../../societies/index.js';
 import type {} from '../../supervisors/index.js';
 import { describeSystemEvent } from '../console.js';
@@ -261,11 +262,13 @@ export function startIntrospection(system: ActorSystem, options: IntrospectionOp
           return { stopped: false, detail: (error as Error).message };
         }
         if (path === OPS_ACTOR) return { stopped: false, detail: 'the ops actor is not stopped this way' };
-        if (!hasActor(system.tree(), address)) {
+        // Any live actor of this node, at any depth: stopped as its parent would, with no restart.
+        const actor = localActor(system, address);
+        if (actor === undefined) {
           return { stopped: false, detail: `no live actor ${address} on node ${system.node}` };
         }
         try {
-          await system.stop(system.ref(address));
+          await stopActor(actor);
           return { stopped: true, detail: `stopped ${address} on node ${system.node}` };
         } catch (error) {
           return {
@@ -331,11 +334,6 @@ function activations(root: TreeNode): ActivationInfo[] {
   };
   walk(root);
   return out.sort((a, b) => (a.address < b.address ? -1 : 1));
-}
-
-function hasActor(root: TreeNode, address: string): boolean {
-  if (root.address === address && root.status !== 'stopped') return true;
-  return root.children.some((child) => hasActor(child, address));
 }
 
 /** An event's fields as plain data: errors as `{ name, message, code }`, message bodies left out. */

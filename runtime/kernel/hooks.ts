@@ -137,6 +137,18 @@ export function crashActor(ref: ActorRef<any>, error: unknown): void {
 }
 
 /**
+ * Stops a local actor as its parent would, with no restart, freeing its slot (what the parent's
+ * `ctx.stop(child)` does; `system.stop` for a top-level actor): for tooling that stops actors from
+ * outside (`troupe stop`), whatever their depth. Resolves once it has stopped.
+ */
+export function stopActor(ref: ActorRef<any>): Promise<void> {
+  if (!(ref instanceof Cell)) {
+    return Promise.reject(new TroupeError('ERR_ILLEGAL_STATE', `${ref.address} is not a local actor`));
+  }
+  return ref.stopFromParent();
+}
+
+/**
  * The live local actor at `address` in `system` (a path of this node, or a named actor activated
  * here), or undefined: for tooling that acts on actors from outside (a chaos harness crashing them
  * with {@link crashActor}).

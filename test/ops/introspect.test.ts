@@ -141,9 +141,14 @@ describe('troupe members, tree, actors, events and stop against a live cluster',
     const again = await run(['stop', ...at(), `troupe://${CLUSTER}/n1/hello`]);
     expect(again.code).toBe(1);
     expect(again.err).toContain('no live actor troupe://intro/n1/hello on node n1');
+    // An actor with a parent (a supervisor's child) is stopped as its parent would: no restart.
     const nested = await run(['stop', ...at(), `troupe://${CLUSTER}/n1/app/worker`]);
-    expect(nested.code).toBe(1);
-    expect(nested.err).toContain('ERR_ILLEGAL_STATE');
+    expect(nested).toMatchObject({ code: 0, out: 'stopped troupe://intro/n1/app/worker on node n1\n' });
+    const after = await run(['tree', ...at(), '--node', 'n1']);
+    expect(after.out).toMatch(/-- app\s+supervisor/);
+    expect(after.out).not.toMatch(/-- worker\s/);
+    const malformed = await run(['stop', ...at(), 'not an address']);
+    expect(malformed.code).toBe(1);
   });
 
   it('lists a node that does not answer as such, without waiting on it', async () => {
