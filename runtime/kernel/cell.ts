@@ -36,6 +36,7 @@ import {
   BUSY,
   type CellSettings,
   type ChildExit,
+  NORMAL_EXIT,
   START_FAILED,
   STOP_REQUESTED,
   SupervisingCell,
@@ -161,7 +162,6 @@ class CellExtras {
   stashed: unknown[] | undefined = undefined;
   timerMap: Map<string, { handle: TimerHandle; generation: number; repeat: boolean }> | undefined = undefined;
   timerApi: Timers<any> | undefined = undefined;
-  stopResolve: (() => void) | undefined = undefined;
   restartLog: number[] | undefined = undefined;
   restartToken: object | undefined = undefined;
   deferred: SystemMessage[] | undefined = undefined;
@@ -240,6 +240,8 @@ export class Cell extends SupervisingCell {
   protected childMap: Map<string | number, Cell> | undefined;
   protected inflight: Promise<unknown> | undefined;
   protected stopping: Promise<void> | undefined;
+  /** Resolves `stopping` for a stop asked from inside this actor's own handler (see stopSelf). */
+  protected stopResolve: (() => void) | undefined;
   /** What few actors need (watches, stash, timers, restart bookkeeping), made on first use. */
   protected extras: CellExtras | undefined;
 
@@ -305,13 +307,6 @@ export class Cell extends SupervisingCell {
     if (value !== undefined || this.extras !== undefined) this.cold().timerApi = value;
   }
 
-  protected get stopResolve(): (() => void) | undefined {
-    return this.extras?.stopResolve;
-  }
-  protected set stopResolve(value: (() => void) | undefined) {
-    if (value !== undefined || this.extras !== undefined) this.cold().stopResolve = value;
-  }
-
   protected get restartLog(): number[] | undefined {
     return this.extras?.restartLog;
   }
@@ -342,10 +337,17 @@ export class Cell extends SupervisingCell {
 
   /** The reason this actor terminated, once stopped. */
   get exitReason(): ExitReason | undefined {
-    return this.extras?.exitReason;
+    const reason = this.extras?.exitReason;
+    if (reason !== undefined) return reason;
+    // A normal exit is not stored unless the extras exist already (see the setter).
+    return this.status === STOPPED ? NORMAL_EXIT : undefined;
   }
   set exitReason(value: ExitReason | undefined) {
-    if (value !== undefined || this.extras !== undefined) this.cold().exitReason = value;
+    if (value === undefined) {
+      if (this.extras !== undefined) this.extras.exitReason = undefined;
+    } else if (value.kind !== 'normal' || this.extras !== undefined) {
+      this.cold().exitReason = value;
+    }
   }
 
   protected get lastFailure(): Error | undefined {
@@ -1478,14 +1480,14 @@ export class Cell extends SupervisingCell {
     if (currentCell === this && (this.flags & BUSY) === 0) {
       // Inside our own handler: stop once it returns (at once if it returns a promise: awaitHandler).
       this.flags |= STOP_REQUESTED;
-      this.stopping = new Promise<void>((resolve) => {
-        this.stopResolve = resolve;
-      });
+      this.stopping = new Promise<void>(captureResolve);
+      this.stopResolve = captured;
+      captured = undefined;
       return this.stopping;
     }
     // From a pending handler (an async one, after its first await): stop without waiting for it.
     if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) this.settleBusy();
-    return this.selfExit();
+    return this.selfExit() ?? Promise.resolve();
   }
 
   protected takeExitListeners(): ((cell: Cell) => void)[] | undefined {
@@ -1773,6 +1775,12 @@ export class CellContext implements ActorContext<any, any> {
 export function cellOf(ctx: ActorContext<any, any>): Cell {
   if (ctx instanceof CellContext) return ctx.cell;
   throw new TroupeError('ERR_ILLEGAL_STATE', 'not the context of an actor of this runtime');
+}
+
+let captured: (() => void) | undefined;
+/** A promise executor that keeps its resolve function in `captured` (no closure per promise). */
+function captureResolve(resolve: () => void): void {
+  captured = resolve;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -13,6 +13,12 @@ import type { RestartPolicy, RestartType } from './policy.js';
 const { Suspended: SUSPENDED, Starting: STARTING } = ActorLifecycle;
 const { Restarting: RESTARTING, Stopping: STOPPING, Stopped: STOPPED } = ActorLifecycle;
 
+/** The exit reason of every normal exit (exit reasons are read-only data, so one object serves all). */
+export const NORMAL_EXIT: ExitReason = Object.freeze({ kind: 'normal' });
+
+/** What `stopNow` returns for a stop that is already done. */
+const DONE: Promise<void> = Promise.resolve();
+
 /** The cell's flag for a handler in flight (the message path owns the other flags). */
 export const BUSY = 2;
 /** The cell's flag for a stop asked from inside its own handler. */
@@ -154,6 +160,11 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
       }
     }
     const type = child.settings.restart;
+    // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent
+    // slot restarts it, and a transient one keeps it stopped.
+    const normal = error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error));
+    // Not restarted, whatever the policy (decideExit's first rule, without building its facts).
+    if (type === 'temporary' || (type === 'transient' && normal)) return this.retire(child, type);
     const policy = this.policy;
     // Only the exited child matters to one_for_one: no copy of the children on its (common) path.
     const children = policy.strategy === 'one_for_one' ? [child] : [...this.childMap!.values()];
@@ -161,9 +172,7 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     const decision = decideExit(
       {
         restart: type,
-        // A supervisor that gave up exits as OTP's does, with reason `shutdown`: only a permanent
-        // slot restarts it, and a transient one keeps it stopped.
-        normal: error === undefined || (child.behavior.kind === 'supervisor' && gaveUp(error)),
+        normal,
         index: children.indexOf(child),
         count: children.length,
       },
@@ -184,9 +193,20 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     );
   }
 
-  /** A child that will not be restarted: stop it if it crashed, then drop (or keep) its slot. */
-  protected async retire(child: SupervisingCell, type: RestartType): Promise<void> {
-    if (child.status !== STOPPED) await child.stopNow({ kind: 'crashed', error: child.lastError() });
+  /**
+   * A child that will not be restarted: stop it if it crashed, then drop (or keep) its slot.
+   * Undefined when it had stopped already (a normal exit) and nothing is left to wait for.
+   */
+  protected retire(child: SupervisingCell, type: RestartType): Promise<void> | undefined {
+    if (child.status !== STOPPED) {
+      const stopping = child.beginStop({ kind: 'crashed', error: child.lastError() });
+      if (stopping !== undefined) return stopping.then(() => this.release(child, type));
+    }
+    this.release(child, type);
+    return undefined;
+  }
+
+  private release(child: SupervisingCell, type: RestartType): void {
     if (this.behavior.retainChildren && type !== 'temporary') return;
     this.removeChild(child);
   }
@@ -461,24 +481,42 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     this.stopResolve = undefined;
     this.stopping = undefined;
     this.flags &= ~STOP_REQUESTED;
-    this.selfExit().then(resolve);
+    const exiting = this.selfExit();
+    if (exiting === undefined) resolve?.();
+    else exiting.then(resolve);
   }
 
-  /** A normal exit: stop, then let the supervisor decide (a permanent child is restarted). */
-  protected async selfExit(): Promise<void> {
+  /**
+   * A normal exit: stop, then let the supervisor decide (a permanent child is restarted). Undefined
+   * when the actor stopped at once (see `beginStop`).
+   */
+  protected selfExit(): Promise<void> | undefined {
+    const stopping = this.beginStop(NORMAL_EXIT);
+    if (stopping === undefined) {
+      this.reportExit();
+      return undefined;
+    }
+    return this.selfExitAfter(stopping);
+  }
+
+  private async selfExitAfter(stopping: Promise<void>): Promise<void> {
     this.system.busy++;
     try {
-      await this.stopNow({ kind: 'normal' });
-      this.parentCell?.pushSystem({
-        kind: 'child-exit',
-        child: this,
-        error: undefined,
-        incarnation: this.incarnation,
-      });
+      await stopping;
+      this.reportExit();
     } finally {
       this.system.busy--;
       this.system.checkIdle();
     }
+  }
+
+  private reportExit(): void {
+    this.parentCell?.pushSystem({
+      kind: 'child-exit',
+      child: this,
+      error: undefined,
+      incarnation: this.incarnation,
+    });
   }
 
   /** Stops a child on the parent's behalf (no restart) and frees or keeps its slot. */
@@ -520,20 +558,40 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
 
   /** Stops this actor and its subtree: children first, then postStop; leftovers become dead letters. */
   stopNow(reason: ExitReason): Promise<void> {
-    if (this.status === STOPPED) return Promise.resolve();
+    return this.beginStop(reason) ?? DONE;
+  }
+
+  /**
+   * Starts stopping this actor. Undefined when it has stopped already, or now, synchronously: an actor
+   * with no handler in flight, no children and no `postStop` to run has nothing to wait for, and
+   * stopping it then allocates no promise (an actor that answers once and stops, as in skynet, is
+   * the common case).
+   */
+  protected beginStop(reason: ExitReason): Promise<void> | undefined {
+    if (this.status === STOPPED) return undefined;
     if (this.stopping !== undefined && this.stopResolve === undefined) return this.stopping;
     const pending = this.stopResolve;
     this.stopResolve = undefined;
-    this.system.busy++;
-    this.stopping = this.runStop(reason).finally(() => {
-      this.system.busy--;
-      this.system.checkIdle();
+    const system = this.system;
+    system.busy++;
+    const running = this.runStop(reason);
+    if (running === undefined) {
+      system.busy--;
+      system.checkIdle();
+      pending?.();
+      return undefined;
+    }
+    const stopping = running.finally(() => {
+      system.busy--;
+      system.checkIdle();
     });
-    if (pending !== undefined) this.stopping.then(pending);
-    return this.stopping;
+    this.stopping = stopping;
+    if (pending !== undefined) stopping.then(pending);
+    return stopping;
   }
 
-  protected async runStop(reason: ExitReason): Promise<void> {
+  /** The stop itself; undefined when it was done synchronously (see `beginStop`). */
+  protected runStop(reason: ExitReason): Promise<void> | undefined {
     // STOPPING before the stop begins: this supervisor gave up (giveUp), a failure like a crash.
     const crashed = this.status === SUSPENDED || this.status === STOPPING;
     // A child taken down for a restart (waiting out its backoff) already ran its cleanup hook.
@@ -542,25 +600,14 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     this.incarnation++;
     this.restartToken = undefined;
     this.flags &= ~STOP_REQUESTED;
-    this.abortController?.abort(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} is stopping`));
-    this.abortController = undefined;
-    const system = this.system;
+    if (this.abortController !== undefined) {
+      this.abortController.abort(new TroupeError('ERR_ACTOR_STOPPED', `${this.address} is stopping`));
+      this.abortController = undefined;
+    }
     if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) {
-      const inflight = this.inflight;
-      const meta = this.curMeta;
-      this.settleBusy();
-      await system.within(inflight, this.settings.shutdownMs, true);
-      // A handler that finished in time has answered its ask; one that did not never will.
-      // (When the system stops, its close rejects every outstanding ask with ERR_SYSTEM_STOPPED.)
-      if (meta instanceof PendingAsk && system.state < SystemLifecycle.Stopping) {
-        meta.reject(
-          new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped while handling "${meta.type}"`),
-        );
-      }
-      this.curType = undefined;
-      this.curBody = undefined;
-      this.curMeta = undefined;
-    } else if ((this.flags & BUSY) !== 0) {
+      return this.stopAfterHandler(reason, crashed, tornDown);
+    }
+    if ((this.flags & BUSY) !== 0) {
       // A message still being validated is not handler work: it is undelivered.
       this.settleBusy();
       const [type, body, meta] = [this.curType, this.curBody, this.curMeta];
@@ -569,6 +616,42 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
       this.curMeta = undefined;
       if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
     }
+    const children = this.childMap;
+    if (
+      this.givingUp === undefined &&
+      (children === undefined || children.size === 0) &&
+      (tornDown || this.behavior.definition.postStop === undefined)
+    ) {
+      // Nothing to wait for, and no user code runs before the actor is stopped.
+      this.cancelTimers();
+      this.stopped(reason, crashed);
+      return undefined;
+    }
+    return this.stopSubtree(reason, crashed, tornDown);
+  }
+
+  /** The stop of an actor whose handler is in flight: the handler gets the shutdown time to finish. */
+  private async stopAfterHandler(reason: ExitReason, crashed: boolean, tornDown: boolean): Promise<void> {
+    const system = this.system;
+    const inflight = this.inflight!;
+    const meta = this.curMeta;
+    this.settleBusy();
+    await system.within(inflight, this.settings.shutdownMs, true);
+    // A handler that finished in time has answered its ask; one that did not never will.
+    // (When the system stops, its close rejects every outstanding ask with ERR_SYSTEM_STOPPED.)
+    if (meta instanceof PendingAsk && system.state < SystemLifecycle.Stopping) {
+      meta.reject(
+        new TroupeError('ERR_ACTOR_STOPPED', `${this.address} stopped while handling "${meta.type}"`),
+      );
+    }
+    this.curType = undefined;
+    this.curBody = undefined;
+    this.curMeta = undefined;
+    await this.stopSubtree(reason, crashed, tornDown);
+  }
+
+  /** The rest of a stop that waits: for a supervisor giving up, for the children, for `postStop`. */
+  private async stopSubtree(reason: ExitReason, crashed: boolean, tornDown: boolean): Promise<void> {
     if (this.givingUp !== undefined) await this.givingUp;
     await this.stopChildren();
     this.cancelTimers();
@@ -576,15 +659,22 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     if (postStop !== undefined && !tornDown) {
       await this.boundedHook(() => postStop(this.context()));
     }
+    this.stopped(reason, crashed);
+  }
+
+  /** The end of a stop: the actor is stopped, leftovers become dead letters, watchers hear of it. */
+  private stopped(reason: ExitReason, crashed: boolean): void {
+    const system = this.system;
     this.status = STOPPED;
-    this.exitReason =
+    const exitReason: ExitReason =
       crashed && reason.kind === 'shutdown' ? { kind: 'crashed', error: this.lastError() } : reason;
+    this.exitReason = exitReason;
     this.flushUndelivered();
     system.unregister(this);
     const watchers = this.watchers;
     this.watchers = undefined;
     if (watchers !== undefined) {
-      for (const watcher of watchers) watcher.notifyTerminated(this, this.exitReason);
+      for (const watcher of watchers) watcher.notifyTerminated(this, exitReason);
     }
     const watching = this.watching;
     this.watching = undefined;
@@ -596,7 +686,7 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
         type: 'actor-stopped',
         at: system.clock.now(),
         address: this.address,
-        reason: this.exitReason.kind as 'normal' | 'shutdown' | 'crashed',
+        reason: exitReason.kind as 'normal' | 'shutdown' | 'crashed',
       });
     }
     const exitListeners = this.takeExitListeners();
