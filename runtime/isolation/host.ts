@@ -20,9 +20,13 @@ const resolved = Promise.resolve();
 
 /**
  * Runs a host on `port` until the parent stops it (or the thread or process ends). `exit` ends the
- * thread or process once the host has stopped.
+ * thread or process once the host has stopped; `built` maps modules to their builds, if any.
  */
-export function runHost(port: HostPort, exit: () => void): void {
+export function runHost(
+  port: HostPort,
+  exit: () => void,
+  built: Readonly<Record<string, string | { readonly error: string }>> = {},
+): void {
   let system: ActorSystem | undefined;
   let transport: MessagePortTransport | undefined;
   const modules = new Map<string, Promise<Record<string, unknown>>>();
@@ -35,7 +39,11 @@ export function runHost(port: HostPort, exit: () => void): void {
   const load = (module: string) => {
     let loading = modules.get(module);
     if (loading === undefined) {
-      loading = import(module) as Promise<Record<string, unknown>>;
+      // A restricted host from TypeScript sources loads the module's JavaScript build (build.ts).
+      const target = Object.hasOwn(built, module) ? built[module]! : module;
+      loading = (
+        typeof target === 'string' ? import(target) : Promise.reject(new Error(target.error))
+      ) as Promise<Record<string, unknown>>;
       modules.set(module, loading);
       loading.then((loaded) => loadedNow.set(module, loaded)).catch(() => {});
       // A failed import is tried again at the next spawn (the file may have been fixed).

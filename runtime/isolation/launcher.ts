@@ -4,11 +4,12 @@
  * identity yet) so that a spare can wait ready for the next start or restart.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { buildHost, type HostBuild } from './build.js';
 import type { HostPort } from './port-transport.js';
 
 /** What a process host may do under Node's permission model (`--experimental-permission`). */
@@ -133,36 +134,48 @@ function launchWorker(options: LaunchOptions): LaunchedHost {
 }
 
 function launchProcess(options: LaunchOptions): LaunchedHost {
+  if (fromSources && options.permissions !== undefined) {
+    // The TypeScript loader needs a worker and a child process, which such a host is denied: it runs
+    // a JavaScript build of itself instead (see build.ts).
+    return whenStarted(
+      buildHost(fileURLToPath(entry), root, options.modules).then((built) =>
+        forkHost(options, built.entry, built.modules),
+      ),
+      'process',
+    );
+  }
+  return forkHost(options, fileURLToPath(entry), undefined);
+}
+
+/** Environment variable naming a restricted host's built modules (read by the host entry). */
+export const BUILT_MODULES_ENV = 'TROUPE_HOST_MODULES';
+
+function forkHost(
+  options: LaunchOptions,
+  entryPath: string,
+  built: HostBuild['modules'] | undefined,
+): LaunchedHost {
   const execArgv: string[] = [];
   const env: NodeJS.ProcessEnv = { ...process.env };
-  if (fromSources) execArgv.push('--import', pathToFileURL(require.resolve('tsx')).href);
+  delete env[BUILT_MODULES_ENV];
+  if (built !== undefined) env[BUILT_MODULES_ENV] = JSON.stringify(built);
+  if (entryPath.endsWith('.ts')) execArgv.push('--import', pathToFileURL(require.resolve('tsx')).href);
   if (options.memoryLimitMb !== undefined) execArgv.push(`--max-old-space-size=${options.memoryLimitMb}`);
   const permissions = options.permissions;
   if (permissions !== undefined) {
     execArgv.push('--experimental-permission', '--no-warnings');
-    const reads = new Set<string>([real(resolvePath(root)), real(resolvePath(root, 'node_modules'))]);
+    const reads = new Set<string>([real(resolvePath(root)), ...packageFolders(real(resolvePath(root)))]);
     for (const module of options.modules) {
       if (module.startsWith('file:')) reads.add(dirname(real(fileURLToPath(module))));
     }
+    if (built !== undefined) reads.add(dirname(real(entryPath)));
     for (const path of permissions.fsRead ?? []) reads.add(resolvePath(path));
-    if (fromSources) {
-      // From TypeScript sources the loader needs more than the package will: it checks whether the
-      // file system is case-sensitive (reading the working directory under both cases), runs its
-      // hooks in a worker and esbuild as a service process, and must not write its cache. The
-      // compiled package needs none of this, and keeps workers and child processes denied.
-      const cwd = process.cwd();
-      reads.add(cwd);
-      reads.add(invertCase(cwd));
-      env.TSX_DISABLE_CACHE = '1';
-      execArgv.push('--allow-worker', '--allow-child-process');
-    } else {
-      if (permissions.worker === true) execArgv.push('--allow-worker');
-      if (permissions.childProcess === true) execArgv.push('--allow-child-process');
-    }
+    if (permissions.worker === true) execArgv.push('--allow-worker');
+    if (permissions.childProcess === true) execArgv.push('--allow-child-process');
     for (const path of outermost(reads)) execArgv.push(`--allow-fs-read=${path}`);
     for (const path of permissions.fsWrite ?? []) execArgv.push(`--allow-fs-write=${resolvePath(path)}`);
   }
-  const child: ChildProcess = fork(fileURLToPath(entry), [], {
+  const child: ChildProcess = fork(entryPath, [], {
     execArgv,
     env,
     serialization: 'advanced',
@@ -206,6 +219,19 @@ function launchProcess(options: LaunchOptions): LaunchedHost {
 }
 
 /**
+ * The `node_modules` folders Node resolves the runtime's packages from: under its root and each
+ * folder above (an installed package's dependencies sit beside it, in its consumer's `node_modules`).
+ */
+function packageFolders(from: string): string[] {
+  const folders: string[] = [];
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = resolvePath(dir, 'node_modules');
+    if (existsSync(candidate)) folders.push(real(candidate));
+    if (dirname(dir) === dir) return folders;
+  }
+}
+
+/**
  * The paths not inside another of them: Node 20's permission model loses the grant of a directory
  * itself when a path inside it is granted too, so only the outermost are given.
  */
@@ -225,8 +251,56 @@ function real(path: string): string {
   }
 }
 
-function invertCase(text: string): string {
-  let out = '';
-  for (const c of text) out += c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase();
-  return out;
+/**
+ * A host that starts once `starting` resolves (a process host waiting for its build): what is posted
+ * before is kept and posted then, listeners are added then, and a failed start is an exit.
+ */
+function whenStarted(starting: Promise<LaunchedHost>, kind: 'worker' | 'process'): LaunchedHost {
+  let host: LaunchedHost | undefined;
+  let terminated = false;
+  const queued: unknown[] = [];
+  const listeners = new Map<(message: unknown) => void, () => void>();
+  const started = starting.then((launched) => {
+    host = launched;
+    if (terminated) launched.terminate();
+    for (const [listener] of listeners) listeners.set(listener, launched.port.listen(listener));
+    for (const message of queued.splice(0)) launched.port.post(message);
+    return launched;
+  });
+  return {
+    kind,
+    port: {
+      post(message) {
+        if (host === undefined) queued.push(message);
+        else host.port.post(message);
+      },
+      listen(onMessage) {
+        const listener = (message: unknown) => onMessage(message);
+        listeners.set(listener, host === undefined ? () => {} : host.port.listen(listener));
+        return () => {
+          listeners.get(listener)?.();
+          listeners.delete(listener);
+        };
+      },
+    },
+    exited: started.then(
+      (launched) => launched.exited,
+      (cause: unknown): HostExit => ({
+        code: null,
+        signal: null,
+        outOfMemory: false,
+        error: new Error(
+          `the host could not be built: ${cause instanceof Error ? cause.message : String(cause)}`,
+          {
+            cause,
+          },
+        ),
+        stderr: '',
+      }),
+    ),
+    terminate() {
+      terminated = true;
+      host?.terminate();
+    },
+  };
 }

@@ -37,7 +37,13 @@ interface Spare {
 const spares = new WeakMap<ActorSystemImpl, Map<string, Spare>>();
 
 function signature(options: LaunchOptions): string {
-  return JSON.stringify([options.kind, options.memoryLimitMb ?? null, options.permissions ?? null]);
+  // A restricted host reads (and, from sources, has built) only the modules it was launched for.
+  return JSON.stringify([
+    options.kind,
+    options.memoryLimitMb ?? null,
+    options.permissions ?? null,
+    options.permissions === undefined ? null : [...options.modules].sort(),
+  ]);
 }
 
 /** Launches a host and waits for its runtime to load; it listens for `booted` only. */
