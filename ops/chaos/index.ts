@@ -87,4 +87,6 @@ export {
   bankWorkload,
   type ContractNetWorkloadOptions,
   contractNetWorkload,
+  type ModelStormWorkloadOptions,
+  modelStormWorkload,
 } from './suites/index.js';

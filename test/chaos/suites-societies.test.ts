@@ -3,9 +3,19 @@
  * (managers as named actors, bidders on every node) under bidder crashes, node kills, pauses,
  * partitions and network loss: no task awarded or done twice, no award to a bidder that did not
  * bid, what clients are told agrees with the journal, every task settled after the heal; a contract
- * net without the journal's claim, and one that skips the call for proposals, are caught.
+ * net without the journal's claim, and one that skips the call for proposals, are caught. Agents
+ * under model storms (429 with Retry-After, 500, hangs, malformed bodies, slow streams) with nodes
+ * killed and partitioned: breakers open, budgets hold, no run lost, retries wait out Retry-After;
+ * agents without a breaker, without budgets, or behind a port that drops Retry-After are caught.
  */
-import { checkChaos, contractNetWorkload, historyJson, type PlanInput, simulate } from 'troupe/chaos';
+import {
+  checkChaos,
+  contractNetWorkload,
+  historyJson,
+  modelStormWorkload,
+  type PlanInput,
+  simulate,
+} from 'troupe/chaos';
 import { describe, expect, it } from 'vitest';
 
 // Whole simulated runs: tens to hundreds of ms of CPU each, more on a loaded machine.
@@ -100,6 +110,100 @@ describe('contract net: managers and bidders spread over the nodes', () => {
       const verdict = r.verdicts.find((v) => v.checker === 'contract: awards only to bidders')!;
       expect(verdict.verdict).toBe('violated');
       expect(verdict.message).toMatch(/no recorded bid in that round/);
+      expect(verdict.entries!.length).toBeGreaterThan(0);
+    },
+    LONG,
+  );
+});
+
+function stormPlan(seed: number): PlanInput {
+  return {
+    name: 'model-storm',
+    seed,
+    durationMs: 20_000,
+    healMs: 5000,
+    nodes: ['n1', 'n2', 'n3'],
+    workload: { name: 'model-storm' },
+    // Storms weigh three to one against node kills and partitions.
+    faults: { count: 6, kinds: ['model', 'model', 'model', 'crash-node', 'partition'], maxDurationMs: 6000 },
+  };
+}
+
+describe('agents under model storms', () => {
+  it(
+    'open their breakers, keep their budgets, lose no run and wait out Retry-After, for many seeds',
+    async () => {
+      const seeds = [1, 2, 3, 4, 5, 6, 7, 8];
+      // Not strict: a seed whose storms are too short to judge a breaker leaves that checker unknown.
+      const results = await checkChaos(stormPlan(1), { workload: modelStormWorkload(), seeds });
+      const breakers: string[] = [];
+      const errors = new Set<string>();
+      for (const r of results) {
+        const byName = Object.fromEntries(r.verdicts.map((v) => [v.checker, v.verdict]));
+        expect(byName).toEqual({
+          'agents: breakers open during storms': expect.stringMatching(/^(ok|unknown)$/),
+          'agents: budgets hold': 'ok',
+          'agents: no run lost': 'ok',
+          'agents: retries honour Retry-After': 'ok',
+        });
+        breakers.push(byName['agents: breakers open during storms']!);
+        for (const op of r.history.ops) if (op.type === 'fail') errors.add(op.error!);
+      }
+      // Most seeds' storms were long enough to judge the breakers, and they opened.
+      expect(breakers.filter((v) => v === 'ok').length).toBeGreaterThanOrEqual(seeds.length / 2);
+      // Runs failed for every reason a storm gives: an open breaker, a spent budget, the provider.
+      expect([...errors]).toEqual(
+        expect.arrayContaining(['ERR_CIRCUIT_OPEN', 'ERR_BUDGET_EXCEEDED', 'ERR_MODEL_MALFORMED']),
+      );
+    },
+    LONG,
+  );
+
+  it(
+    'gives the same history, byte for byte, for the same seed',
+    async () => {
+      const a = await simulate(stormPlan(5), { workload: modelStormWorkload() });
+      const b = await simulate(stormPlan(5), { workload: modelStormWorkload() });
+      expect(a.history.log.some((e) => e.type === 'breaker-transition')).toBe(true);
+      expect(historyJson(b.history)).toBe(historyJson(a.history));
+    },
+    LONG,
+  );
+
+  it(
+    'catches agents whose port has no breaker',
+    async () => {
+      const r = await simulate(stormPlan(1), { workload: modelStormWorkload({ broken: 'no-breaker' }) });
+      const verdict = r.verdicts.find((v) => v.checker === 'agents: breakers open during storms')!;
+      expect(verdict.verdict).toBe('violated');
+      expect(verdict.message).toMatch(
+        /storm at \d+ ms failed enough calls by [\d.]+ ms, and no breaker opened/,
+      );
+    },
+    LONG,
+  );
+
+  it(
+    'catches agents without budgets',
+    async () => {
+      const r = await simulate(stormPlan(1), { workload: modelStormWorkload({ broken: 'no-budget' }) });
+      const verdict = r.verdicts.find((v) => v.checker === 'agents: budgets hold')!;
+      expect(verdict.verdict).toBe('violated');
+      expect(verdict.message).toMatch(
+        /agent\(s\) over budget, first troupe:\/\/sim\/n\d\/agent-0: \d+ of 2000 tokens/,
+      );
+    },
+    LONG,
+  );
+
+  it(
+    'catches a port that drops Retry-After: its retries come too soon',
+    async () => {
+      const r = await simulate(stormPlan(2), {
+        workload: modelStormWorkload({ broken: 'ignore-retry-after' }),
+      });
+      const verdict = r.verdicts.find((v) => v.checker === 'agents: retries honour Retry-After')!;
+      expect(verdict.verdict).toBe('violated');
       expect(verdict.entries!.length).toBeGreaterThan(0);
     },
     LONG,

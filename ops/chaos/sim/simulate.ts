@@ -60,12 +60,12 @@ export interface ModelFaultState {
 export interface Workload {
   readonly name: string;
   /** The kinds of named actors every node registers, built on that node's view of the journal. */
-  kinds(journal: Journal): Readonly<Record<string, KindOptions>>;
+  kinds(journal: Journal, ctx: SimContext): Readonly<Record<string, KindOptions>>;
   /**
    * Called on every node as it starts (and starts again after a crash), with its view of the
    * journal: spawns the node's own actors (a contract net's bidders, say), which die with the node.
    */
-  boot?(system: ActorSystem, journal: Journal): void;
+  boot?(system: ActorSystem, journal: Journal, ctx: SimContext): void;
   /** Number of concurrent clients. */
   readonly clients: number;
   /** One client: issues operations (recorded in `ctx.history`) until `ctx.stopped`. */
@@ -141,50 +141,6 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
   const pickRandom = seededRandom(draw());
   let stopped = false;
 
-  const boot = async (n: SimNode) => {
-    n.incarnation++;
-    n.clock = scheduler.nodeClock(n.name);
-    const clock = n.clock;
-    const view = simJournal(
-      journal,
-      n.name,
-      clock,
-      journalFaults,
-      (e) => history.logged(e),
-      () => scheduler.now(),
-    );
-    const system = await createNode({
-      name: 'sim',
-      node: n.name,
-      transport: network.transport(n.name, clock),
-      kinds: options.workload.kinds(view),
-      clock,
-      random: seededRandom(nodeSeed ^ hash(`${n.name}#${n.incarnation}`)),
-      timeSlices: 'clock',
-      heartbeatMs: options.heartbeatMs ?? 500,
-      deadLetterLog: () => {},
-      devChecks: false,
-    });
-    options.workload.boot?.(system, view);
-    if (clock.state === 'running') n.system = system;
-  };
-
-  /** Waits for `work`, moving simulated time while it needs timers. */
-  const drive = async <T>(work: Promise<T>): Promise<T> => {
-    let done = false;
-    const settled = work.finally(() => {
-      done = true;
-    });
-    settled.catch(() => {});
-    while (!done) await scheduler.run(scheduler.now() + 10);
-    return settled;
-  };
-  for (const name of plan.nodes) {
-    const n: SimNode = { name, clock: scheduler.nodeClock(name), system: undefined, incarnation: 0 };
-    nodes.set(name, n);
-    await drive(boot(n));
-  }
-
   const ctx: SimContext = {
     plan,
     random: workloadRandom,
@@ -222,6 +178,50 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
         );
       }),
   };
+
+  const boot = async (n: SimNode) => {
+    n.incarnation++;
+    n.clock = scheduler.nodeClock(n.name);
+    const clock = n.clock;
+    const view = simJournal(
+      journal,
+      n.name,
+      clock,
+      journalFaults,
+      (e) => history.logged(e),
+      () => scheduler.now(),
+    );
+    const system = await createNode({
+      name: 'sim',
+      node: n.name,
+      transport: network.transport(n.name, clock),
+      kinds: options.workload.kinds(view, ctx),
+      clock,
+      random: seededRandom(nodeSeed ^ hash(`${n.name}#${n.incarnation}`)),
+      timeSlices: 'clock',
+      heartbeatMs: options.heartbeatMs ?? 500,
+      deadLetterLog: () => {},
+      devChecks: false,
+    });
+    options.workload.boot?.(system, view, ctx);
+    if (clock.state === 'running') n.system = system;
+  };
+
+  /** Waits for `work`, moving simulated time while it needs timers. */
+  const drive = async <T>(work: Promise<T>): Promise<T> => {
+    let done = false;
+    const settled = work.finally(() => {
+      done = true;
+    });
+    settled.catch(() => {});
+    while (!done) await scheduler.run(scheduler.now() + 10);
+    return settled;
+  };
+  for (const name of plan.nodes) {
+    const n: SimNode = { name, clock: scheduler.nodeClock(name), system: undefined, incarnation: 0 };
+    nodes.set(name, n);
+    await drive(boot(n));
+  }
 
   const kill = (n: SimNode) => {
     n.clock.kill();

@@ -71,7 +71,16 @@ export function contractNetWorkload(options: ContractNetWorkloadOptions = {}): W
   const broken = options.broken;
   // A settle answers within a round: the bids, two awards, and the journal's writes around them.
   const askMs = deadlineMs + 2 * executeTimeoutMs + 2000;
-  const unsettled: string[] = [];
+  // The tasks still to settle, per simulated run (a workload may serve several).
+  const unsettledOf = new WeakMap<SimContext, string[]>();
+  const unsettled = (ctx: SimContext) => {
+    let list = unsettledOf.get(ctx);
+    if (list === undefined) {
+      list = [];
+      unsettledOf.set(ctx, list);
+    }
+    return list;
+  };
 
   /** Appends `event` as the first event of `award-<task>`, or reads the one that was first. */
   const decide = async (journal: Journal, task: string, event: Decision): Promise<Decision> => {
@@ -218,10 +227,10 @@ export function contractNetWorkload(options: ContractNetWorkloadOptions = {}): W
         if (!(await settle(ctx, node, task, process, again === undefined ? 'announce' : 'settle')))
           pending.push(task);
       }
-      unsettled.push(...pending);
+      unsettled(ctx).push(...pending);
     },
     async finish(ctx) {
-      for (const task of unsettled.splice(0)) {
+      for (const task of unsettled(ctx).splice(0)) {
         for (let attempt = 0; attempt < 6; attempt++) {
           const node = ctx.pickNode();
           if (node === undefined) break;
