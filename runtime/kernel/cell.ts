@@ -1332,7 +1332,13 @@ export class Cell extends SupervisingCell {
       case 'child-exit':
         // A report about an earlier incarnation (already restarted by a group restart) is stale.
         if (message.child.incarnation !== message.incarnation) return;
-        this.runSystemAction(() => this.superviseExit(message.child, message.error));
+        // Called directly rather than through runSystemAction: no closure per exit.
+        try {
+          const deciding = this.superviseExit(message.child, message.error);
+          if (deciding !== undefined) this.awaitSystemAction(deciding, undefined, undefined);
+        } catch (error) {
+          this.system.reportDefect(this.address, error);
+        }
         return;
       case 'task':
         if (this.status >= STOPPING) {
@@ -1368,6 +1374,15 @@ export class Cell extends SupervisingCell {
       resolve?.(result);
       return;
     }
+    this.awaitSystemAction(result, resolve, reject);
+  }
+
+  /** The system lane waits for an action that went async. */
+  private awaitSystemAction(
+    result: Promise<unknown>,
+    resolve: ((value: unknown) => void) | undefined,
+    reject: ((error: unknown) => void) | undefined,
+  ): void {
     this.flags |= SYS_BUSY;
     this.system.busy++;
     result.then(
@@ -1433,7 +1448,9 @@ export class Cell extends SupervisingCell {
   /** Calls a lifecycle hook with this actor as the current one; a throw is returned as START_FAILED. */
   protected callHook(hook: () => unknown): unknown {
     const previous = currentCell;
+    const previousInHook = inHook;
     currentCell = this;
+    inHook = true;
     try {
       const result = hook();
       if (
@@ -1449,6 +1466,7 @@ export class Cell extends SupervisingCell {
       return START_FAILED;
     } finally {
       currentCell = previous;
+      inHook = previousInHook;
     }
   }
 
@@ -1480,6 +1498,12 @@ export class Cell extends SupervisingCell {
     if (currentCell === this && (this.flags & BUSY) === 0) {
       // Inside our own handler: stop once it returns (at once if it returns a promise: awaitHandler).
       this.flags |= STOP_REQUESTED;
+      if (!inHook && this.stopsAtOnce()) {
+        // The stop will run synchronously right after this handler returns, in this same turn
+        // (run() or afterAsync), before any reaction to a promise can run: an already resolved
+        // promise is then indistinguishable from one resolved by the stop, and costs nothing.
+        return RESOLVED;
+      }
       this.stopping = new Promise<void>(captureResolve);
       this.stopResolve = captured;
       captured = undefined;
@@ -1488,6 +1512,16 @@ export class Cell extends SupervisingCell {
     // From a pending handler (an async one, after its first await): stop without waiting for it.
     if ((this.flags & BUSY) !== 0 && this.inflight !== undefined) this.settleBusy();
     return this.selfExit() ?? Promise.resolve();
+  }
+
+  /** True when a stop would have nothing to wait for (see beginStop): no children, no postStop. */
+  private stopsAtOnce(): boolean {
+    const children = this.childMap;
+    return (
+      (children === undefined || children.size === 0) &&
+      this.behavior.definition.postStop === undefined &&
+      this.givingUp === undefined
+    );
   }
 
   protected takeExitListeners(): ((cell: Cell) => void)[] | undefined {
@@ -1776,6 +1810,10 @@ export function cellOf(ctx: ActorContext<any, any>): Cell {
   if (ctx instanceof CellContext) return ctx.cell;
   throw new TroupeError('ERR_ILLEGAL_STATE', 'not the context of an actor of this runtime');
 }
+
+/** True while a lifecycle hook runs (callHook): a stop asked there is not run at the end of the turn. */
+let inHook = false;
+const RESOLVED: Promise<void> = Promise.resolve();
 
 let captured: (() => void) | undefined;
 /** A promise executor that keeps its resolve function in `captured` (no closure per promise). */

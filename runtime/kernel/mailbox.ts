@@ -67,7 +67,7 @@ export class Mailbox {
   private room(): unknown[] {
     const buffer = this.mbBuffer;
     if (buffer === undefined) {
-      this.mbBuffer = new Array(3 * 4);
+      this.mbBuffer = new Array(3 * 2);
       return this.mbBuffer;
     }
     return (this.mbSize + 1) * 3 === buffer.length ? this.growBuffer(buffer) : buffer;

@@ -725,12 +725,16 @@ export class ActorSystemImpl implements Host, ClusterHost {
   }
 
   unregister(cell: Cell): void {
-    for (const protocol of cell.behavior.protocols) this.byProtocol.get(protocol.name)?.delete(cell);
-    this.capable.delete(cell);
+    const protocols = cell.behavior.protocols;
+    for (let i = 0; i < protocols.length; i++) this.byProtocol.get(protocols[i]!.name)?.delete(cell);
+    if (cell.behavior.definition.capabilities !== undefined) this.capable.delete(cell);
   }
 
   settingsFor(behavior: CompiledBehavior, options: SpawnOptions | undefined): CellSettings {
-    for (const protocol of behavior.protocols) {
+    // Indexed loops here and in (un)register: a for-of allocates an iterator on every spawn and stop.
+    const protocols = behavior.protocols;
+    for (let i = 0; i < protocols.length; i++) {
+      const protocol = protocols[i]!;
       const known = this.protocols.get(protocol.name);
       if (known === undefined) this.protocols.set(protocol.name, protocol);
       else if (known !== protocol && !sameMessages(known, protocol)) {

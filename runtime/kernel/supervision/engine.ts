@@ -548,12 +548,35 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     if (this.childMap?.get(child.key) === child) this.childMap.delete(child.key);
   }
 
-  /** Stops the children, last started first. */
-  async stopChildren(): Promise<void> {
+  /**
+   * Stops the children, last started first, each after the one before has stopped. Undefined when
+   * every one of them stopped at once (see `beginStop`).
+   */
+  stopChildren(): Promise<void> | undefined {
     const map = this.childMap;
-    if (map === undefined || map.size === 0) return;
+    if (map === undefined || map.size === 0) return undefined;
     const children = [...map.values()];
-    for (let i = children.length - 1; i >= 0; i--) await this.stopChild(children[i]!, false);
+    for (let i = children.length - 1; i >= 0; i--) {
+      const child = children[i]!;
+      const stopping = child.beginStop({ kind: 'shutdown' });
+      if (stopping !== undefined) return this.stopChildrenAfter(children, i, stopping);
+      this.removeChild(child);
+    }
+    return undefined;
+  }
+
+  /** The rest of `stopChildren` once child `i` has to be waited for (as `stopChild` waits). */
+  private async stopChildrenAfter(
+    children: readonly SupervisingCell[],
+    i: number,
+    stopping: Promise<void>,
+  ): Promise<void> {
+    const child = children[i]!;
+    const ms = child.settings.shutdownMs;
+    if (ms > 0) await this.system.within(stopping, ms);
+    else await stopping;
+    this.removeChild(child);
+    for (let j = i - 1; j >= 0; j--) await this.stopChild(children[j]!, false);
   }
 
   /** Stops this actor and its subtree: children first, then postStop; leftovers become dead letters. */
@@ -616,16 +639,15 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
       this.curMeta = undefined;
       if (type !== undefined) this.undeliverable(type, body, meta, 'actor-stopped');
     }
-    const children = this.childMap;
-    if (
-      this.givingUp === undefined &&
-      (children === undefined || children.size === 0) &&
-      (tornDown || this.behavior.definition.postStop === undefined)
-    ) {
-      // Nothing to wait for, and no user code runs before the actor is stopped.
-      this.cancelTimers();
-      this.stopped(reason, crashed);
-      return undefined;
+    if (this.givingUp === undefined && (tornDown || this.behavior.definition.postStop === undefined)) {
+      // No hook of this actor to run: the stop is synchronous when its children's are.
+      const children = this.stopChildren();
+      if (children === undefined) {
+        this.cancelTimers();
+        this.stopped(reason, crashed);
+        return undefined;
+      }
+      return children.then(() => this.stopSubtree(reason, crashed, tornDown));
     }
     return this.stopSubtree(reason, crashed, tornDown);
   }
