@@ -1,7 +1,7 @@
 /**
  * `troupe chaos run <plan> --seed N --simulate`, `troupe chaos replay <history.json>` and
  * `troupe chaos shrink <plan> --seed N`: chaos plans from the command line, with the built-in
- * workloads (`register`, `counter`, `bank`) or a module's own.
+ * workloads (`register`, `counter`, `bank`, `contract-net`, `model-storm`) or a module's own.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -10,8 +10,10 @@ import type { Command } from 'commander';
 import { invalidOption } from '../../protocols/index.js';
 import {
   bankWorkload,
+  contractNetWorkload,
   historyJson,
   htmlReport,
+  modelStormWorkload,
   type Plan,
   parseHistory,
   parsePlan,
@@ -30,6 +32,8 @@ function builtIn(name: string): Workload | undefined {
   if (name === 'register') return registerWorkload();
   if (name === 'counter') return registerWorkload({ model: 'counter' });
   if (name === 'bank') return bankWorkload();
+  if (name === 'contract-net') return contractNetWorkload();
+  if (name === 'model-storm') return modelStormWorkload();
   return undefined;
 }
 
@@ -56,7 +60,7 @@ async function loadPlan(path: string, seed: string | undefined): Promise<{ plan:
   if (workload === undefined)
     throw invalidOption(
       'plan.workload.name',
-      `"${plan.workload.name}" is not a built-in workload (register, counter, bank); export \`workload\` from a plan module`,
+      `"${plan.workload.name}" is not a built-in workload (register, counter, bank, contract-net, model-storm); export \`workload\` from a plan module`,
     );
   return { plan, workload };
 }

@@ -8,6 +8,10 @@
  * killed and partitioned: breakers open, budgets hold, no run lost, retries wait out Retry-After;
  * agents without a breaker, without budgets, or behind a port that drops Retry-After are caught.
  */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   checkChaos,
   contractNetWorkload,
@@ -16,7 +20,8 @@ import {
   type PlanInput,
   simulate,
 } from 'troupe/chaos';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../ops/cli/main.js';
 
 // Whole simulated runs: tens to hundreds of ms of CPU each, more on a loaded machine.
 const LONG = 120_000;
@@ -205,6 +210,47 @@ describe('agents under model storms', () => {
       const verdict = r.verdicts.find((v) => v.checker === 'agents: retries honour Retry-After')!;
       expect(verdict.verdict).toBe('violated');
       expect(verdict.entries!.length).toBeGreaterThan(0);
+    },
+    LONG,
+  );
+});
+
+describe('the suites from the CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-suites-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(
+    'runs `contract-net` and `model-storm` as built-in workloads, and replays their histories',
+    async () => {
+      for (const [name, checker] of [
+        ['contract-net', 'contract: awarded at most once'],
+        ['model-storm', 'agents: no run lost'],
+      ] as const) {
+        const plan = join(dir, `${name}.json`);
+        writeFileSync(
+          plan,
+          JSON.stringify({
+            name,
+            seed: 3,
+            durationMs: 8000,
+            nodes: ['a', 'b', 'c'],
+            workload: { name },
+            faults: [
+              { kind: 'crash-node', at: 2000, durationMs: 1500, node: 'b' },
+              { kind: 'model', at: 3000, durationMs: 2000, mode: '500' },
+            ],
+          }),
+        );
+        const out: string[] = [];
+        const io = { out: (t: string) => void out.push(t), err: () => {} };
+        const target = join(dir, name);
+        expect(await main(['chaos', 'run', plan, '--simulate', '--out', target], io)).toBe(0);
+        expect(out.join('')).toContain(`✓ ${checker}: ok`);
+        const again: string[] = [];
+        const replay = { out: (t: string) => void again.push(t), err: () => {} };
+        expect(await main(['chaos', 'replay', join(target, 'history.json')], replay)).toBe(0);
+        expect(again.join('')).toContain(`✓ ${checker}: ok`);
+      }
     },
     LONG,
   );
