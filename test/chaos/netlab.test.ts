@@ -6,6 +6,7 @@
  * reason printed.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -92,13 +93,20 @@ function processState(pid: number): string {
   }
 }
 
-/** The names of the root namespace's links (the lab must never add one). */
+/**
+ * The names of the root namespace's links (a lab without an uplink never adds one); the uplinks of
+ * labs that other tests may open meanwhile are left out.
+ */
 function rootLinks(): string[] {
   return execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })
     .split('\n')
-    .map((line) => line.split(': ')[1] ?? '')
-    .filter((name) => name !== '')
+    .map((line) => (line.split(': ')[1] ?? '').split('@')[0]!)
+    .filter((name) => name !== '' && !/^tnl?u/.test(name))
     .sort();
+}
+
+function rootAddresses(): string {
+  return execFileSync('ip', ['-4', '-o', 'addr', 'show'], { encoding: 'utf8' });
 }
 
 function namespaces(): string[] {
@@ -447,6 +455,36 @@ describe.skipIf(reason !== undefined || nats === undefined)('a nats-server clust
       timeout: 15_000,
       interval: 100,
     });
+  });
+});
+
+describe.skipIf(reason !== undefined)('the net lab with an uplink', () => {
+  it('lets its hosts reach a server in the root namespace, each lab on a subnet of its own', async () => {
+    const one = await openNetLab({ nodes: ['a', 'b'], uplink: true });
+    const two = await openNetLab({ nodes: ['c'], uplink: true });
+    const uplink = one.uplinkAddress!;
+    expect(uplink).toMatch(/^198\.1[89]\./);
+    expect(two.uplinkAddress).not.toBe(uplink);
+    expect(two.address('c')).not.toBe(one.address('a'));
+    // A UDP echo server in this process, in the root namespace, on the uplink address.
+    const server = dgram.createSocket('udp4');
+    server.on('message', (message, from) => server.send(message, from.port, from.address));
+    await new Promise<void>((resolve) => server.bind(7001, uplink, resolve));
+    try {
+      const a = await Peer.start(one, 'a');
+      const { times } = await a.request<{ times: number[] }>('rtt', { to: uplink, count: 3, waitMs: 5_000 });
+      expect(times).toHaveLength(3);
+      // Faults are between hosts; the uplink is not one, so a partition leaves it alone.
+      await one.apply({ kind: 'partition', sides: [['a'], ['b']] });
+      const again = await a.request<{ times: number[] }>('rtt', { to: uplink, count: 3, waitMs: 5_000 });
+      expect(again.times).toHaveLength(3);
+    } finally {
+      server.close();
+      await one.close();
+      await two.close();
+    }
+    expect(rootAddresses()).not.toContain(` ${uplink}/`);
+    expect(rootAddresses()).not.toContain(` ${two.uplinkAddress}/`);
   });
 });
 

@@ -78,6 +78,15 @@ export interface NetLabOptions {
   readonly removeStale?: boolean;
   /** Seed of the delayer's random draws (jitter, reordering). Loss and duplication use the kernel's. */
   readonly seed?: number;
+  /**
+   * Link the lab to the root namespace, so that servers started outside the lab (a runner's
+   * nats-server and Postgres) can serve its hosts: they listen on {@link NetLab.uplinkAddress} (or on
+   * all addresses; not on 127.0.0.1, which a host's namespace has to itself). The root namespace gets
+   * one veth link and a route to the lab's subnet, and nothing more: the hosts still have no route
+   * beyond the subnet. Faults apply between hosts, never on the uplink. Without `subnet`, each lab with
+   * an uplink takes a free /24 of 198.18.0.0/15 (labs at once need different ones). Defaults to false.
+   */
+  readonly uplink?: boolean;
 }
 
 /** Defaults of {@link NetLabOptions}. */
@@ -87,6 +96,11 @@ export const netLabDefaults = { subnet: '198.18.0.0/24', removeStale: true } as 
 export interface NetLab {
   /** The hosts, in the order given. */
   readonly nodes: readonly string[];
+  /**
+   * With `uplink`, the root namespace's address on the lab: where a server outside the lab listens
+   * for the lab's hosts. Undefined without an uplink.
+   */
+  readonly uplinkAddress: string | undefined;
   /** The host's IPv4 address, where its peers reach it. Throws ERR_INVALID_OPTION for an unknown host. */
   address(node: string): string;
   /** The host's network namespace name (for `ip netns exec`, `ip -n`). */
@@ -324,13 +338,10 @@ export async function openNetLab(options: NetLabOptions): Promise<NetLab> {
   const reason = netLabUnavailable();
   if (reason !== undefined) throw new TroupeError('ERR_NET_LAB', `The net lab cannot run here: ${reason}`);
   if (options.removeStale ?? netLabDefaults.removeStale) await removeStaleNetLabs();
-  const lab = new Lab(
-    nodes,
-    subnet.base,
-    subnet.length,
-    `${PREFIX}${process.pid}-${labCounter++}`,
-    options.seed,
-  );
+  const lab = new Lab(nodes, subnet.base, subnet.length, `${PREFIX}${process.pid}-${labCounter++}`, {
+    seed: options.seed,
+    uplink: options.uplink === true ? (options.subnet === undefined ? 'auto' : 'fixed') : 'none',
+  });
   closeAtExit(lab);
   try {
     await lab.open();
@@ -505,14 +516,25 @@ class Lab implements NetLab {
   private queue: Promise<unknown> = Promise.resolve();
   private closing: Promise<void> | undefined;
 
+  /** The root namespace's end of the uplink, once made. */
+  private uplinkLink: string | undefined;
+  private readonly seed: number | undefined;
+  private readonly uplink: 'none' | 'auto' | 'fixed';
+
   constructor(
     readonly nodes: readonly string[],
-    private readonly base: number,
-    private readonly prefixLength: number,
+    private base: number,
+    private prefixLength: number,
     private readonly id: string,
-    private readonly seed: number | undefined,
+    options: { seed: number | undefined; uplink: 'none' | 'auto' | 'fixed' },
   ) {
     this.hub = `${id}-hub`;
+    this.seed = options.seed;
+    this.uplink = options.uplink;
+  }
+
+  get uplinkAddress(): string | undefined {
+    return this.uplink === 'none' ? undefined : ipv4(this.base + 2);
   }
 
   private index(node: string): number {
@@ -550,10 +572,11 @@ class Lab implements NetLab {
 
   async open(): Promise<void> {
     const { ip, hub } = this;
-    const subnet = `${ipv4(this.base)}/${this.prefixLength}`;
     await run(ip, ['netns', 'add', hub]);
     await run(ip, ['-n', hub, 'link', 'set', 'lo', 'up']);
     await run(ip, ['netns', 'exec', hub, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward']);
+    if (this.uplink !== 'none') await this.openUplink();
+    const subnet = `${ipv4(this.base)}/${this.prefixLength}`;
     await Promise.all(
       this.nodes.map(async (node, i) => {
         const ns = this.namespace(node);
@@ -587,6 +610,49 @@ class Lab implements NetLab {
     );
     await this.startDelayer();
     this.state = { tag: 'open' };
+  }
+
+  /**
+   * The uplink: a veth from the root namespace (`base + 2`) to the hub (`base + 1`), in the first /30
+   * of the subnet, which no host uses. With an automatic subnet, the root end's name `tnlu<k>` claims
+   * the k-th block of 198.18.0.0/15: making a link of a taken name fails at once, so two labs opening
+   * at the same moment cannot take the same block.
+   */
+  private async openUplink(): Promise<void> {
+    const routes = await run(this.ip, ['-4', 'route', 'show']);
+    const attempt = async (name: string): Promise<boolean> => {
+      const subnet = `${ipv4(this.base)}/${this.prefixLength}`;
+      if (this.uplink === 'auto' && routes.includes(`${ipv4(this.base)}/`)) return false;
+      try {
+        await run(this.ip, ['link', 'add', name, 'type', 'veth', 'peer', 'name', 'up0', 'netns', this.hub]);
+      } catch (error) {
+        if (this.uplink === 'auto' && /exists/i.test((error as Error).message)) return false;
+        throw error;
+      }
+      this.uplinkLink = name;
+      await run(this.ip, ['-n', this.hub, 'addr', 'add', `${ipv4(this.base + 1)}/30`, 'dev', 'up0']);
+      await run(this.ip, ['-n', this.hub, 'link', 'set', 'up0', 'up']);
+      await run(this.ip, ['addr', 'add', `${ipv4(this.base + 2)}/30`, 'dev', name]);
+      await run(this.ip, ['link', 'set', name, 'up']);
+      await run(this.ip, ['route', 'add', subnet, 'via', ipv4(this.base + 1), 'dev', name]);
+      return true;
+    };
+    if (this.uplink === 'fixed') {
+      await attempt(`tnu${process.pid}-${this.id.split('-').at(-1)}`);
+      return;
+    }
+    let span = 256;
+    while (span < (this.nodes.length + 1) * 4) span *= 2;
+    const first = 198 * 2 ** 24 + 18 * 2 ** 16;
+    for (let k = 0; k < 2 ** 17 / span; k++) {
+      this.base = first + k * span;
+      this.prefixLength = 32 - Math.log2(span);
+      if (await attempt(`tnlu${k}`)) return;
+    }
+    throw new TroupeError(
+      'ERR_NET_LAB',
+      'No free block of 198.18.0.0/15 for the lab: too many labs with an uplink',
+    );
   }
 
   private startDelayer(): Promise<void> {
@@ -793,6 +859,9 @@ class Lab implements NetLab {
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
     }
     await removeNamespaces(this.ip, [this.hub, ...this.nodes.map((_, i) => `${this.id}-h${i}`)]);
+    // Gone with the hub's end already, unless a process we could not kill holds the hub open.
+    if (this.uplinkLink !== undefined)
+      await run(this.ip, ['link', 'del', this.uplinkLink]).catch(() => undefined);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -814,6 +883,7 @@ class Lab implements NetLab {
           }
     }
     for (const ns of all) spawnSync(this.ip, ['netns', 'del', ns]);
+    if (this.uplinkLink !== undefined) spawnSync(this.ip, ['link', 'del', this.uplinkLink]);
   }
 }
 
