@@ -392,8 +392,6 @@ export class Cell extends SupervisingCell {
   }
 
   tell(type: string, body: unknown, options?: TellOptions): void {
-    const check = this.behavior.checkSend;
-    if (check !== undefined) check(type, body, this);
     const from = options === undefined ? currentCell : (options.from ?? currentCell);
     if (this.system.slowSend && !this.admit(type, body, from, undefined)) return;
     let trace = options === undefined ? undefined : (options.trace ?? currentCell?.trace);
@@ -495,8 +493,6 @@ export class Cell extends SupervisingCell {
     if (trace !== undefined) ask.trace = trace;
     if (signal !== undefined && !ask.listen(signal)) return;
     try {
-      const check = this.behavior.checkSend;
-      if (check !== undefined) check(type, body, this);
       if (system.slowSend && !this.admit(type, body, from, ask)) return;
       system.timeouts.add(ask, timeoutMs);
       this.enqueue(type, body, ask);
@@ -728,7 +724,10 @@ export class Cell extends SupervisingCell {
       }
       this.childMap.delete(name);
     }
-    const child = new Cell(system, this, name, behavior, settings);
+    const child =
+      behavior.checkSend === undefined
+        ? new Cell(system, this, name, behavior, settings)
+        : new CheckedCell(system, this, name, behavior, settings);
     if (address !== undefined) child.cachedAddress = address;
     this.childMap.set(name, child);
     system.register(child);
@@ -1899,4 +1898,34 @@ export function resolveCellSettings(
 
 function badValidate(value: unknown): never {
   throw invalidOption('validate', "use 'always' or 'boundary'", value);
+}
+
+/**
+ * A cell whose behaviour checks each message at its send (see `withSendCheck`): a class of its own,
+ * so that the send path of every other actor carries no check at all.
+ */
+class CheckedCell extends Cell {
+  override tell(type: string, body: unknown, options?: TellOptions): void {
+    this.behavior.checkSend!(type, body, this);
+    super.tell(type, body, options);
+  }
+
+  override requestWith(
+    type: string,
+    body: unknown,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    from: ActorRef<any> | undefined,
+    trace: TraceContext | undefined,
+    resolve: (value: unknown) => void,
+    reject: (error: unknown) => void,
+  ): void {
+    try {
+      this.behavior.checkSend!(type, body, this);
+    } catch (error) {
+      reject(error);
+      return;
+    }
+    super.requestWith(type, body, timeoutMs, signal, from, trace, resolve, reject);
+  }
 }
