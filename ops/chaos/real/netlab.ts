@@ -4,10 +4,13 @@
  * Layout. Every host (a node, or a server such as nats-server or Postgres) gets a network namespace
  * of its own with one veth link to a hub namespace, which routes between them. Host `i` has the
  * address `subnet + 4i + 2` on a /30 whose other end (`+ 4i + 1`) is the hub's, and a route to the
- * whole subnet through the hub. The lab has no link to the root namespace or to any real interface:
- * nothing in it can reach (or be reached from) outside, so two labs may use the same subnet at once,
- * and a server that the nodes must reach runs as a host of the lab (`nodes: ['nats', 'a', 'b']`),
- * not in the root namespace.
+ * whole subnet through the hub. The lab has no link to any real interface, and by default none to
+ * the root namespace either: nothing in it can reach (or be reached from) outside, so two labs may
+ * use the same subnet at once, and a server that the nodes must reach runs as a host of the lab
+ * (`nodes: ['nats', 'a', 'b']`). With `uplink`, the root namespace gets one link to the hub (the
+ * subnet's first /30) and a route to the subnet, so a server started outside the lab, listening on
+ * `uplinkAddress`, serves the hosts; each such lab takes a /24 of its own. Processes in any namespace
+ * also share the file system, so a Unix socket (Postgres' included) works across them.
  *
  * Why a routed hub rather than a bridge: every packet between two hosts crosses the hub's IP
  * forwarding path, so every fault is one iptables rule matching source and destination, all of them
@@ -21,8 +24,8 @@
  * Why iptables and NFQUEUE rather than `tc netem`: see netlab-delayer.ts (sch_netem is missing from
  * many VM kernels, this project's included). Why iptables rather than nft: nft's queue statement needs
  * nft_queue, which such kernels leave out too, while iptables' NFQUEUE target goes through xtables.
- * Each change replaces the lab's chains with one `iptables-restore --noflush` per table, so a healed
- * partition never opens for a moment while rules are rebuilt.
+ * Each change replaces the lab's chains with one `iptables-restore --noflush`, each table's chains in
+ * one commit, so a partition never opens for a moment while its rules are rebuilt.
  */
 import { type ChildProcess, execFile, type SpawnOptions, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
