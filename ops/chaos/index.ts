@@ -1,6 +1,6 @@
 /**
  * Chaos testing (`troupe/chaos`): fault plans as data, Jepsen-style histories, checkers, a
- * deterministic whole-cluster simulation with shrinking, and reports.
+ * deterministic whole-cluster simulation with shrinking, runs on real processes, and reports.
  * @packageDocumentation
  */
 export {
@@ -42,6 +42,7 @@ export {
   type Pair,
   pairs,
   parseHistory,
+  skippedFaults,
 } from './history/index.js';
 export {
   describeFault,
@@ -66,6 +67,19 @@ export {
   openNetLab,
   removeStaleNetLabs,
 } from './real/netlab.js';
+export {
+  NatsServer,
+  type NatsServerOptions,
+  type NetworkFault,
+  type NetworkFaults,
+  natsServerBinary,
+  PostgresServer,
+  type PostgresServerOptions,
+  postgresBinaries,
+  type RealResult,
+  type RealRunOptions,
+  runReal,
+} from './real/index.js';
 export { htmlReport, type RunReport, summary } from './report/index.js';
 export {
   type CheckChaosOptions,
@@ -81,6 +95,7 @@ export {
   shrink,
   simulate,
   type Workload,
+  type WorkloadOrigin,
 } from './sim/index.js';
 export {
   type BankWorkloadOptions,

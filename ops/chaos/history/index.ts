@@ -79,8 +79,11 @@ export interface HistoryRecorder {
     fail(error: string): void;
     info(error: string): void;
   };
-  /** Records a fault's start (`invoke`) or end (`ok`). */
-  nemesis(type: 'invoke' | 'ok', f: string, value: unknown, node?: string): void;
+  /**
+   * Records a fault's start (`invoke`) or end (`ok`), or (`info`, with `error` saying why) a fault
+   * of the plan that was not applied: a run on real processes that cannot play it.
+   */
+  nemesis(type: 'invoke' | 'ok' | 'info', f: string, value: unknown, node?: string, error?: string): void;
   /** Appends an entry of the durable log. */
   logged(entry: LogEntry): void;
   readonly ops: readonly Op[];
@@ -113,8 +116,16 @@ export function historyRecorder(now: () => number): HistoryRecorder {
         info: (error) => end('info', { error }),
       };
     },
-    nemesis(type, f, value, node) {
-      push({ type, process: 'nemesis', f, value, time: now(), ...(node === undefined ? {} : { node }) });
+    nemesis(type, f, value, node, error) {
+      push({
+        type,
+        process: 'nemesis',
+        f,
+        value,
+        time: now(),
+        ...(node === undefined ? {} : { node }),
+        ...(error === undefined ? {} : { error }),
+      });
     },
     logged(entry) {
       log.push(entry);
@@ -156,12 +167,18 @@ export function outcome(pair: Pair): 'ok' | 'fail' | 'info' {
   return pair.complete === undefined ? 'info' : (pair.complete.type as 'ok' | 'fail' | 'info');
 }
 
+/** The faults of the plan that were not applied (nemesis `info` operations), with why. */
+export function skippedFaults(history: Pick<History, 'ops'>): Op[] {
+  return history.ops.filter((op) => op.process === 'nemesis' && op.type === 'info');
+}
+
 /** The fault windows of a history: each nemesis start with its end (or the end of the run). */
 export function faultWindows(history: Pick<History, 'ops' | 'durationMs'>): FaultWindow[] {
   const open = new Map<string, Op[]>();
   const windows: FaultWindow[] = [];
   for (const op of history.ops) {
-    if (op.process !== 'nemesis') continue;
+    // A skipped fault (`info`) had no window.
+    if (op.process !== 'nemesis' || op.type === 'info') continue;
     const id = faultId(op);
     if (op.type === 'invoke') {
       const list = open.get(id) ?? [];

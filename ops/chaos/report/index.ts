@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Verdict } from '../checkers/index.js';
-import { faultWindows, type History, outcome, pairs } from '../history/index.js';
+import { faultWindows, type History, outcome, pairs, skippedFaults } from '../history/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -35,6 +35,10 @@ export function summary(run: RunReport): string {
     `chaos run "${history.plan}" seed ${history.seed}: ${history.nodes.length} nodes, ${(history.durationMs / 1000).toFixed(1)} s, ${faults} fault(s)`,
     `  operations: ${all.length} (${count.ok} ok, ${count.fail} fail, ${count.info} unknown); log entries: ${history.log.length}`,
     ...verdicts.map((v) => `  ${MARK[v.verdict]} ${v.checker}: ${v.verdict}: ${v.message}`),
+    ...skippedFaults(history).map(
+      (op) =>
+        `  ${op.f}${op.node === undefined ? '' : ` on ${op.node}`} @${op.time.toFixed(0)} ms skipped: ${op.error}`,
+    ),
   ];
   return lines.join('\n');
 }

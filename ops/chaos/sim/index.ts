@@ -7,5 +7,6 @@ export {
   type SimulateOptions,
   simulate,
   type Workload,
+  type WorkloadOrigin,
 } from './simulate.js';
 export { type RegisterWorkloadOptions, registerWorkload } from './workloads.js';

@@ -74,6 +74,21 @@ export interface Workload {
   finish?(ctx: SimContext): Promise<void>;
   /** The checkers that judge its history. */
   checkers(plan: Plan): readonly Checker[];
+  /**
+   * Where a node process of a run on real processes builds the same workload from (the built-in
+   * workloads set it). Without it, such a run needs one in its options.
+   */
+  readonly origin?: WorkloadOrigin;
+}
+
+/**
+ * How another process builds a workload: `module` (a path or a `file:` URL) and its export `export`,
+ * a {@link Workload}, or a function called with `options` (plain JSON) that returns one.
+ */
+export interface WorkloadOrigin {
+  readonly module: string;
+  readonly export: string;
+  readonly options?: unknown;
 }
 
 /** Options of {@link simulate}. */

@@ -61,6 +61,7 @@ export function registerWorkload(options: RegisterWorkloadOptions = {}): Workloa
   return {
     name: model,
     clients,
+    origin: { module: import.meta.url, export: 'registerWorkload', options },
     kinds(journal) {
       // Shared by every activation of the process: what a broken cache would be.
       const stale = new Map<string, number | null>();

@@ -111,6 +111,7 @@ export function bankWorkload(options: BankWorkloadOptions = {}): Workload {
   return {
     name: 'bank',
     clients,
+    origin: { module: import.meta.url, export: 'bankWorkload', options },
     kinds(journal) {
       const account = persistentBehavior({
         protocols: [Account],

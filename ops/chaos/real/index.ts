@@ -1,0 +1,15 @@
+export {
+  type NetworkFault,
+  type NetworkFaults,
+  type RealResult,
+  type RealRunOptions,
+  runReal,
+} from './run.js';
+export {
+  NatsServer,
+  type NatsServerOptions,
+  natsServerBinary,
+  PostgresServer,
+  type PostgresServerOptions,
+  postgresBinaries,
+} from './servers.js';

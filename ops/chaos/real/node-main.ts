@@ -1,0 +1,194 @@
+/**
+ * One node of a run on real processes: the program each node process runs. It starts a cluster
+ * node the way `troupe node` does (`startClusterNode`: the Postgres journal, the NATS transport,
+ * membership), hosting the kinds of the workload named by its environment (see `wire.ts`), and
+ * adds what the runner drives it with: a gateway on NATS through which the runner's clients call
+ * named actors, and commands on stdin (crash an actor, crash the process, journal faults).
+ * Every event it appends carries its node, fencing token and time, for the checkers.
+ */
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import type { Journal } from '../../../memory/index.js';
+import { TroupeError } from '../../../protocols/index.js';
+import { sleep } from '../../../runtime/index.js';
+import { defineNodeConfig, resolveNodeConfig } from '../../node/config.js';
+import { startClusterNode } from '../../node/start.js';
+import { glob, type Workload, type WorkloadOrigin } from '../sim/simulate.js';
+import {
+  type ControlCommand,
+  type GatewayReply,
+  type GatewayRequest,
+  gatewaySubject,
+  META,
+  NODE_ENV,
+  READY,
+} from './wire.js';
+
+const env = process.env;
+const need = (name: string): string => {
+  const value = env[name];
+  if (value === undefined || value === '') throw new Error(`chaos node: ${name} is not set`);
+  return value;
+};
+const cluster = need(NODE_ENV.cluster);
+const node = need(NODE_ENV.node);
+const servers = need(NODE_ENV.nats).split(',');
+const origin = JSON.parse(need(NODE_ENV.workload)) as WorkloadOrigin;
+
+const imported = (await import(
+  /^[a-z]+:/.test(origin.module) ? origin.module : pathToFileURL(origin.module).href
+)) as Record<string, unknown>;
+const exported = imported[origin.export];
+const workload = (typeof exported === 'function' ? exported(origin.options) : exported) as Workload;
+if (typeof workload?.kinds !== 'function')
+  throw new Error(`chaos node: ${origin.module} export ${origin.export} is not a workload`);
+
+const journalFaults = { outage: false, latencyMs: 0 };
+const crashes: RegExp[] = [];
+
+/** The node's journal with the faults in force and the checkers' metadata on every append. */
+function chaosJournal(journal: Journal): Journal {
+  const gate = async <T>(call: () => Promise<T>): Promise<T> => {
+    if (journalFaults.latencyMs > 0) await sleep(journalFaults.latencyMs);
+    if (journalFaults.outage)
+      throw new TroupeError(
+        'ERR_JOURNAL_UNAVAILABLE',
+        `the journal is unreachable (chaos outage), seen from ${node}`,
+      );
+    return call();
+  };
+  return {
+    append: (stream, events, options) =>
+      gate(() =>
+        journal.append(
+          stream,
+          events.map((event) => ({
+            ...event,
+            metadata: {
+              ...event.metadata,
+              [META.node]: node,
+              [META.time]: Date.now(),
+              ...(options?.fence === undefined ? {} : { [META.fence]: options.fence }),
+            },
+          })),
+          options,
+        ),
+      ),
+    readStream: (stream, options) => gate(() => journal.readStream(stream, options)),
+    streamVersion: (stream) => gate(() => journal.streamVersion(stream)),
+    readAll: (options) => gate(() => journal.readAll(options)),
+    subscribe: (options) => journal.subscribe(options),
+    saveSnapshot: (stream, version, state) => gate(() => journal.saveSnapshot(stream, version, state)),
+    loadSnapshot: (stream) => gate(() => journal.loadSnapshot(stream)),
+    pruneToSnapshot: (stream) => gate(() => journal.pruneToSnapshot(stream)),
+    loadCheckpoint: (name) => gate(() => journal.loadCheckpoint(name)),
+    saveCheckpoint: (name, checkpoint) => gate(() => journal.saveCheckpoint(name, checkpoint)),
+    close: () => journal.close(),
+    drain: () => journal.drain(),
+    closed: () => journal.closed(),
+    [Symbol.asyncDispose]: () => journal.close(),
+  };
+}
+
+const config = resolveNodeConfig(
+  defineNodeConfig({
+    cluster,
+    node,
+    nats: { servers },
+    journal: need(NODE_ENV.journal),
+    logLevel: (env[NODE_ENV.logLevel] ?? 'warn') as 'warn',
+    heartbeatMs: Number(env[NODE_ENV.heartbeatMs] ?? 250),
+    downAfterMissed: Number(env[NODE_ENV.downAfterMissed] ?? 3),
+    kinds: ({ journal }) => workload.kinds(chaosJournal(journal!)),
+    setup: (system) => {
+      system.use({
+        name: 'chaos.crash-actor',
+        receive(message, next) {
+          const i = crashes.findIndex((pattern) => pattern.test(message.to));
+          if (i === -1) return next();
+          crashes.splice(i, 1);
+          throw new Error(`chaos: crash-actor ${message.to}`);
+        },
+      });
+    },
+  }),
+  {},
+);
+// Logs go to stderr: stdout carries the ready line only.
+const log = pino({ level: config.logLevel, base: { cluster, node } }, pino.destination(2));
+const started = await startClusterNode(config, { log });
+const system = started.system;
+
+const nc = await connect({
+  servers,
+  name: `troupe-chaos gateway ${cluster}/${node}`,
+  maxReconnectAttempts: -1,
+  reconnectTimeWait: 250,
+});
+const encoder = new TextEncoder();
+const failure = (error: unknown): GatewayReply => ({
+  ok: false,
+  code: TroupeError.is(error) ? error.code : 'ERR_REMOTE',
+  message: error instanceof Error ? error.message : String(error),
+});
+nc.subscribe(gatewaySubject(cluster, node), {
+  callback: (error, msg) => {
+    if (error !== null) return;
+    const answer = async (): Promise<GatewayReply> => {
+      const request = msg.json<GatewayRequest>();
+      switch (request.op) {
+        case 'ask':
+          return {
+            ok: true,
+            value: await system
+              .actorOf(request.kind, request.key)
+              .ask(request.type, request.body, { timeoutMs: request.timeoutMs }),
+          };
+        case 'tell':
+          system.actorOf(request.kind, request.key).tell(request.type, request.body);
+          return { ok: true };
+        case 'members':
+          return {
+            ok: true,
+            value: system
+              .members()
+              .filter((m) => m.state === 'up')
+              .map((m) => m.node),
+          };
+      }
+    };
+    answer().then(
+      (reply) => msg.respond(encoder.encode(JSON.stringify(reply))),
+      (e: unknown) => msg.respond(encoder.encode(JSON.stringify(failure(e)))),
+    );
+  },
+});
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let command: ControlCommand;
+  try {
+    command = JSON.parse(line) as ControlCommand;
+  } catch {
+    return;
+  }
+  switch (command.cmd) {
+    case 'crash-actor':
+      crashes.push(glob(command.pattern));
+      return;
+    case 'crash':
+      // An uncaught error ends the process as a bug would: no drain, no hand-over.
+      setImmediate(() => {
+        throw new Error(`chaos: node ${node} crashes`);
+      });
+      return;
+    case 'journal':
+      journalFaults.outage = command.outage;
+      journalFaults.latencyMs = command.latencyMs;
+      return;
+  }
+});
+// The runner ends the process with a signal; a closed stdin (the runner died) ends it too.
+process.stdin.on('end', () => process.exit(0));
+process.stdout.write(`${READY} ${process.pid}\n`);

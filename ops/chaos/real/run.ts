@@ -1,0 +1,513 @@
+/**
+ * A chaos plan on real processes: one OS process per plan node (a cluster node on a real NATS and
+ * a real Postgres journal, hosting the workload's named actors), the workload's clients in the
+ * runner's process calling them over NATS, and faults by real means: kill -9 or a crash and a
+ * restart, SIGSTOP/SIGCONT, the NATS server and Postgres stopped and started again, actors crashed
+ * and the journal made slow or absent through the node's own commands. Network faults (partitions,
+ * delay, loss, duplication, reordering) need a {@link NetworkFaults} (Linux network namespaces);
+ * without one they are skipped, and the history and summary say so. The history and the checkers
+ * are the simulation's, so `summary`, `htmlReport` and the CLI read a real run as they read a
+ * simulated one.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
+import { type Journal, postgresJournal, type StoredEvent } from '../../../memory/index.js';
+import { TroupeError } from '../../../protocols/index.js';
+import { type ActorSystem, realClock, seededRandom, sleep } from '../../../runtime/index.js';
+import { type Checker, runCheckers, type Verdict, worst } from '../checkers/index.js';
+import { type History, historyRecorder, type LogEntry } from '../history/index.js';
+import {
+  describeFault,
+  type Fault,
+  faultEnd,
+  type Plan,
+  type PlanInput,
+  parsePlan,
+  schedule,
+} from '../plan/index.js';
+import type { ModelFaultState, SimContext, Workload, WorkloadOrigin } from '../sim/simulate.js';
+import { NodeProcess } from './process.js';
+import { callGateway, remoteNode } from './remote.js';
+import { NatsServer, natsServerBinary, PostgresServer, postgresBinaries } from './servers.js';
+import { type ControlCommand, META, NODE_ENV } from './wire.js';
+
+/** A partition or a network fault: what {@link NetworkFaults} plays. */
+export type NetworkFault = Extract<Fault, { kind: 'partition' | 'network' }>;
+
+/**
+ * Where network faults are applied: each node started inside its own place on the network (a
+ * command prefix such as `ip netns exec <ns>`), with the NATS URL it reaches from there, and the
+ * faults applied between those places.
+ */
+export interface NetworkFaults {
+  /** The address the private servers listen on, reachable from every node. Defaults to 127.0.0.1. */
+  readonly serverHost?: string;
+  /** The command prefix that starts `node`'s process in its place. */
+  prefix(node: string): readonly string[];
+  /** The NATS URL `node` connects to, given the server's port. */
+  natsUrl(node: string, port: number): string;
+  /** The Postgres URL `node` reaches the journal at, given the runner's. */
+  journalUrl?(node: string, url: string): string;
+  /** Applies `fault`; resolves with what undoes it, or with why it cannot be applied. */
+  apply(fault: NetworkFault): Promise<(() => Promise<void>) | string>;
+}
+
+/** Options of {@link runReal}. */
+export interface RealRunOptions {
+  readonly workload: Workload;
+  /** Checkers besides the workload's. */
+  readonly checkers?: readonly Checker[];
+  /** Run this schedule instead of the plan's. */
+  readonly faults?: readonly Fault[];
+  /** How node processes build the workload. Defaults to the workload's own `origin`. */
+  readonly origin?: WorkloadOrigin;
+  /** Told the time now and then (about every second). */
+  readonly onProgress?: (elapsedMs: number, totalMs: number) => void;
+  /** Told what happens: servers and nodes started, each fault applied, healed or skipped. */
+  readonly onEvent?: (line: string) => void;
+  /** A NATS server to use (and restart for `nats-restart`) instead of a private one. It is not disposed. */
+  readonly nats?: NatsServer;
+  /** A Postgres to use (and restart) instead of a private one; each run gets a database of its own. */
+  readonly postgres?: PostgresServer;
+  /** Network faults; without it partitions and network faults are skipped with the reason. */
+  readonly network?: NetworkFaults;
+  /** Why network faults are skipped when there is no `network`. Defaults to "netlab not available". */
+  readonly networkUnavailable?: string;
+  /** Heartbeat of every node. Defaults to 250 ms. */
+  readonly heartbeatMs?: number;
+  /** Missed heartbeats before a node is down. Defaults to 4. */
+  readonly downAfterMissed?: number;
+  /** How long a node may take to start. Defaults to 30 s. */
+  readonly nodeStartMs?: number;
+  /** Log level of the node processes (their stderr). Defaults to `warn`. */
+  readonly nodeLogLevel?: string;
+}
+
+/** What a run on real processes produced: a simulation's result, with what was skipped. */
+export interface RealResult {
+  readonly history: History;
+  readonly verdicts: readonly Verdict[];
+  readonly verdict: 'ok' | 'violated' | 'unknown';
+  readonly schedule: readonly Fault[];
+  /** Faults of the schedule that were not applied, with why (also in the history, as nemesis `info`). */
+  readonly skipped: readonly { readonly fault: Fault; readonly reason: string }[];
+  readonly stats: {
+    /** From the start of the run (after setup) to its end, ms. */
+    readonly wallMs: number;
+    /** Starting the servers and the nodes, ms. */
+    readonly setupMs: number;
+    /** Node processes started, restarts included. */
+    readonly nodeStarts: number;
+  };
+}
+
+interface RunNode {
+  readonly name: string;
+  proc: NodeProcess | undefined;
+  booting: Promise<void> | undefined;
+}
+
+/**
+ * Runs `plan` on real processes with `workload` and judges the history. Needs `nats-server` and
+ * PostgreSQL (Debian's packages) unless `nats` and `postgres` are given.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad plan or a workload without an origin;
+ * `ERR_ILLEGAL_STATE` when a server is not installed or the cluster does not form.
+ * @example
+ * ```ts
+ * const result = await runReal({ name: 'reg', seed: 1, durationMs: 15_000, nodes: ['a', 'b', 'c'],
+ *   workload: { name: 'register' }, faults: [{ kind: 'crash-node', at: 3000, durationMs: 2000, node: 'b' }] },
+ *   { workload: registerWorkload(), onProgress: (ms) => console.error(`${ms} ms`) });
+ * console.log(summary(result));
+ * ```
+ */
+export async function runReal(planInput: PlanInput | Plan, options: RealRunOptions): Promise<RealResult> {
+  const setupStarted = performance.now();
+  const plan = parsePlan(planInput);
+  const faults = [...(options.faults ?? schedule(plan))].sort((a, b) => a.at - b.at);
+  const workload = options.workload;
+  const origin = options.origin ?? workload.origin;
+  if (origin === undefined)
+    throw new TroupeError(
+      'ERR_INVALID_OPTION',
+      `workload "${workload.name}" has no origin: node processes cannot build it (give \`origin\`: its module and export)`,
+      { details: { field: 'origin' } },
+    );
+  const say = options.onEvent ?? (() => {});
+  const network = options.network;
+  const heartbeatMs = options.heartbeatMs ?? 250;
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const nodes = new Map<string, RunNode>(
+    plan.nodes.map((name) => [name, { name, proc: undefined, booting: undefined }]),
+  );
+  let nodeStarts = 0;
+  try {
+    if (options.nats === undefined && natsServerBinary() === undefined)
+      throw new TroupeError('ERR_ILLEGAL_STATE', 'nats-server is not installed (Debian package nats-server)');
+    if (options.postgres === undefined && postgresBinaries() === undefined)
+      throw new TroupeError('ERR_ILLEGAL_STATE', 'PostgreSQL is not installed (Debian package postgresql)');
+    const host = network?.serverHost === undefined ? {} : { host: network.serverHost };
+    const [nats, postgres] = await Promise.all([
+      options.nats ?? NatsServer.start(host),
+      options.postgres ?? PostgresServer.start(host),
+    ]);
+    if (options.nats === undefined) cleanup.push(() => nats.dispose());
+    if (options.postgres === undefined) cleanup.push(() => postgres.dispose());
+    say(`nats-server on ${nats.url}, postgres on port ${postgres.port}`);
+    const runId = randomBytes(4).toString('hex');
+    const cluster = `chaos-${runId}`;
+    const journalUrl = await createDatabase(postgres.url, `chaos_${runId}`);
+    const journal: Journal = await postgresJournal({ connectionString: journalUrl, poolSize: 2 });
+    cleanup.push(() => journal.close());
+    const nc: NatsConnection = await connect({
+      servers: nats.url,
+      name: `troupe-chaos runner ${cluster}`,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+    cleanup.push(() => nc.close());
+
+    let journalFault: ControlCommand = { cmd: 'journal', outage: false, latencyMs: 0 };
+    const launch = async (n: RunNode): Promise<void> => {
+      const deadline = performance.now() + (options.nodeStartMs ?? 30_000);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          nodeStarts++;
+          const proc = await NodeProcess.start({
+            node: n.name,
+            prefix: network?.prefix(n.name) ?? [],
+            readyTimeoutMs: Math.max(1000, deadline - performance.now()),
+            env: {
+              [NODE_ENV.cluster]: cluster,
+              [NODE_ENV.node]: n.name,
+              [NODE_ENV.nats]: network?.natsUrl(n.name, nats.port) ?? nats.url,
+              [NODE_ENV.journal]: network?.journalUrl?.(n.name, journalUrl) ?? journalUrl,
+              [NODE_ENV.workload]: JSON.stringify(origin),
+              [NODE_ENV.heartbeatMs]: String(heartbeatMs),
+              [NODE_ENV.downAfterMissed]: String(options.downAfterMissed ?? 4),
+              [NODE_ENV.logLevel]: options.nodeLogLevel ?? 'warn',
+            },
+          });
+          n.proc = proc;
+          if (journalFault.cmd === 'journal' && (journalFault.outage || journalFault.latencyMs > 0))
+            proc.command(journalFault);
+          return;
+        } catch (error) {
+          // A node cannot start while NATS or Postgres is down (a fault): try again until the deadline.
+          if (performance.now() > deadline) throw error;
+          say(`node ${n.name} did not start (attempt ${attempt}), trying again`);
+          await sleep(500);
+        }
+      }
+    };
+    const boot = (n: RunNode): Promise<void> => {
+      n.booting ??= launch(n).finally(() => {
+        n.booting = undefined;
+      });
+      return n.booting;
+    };
+    cleanup.push(async () => {
+      await Promise.allSettled([...nodes.values()].map((n) => n.booting));
+      await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
+    });
+    await Promise.all([...nodes.values()].map(boot));
+    await formed(nc, cluster, plan.nodes, 30_000);
+    say(`${plan.nodes.length} node process(es) up in cluster ${cluster}`);
+
+    const t0 = performance.now();
+    const wall0 = Date.now();
+    const elapsed = () => Math.round(performance.now() - t0);
+    const history = historyRecorder(elapsed);
+    const seeds = seededRandom(plan.seed);
+    const draw = () => Math.floor(seeds() * 2 ** 31);
+    const workloadRandom = seededRandom(draw());
+    const pickRandom = seededRandom(draw());
+    const running = () =>
+      plan.nodes.filter(
+        (name) => nodes.get(name)!.proc?.state === 'running' && nodes.get(name)!.booting === undefined,
+      );
+    const skipped: { fault: Fault; reason: string }[] = [];
+    let stopped = false;
+    const modelFault: ModelFaultState = { current: undefined };
+
+    const ctx: SimContext = {
+      plan,
+      random: workloadRandom,
+      clock: realClock,
+      history,
+      journal,
+      get stopped() {
+        return stopped;
+      },
+      pickNode(): ActorSystem | undefined {
+        const live = running();
+        if (live.length === 0) return undefined;
+        return remoteNode(nc, cluster, live[Math.floor(pickRandom() * live.length)]!);
+      },
+      modelFault,
+      sleep: (ms) => sleep(ms),
+      within: (work, ms) =>
+        new Promise((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`)),
+            ms,
+          );
+          work.then(
+            (v) => {
+              clearTimeout(timer);
+              resolve(v);
+            },
+            (e: unknown) => {
+              clearTimeout(timer);
+              reject(e);
+            },
+          );
+        }),
+    };
+
+    const broadcast = (command: ControlCommand, only?: string) => {
+      for (const n of nodes.values()) if (only === undefined || only === n.name) n.proc?.command(command);
+    };
+
+    const cannot = (fault: Fault): string | undefined => {
+      switch (fault.kind) {
+        case 'partition':
+        case 'network':
+          return network === undefined ? (options.networkUnavailable ?? 'netlab not available') : undefined;
+        case 'nats-restart':
+          return options.nats !== undefined && !options.nats.running
+            ? 'the NATS server is not running'
+            : undefined;
+        case 'postgres-restart':
+          return postgres.restartable
+            ? undefined
+            : 'Postgres is an external server (DATABASE_URL): it is not restarted';
+        case 'clock-skew':
+          return 'clock skew between real processes needs a settable node clock; not available on real processes';
+        case 'model':
+          return 'model faults need a scripted model provider; not available on real processes';
+        default:
+          return undefined;
+      }
+    };
+
+    const apply = async (fault: Fault): Promise<(() => Promise<void>) | undefined> => {
+      switch (fault.kind) {
+        case 'crash-node': {
+          const n = nodes.get(fault.node)!;
+          await n.booting?.catch(() => {});
+          const proc = n.proc;
+          if (proc !== undefined && proc.state !== 'dead') {
+            if (fault.signal === 'kill' || proc.state === 'paused') proc.signal('SIGKILL');
+            else {
+              proc.command({ cmd: 'crash' });
+              const crashed = await Promise.race([
+                proc.exited().then(() => true),
+                sleep(3000).then(() => false),
+              ]);
+              if (!crashed) proc.signal('SIGKILL');
+            }
+            await proc.exited();
+            if (n.proc === proc) n.proc = undefined;
+          }
+          if (fault.durationMs === undefined) return undefined;
+          return async () => {
+            if (n.proc === undefined || n.proc.state === 'dead') await boot(n);
+          };
+        }
+        case 'pause-node': {
+          const n = nodes.get(fault.node)!;
+          const proc = n.proc;
+          if (proc === undefined || proc.state !== 'running') return undefined;
+          proc.signal('SIGSTOP');
+          return async () => {
+            if (proc.state === 'paused') proc.signal('SIGCONT');
+          };
+        }
+        case 'nats-restart':
+          await nats.stop();
+          return () => nats.restart();
+        case 'postgres-restart':
+          await postgres.stop();
+          return () => postgres.restart();
+        case 'crash-actor':
+          broadcast({ cmd: 'crash-actor', pattern: fault.pattern }, fault.node);
+          return undefined;
+        case 'journal': {
+          journalFault = {
+            cmd: 'journal',
+            outage: fault.mode === 'outage',
+            latencyMs: fault.mode === 'slow' ? fault.latencyMs : 0,
+          };
+          broadcast(journalFault);
+          return async () => {
+            journalFault = { cmd: 'journal', outage: false, latencyMs: 0 };
+            broadcast(journalFault);
+          };
+        }
+        case 'partition':
+        case 'network': {
+          const undo = await network!.apply(fault);
+          if (typeof undo === 'string') throw new Skip(undo);
+          return undo;
+        }
+        default:
+          return undefined;
+      }
+    };
+
+    const playFault = async (fault: Fault): Promise<void> => {
+      const node = 'node' in fault ? fault.node : undefined;
+      const { kind, at: _at, ...value } = fault;
+      const skip = (reason: string) => {
+        skipped.push({ fault, reason });
+        history.nemesis('info', kind, value, node, reason);
+        say(`${describeFault(fault)} skipped: ${reason}`);
+      };
+      const reason = cannot(fault);
+      if (reason !== undefined) return skip(reason);
+      history.nemesis('invoke', kind, value, node);
+      say(`${describeFault(fault)} (applied at ${elapsed()} ms)`);
+      let undo: (() => Promise<void>) | undefined;
+      try {
+        undo = await apply(fault);
+      } catch (error) {
+        if (error instanceof Skip) {
+          // Recorded as started: close the window before saying why it was not applied.
+          history.nemesis('ok', kind, value, node);
+          return skip(error.message);
+        }
+        say(`@${elapsed()} ms ${fault.kind} failed: ${(error as Error).message}`);
+      }
+      const end = faultEnd(fault);
+      if (end > fault.at) await sleep(Math.max(0, end - elapsed()));
+      try {
+        await undo?.();
+      } catch (error) {
+        say(`@${elapsed()} ms healing ${fault.kind} failed: ${(error as Error).message}`);
+      }
+      history.nemesis('ok', kind, value, node);
+      if (end > fault.at)
+        say(`@${elapsed()} ms healed ${fault.kind}${node === undefined ? '' : ` on ${node}`}`);
+    };
+
+    const played = faults.map((fault) => sleep(fault.at).then(() => playFault(fault)));
+    const clients = Array.from({ length: workload.clients }, (_, i) =>
+      workload.client(ctx, i).catch(() => {}),
+    );
+    const progress = setInterval(
+      () => options.onProgress?.(Math.min(elapsed(), plan.durationMs), plan.durationMs),
+      1000,
+    );
+    await sleep(plan.durationMs);
+    clearInterval(progress);
+    options.onProgress?.(plan.durationMs, plan.durationMs);
+    stopped = true;
+    await Promise.all(clients);
+    // Every fault heals (crashed nodes come back) before the final reads.
+    await Promise.all(played);
+    await Promise.all([...nodes.values()].map((n) => n.booting?.catch(() => {})));
+    const limit = plan.healMs + 60_000;
+    const finished = await Promise.race([
+      Promise.resolve(workload.finish?.(ctx)).then(
+        () => true,
+        () => true,
+      ),
+      sleep(limit).then(() => false),
+    ]);
+    if (!finished) say(`the workload's final reads did not end within ${limit} ms`);
+    const durationMs = elapsed();
+    const wallMs = performance.now() - t0;
+    await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
+    const log = await readLog(journal, wall0);
+    const result: History = {
+      seed: plan.seed,
+      plan: plan.name,
+      workload: workload.name,
+      nodes: plan.nodes,
+      durationMs,
+      ops: history.ops,
+      log,
+    };
+    const verdicts = runCheckers(result, [...workload.checkers(plan), ...(options.checkers ?? [])]);
+    return {
+      history: result,
+      verdicts,
+      verdict: worst(verdicts),
+      schedule: faults,
+      skipped,
+      stats: { wallMs, setupMs: t0 - setupStarted, nodeStarts },
+    };
+  } finally {
+    for (const task of cleanup.reverse()) await task().catch(() => {});
+  }
+}
+
+/** A fault the network cannot play, with why. */
+class Skip extends Error {}
+
+/** Waits until every node sees every node up. */
+async function formed(
+  nc: NatsConnection,
+  cluster: string,
+  names: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const views = await Promise.all(
+      names.map((node) =>
+        callGateway(nc, cluster, node, { op: 'members' }, 2000).then(
+          (members) => members as string[],
+          (error: unknown) => [`(${(error as Error).message})`],
+        ),
+      ),
+    );
+    if (views.every((members) => names.every((n) => members.includes(n)))) return;
+    last = views.map((members, i) => `${names[i]} sees ${members.join(', ')}`).join('; ');
+    if (performance.now() > deadline)
+      throw new TroupeError('ERR_ILLEGAL_STATE', `the cluster did not form within ${timeoutMs} ms: ${last}`);
+    await sleep(200);
+  }
+}
+
+/** A database of the run's own on the server of `url`; resolves with its URL. */
+async function createDatabase(url: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const out = new URL(url);
+  out.pathname = `/${name}`;
+  return out.toString();
+}
+
+/** Every event of the journal, in commit order, as the checkers' log. */
+async function readLog(journal: Journal, wall0: number): Promise<LogEntry[]> {
+  const log: LogEntry[] = [];
+  let batch: StoredEvent[] = await journal.readAll({ limit: 1000 });
+  while (batch.length > 0) {
+    for (const e of batch) {
+      const meta = e.metadata;
+      const fence = meta[META.fence];
+      const node = meta[META.node];
+      const time = meta[META.time];
+      log.push({
+        stream: e.stream,
+        version: e.version,
+        type: e.type,
+        data: e.data,
+        ...(e.messageId === undefined ? {} : { messageId: e.messageId }),
+        ...(typeof fence === 'number' ? { fence } : {}),
+        ...(typeof time === 'number' ? { time: time - wall0 } : {}),
+        ...(typeof node === 'string' ? { node } : {}),
+      });
+    }
+    batch = await journal.readAll({ after: batch.at(-1)!.checkpoint, limit: 1000 });
+  }
+  return log;
+}
