@@ -59,15 +59,6 @@ export {
   schedule,
 } from './plan/index.js';
 export {
-  type NetFault,
-  type NetLab,
-  type NetLabOptions,
-  netLabDefaults,
-  netLabUnavailable,
-  openNetLab,
-  removeStaleNetLabs,
-} from './real/netlab.js';
-export {
   NatsServer,
   type NatsServerOptions,
   type NetworkFault,
@@ -80,6 +71,15 @@ export {
   type RealRunOptions,
   runReal,
 } from './real/index.js';
+export {
+  type NetFault,
+  type NetLab,
+  type NetLabOptions,
+  netLabDefaults,
+  netLabUnavailable,
+  openNetLab,
+  removeStaleNetLabs,
+} from './real/netlab.js';
 export { htmlReport, type RunReport, summary } from './report/index.js';
 export {
   type CheckChaosOptions,
