@@ -12,10 +12,12 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import type { Journal } from '../../../memory/index.js';
 import { TroupeError } from '../../../protocols/index.js';
-import { sleep } from '../../../runtime/index.js';
+import { realClock, seededRandom, sleep } from '../../../runtime/index.js';
 import { defineNodeConfig, resolveNodeConfig } from '../../node/config.js';
 import { startClusterNode } from '../../node/start.js';
-import { glob, type Workload, type WorkloadOrigin } from '../sim/simulate.js';
+import { historyRecorder } from '../history/index.js';
+import { parsePlan } from '../plan/index.js';
+import { glob, type SimContext, type Workload, type WorkloadOrigin } from '../sim/simulate.js';
 import {
   type ControlCommand,
   type GatewayReply,
@@ -44,6 +46,24 @@ const exported = imported[origin.export];
 const workload = (typeof exported === 'function' ? exported(origin.options) : exported) as Workload;
 if (typeof workload?.kinds !== 'function')
   throw new Error(`chaos node: ${origin.module} export ${origin.export} is not a workload`);
+
+const plan = parsePlan(need(NODE_ENV.plan));
+/**
+ * What the workload's node-side code sees of the run: the plan, real time, and a history of its
+ * own (what a node records there stays in the node; the runner's clients keep the history).
+ */
+const nodeContext = (journal: Journal): SimContext => ({
+  plan,
+  random: seededRandom(plan.seed),
+  clock: realClock,
+  history: historyRecorder(() => Date.now()),
+  journal,
+  stopped: false,
+  pickNode: () => undefined,
+  modelFault: { current: undefined },
+  sleep: (ms) => sleep(ms),
+  within: (work) => work,
+});
 
 const journalFaults = { outage: false, latencyMs: 0 };
 const crashes: RegExp[] = [];
@@ -101,8 +121,13 @@ const config = resolveNodeConfig(
     logLevel: (env[NODE_ENV.logLevel] ?? 'warn') as 'warn',
     heartbeatMs: Number(env[NODE_ENV.heartbeatMs] ?? 250),
     downAfterMissed: Number(env[NODE_ENV.downAfterMissed] ?? 3),
-    kinds: ({ journal }) => workload.kinds(chaosJournal(journal!)),
-    setup: (system) => {
+    kinds: ({ journal }) => {
+      const view = chaosJournal(journal!);
+      return workload.kinds(view, nodeContext(view));
+    },
+    setup: (system, { journal }) => {
+      const view = chaosJournal(journal!);
+      workload.boot?.(system, view, nodeContext(view));
       system.use({
         name: 'chaos.crash-actor',
         receive(message, next) {

@@ -183,6 +183,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
               [NODE_ENV.nats]: network?.natsUrl(n.name, nats.port) ?? nats.url,
               [NODE_ENV.journal]: network?.journalUrl?.(n.name, journalUrl) ?? journalUrl,
               [NODE_ENV.workload]: JSON.stringify(origin),
+              [NODE_ENV.plan]: JSON.stringify(plan),
               [NODE_ENV.heartbeatMs]: String(heartbeatMs),
               [NODE_ENV.downAfterMissed]: String(options.downAfterMissed ?? 4),
               [NODE_ENV.logLevel]: options.nodeLogLevel ?? 'warn',

@@ -12,6 +12,7 @@ export const NODE_ENV = {
   nats: 'TROUPE_CHAOS_NATS_URL',
   journal: 'TROUPE_CHAOS_JOURNAL',
   workload: 'TROUPE_CHAOS_WORKLOAD',
+  plan: 'TROUPE_CHAOS_PLAN',
   heartbeatMs: 'TROUPE_CHAOS_HEARTBEAT_MS',
   downAfterMissed: 'TROUPE_CHAOS_DOWN_AFTER_MISSED',
   logLevel: 'TROUPE_CHAOS_LOG_LEVEL',
