@@ -1,5 +1,6 @@
 /**
- * `troupe chaos run <plan> --seed N --simulate`, `troupe chaos replay <history.json>` and
+ * `troupe chaos run <plan> --seed N [--simulate]` (in simulation, or on real processes: node
+ * processes on a private nats-server and Postgres), `troupe chaos replay <history.json>` and
  * `troupe chaos shrink <plan> --seed N`: chaos plans from the command line, with the built-in
  * workloads (`register`, `counter`, `bank`, `contract-net`, `model-storm`) or a module's own.
  */
@@ -19,6 +20,7 @@ import {
   parsePlan,
   registerWorkload,
   runCheckers,
+  runReal,
   shrink,
   simulate,
   summary,
@@ -56,6 +58,9 @@ async function loadPlan(path: string, seed: string | undefined): Promise<{ plan:
     if (!Number.isInteger(n)) throw invalidOption('--seed', 'must be an integer', seed);
     plan = { ...plan, seed: n };
   }
+  // A node process of a real run builds a module's workload from the module itself.
+  if (workload !== undefined && workload.origin === undefined)
+    workload = { ...workload, origin: { module: resolve(path), export: 'workload' } };
   workload ??= builtIn(plan.workload.name);
   if (workload === undefined)
     throw invalidOption(
@@ -79,18 +84,21 @@ export function registerChaos(program: Command, io: CliIo, exit: (code: ExitCode
     .description('run a plan (JSON, or a module exporting it by default) and judge its history')
     .argument('<plan>', 'the plan file')
     .option('--seed <n>', "the seed (defaults to the plan's)")
-    .option('--simulate', 'run in deterministic simulation (the only mode of the CLI for now)')
+    .option('--simulate', 'run in deterministic simulation instead of on real processes')
     .option('--out <dir>', 'write history.json and report.html there')
     .action(async (path: string, options: { seed?: string; simulate?: boolean; out?: string }) => {
-      if (options.simulate !== true) {
-        io.err(
-          'troupe: chaos run on real processes is not available from the CLI yet; add --simulate to run the plan in simulation\n',
-        );
-        exit(2);
-        return;
-      }
       const { plan, workload } = await loadPlan(path, options.seed);
-      const result = await simulate(plan, { workload, onProgress: progress });
+      const result =
+        options.simulate === true
+          ? await simulate(plan, { workload, onProgress: progress })
+          : await runReal(plan, {
+              workload,
+              onProgress: (elapsedMs, totalMs) => {
+                const line = `elapsed ${(elapsedMs / 1000).toFixed(0)} / ${(totalMs / 1000).toFixed(0)} s`;
+                io.err(io.errIsTty === true ? `\r${line}` : `${line}\n`);
+              },
+              onEvent: (line) => io.err(`${io.errIsTty === true ? '\r' : ''}${line}\n`),
+            });
       if (io.errIsTty === true) io.err('\n');
       io.out(`${summary(result)}\n`);
       if (options.out !== undefined) {

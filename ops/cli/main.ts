@@ -77,6 +77,7 @@ Examples:
   troupe dashboard --nats nats://127.0.0.1:4222 --cluster shop --port 8080
   troupe cluster remove shop --servers nats://127.0.0.1:4222
   troupe chaos run plan.json --seed 7 --simulate --out chaos-out
+  troupe chaos run plan.json --seed 7 --out chaos-out   (on real processes)
 
 "troupe <command> --help" describes a command and its options.
 `,

@@ -3,7 +3,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { natsServerBinary, postgresBinaries } from '../../ops/chaos/index.js';
 import { main } from '../../ops/cli/main.js';
+
+const missing =
+  natsServerBinary() === undefined || postgresBinaries() === undefined
+    ? 'nats-server or PostgreSQL is not installed (npm run setup)'
+    : undefined;
+if (missing !== undefined) console.warn(`skipping troupe chaos run on real processes: ${missing}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,9 +61,42 @@ describe('troupe chaos', () => {
     expect(s.err.join('')).toMatch(/tried 2 fault\(s\): fails/);
   }, 120_000);
 
-  it('refuses a run without --simulate (real processes are not wired to the CLI yet) with exit 2', async () => {
-    const run = io();
-    expect(await main(['chaos', 'run', join(dir, 'plan.json')], run.io)).toBe(2);
-    expect(run.err.join('')).toMatch(/add --simulate/);
-  });
+  it.skipIf(missing !== undefined)(
+    'runs a plan on real processes without --simulate: progress, the faults as they happen, summary, history and report',
+    async () => {
+      const plan = join(dir, 'real-plan.json');
+      writeFileSync(
+        plan,
+        JSON.stringify({
+          name: 'cli-real',
+          seed: 1,
+          durationMs: 6000,
+          healMs: 5000,
+          nodes: ['a', 'b', 'c'],
+          workload: { name: 'counter' },
+          faults: [
+            { kind: 'crash-node', at: 1500, durationMs: 1500, node: 'b', signal: 'kill' },
+            { kind: 'partition', at: 2000, durationMs: 1000, sides: [['a'], ['b', 'c']] },
+          ],
+        }),
+      );
+      const run = io();
+      const out = join(dir, 'real-out');
+      const code = await main(['chaos', 'run', plan, '--seed', '4', '--out', out], run.io);
+      const err = run.err.join('');
+      expect(code, `${run.out.join('')}\n${err}`).toBe(0);
+      expect(err).toMatch(/elapsed 6 \/ 6 s/);
+      expect(err).toMatch(/3 node process\(es\) up/);
+      expect(err).toMatch(/kill node b for 1500 ms/);
+      expect(run.out.join('')).toMatch(/chaos run "cli-real" seed 4: 3 nodes/);
+      expect(run.out.join('')).toMatch(/✓ linearizable\(counter\): ok/);
+      expect(existsSync(join(out, 'report.html'))).toBe(true);
+      const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
+      expect(history).toMatchObject({ seed: 4, workload: 'counter', nodes: ['a', 'b', 'c'] });
+      const replay = io();
+      expect(await main(['chaos', 'replay', join(out, 'history.json')], replay.io)).toBe(0);
+      expect(replay.out.join('')).toMatch(/✓ singleActivation: ok/);
+    },
+    120_000,
+  );
 });
