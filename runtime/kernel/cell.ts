@@ -157,6 +157,11 @@ export interface Host extends ActorSystem, SupervisionHost {
 
 /** The cold part of a cell. */
 class CellExtras {
+  /** Aborted when the incarnation ends; made when a handler first reads `ctx.signal`. */
+  abortController: AbortController | undefined = undefined;
+  /** Resolves `stopping` for a stop asked in a handler that has to be waited for (see stopSelf). */
+  stopResolve: (() => void) | undefined = undefined;
+  restarts = 0;
   watchers: Set<Cell> | undefined = undefined;
   watching: Set<ActorRef<any>> | undefined = undefined;
   stashed: unknown[] | undefined = undefined;
@@ -228,20 +233,15 @@ export class Cell extends SupervisingCell {
   protected curMeta: unknown;
   readonly settings: CellSettings;
   protected sysQueue: SystemMessage[] | undefined;
-  protected abortController: AbortController | undefined;
   readonly behavior: CompiledBehavior;
   readonly parentCell: Cell | undefined;
   /** The name in the parent's map: a number for anonymous actors, so spawning one allocates no string. */
   readonly key: string | number;
   incarnation = 0;
   private cachedAddress: string | undefined;
-  /** Restarts of this actor since it was spawned. */
-  restarts = 0;
   protected childMap: Map<string | number, Cell> | undefined;
   protected inflight: Promise<unknown> | undefined;
   protected stopping: Promise<void> | undefined;
-  /** Resolves `stopping` for a stop asked from inside this actor's own handler (see stopSelf). */
-  protected stopResolve: (() => void) | undefined;
   /** What few actors need (watches, stash, timers, restart bookkeeping), made on first use. */
   protected extras: CellExtras | undefined;
 
@@ -305,6 +305,28 @@ export class Cell extends SupervisingCell {
   }
   private set timerApi(value: Timers<any> | undefined) {
     if (value !== undefined || this.extras !== undefined) this.cold().timerApi = value;
+  }
+
+  protected get abortController(): AbortController | undefined {
+    return this.extras?.abortController;
+  }
+  protected set abortController(value: AbortController | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().abortController = value;
+  }
+
+  protected get stopResolve(): (() => void) | undefined {
+    return this.extras?.stopResolve;
+  }
+  protected set stopResolve(value: (() => void) | undefined) {
+    if (value !== undefined || this.extras !== undefined) this.cold().stopResolve = value;
+  }
+
+  /** Restarts of this actor since it was spawned. */
+  get restarts(): number {
+    return this.extras?.restarts ?? 0;
+  }
+  set restarts(value: number) {
+    if (value !== 0 || this.extras !== undefined) this.cold().restarts = value;
   }
 
   protected get restartLog(): number[] | undefined {
