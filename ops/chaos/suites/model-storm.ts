@@ -166,7 +166,7 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
 
   const agentAddress = (node: string, i: number) => `troupe://sim/${node}/agent-${i}`;
 
-  const runOnce = async (ctx: SimContext, run: { id: string; agent: string }, process: number, f: string) => {
+  const runOnce = async (ctx: SimContext, run: Run, process: number, f: string) => {
     const node = ctx.pickNode();
     if (node === undefined) return false;
     const h = ctx.history.invoke(process, f, { agent: run.agent }, { key: run.id, node: node.node });
@@ -174,7 +174,8 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
       const result = await ctx.within(
         node
           .ref(run.agent, AgentProtocol)
-          .ask('run', { input: `task ${run.id}`, runId: run.id }, { timeoutMs: askMs }),
+          // Each try says which it is: a run asked again is a new request, not a retry of the last.
+          .ask('run', { input: `task ${run.id} try ${++run.tries}`, runId: run.id }, { timeoutMs: askMs }),
         askMs + 50,
       );
       if (result.ok) h.ok({ steps: result.steps });
@@ -235,7 +236,7 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
       }
     },
     async client(ctx, process) {
-      const pending: { id: string; agent: string }[] = [];
+      const pending: Run[] = [];
       let n = 0;
       while (!ctx.stopped) {
         await ctx.sleep(1 + Math.floor(ctx.random() * thinkMs));
@@ -245,6 +246,7 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
         const nodes = ctx.plan.nodes;
         const run = again ?? {
           id: `r${process}-${n++}`,
+          tries: 0,
           agent: agentAddress(
             nodes[Math.floor(ctx.random() * nodes.length)]!,
             Math.floor(ctx.random() * perNode),
@@ -270,12 +272,19 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
   };
 }
 
+/** A run a client asks for: its id, its agent, how many times it was asked. */
+interface Run {
+  readonly id: string;
+  readonly agent: string;
+  tries: number;
+}
+
 interface RunState {
   readonly budgets: Budgets;
   readonly ledger: UsageLedger;
   /** Entries this workload added to the history's log. */
   logged: number;
-  readonly unsettled: { id: string; agent: string }[];
+  readonly unsettled: Run[];
 }
 
 function lastUser(request: ModelRequest): string {
