@@ -6,7 +6,10 @@
 %%   escript bench/beam-peer.escript spawn-heap <n>          -> bytes per idle process
 %%   escript bench/beam-peer.escript spawn-time <n>          -> us per process
 %%   escript bench/beam-peer.escript tell <messages>         -> msg/s to one process
-%% Each prints one number on a line of its own.
+%%   escript bench/beam-peer.escript info                    -> the VM the numbers come from
+%% Each workload prints one number on a line of its own. The module is compiled (`-mode(compile)`),
+%% not interpreted, and runs on the VM's defaults: SMP, one scheduler per core (`info` says how many).
+%% Skynet is the standard one: spawn, send to the parent, receive, sum; nothing else per process.
 -mode(compile).
 
 main(["skynet", Leaves]) -> out(skynet_ms(list_to_integer(Leaves)));
@@ -14,7 +17,13 @@ main(["ring", N, Passes]) -> out(ring(list_to_integer(N), list_to_integer(Passes
 main(["spawn-heap", N]) -> out(spawn_heap(list_to_integer(N)));
 main(["spawn-time", N]) -> out(spawn_time(list_to_integer(N)));
 main(["tell", N]) -> out(tell(list_to_integer(N)));
-main(_) -> io:format(standard_error, "usage: beam-peer.escript skynet|ring|spawn-heap|spawn-time|tell ...~n", []), halt(2).
+main(["info"]) ->
+    io:format("Erlang/OTP ~s (~p schedulers, ~s)~n", [
+        erlang:system_info(otp_release),
+        erlang:system_info(schedulers_online),
+        case erlang:system_info(emu_flavor) of jit -> "JIT"; F -> atom_to_list(F) end
+    ]);
+main(_) -> io:format(standard_error, "usage: beam-peer.escript skynet|ring|spawn-heap|spawn-time|tell|info ...~n", []), halt(2).
 
 out(X) -> io:format("~p~n", [X]).
 

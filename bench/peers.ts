@@ -21,6 +21,13 @@ import type { BenchCase, BenchTools } from './remote.js';
 
 const escript = fileURLToPath(new URL('./beam-peer.escript', import.meta.url));
 
+let beamVm: string | undefined;
+/** The Erlang peer's VM as the baseline's name: release, schedulers online, emulator flavour. */
+function beamLabel(): string {
+  beamVm ??= execFileSync('escript', [escript, 'info'], { encoding: 'utf8', timeout: 60_000 }).trim();
+  return beamVm;
+}
+
 /** One number from the Erlang peer. */
 function beam(...args: string[]): number {
   const out = execFileSync('escript', [escript, ...args], { encoding: 'utf8', timeout: 600_000 });
@@ -189,17 +196,7 @@ export function peerCases({ quick, result, heapPerItem }: BenchTools): BenchCase
           rounds,
           !quick,
         );
-        return result(
-          this.name,
-          this.unit,
-          t,
-          'Erlang/OTP 25',
-          b,
-          false,
-          pairs,
-          this.goal,
-          (r) => r.ratio >= 1,
-        );
+        return result(this.name, this.unit, t, beamLabel(), b, false, pairs, this.goal, (r) => r.ratio >= 1);
       },
     },
     {
@@ -230,17 +227,7 @@ export function peerCases({ quick, result, heapPerItem }: BenchTools): BenchCase
           rounds,
           !quick,
         );
-        return result(
-          this.name,
-          this.unit,
-          t,
-          'Erlang/OTP 25',
-          b,
-          true,
-          pairs,
-          this.goal,
-          (r) => r.ratio >= 1,
-        );
+        return result(this.name, this.unit, t, beamLabel(), b, true, pairs, this.goal, (r) => r.ratio >= 1);
       },
     },
     {
@@ -262,17 +249,7 @@ export function peerCases({ quick, result, heapPerItem }: BenchTools): BenchCase
           rounds,
           !quick,
         );
-        return result(
-          this.name,
-          this.unit,
-          t,
-          'Erlang/OTP 25',
-          b,
-          false,
-          pairs,
-          this.goal,
-          (r) => r.ratio >= 5,
-        );
+        return result(this.name, this.unit, t, beamLabel(), b, false, pairs, this.goal, (r) => r.ratio >= 5);
       },
     },
     {
@@ -295,7 +272,7 @@ export function peerCases({ quick, result, heapPerItem }: BenchTools): BenchCase
           rounds,
           !quick,
         );
-        return result(this.name, this.unit, t, 'Erlang/OTP 25', b, false, pairs, this.goal, () => true);
+        return result(this.name, this.unit, t, beamLabel(), b, false, pairs, this.goal, () => true);
       },
     },
     {
@@ -311,7 +288,7 @@ export function peerCases({ quick, result, heapPerItem }: BenchTools): BenchCase
           rounds,
           !quick,
         );
-        return result(this.name, this.unit, t, 'Erlang/OTP 25', b, true, pairs, this.goal, () => true);
+        return result(this.name, this.unit, t, beamLabel(), b, true, pairs, this.goal, () => true);
       },
     },
     ...xstateCases(quick, rounds, result, heapPerItem),
