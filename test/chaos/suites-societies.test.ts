@@ -50,6 +50,7 @@ const CONTRACT_CHECKERS = [
   'contract: awards only to bidders',
   'contract: outcomes agree with the journal',
   'contract: every task settled after the heal',
+  'contract: no round after the task was decided',
   'singleActivation',
 ];
 
@@ -133,6 +134,19 @@ function stormPlan(seed: number): PlanInput {
     faults: { count: 6, kinds: ['model', 'model', 'model', 'crash-node', 'partition'], maxDurationMs: 6000 },
   };
 }
+
+describe('contract net: a manager that forgets', () => {
+  it(
+    'is caught announcing a task again after it was decided',
+    async () => {
+      const r = await simulate(contractPlan(1), { workload: contractNetWorkload({ broken: 'forgetful' }) });
+      const verdict = r.verdicts.find((v) => v.checker === 'contract: no round after the task was decided')!;
+      expect(verdict.verdict).toBe('violated');
+      expect(verdict.entries!.every((e) => e.type === 'announced')).toBe(true);
+    },
+    LONG,
+  );
+});
 
 describe('agents under model storms', () => {
   it(

@@ -49,9 +49,11 @@ export interface ContractNetWorkloadOptions {
    * A deliberately broken contract net, for showing that the checkers catch it: `no-claim` bidders
    * work on every award without claiming the task in the journal, and the manager reports what its
    * round said (a slow winner given up for dead and the next-best both do the task); `no-call`
-   * managers skip the call for proposals and award the task to their own node's bidder.
+   * managers skip the call for proposals and award the task to their own node's bidder;
+   * `forgetful` managers announce the task again each time they are asked, whatever the journal
+   * says of it.
    */
-  readonly broken?: 'no-claim' | 'no-call';
+  readonly broken?: 'no-claim' | 'no-call' | 'forgetful';
 }
 
 /** The first event of `award-<task>`: who got the task, or why nobody did. */
@@ -150,9 +152,10 @@ export function contractNetWorkload(options: ContractNetWorkloadOptions = {}): W
           const stream = `task-${task}`;
           const before = await journal.readStream(stream);
           const ended = before.find((e) => e.type === 'ended');
-          if (ended !== undefined) return ended.data as Settled;
+          if (ended !== undefined && broken !== 'forgetful') return ended.data as Settled;
           let result: Settled;
-          const known = broken === 'no-claim' ? undefined : await readDecision(journal, task);
+          const known =
+            broken === 'no-claim' || broken === 'forgetful' ? undefined : await readDecision(journal, task);
           if (known !== undefined) result = fromDecision(known);
           else {
             const round = `${task}-r${before.length + 1}`;
@@ -247,6 +250,7 @@ export function contractNetWorkload(options: ContractNetWorkloadOptions = {}): W
         invariant('contract: awards only to bidders', awardsOnlyToBidders),
         invariant('contract: outcomes agree with the journal', outcomesAgree),
         invariant('contract: every task settled after the heal', settledAfterHeal(livenessMs)),
+        invariant('contract: no round after the task was decided', noRoundAfterDecision),
         singleActivation(),
       ];
     },
@@ -383,6 +387,29 @@ function outcomesAgree(history: History) {
   return bad.length === 0
     ? true
     : { message: `${bad.length / 2} outcome(s) told to clients that the journal contradicts`, ops: bad };
+}
+
+/**
+ * A manager that resumes (its host died, it was crashed) resumes from the journal: once the task's
+ * award is decided, no manager announces it again.
+ */
+function noRoundAfterDecision(history: History) {
+  const decided = new Map<string, number>();
+  const bad: LogEntry[] = [];
+  for (const e of history.log) {
+    if (e.stream.startsWith('award-') && e.version === 1)
+      decided.set(e.stream.slice('award-'.length), e.time ?? 0);
+    else if (e.type === 'announced' && e.stream.startsWith('task-')) {
+      const at = decided.get(e.stream.slice('task-'.length));
+      if (at !== undefined) bad.push(e);
+    }
+  }
+  return bad.length === 0
+    ? true
+    : {
+        message: `${bad.length} round(s) announced after their task was decided, first ${bad[0]!.stream}`,
+        entries: bad,
+      };
 }
 
 /**
