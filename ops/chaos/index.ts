@@ -62,7 +62,6 @@ export {
   NatsServer,
   type NatsServerOptions,
   type NetworkFault,
-  type NetworkFaults,
   natsServerBinary,
   PostgresServer,
   type PostgresServerOptions,

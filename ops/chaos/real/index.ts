@@ -1,6 +1,5 @@
 export {
   type NetworkFault,
-  type NetworkFaults,
   type RealResult,
   type RealRunOptions,
   runReal,

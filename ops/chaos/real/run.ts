@@ -4,8 +4,10 @@
  * runner's process calling them over NATS, and faults by real means: kill -9 or a crash and a
  * restart, SIGSTOP/SIGCONT, the NATS server and Postgres stopped and started again, actors crashed
  * and the journal made slow or absent through the node's own commands. Network faults (partitions,
- * delay, loss, duplication, reordering) need a {@link NetworkFaults} (Linux network namespaces);
- * without one they are skipped, and the history and summary say so. The history and the checkers
+ * delay, loss, duplication, reordering) are played in the net lab (Linux network namespaces, root):
+ * each node in a namespace of its own and the NATS server in another, so that a partition cuts the
+ * minority side off the server. Where the lab cannot run they are skipped, and the history and the
+ * summary say why. The history and the checkers
  * are the simulation's, so `summary`, `htmlReport` and the CLI read a real run as they read a
  * simulated one.
  */
@@ -27,31 +29,17 @@ import {
   schedule,
 } from '../plan/index.js';
 import type { ModelFaultState, SimContext, Workload, WorkloadOrigin } from '../sim/simulate.js';
+import { type NetFault, type NetLab, netLabUnavailable, openNetLab } from './netlab.js';
 import { NodeProcess } from './process.js';
 import { callGateway, remoteNode } from './remote.js';
 import { NatsServer, natsServerBinary, PostgresServer, postgresBinaries } from './servers.js';
 import { type ControlCommand, META, NODE_ENV } from './wire.js';
 
-/** A partition or a network fault: what {@link NetworkFaults} plays. */
+/** A partition or a network fault of a plan. */
 export type NetworkFault = Extract<Fault, { kind: 'partition' | 'network' }>;
 
-/**
- * Where network faults are applied: each node started inside its own place on the network (a
- * command prefix such as `ip netns exec <ns>`), with the NATS URL it reaches from there, and the
- * faults applied between those places.
- */
-export interface NetworkFaults {
-  /** The address the private servers listen on, reachable from every node. Defaults to 127.0.0.1. */
-  readonly serverHost?: string;
-  /** The command prefix that starts `node`'s process in its place. */
-  prefix(node: string): readonly string[];
-  /** The NATS URL `node` connects to, given the server's port. */
-  natsUrl(node: string, port: number): string;
-  /** The Postgres URL `node` reaches the journal at, given the runner's. */
-  journalUrl?(node: string, url: string): string;
-  /** Applies `fault`; resolves with what undoes it, or with why it cannot be applied. */
-  apply(fault: NetworkFault): Promise<(() => Promise<void>) | string>;
-}
+/** The net lab's host of the NATS server (a plan node of that name pushes it aside). */
+const NATS_HOST = 'nats-server';
 
 /** Options of {@link runReal}. */
 export interface RealRunOptions {
@@ -70,10 +58,11 @@ export interface RealRunOptions {
   readonly nats?: NatsServer;
   /** A Postgres to use (and restart) instead of a private one; each run gets a database of its own. */
   readonly postgres?: PostgresServer;
-  /** Network faults; without it partitions and network faults are skipped with the reason. */
-  readonly network?: NetworkFaults;
-  /** Why network faults are skipped when there is no `network`. Defaults to "netlab not available". */
-  readonly networkUnavailable?: string;
+  /**
+   * Where partitions and network faults are played: `netlab` (network namespaces, when the schedule
+   * has such faults and the lab can run here; needs root) or `off` (skipped). Defaults to `netlab`.
+   */
+  readonly network?: 'netlab' | 'off';
   /** Heartbeat of every node. Defaults to 250 ms. */
   readonly heartbeatMs?: number;
   /** Missed heartbeats before a node is down. Defaults to 4. */
@@ -134,7 +123,6 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       { details: { field: 'origin' } },
     );
   const say = options.onEvent ?? (() => {});
-  const network = options.network;
   const heartbeatMs = options.heartbeatMs ?? 250;
   const cleanup: (() => Promise<unknown>)[] = [];
   const nodes = new Map<string, RunNode>(
@@ -146,21 +134,45 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       throw new TroupeError('ERR_ILLEGAL_STATE', 'nats-server is not installed (Debian package nats-server)');
     if (options.postgres === undefined && postgresBinaries() === undefined)
       throw new TroupeError('ERR_ILLEGAL_STATE', 'PostgreSQL is not installed (Debian package postgresql)');
-    const host = network?.serverHost === undefined ? {} : { host: network.serverHost };
+    let networkSkip: string | undefined;
+    let lab: NetLab | undefined;
+    const natsHost = plan.nodes.includes(NATS_HOST) ? `${NATS_HOST}-${plan.nodes.length}` : NATS_HOST;
+    if (faults.some((f) => f.kind === 'partition' || f.kind === 'network')) {
+      const reason = netLabUnavailable();
+      if (options.network === 'off') networkSkip = "network faults are off (network: 'off')";
+      else if (options.nats !== undefined)
+        networkSkip = 'the NATS server given in the options runs outside the net lab';
+      else if (reason !== undefined) networkSkip = `the net lab cannot run here: ${reason}`;
+      else {
+        const opened = await openNetLab({ nodes: [natsHost, ...plan.nodes], uplink: true, seed: plan.seed });
+        lab = opened;
+        cleanup.push(() => opened.close());
+        say(`net lab: ${plan.nodes.length} node namespace(s) and one for the NATS server`);
+      }
+    }
     const [nats, postgres] = await Promise.all([
-      options.nats ?? NatsServer.start(host),
-      options.postgres ?? PostgresServer.start(host),
+      options.nats ??
+        NatsServer.start(lab === undefined ? {} : { prefix: lab.exec(natsHost), host: '0.0.0.0' }),
+      options.postgres ?? PostgresServer.start(),
     ]);
+    // In the lab, everything reaches the NATS server at its host's address (the runner through the
+    // uplink, which no fault touches), and Postgres through its Unix socket.
+    const natsUrl = lab === undefined ? nats.url : `nats://${lab.address(natsHost)}:${nats.port}`;
+    say(`nats-server on ${natsUrl}, postgres on port ${postgres.port}`);
     if (options.nats === undefined) cleanup.push(() => nats.dispose());
     if (options.postgres === undefined) cleanup.push(() => postgres.dispose());
-    say(`nats-server on ${nats.url}, postgres on port ${postgres.port}`);
+
     const runId = randomBytes(4).toString('hex');
     const cluster = `chaos-${runId}`;
     const journalUrl = await createDatabase(postgres.url, `chaos_${runId}`);
+    const nodeJournalUrl =
+      lab === undefined || postgres.socketDir === undefined
+        ? journalUrl
+        : `postgres://postgres@localhost:${postgres.port}${new URL(journalUrl).pathname}?host=${postgres.socketDir}`;
     const journal: Journal = await postgresJournal({ connectionString: journalUrl, poolSize: 2 });
     cleanup.push(() => journal.close());
     const nc: NatsConnection = await connect({
-      servers: nats.url,
+      servers: natsUrl,
       name: `troupe-chaos runner ${cluster}`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
@@ -175,13 +187,13 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
           nodeStarts++;
           const proc = await NodeProcess.start({
             node: n.name,
-            prefix: network?.prefix(n.name) ?? [],
+            prefix: lab?.exec(n.name) ?? [],
             readyTimeoutMs: Math.max(1000, deadline - performance.now()),
             env: {
               [NODE_ENV.cluster]: cluster,
               [NODE_ENV.node]: n.name,
-              [NODE_ENV.nats]: network?.natsUrl(n.name, nats.port) ?? nats.url,
-              [NODE_ENV.journal]: network?.journalUrl?.(n.name, journalUrl) ?? journalUrl,
+              [NODE_ENV.nats]: natsUrl,
+              [NODE_ENV.journal]: nodeJournalUrl,
               [NODE_ENV.workload]: JSON.stringify(origin),
               [NODE_ENV.plan]: JSON.stringify(plan),
               [NODE_ENV.heartbeatMs]: String(heartbeatMs),
@@ -196,7 +208,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         } catch (error) {
           // A node cannot start while NATS or Postgres is down (a fault): try again until the deadline.
           if (performance.now() > deadline) throw error;
-          say(`node ${n.name} did not start (attempt ${attempt}), trying again`);
+          say(`node ${n.name} did not start (attempt ${attempt}), trying again: ${firstLine(error)}`);
           await sleep(500);
         }
       }
@@ -274,7 +286,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       switch (fault.kind) {
         case 'partition':
         case 'network':
-          return network === undefined ? (options.networkUnavailable ?? 'netlab not available') : undefined;
+          return networkSkip;
         case 'nats-restart':
           return options.nats !== undefined && !options.nats.running
             ? 'the NATS server is not running'
@@ -348,9 +360,16 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         }
         case 'partition':
         case 'network': {
-          const undo = await network!.apply(fault);
-          if (typeof undo === 'string') throw new Skip(undo);
-          return undo;
+          const heals: (() => Promise<void>)[] = [];
+          try {
+            for (const labFault of inLab(fault, natsHost, plan.nodes)) heals.push(await lab!.apply(labFault));
+          } catch (error) {
+            for (const heal of heals) await heal();
+            throw error;
+          }
+          return async () => {
+            for (const heal of heals) await heal();
+          };
         }
         default:
           return undefined;
@@ -373,12 +392,9 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       try {
         undo = await apply(fault);
       } catch (error) {
-        if (error instanceof Skip) {
-          // Recorded as started: close the window before saying why it was not applied.
-          history.nemesis('ok', kind, value, node);
-          return skip(error.message);
-        }
-        say(`@${elapsed()} ms ${fault.kind} failed: ${(error as Error).message}`);
+        // Recorded as started: close the window, then say why it was not applied.
+        history.nemesis('ok', kind, value, node);
+        return skip(`it could not be applied: ${(error as Error).message}`);
       }
       const end = faultEnd(fault);
       if (end > fault.at) await sleep(Math.max(0, end - elapsed()));
@@ -444,9 +460,6 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
   }
 }
 
-/** A fault the network cannot play, with why. */
-class Skip extends Error {}
-
 /** Waits until every node sees every node up. */
 async function formed(
   nc: NatsConnection,
@@ -511,4 +524,41 @@ async function readLog(journal: Journal, wall0: number): Promise<LogEntry[]> {
     batch = await journal.readAll({ after: batch.at(-1)!.checkpoint, limit: 1000 });
   }
   return log;
+}
+
+/**
+ * A plan's network fault as the net lab's faults. Nodes talk through the NATS server, so a fault
+ * between nodes is one between nodes and the server: a partition puts the server on its largest
+ * side (the first of equals), cutting the others off; a network fault from `from` to `to` acts on
+ * the way in (`from` to the server) and the way out (the server to `to`), each leg with half the
+ * delay and jitter and the loss and duplication that make up the whole over two legs; reordering on
+ * the way in. Messages from `from` to nodes outside `to` meet the first leg too: an approximation.
+ */
+export function inLab(fault: NetworkFault, natsHost: string, nodes: readonly string[]): NetFault[] {
+  if (fault.kind === 'partition') {
+    const sides = fault.sides.map((side) => [...side]);
+    const largest = sides.reduce((best, side, i) => (side.length > sides[best]!.length ? i : best), 0);
+    sides[largest]!.push(natsHost);
+    return [{ kind: 'partition', sides, oneWay: fault.oneWay }];
+  }
+  const half = (p: number) => 1 - Math.sqrt(1 - p);
+  const leg = {
+    kind: 'network' as const,
+    delayMs: Math.round(fault.delayMs / 2),
+    jitterMs: Math.round(fault.jitterMs / 2),
+    drop: half(fault.drop),
+    duplicate: half(fault.duplicate),
+  };
+  return [
+    { ...leg, from: fault.from ?? nodes, to: [natsHost], reorder: fault.reorder },
+    { ...leg, from: [natsHost], to: fault.to ?? nodes, reorder: 0 },
+  ];
+}
+
+function firstLine(error: unknown): string {
+  return String((error as Error)?.message ?? error)
+    .split('\n')
+    .filter((line, i) => i === 0 || /Error|error:/.test(line))
+    .slice(0, 3)
+    .join(' | ');
 }

@@ -59,6 +59,8 @@ export interface NatsServerOptions {
   readonly args?: readonly string[];
   /** The address it listens on. Defaults to 127.0.0.1. */
   readonly host?: string;
+  /** Put before the command, e.g. a net lab host's `ip netns exec <ns>`. */
+  readonly prefix?: readonly string[];
 }
 
 /** A private nats-server with JetStream: {@link NatsServer.start}, then stop, restart, dispose. */
@@ -69,12 +71,19 @@ export class NatsServer {
     private readonly dir: string,
     private readonly args: readonly string[],
     readonly host: string,
+    private readonly prefix: readonly string[],
   ) {}
 
   /** Starts a server on a random free port with its own JetStream store. */
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
     const dir = await mkdtemp(join(tmpdir(), 'troupe-nats-'));
-    const server = new NatsServer(0, dir, options.args ?? [], options.host ?? '127.0.0.1');
+    const server = new NatsServer(
+      0,
+      dir,
+      options.args ?? [],
+      options.host ?? '127.0.0.1',
+      options.prefix ?? [],
+    );
     const port = await server.launch(-1);
     (server as { port: number }).port = port;
     return server;
@@ -117,9 +126,12 @@ export class NatsServer {
   private launch(port: number): Promise<number> {
     const binary = natsServerBinary();
     if (binary === undefined) throw new Error('nats-server is not installed: run `npm run setup`');
-    const child = spawn(binary, ['-a', this.host, '-p', String(port), '-js', '-sd', this.dir, ...this.args], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const command = [
+      ...this.prefix,
+      binary,
+      ...['-a', this.host, '-p', String(port), '-js', '-sd', this.dir, ...this.args],
+    ];
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.process = child;
     return new Promise<number>((resolve, reject) => {
       let log = '';
@@ -225,6 +237,11 @@ export class PostgresServer {
       this.external ??
       `postgres://postgres@${this.host === '0.0.0.0' ? '127.0.0.1' : this.host}:${this.port}/postgres`
     );
+  }
+
+  /** The directory of its Unix socket (reachable from every network namespace); undefined for `DATABASE_URL`'s. */
+  get socketDir(): string | undefined {
+    return this.external === undefined ? this.dir : undefined;
   }
 
   /** Whether it can be stopped and started again (a private server, not `DATABASE_URL`'s). */
