@@ -16,7 +16,6 @@ import {
   REPLY,
   remoteError,
   replyBody,
-  runElement,
   settleValidated,
   type TraceContext,
   TroupeError,
@@ -69,19 +68,28 @@ export interface RouterHost extends IngressHost {
 }
 
 interface Outbox {
-  /** The frame's elements' JSON, comma-separated (built by concatenation: cheaper than join). */
-  text: string;
-  /** Elements in `text`, and whether the only one is a plain envelope (sent without brackets). */
+  /**
+   * The frame's text in pieces, joined once when it is sent: a message adds a few pieces (mostly
+   * shared strings) instead of a chain of concatenated strings that lives until the frame goes.
+   * `parts[0]` is the frame's opening bracket.
+   */
+  parts: string[];
+  /** Elements in the frame, and whether the only one is a plain envelope (sent without brackets). */
   pieces: number;
   single: boolean;
   /**
    * The run being built: tells with the same `to`, `type` and `from` and nothing else, sent as one
-   * `{"$run":1,"to":..,"type":..,"from":..,"items":[[id, body], ...]}` element so the shared fields
-   * are written and parsed once. `runKey` is its serialized shared fields.
+   * `{"$run":1,"to":..,"type":..,"from":..,"items":[[id, body], ...]}` element (see `runElement`) so
+   * the shared fields are written and parsed once. `runKey` is its serialized shared fields.
    */
   runKey: string | undefined;
-  runText: string;
-  envelopes: Envelope[];
+  /** Envelopes in the frame. */
+  count: number;
+  /**
+   * The envelopes, kept to fail them, on the reply channel only: a reply's text does not name its
+   * asker. A node frame that fails is read back from its text ({@link Router.lostFrame}).
+   */
+  envelopes: Envelope[] | undefined;
   bytes: number;
   /** The latest deadline of the envelopes; undefined when one has none (it never expires). */
   deadline: number | undefined;
@@ -266,6 +274,17 @@ export class Router implements TransportSink, Responder {
     const trace =
       options?.trace ??
       (tracer === undefined ? running?.trace : running === undefined ? tracer.outside() : running.trace);
+    if (
+      trace === undefined &&
+      fence === undefined &&
+      ref.named === undefined &&
+      this.host.state < SystemLifecycle.Stopping &&
+      !this.closed
+    ) {
+      // The common tell: it joins a run, with no envelope object (its text is all the frame needs).
+      this.enqueueTell(ref, type, from?.address, body);
+      return;
+    }
     let envelope: Envelope =
       from === undefined
         ? { id: this.nextId(), to: ref.address, type: ref.wireType(type), body }
@@ -365,87 +384,152 @@ export class Router implements TransportSink, Responder {
    * is full. @throws TroupeError `ERR_MESSAGE_TOO_LARGE`, `ERR_NOT_PLAIN_DATA` (not JSON).
    */
   private enqueue(outboxes: Map<string, Outbox>, node: string, envelope: Envelope, head?: string): void {
+    if (
+      head !== undefined &&
+      envelope.correlationId === undefined &&
+      envelope.deadline === undefined &&
+      envelope.trace === undefined &&
+      envelope.fence === undefined &&
+      outboxes === this.outboxes
+    ) {
+      // A plain tell through a ref: it joins a run of tells with the same shared fields.
+      this.enqueueRun(node, this.runKeyOf(head, envelope.from), envelope.id, envelope.body, envelope);
+      return;
+    }
     let json: string;
-    let runKey: string | undefined;
     try {
-      if (
-        head !== undefined &&
-        envelope.correlationId === undefined &&
-        envelope.deadline === undefined &&
-        envelope.trace === undefined &&
-        envelope.fence === undefined
-      ) {
-        // A plain tell through a ref: it joins a run of tells with the same shared fields.
-        runKey = envelope.from === undefined ? head : `${head},"from":${JSON.stringify(envelope.from)}`;
-        const body = JSON.stringify(envelope.body);
-        json = body === undefined ? `["${envelope.id}"]` : `["${envelope.id}",${body}]`;
-      } else {
-        // A tell through a ref: its `to` and `type` were serialized once (`head`); only the rest now.
-        json =
-          envelope.type === REPLY
-            ? // A reply needs only its correlation id and outcome: the reply subject says the rest.
-              `{"correlationId":${JSON.stringify(envelope.correlationId)},"body":${JSON.stringify(envelope.body)}}`
-            : head === undefined
-              ? JSON.stringify(envelope)
-              : encodeWithHead(envelope, head);
-      }
+      // A tell through a ref: its `to` and `type` were serialized once (`head`); only the rest now.
+      json =
+        envelope.type === REPLY
+          ? // A reply needs only its correlation id and outcome: the reply subject says the rest.
+            `{"correlationId":${JSON.stringify(envelope.correlationId)},"body":${JSON.stringify(envelope.body)}}`
+          : head === undefined
+            ? JSON.stringify(envelope)
+            : encodeWithHead(envelope, head);
     } catch (cause) {
-      throw new TroupeError('ERR_NOT_PLAIN_DATA', `"${envelope.type}" to ${envelope.to} is not JSON`, {
-        cause,
-        details: { to: envelope.to, type: envelope.type },
-      });
+      throw notJson(envelope, cause);
     }
-    const length = json.length + (runKey === undefined ? 0 : runKey.length);
+    const length = json.length;
+    const bytes = length <= this.limits.maxMessageBytes / 3 ? length : Buffer.byteLength(json);
+    if (bytes > this.limits.maxMessageBytes) throw this.tooLarge(envelope.type, envelope.to, bytes);
+    const box = this.boxFor(outboxes, node, bytes);
+    closeRun(box);
+    if (box.pieces > 0) box.parts.push(',');
+    box.parts.push(json);
+    box.pieces++;
+    box.single = box.pieces === 1;
+    box.envelopes?.push(envelope);
+    if (envelope.deadline === undefined) box.expires = false;
+    else if (box.deadline === undefined || envelope.deadline > box.deadline) box.deadline = envelope.deadline;
+    this.added(outboxes, node, box, bytes);
+  }
+
+  /** A plain tell through a ref (no trace, fence or deadline), straight into a run of its frame. */
+  private enqueueTell(ref: RemoteRef, type: string, from: Address | undefined, body: unknown): void {
+    this.enqueueRun(ref.node, this.runKeyOf(ref.head(type), from), this.nextId(), body, undefined, ref, type);
+  }
+
+  private lastHead: string | undefined;
+  private lastFrom: string | undefined;
+  private lastRunKey = '';
+
+  /** A run's shared fields, serialized: reused while the same sender tells the same target. */
+  private runKeyOf(head: string, from: string | undefined): string {
+    if (head === this.lastHead && from === this.lastFrom) return this.lastRunKey;
+    this.lastHead = head;
+    this.lastFrom = from;
+    this.lastRunKey = from === undefined ? head : `${head},"from":${JSON.stringify(from)}`;
+    return this.lastRunKey;
+  }
+
+  /**
+   * Adds a tell to the run of its node's frame (`["<id>",<body>]`, written as pieces). The envelope,
+   * when there is one, is kept only on the reply channel; `ref` and `type` name it in errors.
+   */
+  private enqueueRun(
+    node: string,
+    runKey: string,
+    id: string,
+    body: unknown,
+    envelope: Envelope | undefined,
+    ref?: RemoteRef,
+    type?: string,
+  ): void {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(body);
+    } catch (cause) {
+      throw notJson(envelope ?? { to: ref!.address, type: ref!.wireType(type!) }, cause);
+    }
+    // `["<id>",<body>]`, or `["<id>"]`: JSON has no `undefined`, so such a body is left out.
+    const length = id.length + runKey.length + (json === undefined ? 4 : json.length + 5);
     const bytes =
-      length <= this.limits.maxMessageBytes / 3 ? length : Buffer.byteLength(json) + (runKey?.length ?? 0);
+      length <= this.limits.maxMessageBytes / 3
+        ? length
+        : length - (json?.length ?? 0) + (json === undefined ? 0 : Buffer.byteLength(json));
     if (bytes > this.limits.maxMessageBytes) {
-      throw new TroupeError(
-        'ERR_MESSAGE_TOO_LARGE',
-        `"${envelope.type}" to ${envelope.to} is ${bytes} bytes; the limit is ${this.limits.maxMessageBytes}`,
-        { details: { to: envelope.to, type: envelope.type, bytes, limit: this.limits.maxMessageBytes } },
-      );
+      throw this.tooLarge(envelope?.type ?? ref!.wireType(type!), envelope?.to ?? ref!.address, bytes);
     }
+    const box = this.boxFor(this.outboxes, node, bytes);
+    const parts = box.parts;
+    if (box.runKey === runKey) parts.push(',["');
+    else {
+      closeRun(box);
+      box.runKey = runKey;
+      parts.push(box.pieces === 0 ? '{"$run":1,' : ',{"$run":1,', runKey, RUN_ITEMS, '["');
+      box.pieces++;
+      box.single = false;
+    }
+    if (json === undefined) parts.push(id, '"]');
+    else parts.push(id, '",', json, ']');
+    box.expires = false;
+    this.added(this.outboxes, node, box, bytes);
+  }
+
+  /** The outbox of a node, first sending what it holds when `bytes` more would not fit its frame. */
+  private boxFor(outboxes: Map<string, Outbox>, node: string, bytes: number): Outbox {
     let box = outboxes.get(node);
     if (box === undefined) {
       box = {
-        text: '',
+        parts: ['['],
         pieces: 0,
         single: false,
         runKey: undefined,
-        runText: '',
-        envelopes: [],
+        count: 0,
+        envelopes: outboxes === this.outboxes ? undefined : [],
         bytes: 0,
         deadline: undefined,
         expires: true,
       };
       outboxes.set(node, box);
     }
-    if (box.envelopes.length > 0 && box.bytes + bytes > this.limits.maxBatchBytes) {
+    if (box.count > 0 && box.bytes + bytes > this.limits.maxBatchBytes) {
       this.send(outboxes === this.outboxes ? 'node' : 'reply', node, box);
     }
-    if (runKey !== undefined) {
-      if (box.runKey === runKey) box.runText = `${box.runText},${json}`;
-      else {
-        closeRun(box);
-        box.runKey = runKey;
-        box.runText = json;
-      }
-    } else {
-      closeRun(box);
-      box.text = box.pieces === 0 ? json : `${box.text},${json}`;
-      box.pieces++;
-      box.single = box.pieces === 1;
-    }
-    box.envelopes.push(envelope);
+    return box;
+  }
+
+  /** Counts an envelope added to `box`: the frame goes now when full, else at the end of the turn. */
+  private added(outboxes: Map<string, Outbox>, node: string, box: Outbox, bytes: number): void {
+    box.count++;
     box.bytes += bytes + 1;
-    if (envelope.deadline === undefined) box.expires = false;
-    else if (box.deadline === undefined || envelope.deadline > box.deadline) box.deadline = envelope.deadline;
-    if (box.envelopes.length >= this.limits.maxBatchCount) {
+    if (box.count >= this.limits.maxBatchCount) {
       this.send(outboxes === this.outboxes ? 'node' : 'reply', node, box);
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       resolved.then(this.flushTurn);
     }
+  }
+
+  private tooLarge(type: string, to: string, bytes: number): TroupeError {
+    const limit = this.limits.maxMessageBytes;
+    return new TroupeError(
+      'ERR_MESSAGE_TOO_LARGE',
+      `"${type}" to ${to} is ${bytes} bytes; the limit is ${limit}`,
+      {
+        details: { to, type, bytes, limit },
+      },
+    );
   }
 
   private readonly flushTurn = (): void => {
@@ -456,8 +540,8 @@ export class Router implements TransportSink, Responder {
   /** Sends every queued frame now. */
   flush(): void {
     // Boxes live for a turn: destinations named by the wire (reply addresses) do not pile up.
-    for (const [node, box] of this.outboxes) if (box.envelopes.length > 0) this.send('node', node, box);
-    for (const [node, box] of this.replyOutboxes) if (box.envelopes.length > 0) this.send('reply', node, box);
+    for (const [node, box] of this.outboxes) if (box.count > 0) this.send('node', node, box);
+    for (const [node, box] of this.replyOutboxes) if (box.count > 0) this.send('reply', node, box);
     // Destinations named by the wire (reply addresses) must not pile up: forget them past a bound.
     if (this.outboxes.size > 1024) this.outboxes.clear();
     if (this.replyOutboxes.size > 1024) this.replyOutboxes.clear();
@@ -465,7 +549,11 @@ export class Router implements TransportSink, Responder {
 
   private send(channel: 'node' | 'reply', node: string, box: Outbox): void {
     closeRun(box);
-    const text = box.pieces === 1 && box.single ? box.text : `[${box.text}]`;
+    const parts = box.parts;
+    // One plain envelope goes without brackets.
+    if (box.pieces === 1 && box.single) parts[0] = '';
+    else parts.push(']');
+    const text = parts.join('');
     const envelopes = box.envelopes;
     let bytes: Uint8Array | undefined;
     const frame: Frame = {
@@ -476,12 +564,15 @@ export class Router implements TransportSink, Responder {
       },
       text,
       deadline: box.expires ? box.deadline : undefined,
-      fail: (error) => this.failed(envelopes, error),
+      // A node frame's envelopes are read back from its text only if it fails.
+      fail: (error) =>
+        envelopes === undefined ? this.lostFrame(text, error) : this.failed(envelopes, error),
     };
-    box.text = '';
+    box.parts = ['['];
     box.pieces = 0;
     box.single = false;
-    box.envelopes = [];
+    box.count = 0;
+    box.envelopes = envelopes === undefined ? undefined : [];
     box.bytes = 0;
     box.deadline = undefined;
     box.expires = true;
@@ -803,15 +894,22 @@ function bytesToText(bytes: Uint8Array): string {
   return isAscii(buffer) ? buffer.toString('latin1') : buffer.toString('utf8');
 }
 
-/** Ends the run being built in an outbox: it becomes one element of the frame. */
+/** What follows a run's shared fields, before its items (the form of `runElement`). */
+const RUN_ITEMS = ',"items":[';
+
+/** Ends the run being built in an outbox (it was counted as an element when it began). */
 function closeRun(box: Outbox): void {
   if (box.runKey === undefined) return;
-  const piece = runElement(box.runKey, box.runText);
-  box.text = box.pieces === 0 ? piece : `${box.text},${piece}`;
-  box.pieces++;
-  box.single = false;
+  box.parts.push(']}');
   box.runKey = undefined;
-  box.runText = '';
+}
+
+/** A body JSON cannot hold. */
+function notJson(envelope: { readonly to: string; readonly type: string }, cause: unknown): TroupeError {
+  return new TroupeError('ERR_NOT_PLAIN_DATA', `"${envelope.type}" to ${envelope.to} is not JSON`, {
+    cause,
+    details: { to: envelope.to, type: envelope.type },
+  });
 }
 
 /** A ref to an actor of another node of this cluster. */
