@@ -89,6 +89,37 @@ for (const host of ['worker', 'process'] as const) {
       expect(await ping.ask('ping', {})).toBe('pong');
     }, 60_000);
 
+    it('fails every message of a burst spread over several frames behind a runaway loop: each tell a dead letter with its body, in order, each ask the typed error', async () => {
+      const before = restartsOf(calc.address);
+      const seen = dead.length;
+      calc.tell('spin', {});
+      // More tells than one frame holds (1024 envelopes), with asks between them (they break the runs).
+      const count = 2500;
+      const asks: Promise<unknown>[] = [];
+      for (let n = 1; n <= count; n++) {
+        calc.tell('add', { n });
+        if (n % 1000 === 0) {
+          asks.push(
+            calc.ask('total', {}, { timeoutMs: 30_000 }).then(
+              (total) => total,
+              (error) => error,
+            ),
+          );
+        }
+      }
+      for (const outcome of await Promise.all(asks)) {
+        expect(TroupeError.is(outcome, 'ERR_CPU_BUDGET')).toBe(true);
+      }
+      await vi.waitFor(() => expect(restartsOf(calc.address)).toBe(before + 1), { timeout: 30_000 });
+      const lost = dead.slice(seen).filter((d) => d.messageType === 'test.calc.add');
+      // Nothing lost silently: each tell once, in the order sent, with its body and the typed error.
+      expect(lost.map((d) => (d.body as { n: number }).n)).toEqual(
+        Array.from({ length: count }, (_, i) => i + 1),
+      );
+      expect(lost.every((d) => TroupeError.is(d.error, 'ERR_CPU_BUDGET'))).toBe(true);
+      expect(await calc.ask('total', {}, { timeoutMs: 30_000 })).toBe(0);
+    }, 60_000);
+
     it('names the actor deep in the host whose handler blocked it, and the message', async () => {
       const helper = await calc.ask('child', { name: 'helper' }, { timeoutMs: 30_000 });
       expect(helper).toBe('troupe://dog/local.calc/calc/helper');
