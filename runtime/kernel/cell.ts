@@ -38,6 +38,7 @@ import {
   type ChildExit,
   NORMAL_EXIT,
   START_FAILED,
+  STOP_BATCHED,
   STOP_REQUESTED,
   SupervisingCell,
   type SupervisionHost,
@@ -1520,10 +1521,14 @@ export class Cell extends SupervisingCell {
       // Inside our own handler: stop once it returns (at once if it returns a promise: awaitHandler).
       this.flags |= STOP_REQUESTED;
       if (!inHook && this.stopsAtOnce()) {
-        // The stop will run synchronously right after this handler returns, in this same turn
-        // (run() or afterAsync), before any reaction to a promise can run: an already resolved
-        // promise is then indistinguishable from one resolved by the stop, and costs nothing.
-        return RESOLVED;
+        // The stop will run right after this handler returns, in this same turn, with nothing to
+        // wait for: the turn's one promise of such stops serves (beginStop tells it if this one
+        // has to wait after all, for a child spawned after this call).
+        const batch = this.system.dispatcher.stopBatch();
+        if (batch !== undefined) {
+          this.flags |= STOP_BATCHED;
+          return batch;
+        }
       }
       this.stopping = new Promise<void>(captureResolve);
       this.stopResolve = captured;
@@ -1834,7 +1839,6 @@ export function cellOf(ctx: ActorContext<any, any>): Cell {
 
 /** True while a lifecycle hook runs (callHook): a stop asked there is not run at the end of the turn. */
 let inHook = false;
-const RESOLVED: Promise<void> = Promise.resolve();
 
 let captured: (() => void) | undefined;
 /** A promise executor that keeps its resolve function in `captured` (no closure per promise). */

@@ -21,6 +21,16 @@ export interface Runnable {
 
 const resolved = Promise.resolve();
 
+/** The stops promised during one turn (see `Dispatcher.stopBatch`). */
+class StopBatch {
+  resolve!: () => void;
+  readonly promise = new Promise<void>((resolve) => {
+    this.resolve = resolve;
+  });
+  /** Promised stops that went async after all; the batch resolves once they are done too. */
+  readonly later: Promise<unknown>[] = [];
+}
+
 const realNow = (): number => performance.now();
 
 export class Dispatcher {
@@ -45,6 +55,9 @@ export class Dispatcher {
    */
   private slowTurns = false;
   private fastStreak = 0;
+  /** True while a turn runs (`runQueue` is on the stack). */
+  private inTurn = false;
+  private batch: StopBatch | undefined;
 
   constructor(
     private readonly throughput: number,
@@ -84,6 +97,31 @@ export class Dispatcher {
     else resolved.then(this.turn);
   }
 
+  /**
+   * One promise for the stops asked during this turn by handlers whose stop runs right after they
+   * return, in this turn, with nothing to wait for: it resolves when the turn has ended and every one
+   * of them has stopped (one promise a turn instead of one an actor). Undefined outside a turn.
+   */
+  stopBatch(): Promise<void> | undefined {
+    if (!this.inTurn) return undefined;
+    this.batch ??= new StopBatch();
+    return this.batch.promise;
+  }
+
+  /** A stop promised through `stopBatch` that had to wait after all: the batch waits for it. */
+  waitForStop(stopping: Promise<unknown>): void {
+    this.batch?.later.push(stopping);
+  }
+
+  private endTurn(): void {
+    this.inTurn = false;
+    const batch = this.batch;
+    if (batch === undefined) return;
+    this.batch = undefined;
+    if (batch.later.length === 0) batch.resolve();
+    else Promise.allSettled(batch.later).then(batch.resolve);
+  }
+
   /** Queues an actor that used its whole turn; the dispatcher then reads the clock. */
   requeue(cell: Runnable): void {
     this.fullTurn = true;
@@ -104,6 +142,15 @@ export class Dispatcher {
   }
 
   private readonly runQueue = (): void => {
+    this.inTurn = true;
+    try {
+      this.runTurn();
+    } finally {
+      this.endTurn();
+    }
+  };
+
+  private runTurn(): void {
     // The slice is measured from the start of the burst (the first turn since a macrotask), so a
     // turn itself does not read the clock until it has run 32 actors (one when turns are slow).
     if (!this.inBurst) {
@@ -155,7 +202,7 @@ export class Dispatcher {
     }
     this.pending = false;
     this.drained();
-  };
+  }
 
   private growRing(): (Runnable | undefined)[] {
     const old = this.ring;

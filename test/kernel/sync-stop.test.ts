@@ -26,6 +26,7 @@ const Quit = defineProtocol('syncstop.quit', {
 });
 
 const Watch = defineProtocol('syncstop.watch', { watch: tell(z.object({})) });
+const Leave = defineProtocol('syncstop.leave', { quit: tell(z.object({})) });
 
 /** An actor without hooks: every stop of it can finish synchronously. */
 function quitter(order: string[]) {
@@ -78,6 +79,35 @@ describe('stops and restarts with nothing to wait for', () => {
     await within(settle(system), 1000, 'settle');
     expect(order).toEqual(['asked', 'stopped child shutdown', 'stopped parent normal', 'resolved']);
     expect(system.tree().children).toEqual([]);
+  });
+
+  it('resolves the stop only after a child spawned after it, whose postStop waits, has stopped', async () => {
+    const order: string[] = [];
+    const { system } = makeSystem();
+    system.events$.subscribe((e) => {
+      if (e.type === 'actor-stopped') order.push(`stopped ${e.address.split('/').pop()}`);
+    });
+    const slowChild = behavior({
+      protocols: [Watch],
+      handlers: { watch: () => {} },
+      postStop: async () => {
+        await Promise.resolve();
+        order.push('child postStop');
+      },
+    });
+    const parent = behavior({
+      protocols: [Leave],
+      handlers: {
+        quit: (_b, ctx) => {
+          void ctx.stop().then(() => order.push('resolved'));
+          ctx.spawn(slowChild, { name: 'late' });
+        },
+      },
+    });
+    system.spawn(parent, { name: 'parent' }).tell('quit', {});
+    await within(settle(system), 1000, 'settle');
+    await vi.waitFor(() => expect(order).toContain('resolved'));
+    expect(order).toEqual(['child postStop', 'stopped late', 'stopped parent', 'resolved']);
   });
 
   it('tells watchers the normal reason, before and after the actor has stopped', async () => {

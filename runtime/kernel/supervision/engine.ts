@@ -23,6 +23,8 @@ const DONE: Promise<void> = Promise.resolve();
 export const BUSY = 2;
 /** The cell's flag for a stop asked from inside its own handler. */
 export const STOP_REQUESTED = 8;
+/** With STOP_REQUESTED: the stop was promised through the dispatcher's batch of the turn. */
+export const STOP_BATCHED = 16;
 
 /** What a lifecycle hook that threw returns (see `Cell.callHook`). */
 export const START_FAILED = Symbol('start-failed');
@@ -47,6 +49,8 @@ export interface ChildExit {
 /** What supervising and stopping need from the system (the cell's `Host` extends it). */
 export interface SupervisionHost {
   readonly clock: Clock;
+  /** Stops promised through the turn's batch (see `Dispatcher.stopBatch`) that have to wait. */
+  readonly dispatcher: { waitForStop(stopping: Promise<unknown>): void };
   readonly random: () => number;
   readonly state: SystemLifecycle;
   readonly observed: boolean;
@@ -595,6 +599,8 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     if (this.stopping !== undefined && this.stopResolve === undefined) return this.stopping;
     const pending = this.stopResolve;
     this.stopResolve = undefined;
+    const batched = (this.flags & STOP_BATCHED) !== 0;
+    this.flags &= ~STOP_BATCHED;
     const system = this.system;
     system.busy++;
     const running = this.runStop(reason);
@@ -610,6 +616,7 @@ export abstract class SupervisingCell extends Mailbox implements ActorRef<any> {
     });
     this.stopping = stopping;
     if (pending !== undefined) stopping.then(pending);
+    if (batched) system.dispatcher.waitForStop(stopping);
     return stopping;
   }
 
