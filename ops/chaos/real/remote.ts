@@ -21,18 +21,16 @@ export async function callGateway(
   signal?.throwIfAborted();
   const sent = nc.request(gatewaySubject(cluster, node), JSON.stringify(request), { timeout: timeoutMs });
   let reply: GatewayReply;
+  let onAbort: (() => void) | undefined;
   try {
     const message = await (signal === undefined
       ? sent
       : Promise.race([
           sent,
-          new Promise<never>((_, reject) =>
-            signal.addEventListener(
-              'abort',
-              () => reject(new TroupeError('ERR_ASK_ABORTED', `the call to ${node} was aborted`)),
-              { once: true },
-            ),
-          ),
+          new Promise<never>((_, reject) => {
+            onAbort = () => reject(new TroupeError('ERR_ASK_ABORTED', `the call to ${node} was aborted`));
+            signal.addEventListener('abort', onAbort, { once: true });
+          }),
         ]));
     reply = message.json<GatewayReply>();
   } catch (error) {
@@ -44,6 +42,8 @@ export async function callGateway(
       timedOut ? `node ${node} did not answer within ${timeoutMs} ms` : `cannot reach node ${node}: ${text}`,
       { cause: error },
     );
+  } finally {
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   }
   if (reply.ok) return reply.value;
   const code = (reply.code in ERROR_CODES ? reply.code : 'ERR_REMOTE') as ErrorCode;

@@ -433,6 +433,16 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       sleep(limit).then(() => false),
     ]);
     if (!finished) say(`the workload's final reads did not end within ${limit} ms`);
+    // Work the nodes still do on their own (sagas the clients stopped waiting for) lands in the
+    // journal: let it settle (no new event for a second), within the heal time.
+    const settleUntil = performance.now() + plan.healMs;
+    let version = -1;
+    for (let quiet = 0; quiet < 2 && performance.now() < settleUntil; ) {
+      await sleep(500);
+      const now = await lastPosition(journal).catch(() => version);
+      quiet = now === version ? quiet + 1 : 0;
+      version = now;
+    }
     const durationMs = elapsed();
     const wallMs = performance.now() - t0;
     await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
@@ -498,6 +508,17 @@ async function createDatabase(url: string, name: string): Promise<string> {
   const out = new URL(url);
   out.pathname = `/${name}`;
   return out.toString();
+}
+
+/** How far the journal's global log goes (its events counted). */
+async function lastPosition(journal: Journal): Promise<number> {
+  let count = 0;
+  let batch: StoredEvent[] = await journal.readAll({ limit: 1000 });
+  while (batch.length > 0) {
+    count += batch.length;
+    batch = await journal.readAll({ after: batch.at(-1)!.checkpoint, limit: 1000 });
+  }
+  return count;
 }
 
 /** Every event of the journal, in commit order, as the checkers' log. */
