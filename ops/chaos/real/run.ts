@@ -219,9 +219,16 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       });
       return n.booting;
     };
+    // A runner that dies leaves no node behind: a running one sees its stdin close and exits, but a
+    // paused one cannot, so the runner's exit kills them all.
+    const killAll = () => {
+      for (const n of nodes.values()) n.proc?.signal('SIGKILL');
+    };
+    process.once('exit', killAll);
     cleanup.push(async () => {
       await Promise.allSettled([...nodes.values()].map((n) => n.booting));
       await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
+      process.off('exit', killAll);
     });
     await Promise.all([...nodes.values()].map(boot));
     await formed(nc, cluster, plan.nodes, 30_000);
