@@ -161,6 +161,27 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     say(`nats-server on ${natsUrl}, postgres on port ${postgres.port}`);
     if (options.nats === undefined) cleanup.push(() => nats.dispose());
     if (options.postgres === undefined) cleanup.push(() => postgres.dispose());
+    // A runner that dies leaves nothing behind: a running node sees its stdin close and exits, but a
+    // paused one cannot, and servers wait for ever; the runner's exit kills them (an uncaught error
+    // ends the process without the cleanup below).
+    const killAll = () => {
+      const pids = [
+        ...[...nodes.values()].map((n) => (n.proc?.state === 'dead' ? undefined : n.proc?.pid)),
+        options.nats === undefined ? nats.pid : undefined,
+        options.postgres === undefined ? postgres.pid : undefined,
+      ];
+      for (const pid of pids) {
+        try {
+          if (pid !== undefined) process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+    };
+    process.once('exit', killAll);
+    cleanup.push(async () => {
+      process.off('exit', killAll);
+    });
 
     const runId = randomBytes(4).toString('hex');
     const cluster = `chaos-${runId}`;
@@ -219,16 +240,9 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       });
       return n.booting;
     };
-    // A runner that dies leaves no node behind: a running one sees its stdin close and exits, but a
-    // paused one cannot, so the runner's exit kills them all.
-    const killAll = () => {
-      for (const n of nodes.values()) n.proc?.signal('SIGKILL');
-    };
-    process.once('exit', killAll);
     cleanup.push(async () => {
       await Promise.allSettled([...nodes.values()].map((n) => n.booting));
       await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
-      process.off('exit', killAll);
     });
     await Promise.all([...nodes.values()].map(boot));
     await formed(nc, cluster, plan.nodes, 30_000);

@@ -253,6 +253,11 @@ export class PostgresServer {
     return this.external !== undefined || this.process !== undefined;
   }
 
+  /** The server's process id while it runs (a private one). */
+  get pid(): number | undefined {
+    return this.process?.pid;
+  }
+
   /** Stops the server: SIGKILL with `hard` (a crash), else a fast shutdown (SIGINT, `pg_ctl stop -m fast`). */
   async stop(hard = false): Promise<void> {
     const child = this.process;
