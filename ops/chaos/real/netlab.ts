@@ -359,6 +359,7 @@ async function removeNamespaces(ip: string, namespaces: readonly string[]): Prom
         // Gone already.
       }
     }
+    // Real time on purpose: killed processes of real namespaces need a moment to let go of them.
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await Promise.all(namespaces.map((ns) => run(ip, ['netns', 'del', ns]).catch(() => undefined)));
@@ -798,6 +799,7 @@ class Lab implements NetLab {
     if (delayer !== undefined) {
       const exited = new Promise<void>((resolve) => delayer.once('exit', () => resolve()));
       delayer.stdin?.end();
+      // Real time on purpose: a real delayer process gets two seconds to exit before the lab goes on.
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
     }
     await removeNamespaces(this.ip, [this.hub, ...this.nodes.map((_, i) => `${this.id}-h${i}`)]);

@@ -56,7 +56,7 @@ const nodeContext = (journal: Journal): SimContext => ({
   plan,
   random: seededRandom(plan.seed),
   clock: realClock,
-  history: historyRecorder(() => Date.now()),
+  history: historyRecorder(() => realClock.wallNow()),
   journal,
   stopped: false,
   pickNode: () => undefined,
@@ -89,7 +89,7 @@ function chaosJournal(journal: Journal): Journal {
             metadata: {
               ...event.metadata,
               [META.node]: node,
-              [META.time]: Date.now(),
+              [META.time]: realClock.wallNow(),
               ...(options?.fence === undefined ? {} : { [META.fence]: options.fence }),
             },
           })),
