@@ -2,7 +2,7 @@
  * JavaScript for a restricted process host when the runtime runs from its TypeScript sources (tests,
  * tsx). The TypeScript loader cannot run under Node 20's permission model without the very grants
  * such a host is denied: tsx registers its hooks with `module.register()`, which starts a loader
- * thread (a worker, to the permission model: `ERR_ACCESS_DENIED` for `WorkerThreads` unless
+ * thread (a worker, to the permission model: Node's access-denied error for `WorkerThreads` unless
  * `--allow-worker`), and it transforms each file with esbuild, a child process. So the parent, which
  * is not restricted, builds the host ahead of its start with esbuild (tsx's own): the host's entry and
  * the actors' modules in one build, their shared code (the runtime) in shared chunks, the packages
