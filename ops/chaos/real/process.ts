@@ -61,6 +61,7 @@ export class NodeProcess {
           }),
         );
       };
+      // Real time on purpose: a real node process gets a wall-clock deadline to start.
       const timer = setTimeout(
         () => fail(`did not start in ${launch.readyTimeoutMs} ms`),
         launch.readyTimeoutMs,

@@ -249,7 +249,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     say(`${plan.nodes.length} node process(es) up in cluster ${cluster}`);
 
     const t0 = performance.now();
-    const wall0 = Date.now();
+    const wall0 = realClock.wallNow();
     const elapsed = () => Math.round(performance.now() - t0);
     const history = historyRecorder(elapsed);
     const seeds = seededRandom(plan.seed);
@@ -282,6 +282,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       sleep: (ms) => sleep(ms),
       within: (work, ms) =>
         new Promise((resolve, reject) => {
+          // Real time on purpose: the client's deadline on real node processes is wall-clock time.
           const timer = setTimeout(
             () => reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`)),
             ms,
@@ -433,6 +434,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     const clients = Array.from({ length: workload.clients }, (_, i) =>
       workload.client(ctx, i).catch(() => {}),
     );
+    // Real time on purpose: progress is shown to a person watching a real run.
     const progress = setInterval(
       () => options.onProgress?.(Math.min(elapsed(), plan.durationMs), plan.durationMs),
       1000,

@@ -135,6 +135,7 @@ export class NatsServer {
     this.process = child;
     return new Promise<number>((resolve, reject) => {
       let log = '';
+      // Real time on purpose: a real nats-server gets a wall-clock deadline to start.
       const timer = setTimeout(() => fail(new Error(`nats-server did not start in 10 s:\n${log}`)), 10_000);
       const fail = (error: Error) => {
         clearTimeout(timer);
@@ -266,7 +267,7 @@ export class PostgresServer {
     if (child.exitCode !== null || child.signalCode !== null) return;
     await stopChild(child, hard ? 'SIGKILL' : 'SIGINT');
     if (hard) {
-      // The server's children notice their parent died and exit; give them a moment.
+      // Real time on purpose: the server's children notice their parent died and exit; give them a moment.
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -320,6 +321,7 @@ export class PostgresServer {
     exited.catch(() => {
       if (this.process === child) this.process = undefined;
     });
+    // Real time on purpose: a real Postgres gets a wall-clock deadline to accept connections.
     const until = Date.now() + 15_000;
     for (;;) {
       const ready = await Promise.race([this.isReady(), exited]);
