@@ -5,7 +5,7 @@
  * completed once; a saga whose compensation does nothing is caught.
  */
 
-import { bankWorkload, checkChaos, type PlanInput, simulate } from 'troupe/chaos';
+import { bankWorkload, checkChaos, historyJson, type PlanInput, simulate } from 'troupe/chaos';
 import { describe, expect, it } from 'vitest';
 
 const LONG = 180_000;
@@ -55,6 +55,26 @@ describe('bank: transfers as sagas', () => {
       const r = await simulate(bank(1), { workload: bankWorkload({ broken: 'no-compensation' }) });
       expect(r.verdicts[0]).toMatchObject({ checker: 'bank total constant', verdict: 'violated' });
       expect(r.verdicts[0]!.message).toMatch(/!= 500 opened/);
+    },
+    LONG,
+  );
+
+  it(
+    "starts every run afresh: a workload object run for a second seed gives that seed's history",
+    async () => {
+      // checkChaos and shrink run one workload object for several seeds and schedules: a run must
+      // not see the sagas or the client engine of the run before it.
+      const plan = (seed: number): PlanInput => ({
+        ...bank(seed),
+        durationMs: 8000,
+        nodes: ['n1', 'n2', 'n3'],
+      });
+      const reused = bankWorkload();
+      await simulate(plan(1), { workload: reused });
+      const again = await simulate(plan(2), { workload: reused });
+      const fresh = await simulate(plan(2), { workload: bankWorkload() });
+      expect(fresh.history.ops.some((op) => op.f === 'transfer' && op.type === 'ok')).toBe(true);
+      expect(historyJson(again.history)).toBe(historyJson(fresh.history));
     },
     LONG,
   );

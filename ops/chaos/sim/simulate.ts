@@ -56,7 +56,12 @@ export interface ModelFaultState {
   current: Extract<Fault, { kind: 'model' }> | undefined;
 }
 
-/** A workload: what every node hosts, and the clients that drive it. */
+/**
+ * A workload: what every node hosts, and the clients that drive it. One workload object may serve
+ * several runs (`checkChaos`'s seeds, `shrink`'s tries): what a run keeps (the work its clients
+ * started, say) belongs with that run's context, not in the workload's closure, so that each run
+ * starts afresh and the same seed gives the same history.
+ */
 export interface Workload {
   readonly name: string;
   /** The kinds of named actors every node registers, built on that node's view of the journal. */

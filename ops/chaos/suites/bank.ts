@@ -19,6 +19,7 @@ import {
 } from '../checkers/index.js';
 import type { History } from '../history/index.js';
 import type { SimContext, Workload } from '../sim/simulate.js';
+import { perRun } from './per-run.js';
 
 const Account = defineProtocol('chaos.bank.account', {
   withdraw: ask(z.object({ amount: z.number().int().positive(), commandId: z.string() }), z.boolean()),
@@ -106,8 +107,11 @@ export function bankWorkload(options: BankWorkloadOptions = {}): Workload {
       },
     ],
   });
-  const started: string[] = [];
-  let clientEngine: ReturnType<typeof workflowEngine> | undefined;
+  // The client side of one run: its engine on the run's journal, and the sagas its clients started.
+  const clientSide = perRun((ctx) => ({
+    engine: workflowEngine({ journal: ctx.journal, workflows: [transfer] }),
+    started: [] as string[],
+  }));
   return {
     name: 'bank',
     clients,
@@ -154,8 +158,7 @@ export function bankWorkload(options: BankWorkloadOptions = {}): Workload {
       return { account: { behavior: account, passivateAfterMs: 600_000 }, [engine.kindName]: engine.kind };
     },
     async client(ctx: SimContext, process: number) {
-      clientEngine ??= workflowEngine({ journal: ctx.journal, workflows: [transfer] });
-      const engine = clientEngine;
+      const { engine, started } = clientSide(ctx);
       let n = 0;
       while (!ctx.stopped) {
         await ctx.sleep(1 + Math.floor(ctx.random() * thinkMs));
@@ -193,10 +196,11 @@ export function bankWorkload(options: BankWorkloadOptions = {}): Workload {
     async finish(ctx) {
       // Wait for every saga started to end (they resume on a survivor), asking through a node
       // that runs now, within a bound.
+      const { engine, started } = clientSide(ctx);
       for (const id of started) {
         const node = ctx.pickNode();
-        if (clientEngine === undefined || node === undefined) break;
-        const handle = clientEngine.handle(node, id);
+        if (node === undefined) break;
+        const handle = engine.handle(node, id);
         const controller = new AbortController();
         await ctx
           .within(handle.result({ signal: controller.signal, askTimeoutMs: 1000 }), 30_000)

@@ -17,6 +17,7 @@ import { ContractorProtocol, contractNet } from '../../../societies/index.js';
 import { type Checker, invariant, noDuplicateEffects, singleActivation } from '../checkers/index.js';
 import { type History, type LogEntry, type Op, outcome, pairs } from '../history/index.js';
 import type { SimContext, Workload } from '../sim/simulate.js';
+import { perRun } from './per-run.js';
 
 const settled = z.discriminatedUnion('status', [
   z.object({ status: z.literal('awarded'), winner: z.string(), round: z.string() }),
@@ -73,16 +74,8 @@ export function contractNetWorkload(options: ContractNetWorkloadOptions = {}): W
   const broken = options.broken;
   // A settle answers within a round: the bids, two awards, and the journal's writes around them.
   const askMs = deadlineMs + 2 * executeTimeoutMs + 2000;
-  // The tasks still to settle, per simulated run (a workload may serve several).
-  const unsettledOf = new WeakMap<SimContext, string[]>();
-  const unsettled = (ctx: SimContext) => {
-    let list = unsettledOf.get(ctx);
-    if (list === undefined) {
-      list = [];
-      unsettledOf.set(ctx, list);
-    }
-    return list;
-  };
+  // The tasks still to settle, per run (a workload may serve several).
+  const unsettled = perRun((): string[] => []);
 
   /** Appends `event` as the first event of `award-<task>`, or reads the one that was first. */
   const decide = async (journal: Journal, task: string, event: Decision): Promise<Decision> => {

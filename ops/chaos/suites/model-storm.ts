@@ -24,6 +24,7 @@ import { type Budgets, createBudgets } from '../../../supervisors/index.js';
 import { type Checker, invariant } from '../checkers/index.js';
 import { faultWindows, type History, type LogEntry, type Op, outcome, pairs } from '../history/index.js';
 import type { SimContext, Workload } from '../sim/simulate.js';
+import { perRun } from './per-run.js';
 
 /** The scripted provider's name, priced by the usage ledger. */
 const MODEL = 'sim:model';
@@ -74,20 +75,14 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
   // What one simulated run shares between its nodes (a workload may serve several runs): one book
   // of budgets for the cluster, as a budget service would keep (an agent's spend outlives its
   // node), the usage ledger, and the runs still to settle.
-  const runs = new WeakMap<SimContext, RunState>();
-  const stateOf = (ctx: SimContext): RunState => {
-    let state = runs.get(ctx);
-    if (state === undefined) {
-      state = {
-        budgets: createBudgets(),
-        ledger: usageLedger({ prices: { [MODEL]: PRICE } }),
-        logged: 0,
-        unsettled: [],
-      };
-      runs.set(ctx, state);
-    }
-    return state;
-  };
+  const stateOf = perRun(
+    (): RunState => ({
+      budgets: createBudgets(),
+      ledger: usageLedger({ prices: { [MODEL]: PRICE } }),
+      logged: 0,
+      unsettled: [],
+    }),
+  );
 
   const provider = (system: ActorSystem, ctx: SimContext): ModelPort => ({
     name: MODEL,
