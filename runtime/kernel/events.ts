@@ -73,6 +73,17 @@ export interface KernelEvents {
   'member-leaving': { readonly node: string };
   /** A member is gone: it left, or missed `downAfterMissed` heartbeats. */
   'member-down': { readonly node: string; readonly reason: 'unreachable' | 'left' };
+  /**
+   * This node has had no heartbeat acknowledged by the cluster store for `silentMs` (one heartbeat
+   * short of when the others declare it down): it holds the messages for its named actors until the
+   * store answers again and its leases are checked. See `node-unfenced`.
+   */
+  'node-fenced': { readonly node: string; readonly silentMs: number };
+  /**
+   * This node reaches the store again and has checked its leases: `leasesLost` activations, whose
+   * lease another node took meanwhile, stop; the held messages are routed again.
+   */
+  'node-unfenced': { readonly node: string; readonly leasesLost: number };
   /** A named actor was activated on this node; `fence` is its lease revision. */
   'activation-started': { readonly address: Address; readonly node: string; readonly fence: number };
   'activation-stopped': {

@@ -79,6 +79,9 @@ interface Activation {
   readonly outages: number[];
 }
 
+/** Whether a node hands messages to its activations, or holds them (see `Cluster.fenced`). */
+type FenceState = { readonly tag: 'serving' } | { readonly tag: 'fenced'; lifting: boolean };
+
 /** A key given up after its activation kept failing: refused until `until`. */
 interface Quarantine {
   readonly until: number;
@@ -118,17 +121,32 @@ export class Cluster {
   private reconciling: Promise<void> | undefined;
   /** When the failure detector last ran, to notice that this process was paused. */
   private lastTick = 0;
+  /**
+   * When (on this host's monotonic clock) the newest heartbeat that the store acknowledged was sent.
+   * See {@link Cluster.fenced}.
+   */
+  private lastAckedBeatAt: number;
+  /** Whether this node hands messages to its activations now, or holds them. See {@link Cluster.fenced}. */
+  private fence: FenceState = { tag: 'serving' };
+  /** Messages for named actors held while this node is fenced, per key in arrival order. */
+  private readonly held = new Map<string, WireEnvelope[]>();
+  /** While an activation gives its mailbox up: what it gives up, to go before what is held for its key. */
+  private surrendering: { readonly id: string; readonly envelopes: WireEnvelope[] } | undefined;
 
   constructor(
     private readonly host: ClusterHost,
     private readonly store: ClusterStore,
     private readonly settings: ClusterSettings,
-  ) {}
+  ) {
+    this.lastAckedBeatAt = host.clock.now();
+  }
 
   async start(): Promise<void> {
     await this.store.watch((node, state) => this.heard(node, state));
     this.store.status?.((reachable) => this.storeReachable(reachable));
+    const sent = this.host.clock.now();
     await this.store.announce(this.host.node, 'up');
+    this.lastAckedBeatAt = Math.max(this.lastAckedBeatAt, sent);
     this.heard(this.host.node, 'up');
     this.lastTick = this.host.clock.now();
     this.beat();
@@ -204,6 +222,10 @@ export class Cluster {
       return;
     }
     const id = idOf(kind, key);
+    if (this.fenced()) {
+      this.hold(id, envelope);
+      return;
+    }
     const activation = this.activations.get(id);
     if (activation !== undefined) {
       if (activation.cell.alive && !activation.handingOver) {
@@ -316,7 +338,9 @@ export class Cluster {
         fence: result.fence,
       });
     }
-    for (const envelope of queue) this.host.deliverLocal(envelope);
+    // Fenced while the lease was taken: the messages wait for the lease check, ahead of what came later.
+    if (this.fenced()) this.holdFirst(id, queue);
+    else for (const envelope of queue) this.host.deliverLocal(envelope);
   }
 
   /**
@@ -470,6 +494,19 @@ export class Cluster {
     const kind = kindOf(id);
     const ref = this.host.namedRef(kind, id.slice(kind.length + 1));
     const now = this.host.clock.now();
+    // Routed at once (a named ref routes in the caller's stack): while fenced, they are held ahead of
+    // the messages for the key that came after them.
+    const surrendering = { id, envelopes: [] as WireEnvelope[] };
+    this.surrendering = surrendering;
+    try {
+      this.resend(activation, ref, now);
+    } finally {
+      this.surrendering = undefined;
+      if (surrendering.envelopes.length > 0) this.holdFirst(id, surrendering.envelopes);
+    }
+  }
+
+  private resend(activation: Activation, ref: ActorRef<any>, now: number): void {
     for (const message of activation.cell.surrender()) {
       if (message.ask === undefined) {
         ref.tell(message.type, message.body, {
@@ -582,10 +619,142 @@ export class Cluster {
 
   /** A heartbeat: whether it goes through tells this node whether it reaches the store. */
   private announce(): void {
+    const sent = this.host.clock.now();
     this.store.announce(this.host.node, this.leaving ? 'leaving' : 'up').then(
-      () => this.storeReachable(true),
+      () => {
+        // The time it was sent, not answered: a heartbeat stuck on the way counts from when it left.
+        if (sent > this.lastAckedBeatAt) this.lastAckedBeatAt = sent;
+        this.storeReachable(true);
+        this.liftFence();
+      },
       () => this.storeReachable(false),
     );
+  }
+
+  /**
+   * Self-fencing: whether this node must hold the messages for its named actors rather than hand
+   * them to its activations, because the others may have declared it down and taken its leases.
+   *
+   * The others declare a node down once they have heard nothing from it for `downAfterMissed`
+   * heartbeats, counted on their clocks from when they heard its last heartbeat, which is after it
+   * was stored, which is after this node sent it. So if this node's newest acknowledged heartbeat was
+   * sent at `t`, nobody takes its leases before `t + downAfterMissed * heartbeatMs`. This node fences
+   * itself one heartbeat earlier, at `t + (downAfterMissed - 1) * heartbeatMs` (with
+   * `downAfterMissed` 1, at `t + heartbeatMs`: no margin), judged on its monotonic clock whenever a
+   * message comes, so a process that was paused (SIGSTOP, a long GC) and has not heard back from the
+   * store since holds the very first message it routes after resuming. Fenced, it stays fenced until
+   * a heartbeat sent within that deadline is acknowledged AND every lease of its activations has been
+   * read again after that; then activations whose lease another node took stop (their mailbox and
+   * the held messages follow the key to its new holder), and the rest serve the held messages, in
+   * order per key. New activations wait as well: their first messages are held like any other.
+   *
+   * What it guarantees: a message handed to an activation was handed over before anyone could take
+   * its lease. Messages already in an activation's mailbox when the fence falls are still handled by
+   * it: each was sent before the takeover, so a read answered from the old state answers with a value
+   * the key held during the read's own lifetime, and a write is refused by the journal's fencing
+   * token once the new holder has claimed the stream. What it does not: it assumes the hosts' clocks
+   * run at the same rate (not that they agree), and a node whose view of the membership lags (its
+   * watch has not yet delivered this node's fresh heartbeat) may still take a key just after this
+   * node's lease check has read it; the journal's fence still refuses the old activation's writes
+   * then, but a read may be answered from it until the periodic lease check stops it. Side effects
+   * outside the journal are not fenced.
+   */
+  private fenced(): boolean {
+    if (this.fence.tag === 'fenced') return true;
+    if (this.stopped) return false;
+    const now = this.host.clock.now();
+    const silentMs = now - this.lastAckedBeatAt;
+    if (silentMs <= this.fenceAfterMs()) return false;
+    this.fence = { tag: 'fenced', lifting: false };
+    if (this.host.observed) {
+      this.host.emit({ type: 'node-fenced', at: now, node: this.host.node, silentMs });
+    }
+    return true;
+  }
+
+  /** How long after sending its newest acknowledged heartbeat this node fences itself. */
+  private fenceAfterMs(): number {
+    return Math.max(this.settings.downAfterMissed - 1, 1) * this.settings.heartbeatMs;
+  }
+
+  /** Holds a message for `id` while fenced (behind what is held for it already). */
+  private hold(id: string, envelope: WireEnvelope): void {
+    if (this.surrendering?.id === id) {
+      this.surrendering.envelopes.push(envelope);
+      return;
+    }
+    const queue = this.held.get(id);
+    if (queue === undefined) this.held.set(id, [envelope]);
+    else queue.push(envelope);
+  }
+
+  /** Holds messages for `id` that came before everything held for it already. */
+  private holdFirst(id: string, envelopes: readonly WireEnvelope[]): void {
+    if (envelopes.length === 0) return;
+    this.held.set(id, [...envelopes, ...(this.held.get(id) ?? [])]);
+  }
+
+  /**
+   * Lifts the fence once a fresh heartbeat is acknowledged: reads every lease of this node's
+   * activations again, stops those another node holds now, and routes the held messages again.
+   * Tried again at the next acknowledged heartbeat when the store does not answer.
+   */
+  private liftFence(): void {
+    const fence = this.fence;
+    if (fence.tag !== 'fenced' || fence.lifting || this.stopped) return;
+    if (this.host.clock.now() - this.lastAckedBeatAt > this.fenceAfterMs()) return;
+    fence.lifting = true;
+    void this.leasesLost().then((lost) => {
+      fence.lifting = false;
+      if (lost === undefined || this.stopped || this.fence !== fence) return;
+      const now = this.host.clock.now();
+      if (now - this.lastAckedBeatAt > this.fenceAfterMs()) return; // Silent again meanwhile.
+      this.fence = { tag: 'serving' };
+      if (this.host.observed) {
+        this.host.emit({ type: 'node-unfenced', at: now, node: this.host.node, leasesLost: lost.size });
+      }
+      for (const [id, activation] of lost) {
+        if (this.activations.get(id) === activation && !activation.handingOver)
+          this.relinquish(id, activation);
+      }
+      this.releaseHeld();
+      for (const activation of lost.values()) void activation.cell.stopFromParent();
+    });
+  }
+
+  /**
+   * The activations of this node whose lease another node holds now (read concurrently), or
+   * undefined when the store did not answer. Read again while activations were added meanwhile.
+   */
+  private async leasesLost(): Promise<Map<string, Activation> | undefined> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const checked = [...this.activations].filter(([, activation]) => !activation.handingOver);
+      let fences: (number | undefined)[];
+      try {
+        fences = await Promise.all(checked.map(([id]) => this.store.fence(id)));
+      } catch {
+        return undefined;
+      }
+      const seen = new Set(checked.map(([, activation]) => activation));
+      const added = [...this.activations.values()].some((a) => !a.handingOver && !seen.has(a));
+      if (added) continue;
+      const lost = new Map<string, Activation>();
+      checked.forEach(([id, activation], i) => {
+        if (fences[i] !== activation.fence) lost.set(id, activation);
+      });
+      return lost;
+    }
+    return undefined;
+  }
+
+  /** Routes again, in order per key, what was held while this node was fenced. */
+  private releaseHeld(): void {
+    for (const [id, queue] of [...this.held]) {
+      this.held.delete(id);
+      const kind = kindOf(id);
+      const key = id.slice(kind.length + 1);
+      for (const envelope of queue) this.route(envelope, kind, key);
+    }
   }
 
   /**
@@ -621,6 +790,8 @@ export class Cluster {
         this.forgive(now);
         this.reconcile();
       }
+      // Judged here too, so that the fence falls on time (and is reported) without a message.
+      this.fenced();
       if (this.reachable) {
         for (const [node, member] of this.members) {
           if (node === this.host.node) {
@@ -653,8 +824,12 @@ export class Cluster {
     });
   }
 
-  /** Stops each local activation whose lease another node holds now; its messages follow the key. */
+  /**
+   * Stops each local activation whose lease another node holds now; its messages follow the key.
+   * While fenced, lifting the fence does this.
+   */
   private async verifyLeases(): Promise<void> {
+    if (this.fence.tag === 'fenced') return;
     for (const [id, activation] of [...this.activations]) {
       let fence: number | undefined;
       try {
@@ -662,7 +837,12 @@ export class Cluster {
       } catch {
         return; // The store is away: try again later.
       }
-      if (fence === activation.fence || this.activations.get(id) !== activation || activation.handingOver)
+      if (
+        fence === activation.fence ||
+        this.activations.get(id) !== activation ||
+        activation.handingOver ||
+        this.fenced()
+      )
         continue;
       this.relinquish(id, activation);
       await activation.cell.stopFromParent();
@@ -714,6 +894,10 @@ export class Cluster {
     const waiting = this.waiting.get(id);
     if (waiting === undefined) return;
     this.waiting.delete(id);
+    if (this.fenced()) {
+      this.holdFirst(id, waiting);
+      return;
+    }
     const kind = kindOf(id);
     const key = id.slice(kind.length + 1);
     for (const envelope of waiting) this.route(envelope, kind, key);
@@ -785,6 +969,9 @@ export class Cluster {
     this.heartbeat?.cancel();
     this.detector?.cancel();
     const releases = [...this.activations].map(([id, activation]) => this.retire(id, activation));
+    // What was held goes to the next owner, or is answered with ERR_NOT_DELIVERED.
+    this.fence = { tag: 'serving' };
+    this.releaseHeld();
     await Promise.allSettled(releases);
     if (!this.leaving) {
       try {
