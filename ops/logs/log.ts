@@ -143,6 +143,18 @@ function describe(event: SystemEvent, bodies: boolean): [Level, string, Record<s
         `member ${event.node} down (${event.reason})`,
         { member: event.node, reason: event.reason },
       ];
+    case 'node-fenced':
+      return [
+        'warn',
+        `node ${event.node} fenced: no heartbeat acknowledged for ${event.silentMs} ms, named actors wait`,
+        { member: event.node, silentMs: event.silentMs },
+      ];
+    case 'node-unfenced':
+      return [
+        'info',
+        `node ${event.node} unfenced: ${event.leasesLost} lease(s) lost meanwhile`,
+        { member: event.node, leasesLost: event.leasesLost },
+      ];
     case 'activation-failed':
       return [
         'error',

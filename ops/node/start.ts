@@ -138,6 +138,12 @@ function logEvent(log: Logger, event: SystemEvent): void {
     case 'member-down':
       log.info({ member: event.node, reason: event.reason }, event.type);
       return;
+    case 'node-fenced':
+      log.warn({ member: event.node, silentMs: event.silentMs }, event.type);
+      return;
+    case 'node-unfenced':
+      log.info({ member: event.node, leasesLost: event.leasesLost }, event.type);
+      return;
     case 'system-stopped':
       if (event.error !== undefined) log.error({ err: event.error }, 'system failed');
       return;
