@@ -18,9 +18,11 @@ import {
   type Plan,
   parseHistory,
   parsePlan,
+  type RealResult,
   registerWorkload,
   runCheckers,
   runReal,
+  type SimResult,
   shrink,
   simulate,
   summary,
@@ -28,6 +30,7 @@ import {
   worst,
 } from '../chaos/index.js';
 import type { CliIo, ExitCode } from './io.js';
+import { SIGNAL_EXIT, untilSignal } from './signals.js';
 
 /** The built-in workloads by name. */
 function builtIn(name: string): Workload | undefined {
@@ -88,17 +91,32 @@ export function registerChaos(program: Command, io: CliIo, exit: (code: ExitCode
     .option('--out <dir>', 'write history.json and report.html there')
     .action(async (path: string, options: { seed?: string; simulate?: boolean; out?: string }) => {
       const { plan, workload } = await loadPlan(path, options.seed);
-      const result =
-        options.simulate === true
-          ? await simulate(plan, { workload, onProgress: progress })
-          : await runReal(plan, {
+      const simulated = options.simulate === true;
+      // Ctrl-C or SIGTERM stops the run, and a real run stops the servers, node processes and net
+      // lab it started before the command exits.
+      const run = await untilSignal<SimResult | RealResult>(io, 'chaos run', (signal) =>
+        simulated
+          ? simulate(plan, { workload, onProgress: progress, signal })
+          : runReal(plan, {
               workload,
+              signal,
               onProgress: (elapsedMs, totalMs) => {
                 const line = `elapsed ${(elapsedMs / 1000).toFixed(0)} / ${(totalMs / 1000).toFixed(0)} s`;
                 io.err(io.errIsTty === true ? `\r${line}` : `${line}\n`);
               },
               onEvent: (line) => io.err(`${io.errIsTty === true ? '\r' : ''}${line}\n`),
-            });
+            }),
+      );
+      if ('interrupted' in run) {
+        io.err(
+          simulated
+            ? `chaos run "${plan.name}" seed ${plan.seed} interrupted (${run.interrupted})\n`
+            : `chaos run "${plan.name}" seed ${plan.seed} interrupted (${run.interrupted}): the servers, node processes and net lab it started are stopped\n`,
+        );
+        exit(SIGNAL_EXIT[run.interrupted]);
+        return;
+      }
+      const result = run.done;
       if (io.errIsTty === true) io.err('\n');
       io.out(`${summary(result)}\n`);
       if (options.out !== undefined) {

@@ -7,9 +7,7 @@ import { NODE_ENV_VARIABLES, resolveNodeConfig } from '../node/config.js';
 import { startNodeOps } from '../node/ops.js';
 import { type ClusterNode, startClusterNode } from '../node/start.js';
 import type { CliIo, ExitCode } from './io.js';
-
-const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
-const SIGNAL_EXIT: Record<(typeof SIGNALS)[number], number> = { SIGINT: 130, SIGTERM: 143 };
+import { SIGNAL_EXIT, STOP_SIGNALS as SIGNALS, type StopSignal } from './signals.js';
 
 /** Adds `troupe node` to the program (as a subcommand, so it inherits the program's output and exit handling). */
 export function registerNode(program: Command, io: CliIo, exit: (code: ExitCode) => void): void {
@@ -75,7 +73,7 @@ async function runNode(modulePath: string, io: CliIo): Promise<ExitCode> {
   let signalled = false;
   let removeHandlers = () => {};
   const stopped = new Promise<ExitCode>((done) => {
-    const onSignal = (signal: (typeof SIGNALS)[number]) => {
+    const onSignal = (signal: StopSignal) => {
       if (signalled) {
         node.log.warn({ signal }, 'second signal: exiting now');
         process.exit(SIGNAL_EXIT[signal]);

@@ -1,10 +1,11 @@
 /** `troupe chaos run | replay | shrink`: a plan file in, a summary, a history and a report out. */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { natsServerBinary, postgresBinaries } from '../../ops/chaos/index.js';
 import { main } from '../../ops/cli/main.js';
+import { TroupeProcess } from '../harness/troupe-cli.js';
 
 const missing =
   natsServerBinary() === undefined || postgresBinaries() === undefined
@@ -14,6 +15,45 @@ if (missing !== undefined) console.warn(`skipping troupe chaos run on real proce
 
 const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The processes under `pid` (children, their children, ...), with their command names, from /proc. */
+function descendants(pid: number): { pid: number; name: string }[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command name is in parentheses and may hold spaces: the parent's pid follows the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const out: { pid: number; name: string }[] = [];
+  const walk = (parent: number) => {
+    for (const child of parents.get(parent) ?? []) {
+      try {
+        out.push({ pid: child, name: readFileSync(`/proc/${child}/comm`, 'utf8').trim() });
+      } catch {
+        continue;
+      }
+      walk(child);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Whether `pid` runs (a zombie waiting for its reaper does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 function io() {
   const out: string[] = [];
@@ -99,4 +139,74 @@ describe('troupe chaos', () => {
     },
     120_000,
   );
+
+  it.skipIf(missing !== undefined)(
+    'stops a real run on SIGINT: its servers and node processes (a paused one too) are gone, and it exits 130',
+    async () => {
+      const plan = join(dir, 'interrupted-plan.json');
+      writeFileSync(
+        plan,
+        JSON.stringify({
+          name: 'cli-interrupted',
+          seed: 1,
+          durationMs: 600_000,
+          healMs: 5000,
+          nodes: ['a', 'b'],
+          workload: { name: 'counter' },
+          // A paused node cannot see its runner's pipe close: only the runner's cleanup ends it.
+          faults: [{ kind: 'pause-node', at: 500, durationMs: 500_000, node: 'b' }],
+        }),
+      );
+      const run = TroupeProcess.start(['chaos', 'run', plan]);
+      try {
+        await expect
+          .poll(() => run.stderr, { timeout: 90_000, interval: 200 })
+          .toMatch(/pause node b.*elapsed \d+ \/ 600 s/s);
+        const started = descendants(run.child.pid!);
+        const names = started.map((p) => p.name);
+        expect(names).toContain('nats-server');
+        expect(names).toContain('postgres');
+        // The runner's node processes (tsx may add its esbuild service beside them).
+        expect(names.filter((name) => name === 'node').length).toBeGreaterThanOrEqual(2);
+        run.signal('SIGINT');
+        const { code } = await run.exited;
+        expect(code, run.stderr).toBe(130);
+        expect(run.stderr).toMatch(/chaos run "cli-interrupted" seed 1 interrupted \(SIGINT\)/);
+        expect(run.stdout).toBe('');
+        // Postgres's own workers end a moment after their server.
+        await expect
+          .poll(() => started.filter((p) => running(p.pid)), { timeout: 15_000, interval: 100 })
+          .toEqual([]);
+      } finally {
+        await run.stop();
+      }
+    },
+    120_000,
+  );
+
+  it('stops a simulated run on SIGTERM and exits 143', async () => {
+    const plan = join(dir, 'long-sim-plan.json');
+    writeFileSync(
+      plan,
+      JSON.stringify({
+        name: 'cli-sim-interrupted',
+        seed: 1,
+        durationMs: 3_600_000,
+        nodes: ['a', 'b', 'c'],
+        workload: { name: 'register' },
+      }),
+    );
+    const run = TroupeProcess.start(['chaos', 'run', plan, '--simulate']);
+    try {
+      await expect
+        .poll(() => run.stderr, { timeout: 60_000, interval: 200 })
+        .toMatch(/simulated \d+ \/ 3600 s/);
+      run.signal('SIGTERM');
+      const { code } = await run.exited;
+      expect(code, run.stderr).toBe(143);
+      expect(run.stderr).toMatch(/chaos run "cli-sim-interrupted" seed 1 interrupted \(SIGTERM\)/);
+    } finally {
+      await run.stop();
+    }
+  }, 90_000);
 });

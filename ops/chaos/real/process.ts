@@ -19,6 +19,8 @@ export interface NodeLaunch {
   readonly env: Readonly<Record<string, string>>;
   /** How long it may take to say it is ready. */
   readonly readyTimeoutMs: number;
+  /** Aborting it while the node starts kills it, and the start rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 /** A running node process. */
@@ -40,6 +42,7 @@ export class NodeProcess {
 
   /** Starts the node and resolves once it has joined the cluster (its ready line). */
   static start(launch: NodeLaunch): Promise<NodeProcess> {
+    launch.signal?.throwIfAborted();
     const execArgv = ENTRY.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
     const command = [...launch.prefix, process.execPath, ...execArgv, ENTRY];
     const child = spawn(command[0]!, command.slice(1), {
@@ -52,15 +55,20 @@ export class NodeProcess {
       if (tail.length > 30) tail.shift();
     });
     return new Promise<NodeProcess>((resolve, reject) => {
-      const fail = (why: string) => {
+      const end = (error: unknown) => {
         clearTimeout(timer);
+        launch.signal?.removeEventListener('abort', onAbort);
         child.kill('SIGKILL');
-        reject(
+        reject(error);
+      };
+      const fail = (why: string) =>
+        end(
           new TroupeError('ERR_ILLEGAL_STATE', `node ${launch.node} ${why}:\n${tail.join('\n')}`, {
             details: { node: launch.node },
           }),
         );
-      };
+      const onAbort = () => end(launch.signal!.reason);
+      launch.signal?.addEventListener('abort', onAbort, { once: true });
       // Real time on purpose: a real node process gets a wall-clock deadline to start.
       const timer = setTimeout(
         () => fail(`did not start in ${launch.readyTimeoutMs} ms`),
@@ -71,6 +79,7 @@ export class NodeProcess {
       createInterface({ input: child.stdout! }).on('line', (line) => {
         if (!line.startsWith(READY)) return;
         clearTimeout(timer);
+        launch.signal?.removeEventListener('abort', onAbort);
         child.removeAllListeners('exit');
         child.removeAllListeners('error');
         const started = new NodeProcess(launch.node, child, Number(line.slice(READY.length + 1)));

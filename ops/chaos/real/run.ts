@@ -71,6 +71,12 @@ export interface RealRunOptions {
   readonly nodeStartMs?: number;
   /** Log level of the node processes (their stderr). Defaults to `warn`. */
   readonly nodeLogLevel?: string;
+  /**
+   * Aborting it ends the run early (Ctrl-C at the command line): no fault is healed and no final
+   * read made; the node processes, the servers and the net lab the run started are stopped, and
+   * then the run rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** What a run on real processes produced: a simulation's result, with what was skipped. */
@@ -101,7 +107,8 @@ interface RunNode {
  * Runs `plan` on real processes with `workload` and judges the history. Needs `nats-server` and
  * PostgreSQL (Debian's packages) unless `nats` and `postgres` are given.
  * @throws TroupeError `ERR_INVALID_OPTION` for a bad plan or a workload without an origin;
- * `ERR_ILLEGAL_STATE` when a server is not installed or the cluster does not form.
+ * `ERR_ILLEGAL_STATE` when a server is not installed or the cluster does not form; the reason of
+ * `signal` when it aborts (once everything the run started is stopped).
  * @example
  * ```ts
  * const result = await runReal({ name: 'reg', seed: 1, durationMs: 15_000, nodes: ['a', 'b', 'c'],
@@ -124,11 +131,34 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     );
   const say = options.onEvent ?? (() => {});
   const heartbeatMs = options.heartbeatMs ?? 250;
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  // Steps that end by themselves in a few seconds (a server's start, a connection) are let finish
+  // and then the signal is looked at, so that whatever a step started is in `cleanup` when it throws.
+  const checkpoint = () => signal?.throwIfAborted();
   const cleanup: (() => Promise<unknown>)[] = [];
   const nodes = new Map<string, RunNode>(
     plan.nodes.map((name) => [name, { name, proc: undefined, booting: undefined }]),
   );
   let nodeStarts = 0;
+  // A runner that dies leaves nothing behind: a running node sees its stdin close and exits, but a
+  // paused one cannot, and servers wait for ever; the runner's exit kills them (an uncaught error,
+  // or a second Ctrl-C, ends the process without the cleanup below). It is unhooked last.
+  const serverPids: (() => number | undefined)[] = [];
+  const killAll = () => {
+    const pids = [
+      ...[...nodes.values()].map((n) => (n.proc?.state === 'dead' ? undefined : n.proc?.pid)),
+      ...serverPids.map((pid) => pid()),
+    ];
+    for (const pid of pids) {
+      try {
+        if (pid !== undefined) process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+  };
+  process.once('exit', killAll);
   try {
     if (options.nats === undefined && natsServerBinary() === undefined)
       throw new TroupeError('ERR_ILLEGAL_STATE', 'nats-server is not installed (Debian package nats-server)');
@@ -147,45 +177,33 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         const opened = await openNetLab({ nodes: [natsHost, ...plan.nodes], uplink: true, seed: plan.seed });
         lab = opened;
         cleanup.push(() => opened.close());
+        checkpoint();
         say(`net lab: ${plan.nodes.length} node namespace(s) and one for the NATS server`);
       }
     }
-    const [nats, postgres] = await Promise.all([
+    const starting = [
       options.nats ??
         NatsServer.start(lab === undefined ? {} : { prefix: lab.exec(natsHost), host: '0.0.0.0' }),
       options.postgres ?? PostgresServer.start(),
-    ]);
+    ] as const;
+    // One server may start while the other fails: the one that started is disposed all the same.
+    if (options.nats === undefined)
+      cleanup.push(async () => (await Promise.resolve(starting[0]).catch(() => undefined))?.dispose());
+    if (options.postgres === undefined)
+      cleanup.push(async () => (await Promise.resolve(starting[1]).catch(() => undefined))?.dispose());
+    const [nats, postgres] = await Promise.all(starting);
     // In the lab, everything reaches the NATS server at its host's address (the runner through the
     // uplink, which no fault touches), and Postgres through its Unix socket.
     const natsUrl = lab === undefined ? nats.url : `nats://${lab.address(natsHost)}:${nats.port}`;
     say(`nats-server on ${natsUrl}, postgres on port ${postgres.port}`);
-    if (options.nats === undefined) cleanup.push(() => nats.dispose());
-    if (options.postgres === undefined) cleanup.push(() => postgres.dispose());
-    // A runner that dies leaves nothing behind: a running node sees its stdin close and exits, but a
-    // paused one cannot, and servers wait for ever; the runner's exit kills them (an uncaught error
-    // ends the process without the cleanup below).
-    const killAll = () => {
-      const pids = [
-        ...[...nodes.values()].map((n) => (n.proc?.state === 'dead' ? undefined : n.proc?.pid)),
-        options.nats === undefined ? nats.pid : undefined,
-        options.postgres === undefined ? postgres.pid : undefined,
-      ];
-      for (const pid of pids) {
-        try {
-          if (pid !== undefined) process.kill(pid, 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      }
-    };
-    process.once('exit', killAll);
-    cleanup.push(async () => {
-      process.off('exit', killAll);
-    });
+    if (options.nats === undefined) serverPids.push(() => nats.pid);
+    if (options.postgres === undefined) serverPids.push(() => postgres.pid);
+    checkpoint();
 
     const runId = randomBytes(4).toString('hex');
     const cluster = `chaos-${runId}`;
     const journalUrl = await createDatabase(postgres.url, `chaos_${runId}`);
+    checkpoint();
     const nodeJournalUrl =
       lab === undefined || postgres.socketDir === undefined
         ? journalUrl
@@ -199,17 +217,20 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       reconnectTimeWait: 250,
     });
     cleanup.push(() => nc.close());
+    checkpoint();
 
     let journalFault: ControlCommand = { cmd: 'journal', outage: false, latencyMs: 0 };
     const launch = async (n: RunNode): Promise<void> => {
       const deadline = performance.now() + (options.nodeStartMs ?? 30_000);
       for (let attempt = 1; ; attempt++) {
+        signal?.throwIfAborted();
         try {
           nodeStarts++;
           const proc = await NodeProcess.start({
             node: n.name,
             prefix: lab?.exec(n.name) ?? [],
             readyTimeoutMs: Math.max(1000, deadline - performance.now()),
+            ...(signal === undefined ? {} : { signal }),
             env: {
               [NODE_ENV.cluster]: cluster,
               [NODE_ENV.node]: n.name,
@@ -228,9 +249,9 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
           return;
         } catch (error) {
           // A node cannot start while NATS or Postgres is down (a fault): try again until the deadline.
-          if (performance.now() > deadline) throw error;
+          if (performance.now() > deadline || signal?.aborted === true) throw error;
           say(`node ${n.name} did not start (attempt ${attempt}), trying again: ${firstLine(error)}`);
-          await sleep(500);
+          await sleep(500, signal);
         }
       }
     };
@@ -245,7 +266,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
     });
     await Promise.all([...nodes.values()].map(boot));
-    await formed(nc, cluster, plan.nodes, 30_000);
+    await formed(nc, cluster, plan.nodes, 30_000, signal);
     say(`${plan.nodes.length} node process(es) up in cluster ${cluster}`);
 
     const t0 = performance.now();
@@ -279,21 +300,32 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         return remoteNode(nc, cluster, live[Math.floor(pickRandom() * live.length)]!);
       },
       modelFault,
-      sleep: (ms) => sleep(ms),
+      sleep: (ms) => sleep(ms, signal),
       within: (work, ms) =>
         new Promise((resolve, reject) => {
+          // An interrupted run waits for no answer.
+          const onAbort = () => {
+            clearTimeout(timer);
+            reject(signal!.reason);
+          };
+          const settle = () => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+          };
           // Real time on purpose: the client's deadline on real node processes is wall-clock time.
-          const timer = setTimeout(
-            () => reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`)),
-            ms,
-          );
+          const timer = setTimeout(() => {
+            settle();
+            reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`));
+          }, ms);
+          if (signal?.aborted === true) onAbort();
+          else signal?.addEventListener('abort', onAbort, { once: true });
           work.then(
             (v) => {
-              clearTimeout(timer);
+              settle();
               resolve(v);
             },
             (e: unknown) => {
-              clearTimeout(timer);
+              settle();
               reject(e);
             },
           );
@@ -419,7 +451,8 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         return skip(`it could not be applied: ${(error as Error).message}`);
       }
       const end = faultEnd(fault);
-      if (end > fault.at) await sleep(Math.max(0, end - elapsed()));
+      // An interrupted run heals nothing (a healed crash would start a node again): cleanup stops it all.
+      if (end > fault.at) await sleep(Math.max(0, end - elapsed()), signal);
       try {
         await undo?.();
       } catch (error) {
@@ -430,7 +463,15 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         say(`@${elapsed()} ms healed ${fault.kind}${node === undefined ? '' : ` on ${node}`}`);
     };
 
-    const played = faults.map((fault) => sleep(fault.at).then(() => playFault(fault)));
+    const played = faults.map((fault) => sleep(fault.at, signal).then(() => playFault(fault)));
+    // An interrupted run rejects them all at once; the cleanup below waits for them.
+    for (const play of played) play.catch(() => {});
+    // Before the servers stop: a fault being applied or healed (a server restarting, a node
+    // starting) ends first, and no later one starts, so nothing is started after the cleanup.
+    cleanup.push(async () => {
+      stopped = true;
+      await Promise.allSettled(played);
+    });
     const clients = Array.from({ length: workload.clients }, (_, i) =>
       workload.client(ctx, i).catch(() => {}),
     );
@@ -439,7 +480,8 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       () => options.onProgress?.(Math.min(elapsed(), plan.durationMs), plan.durationMs),
       1000,
     );
-    await sleep(plan.durationMs);
+    cleanup.push(async () => clearInterval(progress));
+    await sleep(plan.durationMs, signal);
     clearInterval(progress);
     options.onProgress?.(plan.durationMs, plan.durationMs);
     stopped = true;
@@ -453,7 +495,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         () => true,
         () => true,
       ),
-      sleep(limit).then(() => false),
+      sleep(limit, signal).then(() => false),
     ]);
     if (!finished) say(`the workload's final reads did not end within ${limit} ms`);
     // Work the nodes still do on their own (sagas the clients stopped waiting for) lands in the
@@ -461,7 +503,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     const settleUntil = performance.now() + plan.healMs;
     let version = -1;
     for (let quiet = 0; quiet < 2 && performance.now() < settleUntil; ) {
-      await sleep(500);
+      await sleep(500, signal);
       const now = await lastPosition(journal).catch(() => version);
       quiet = now === version ? quiet + 1 : 0;
       version = now;
@@ -470,6 +512,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     const wallMs = performance.now() - t0;
     await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
     const log = await readLog(journal, wall0);
+    checkpoint();
     const result: History = {
       seed: plan.seed,
       plan: plan.name,
@@ -490,6 +533,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     };
   } finally {
     for (const task of cleanup.reverse()) await task().catch(() => {});
+    process.off('exit', killAll);
   }
 }
 
@@ -499,10 +543,12 @@ async function formed(
   cluster: string,
   names: readonly string[],
   timeoutMs: number,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let last = '';
   for (;;) {
+    signal?.throwIfAborted();
     const views = await Promise.all(
       names.map((node) =>
         callGateway(nc, cluster, node, { op: 'members' }, 2000).then(
@@ -515,7 +561,7 @@ async function formed(
     last = views.map((members, i) => `${names[i]} sees ${members.join(', ')}`).join('; ');
     if (performance.now() > deadline)
       throw new TroupeError('ERR_ILLEGAL_STATE', `the cluster did not form within ${timeoutMs} ms: ${last}`);
-    await sleep(200);
+    await sleep(200, signal);
   }
 }
 

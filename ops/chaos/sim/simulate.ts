@@ -107,6 +107,8 @@ export interface SimulateOptions {
   readonly onProgress?: (simulatedMs: number, totalMs: number) => void;
   /** Heartbeat of every node. Defaults to 500 ms. */
   readonly heartbeatMs?: number;
+  /** Aborting it ends the run early (Ctrl-C at the command line): it rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 /** What a simulated run produced. */
@@ -132,7 +134,7 @@ interface SimNode {
 
 /**
  * Runs `plan` in simulation with `workload` and judges the history.
- * @throws TroupeError `ERR_INVALID_OPTION` for a bad plan.
+ * @throws TroupeError `ERR_INVALID_OPTION` for a bad plan; the reason of `signal` when it aborts.
  * @example
  * ```ts
  * const result = await simulate({ name: 'reg', seed: 1, durationMs: 30_000, nodes: ['a', 'b', 'c'],
@@ -146,7 +148,14 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
   const started = performance.now();
   const plan = parsePlan(planInput);
   const faults = [...(options.faults ?? schedule(plan))].sort((a, b) => a.at - b.at);
+  const signal = options.signal;
+  signal?.throwIfAborted();
   const scheduler = new SimScheduler();
+  // The scheduler yields to the event loop between its steps, so an abort is seen between two steps.
+  const step = async (until: number) => {
+    await scheduler.run(until);
+    signal?.throwIfAborted();
+  };
   const seeds = seededRandom(plan.seed);
   const draw = () => Math.floor(seeds() * 2 ** 31);
   const network = new SimNetwork(scheduler, seededRandom(draw()), plan.nodes);
@@ -234,7 +243,7 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
       done = true;
     });
     settled.catch(() => {});
-    while (!done) await scheduler.run(scheduler.now() + 10);
+    while (!done) await step(scheduler.now() + 10);
     return settled;
   };
   for (const name of plan.nodes) {
@@ -386,9 +395,9 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
   const clients = Array.from({ length: options.workload.clients }, (_, i) =>
     options.workload.client(ctx, i).catch(() => {}),
   );
-  const step = 1000;
-  for (let t = step; t < plan.durationMs + step; t += step) {
-    await scheduler.run(Math.min(t, plan.durationMs));
+  const second = 1000;
+  for (let t = second; t < plan.durationMs + second; t += second) {
+    await step(Math.min(t, plan.durationMs));
     options.onProgress?.(scheduler.now(), plan.durationMs);
   }
   stopped = true;
@@ -400,7 +409,7 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
       finished = true;
     });
   const limit = plan.durationMs + plan.healMs + 60_000;
-  while (!finished && scheduler.now() < limit) await scheduler.run(scheduler.now() + 250);
+  while (!finished && scheduler.now() < limit) await step(scheduler.now() + 250);
   // A client whose call hangs past the limit leaves its operation in flight (`info`).
   if (finished) await tail;
   const end = scheduler.now();
