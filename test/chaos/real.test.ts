@@ -223,21 +223,18 @@ describe.skipIf(missing !== undefined)('chaos on real processes', () => {
       );
       const text = summary(result);
       expect(result.skipped, text).toEqual([]);
-      // Not asserted here: linearizability. A node cut off for less than its NATS client's ping
-      // timeout does not notice; the others take its leases over, and its old activation may answer
-      // a read with a stale value once its replies flow again. The checker catches that stale read on
-      // some runs (a finding about the runtime's leases, reported; see the summary when it does).
+      // Linearizable although n1, cut off for less than its NATS client's ping timeout, does not notice
+      // while n2 and n3 take its leases over: it fences itself (holds what comes for its named actors)
+      // once its heartbeats go unacknowledged, so its old activations never answer after the takeover.
       expect(
-        result.verdicts
-          .filter((v) => !v.checker.startsWith('linearizable'))
-          .map((v) => [v.checker, v.verdict]),
+        result.verdicts.map((v) => [v.checker, v.verdict]),
         text,
       ).toEqual([
+        ['linearizable(register)', 'ok'],
         ['singleActivation', 'ok'],
         ['noDuplicateEffects', 'ok'],
         ['livenessAfterHeal', 'ok'],
       ]);
-      if (result.verdicts[0]!.verdict !== 'ok') console.warn(`net lab run: ${result.verdicts[0]!.message}`);
       // The partition cut n1 off: nothing asked through it while it lasted was answered.
       const [start, end] = result.history.ops
         .filter((op) => op.process === 'nemesis' && op.f === 'partition')
