@@ -1,9 +1,10 @@
 /** `troupe chaos run | replay | shrink`: a plan file in, a summary, a history and a report out. */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { natsServerBinary, postgresBinaries } from '../../ops/chaos/index.js';
+import { natsServerBinary, netLabUnavailable, postgresBinaries } from '../../ops/chaos/index.js';
 import { main } from '../../ops/cli/main.js';
 import { TroupeProcess } from '../harness/troupe-cli.js';
 
@@ -12,6 +13,8 @@ const missing =
     ? 'nats-server or PostgreSQL is not installed (npm run setup)'
     : undefined;
 if (missing !== undefined) console.warn(`skipping troupe chaos run on real processes: ${missing}`);
+const noLab = missing ?? netLabUnavailable();
+if (noLab !== undefined) console.warn(`skipping troupe chaos run interrupted in the net lab: ${noLab}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'troupe-chaos-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,7 +49,7 @@ function descendants(pid: number): { pid: number; name: string }[] {
 }
 
 /** Whether `pid` runs (a zombie waiting for its reaper does not). */
-function running(pid: number): boolean {
+function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
@@ -140,46 +143,88 @@ describe('troupe chaos', () => {
     120_000,
   );
 
+  /**
+   * Runs `faults` on two real nodes for long, interrupts the CLI with SIGINT once `applied` is
+   * printed and the run goes on, and checks that it exits 130 leaving none of the processes it
+   * started. `running` looks at the run before the signal, given the CLI's pid. Resolves with that pid.
+   */
+  async function interruptRealRun(
+    name: string,
+    faults: unknown[],
+    applied: string,
+    running: (pid: number) => void = () => {},
+  ): Promise<number> {
+    const plan = join(dir, `${name}.json`);
+    writeFileSync(
+      plan,
+      JSON.stringify({
+        name,
+        seed: 1,
+        durationMs: 600_000,
+        healMs: 5000,
+        nodes: ['a', 'b'],
+        workload: { name: 'counter' },
+        faults,
+      }),
+    );
+    const run = TroupeProcess.start(['chaos', 'run', plan]);
+    try {
+      await expect
+        .poll(() => run.stderr, { timeout: 90_000, interval: 200 })
+        .toMatch(new RegExp(`${applied}.*elapsed \\d+ / 600 s`, 's'));
+      const started = descendants(run.child.pid!);
+      const names = started.map((p) => p.name);
+      expect(names).toContain('nats-server');
+      expect(names).toContain('postgres');
+      // The runner's node processes (tsx may add its esbuild service beside them).
+      expect(names.filter((n) => n === 'node').length).toBeGreaterThanOrEqual(2);
+      running(run.child.pid!);
+      run.signal('SIGINT');
+      const { code } = await run.exited;
+      expect(code, run.stderr).toBe(130);
+      expect(run.stderr).toContain(`chaos run "${name}" seed 1 interrupted (SIGINT)`);
+      expect(run.stdout).toBe('');
+      // Postgres's own workers end a moment after their server.
+      await expect
+        .poll(() => started.filter((p) => alive(p.pid)), { timeout: 15_000, interval: 100 })
+        .toEqual([]);
+      return run.child.pid!;
+    } finally {
+      await run.stop();
+    }
+  }
+
   it.skipIf(missing !== undefined)(
     'stops a real run on SIGINT: its servers and node processes (a paused one too) are gone, and it exits 130',
     async () => {
-      const plan = join(dir, 'interrupted-plan.json');
-      writeFileSync(
-        plan,
-        JSON.stringify({
-          name: 'cli-interrupted',
-          seed: 1,
-          durationMs: 600_000,
-          healMs: 5000,
-          nodes: ['a', 'b'],
-          workload: { name: 'counter' },
-          // A paused node cannot see its runner's pipe close: only the runner's cleanup ends it.
-          faults: [{ kind: 'pause-node', at: 500, durationMs: 500_000, node: 'b' }],
-        }),
+      // A paused node cannot see its runner's pipe close: only the runner's cleanup ends it.
+      await interruptRealRun(
+        'cli-interrupted',
+        [{ kind: 'pause-node', at: 500, durationMs: 500_000, node: 'b' }],
+        'pause node b',
       );
-      const run = TroupeProcess.start(['chaos', 'run', plan]);
-      try {
-        await expect
-          .poll(() => run.stderr, { timeout: 90_000, interval: 200 })
-          .toMatch(/pause node b.*elapsed \d+ \/ 600 s/s);
-        const started = descendants(run.child.pid!);
-        const names = started.map((p) => p.name);
-        expect(names).toContain('nats-server');
-        expect(names).toContain('postgres');
-        // The runner's node processes (tsx may add its esbuild service beside them).
-        expect(names.filter((name) => name === 'node').length).toBeGreaterThanOrEqual(2);
-        run.signal('SIGINT');
-        const { code } = await run.exited;
-        expect(code, run.stderr).toBe(130);
-        expect(run.stderr).toMatch(/chaos run "cli-interrupted" seed 1 interrupted \(SIGINT\)/);
-        expect(run.stdout).toBe('');
-        // Postgres's own workers end a moment after their server.
-        await expect
-          .poll(() => started.filter((p) => running(p.pid)), { timeout: 15_000, interval: 100 })
-          .toEqual([]);
-      } finally {
-        await run.stop();
-      }
+    },
+    120_000,
+  );
+
+  it.skipIf(noLab !== undefined)(
+    'stops a real run in the net lab on SIGINT: its namespaces, packet filters and uplink are gone too',
+    async () => {
+      // The lab's namespaces (their packet filters with them) are named after the runner's pid, and
+      // its uplink in the root namespace names the hub's namespace as its peer's.
+      const namespaces = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+      const links = () => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+      const pid = await interruptRealRun(
+        'cli-interrupted-lab',
+        [{ kind: 'partition', at: 500, durationMs: 500_000, sides: [['a'], ['b']] }],
+        'partition',
+        (running) => {
+          expect(namespaces()).toContain(`tnl-${running}-`);
+          expect(links()).toContain(`link-netns tnl-${running}-`);
+        },
+      );
+      expect(namespaces()).not.toContain(`tnl-${pid}-`);
+      expect(links()).not.toContain(`link-netns tnl-${pid}-`);
     },
     120_000,
   );
