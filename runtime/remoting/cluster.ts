@@ -89,6 +89,12 @@ interface Quarantine {
   readonly error: TroupeError;
 }
 
+/**
+ * Most messages a fenced node holds for its named actors (a long store outage with callers on the
+ * node itself): past it, each further one is a `mailbox-full` dead letter with `ERR_NOT_DELIVERED`.
+ */
+const MAX_HELD_MESSAGES = 10_000;
+
 /** How long failures for an unavailable journal count toward the delay before the next attempt. */
 const OUTAGE_WINDOW_MS = 30_000;
 
@@ -130,6 +136,8 @@ export class Cluster {
   private fence: FenceState = { tag: 'serving' };
   /** Messages for named actors held while this node is fenced, per key in arrival order. */
   private readonly held = new Map<string, WireEnvelope[]>();
+  /** How many messages `held` holds, for its bound. */
+  private heldCount = 0;
   /** While an activation gives its mailbox up: what it gives up, to go before what is held for its key. */
   private surrendering: { readonly id: string; readonly envelopes: WireEnvelope[] } | undefined;
 
@@ -223,7 +231,7 @@ export class Cluster {
     }
     const id = idOf(kind, key);
     if (this.fenced()) {
-      this.hold(id, envelope);
+      this.hold(id, envelope, kind, key);
       return;
     }
     const activation = this.activations.get(id);
@@ -678,11 +686,21 @@ export class Cluster {
   }
 
   /** Holds a message for `id` while fenced (behind what is held for it already). */
-  private hold(id: string, envelope: WireEnvelope): void {
+  private hold(id: string, envelope: WireEnvelope, kind: string, key: string): void {
     if (this.surrendering?.id === id) {
       this.surrendering.envelopes.push(envelope);
       return;
     }
+    if (this.heldCount >= MAX_HELD_MESSAGES) {
+      const error = new TroupeError(
+        'ERR_NOT_DELIVERED',
+        `${kind}/${key}: node ${this.host.node} has had no heartbeat acknowledged by the cluster store lately and holds ${MAX_HELD_MESSAGES} messages for its named actors already`,
+        { details: { kind, key, node: this.host.node } },
+      );
+      this.host.undeliverable(envelope, error, 'mailbox-full');
+      return;
+    }
+    this.heldCount++;
     const queue = this.held.get(id);
     if (queue === undefined) this.held.set(id, [envelope]);
     else queue.push(envelope);
@@ -691,6 +709,7 @@ export class Cluster {
   /** Holds messages for `id` that came before everything held for it already. */
   private holdFirst(id: string, envelopes: readonly WireEnvelope[]): void {
     if (envelopes.length === 0) return;
+    this.heldCount += envelopes.length;
     this.held.set(id, [...envelopes, ...(this.held.get(id) ?? [])]);
   }
 
@@ -751,6 +770,7 @@ export class Cluster {
   private releaseHeld(): void {
     for (const [id, queue] of [...this.held]) {
       this.held.delete(id);
+      this.heldCount -= queue.length;
       const kind = kindOf(id);
       const key = id.slice(kind.length + 1);
       for (const envelope of queue) this.route(envelope, kind, key);

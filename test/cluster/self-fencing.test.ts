@@ -200,4 +200,29 @@ describe('a node cut off from the cluster store fences itself', () => {
     expect(await l.drive(read)).toEqual({ status: 'fulfilled', value: 1 });
     expect(l.holderOf(key)).toBe(isolated);
   });
+
+  it('holds at most 10,000 messages while fenced: each further one is a dead letter with ERR_NOT_DELIVERED', async () => {
+    const l = await cluster();
+    const key = 'k3';
+    const { isolated } = await takeOverFromIsolated(l, key);
+    const system = l.systems.get(isolated)!;
+    const refused: { reason: string; code: string | undefined }[] = [];
+    system.events$.subscribe((event) => {
+      if (event.type === 'dead-letter') refused.push({ reason: event.reason, code: event.error?.code });
+    });
+    const rule = { sides: [[isolated], NODES.filter((n) => n !== isolated)], oneWay: false };
+    l.network.partitions.add(rule);
+    await l.advance(5 * HEARTBEAT_MS);
+    const reads = Array.from({ length: 10_001 }, () =>
+      register(system, key).ask('read', {}, { timeoutMs: 60_000 }),
+    );
+    const last = await l.drive(reads[10_000]!, 1000);
+    expect(last.status).toBe('rejected');
+    expect((last as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_NOT_DELIVERED' });
+    expect(refused).toEqual([{ reason: 'mailbox-full', code: 'ERR_NOT_DELIVERED' }]);
+    // Healed (nobody took the key meanwhile): the held ones are answered by its activation.
+    l.network.partitions.delete(rule);
+    expect(await l.drive(reads[0]!)).toEqual({ status: 'fulfilled', value: 1 });
+    expect(await l.drive(reads[9_999]!)).toEqual({ status: 'fulfilled', value: 1 });
+  });
 });
