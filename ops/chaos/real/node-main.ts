@@ -17,6 +17,7 @@ import { defineNodeConfig, resolveNodeConfig } from '../../node/config.js';
 import { startClusterNode } from '../../node/start.js';
 import { historyRecorder } from '../history/index.js';
 import { parsePlan } from '../plan/index.js';
+import { journalView } from '../sim/journal.js';
 import { glob, type SimContext, type Workload, type WorkloadOrigin } from '../sim/simulate.js';
 import {
   type ControlCommand,
@@ -79,37 +80,24 @@ function chaosJournal(journal: Journal): Journal {
       );
     return call();
   };
-  return {
+  return journalView(journal, {
+    gate,
     append: (stream, events, options) =>
-      gate(() =>
-        journal.append(
-          stream,
-          events.map((event) => ({
-            ...event,
-            metadata: {
-              ...event.metadata,
-              [META.node]: node,
-              [META.time]: realClock.wallNow(),
-              ...(options?.fence === undefined ? {} : { [META.fence]: options.fence }),
-            },
-          })),
-          options,
-        ),
+      journal.append(
+        stream,
+        events.map((event) => ({
+          ...event,
+          metadata: {
+            ...event.metadata,
+            [META.node]: node,
+            [META.time]: realClock.wallNow(),
+            ...(options?.fence === undefined ? {} : { [META.fence]: options.fence }),
+          },
+        })),
+        options,
       ),
-    readStream: (stream, options) => gate(() => journal.readStream(stream, options)),
-    streamVersion: (stream) => gate(() => journal.streamVersion(stream)),
-    readAll: (options) => gate(() => journal.readAll(options)),
-    subscribe: (options) => journal.subscribe(options),
-    saveSnapshot: (stream, version, state) => gate(() => journal.saveSnapshot(stream, version, state)),
-    loadSnapshot: (stream) => gate(() => journal.loadSnapshot(stream)),
-    pruneToSnapshot: (stream) => gate(() => journal.pruneToSnapshot(stream)),
-    loadCheckpoint: (name) => gate(() => journal.loadCheckpoint(name)),
-    saveCheckpoint: (name, checkpoint) => gate(() => journal.saveCheckpoint(name, checkpoint)),
-    close: () => journal.close(),
-    drain: () => journal.drain(),
-    closed: () => journal.closed(),
-    [Symbol.asyncDispose]: () => journal.close(),
-  };
+    closes: true,
+  });
 }
 
 const config = resolveNodeConfig(

@@ -45,41 +45,66 @@ export function simJournal(
     if (faults.connections !== connection) throw lostConnection(node);
     return result;
   };
-  return {
+  return journalView(journal, {
+    gate,
     async append(stream, events, options) {
-      return gate(async () => {
-        const result = await journal.append(stream, events, options);
-        if (!result.duplicate) {
-          events.forEach((event, i) => {
-            record({
-              stream,
-              version: result.fromVersion + i,
-              type: event.type,
-              data: event.data,
-              ...(options?.messageId === undefined ? {} : { messageId: options.messageId }),
-              ...(options?.fence === undefined ? {} : { fence: options.fence }),
-              time: now(),
-              node,
-            });
+      const result = await journal.append(stream, events, options);
+      if (!result.duplicate) {
+        events.forEach((event, i) => {
+          record({
+            stream,
+            version: result.fromVersion + i,
+            type: event.type,
+            data: event.data,
+            ...(options?.messageId === undefined ? {} : { messageId: options.messageId }),
+            ...(options?.fence === undefined ? {} : { fence: options.fence }),
+            time: now(),
+            node,
           });
-        }
-        return result;
-      });
+        });
+      }
+      return result;
     },
-    readStream: (stream, options) => gate(() => journal.readStream(stream, options)),
+    // The shared journal outlives every node; the simulation closes it.
+    closes: false,
+  });
+}
+
+/** How {@link journalView} sees a journal. */
+export interface JournalViewOptions {
+  /**
+   * Every call goes through it but `subscribe` and the lifecycle: it may wait (a slow journal),
+   * refuse (an outage) or never answer (a dead node).
+   */
+  gate<T>(call: () => Promise<T>): Promise<T>;
+  /** The append that goes through the gate (to record or stamp what is appended). Defaults to the journal's. */
+  readonly append?: Journal['append'];
+  /** Whether closing the view closes the journal (a node process's own) or not (a shared one). */
+  readonly closes: boolean;
+}
+
+/**
+ * A journal as one node of a chaos run sees it, in simulation or in a node process: `journal`
+ * behind the run's faults (`gate`).
+ */
+export function journalView(journal: Journal, options: JournalViewOptions): Journal {
+  const { gate, closes } = options;
+  const append = options.append ?? ((stream, events, opts) => journal.append(stream, events, opts));
+  return {
+    append: (stream, events, opts) => gate(() => append(stream, events, opts)),
+    readStream: (stream, opts) => gate(() => journal.readStream(stream, opts)),
     streamVersion: (stream) => gate(() => journal.streamVersion(stream)),
-    readAll: (options) => gate(() => journal.readAll(options)),
-    subscribe: (options) => journal.subscribe(options),
+    readAll: (opts) => gate(() => journal.readAll(opts)),
+    subscribe: (opts) => journal.subscribe(opts),
     saveSnapshot: (stream, version, state) => gate(() => journal.saveSnapshot(stream, version, state)),
     loadSnapshot: (stream) => gate(() => journal.loadSnapshot(stream)),
     pruneToSnapshot: (stream) => gate(() => journal.pruneToSnapshot(stream)),
     loadCheckpoint: (name) => gate(() => journal.loadCheckpoint(name)),
     saveCheckpoint: (name, checkpoint) => gate(() => journal.saveCheckpoint(name, checkpoint)),
-    // The shared journal outlives every node; the simulation closes it.
-    close: async () => {},
-    drain: async () => {},
+    close: closes ? () => journal.close() : async () => {},
+    drain: closes ? () => journal.drain() : async () => {},
     closed: () => journal.closed(),
-    [Symbol.asyncDispose]: async () => {},
+    [Symbol.asyncDispose]: closes ? () => journal.close() : async () => {},
   };
 }
 
