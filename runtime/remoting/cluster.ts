@@ -665,7 +665,9 @@ export class Cluster {
    * watch has not yet delivered this node's fresh heartbeat) may still take a key just after this
    * node's lease check has read it; the journal's fence still refuses the old activation's writes
    * then, but a read may be answered from it until the periodic lease check stops it. Side effects
-   * outside the journal are not fenced.
+   * outside the journal are not fenced, nor are messages sent to an activation's own cell (its
+   * `ctx.self` handed to an actor of the same node): only what is addressed to the named actor is
+   * routed, and so held.
    */
   private fenced(): boolean {
     if (this.fence.tag === 'fenced') return true;
