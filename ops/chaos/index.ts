@@ -85,6 +85,8 @@ export {
   checkChaos,
   type ModelFaultState,
   type RegisterWorkloadOptions,
+  type RunOptions,
+  type RunResult,
   registerWorkload,
   type ShrinkOptions,
   type ShrinkResult,

@@ -17,18 +17,18 @@ import pg from 'pg';
 import { type Journal, postgresJournal, type StoredEvent } from '../../../memory/index.js';
 import { TroupeError } from '../../../protocols/index.js';
 import { type ActorSystem, realClock, seededRandom, sleep } from '../../../runtime/index.js';
-import { type Checker, runCheckers, type Verdict, worst } from '../checkers/index.js';
-import { type History, historyRecorder, type LogEntry } from '../history/index.js';
+import { historyRecorder, type LogEntry } from '../history/index.js';
+import { describeFault, type Fault, faultEnd, type Plan, type PlanInput } from '../plan/index.js';
 import {
-  describeFault,
-  type Fault,
-  faultEnd,
-  type Plan,
-  type PlanInput,
-  parsePlan,
-  schedule,
-} from '../plan/index.js';
-import type { ModelFaultState, SimContext, Workload, WorkloadOrigin } from '../sim/simulate.js';
+  judged,
+  type ModelFaultState,
+  planned,
+  type RunOptions,
+  type RunResult,
+  type SimContext,
+  type WorkloadOrigin,
+  within,
+} from '../sim/simulate.js';
 import { type NetFault, type NetLab, netLabUnavailable, openNetLab } from './netlab.js';
 import { NodeProcess } from './process.js';
 import { callGateway, remoteNode } from './remote.js';
@@ -41,13 +41,12 @@ export type NetworkFault = Extract<Fault, { kind: 'partition' | 'network' }>;
 /** The net lab's host of the NATS server (a plan node of that name pushes it aside). */
 const NATS_HOST = 'nats-server';
 
-/** Options of {@link runReal}. */
-export interface RealRunOptions {
-  readonly workload: Workload;
-  /** Checkers besides the workload's. */
-  readonly checkers?: readonly Checker[];
-  /** Run this schedule instead of the plan's. */
-  readonly faults?: readonly Fault[];
+/**
+ * Options of {@link runReal}. `heartbeatMs` defaults to 250 ms. Aborting `signal` heals no fault
+ * and makes no final read: the node processes, the servers and the net lab the run started are
+ * stopped, and then the run rejects with the signal's reason.
+ */
+export interface RealRunOptions extends RunOptions {
   /** How node processes build the workload. Defaults to the workload's own `origin`. */
   readonly origin?: WorkloadOrigin;
   /** Told the time now and then (about every second). */
@@ -63,28 +62,16 @@ export interface RealRunOptions {
    * has such faults and the lab can run here; needs root) or `off` (skipped). Defaults to `netlab`.
    */
   readonly network?: 'netlab' | 'off';
-  /** Heartbeat of every node. Defaults to 250 ms. */
-  readonly heartbeatMs?: number;
   /** Missed heartbeats before a node is down. Defaults to 4. */
   readonly downAfterMissed?: number;
   /** How long a node may take to start. Defaults to 30 s. */
   readonly nodeStartMs?: number;
   /** Log level of the node processes (their stderr). Defaults to `warn`. */
   readonly nodeLogLevel?: string;
-  /**
-   * Aborting it ends the run early (Ctrl-C at the command line): no fault is healed and no final
-   * read made; the node processes, the servers and the net lab the run started are stopped, and
-   * then the run rejects with the signal's reason.
-   */
-  readonly signal?: AbortSignal;
 }
 
 /** What a run on real processes produced: a simulation's result, with what was skipped. */
-export interface RealResult {
-  readonly history: History;
-  readonly verdicts: readonly Verdict[];
-  readonly verdict: 'ok' | 'violated' | 'unknown';
-  readonly schedule: readonly Fault[];
+export interface RealResult extends RunResult {
   /** Faults of the schedule that were not applied, with why (also in the history, as nemesis `info`). */
   readonly skipped: readonly { readonly fault: Fault; readonly reason: string }[];
   readonly stats: {
@@ -119,8 +106,7 @@ interface RunNode {
  */
 export async function runReal(planInput: PlanInput | Plan, options: RealRunOptions): Promise<RealResult> {
   const setupStarted = performance.now();
-  const plan = parsePlan(planInput);
-  const faults = [...(options.faults ?? schedule(plan))].sort((a, b) => a.at - b.at);
+  const { plan, faults } = planned(planInput, options);
   const workload = options.workload;
   const origin = options.origin ?? workload.origin;
   if (origin === undefined)
@@ -301,35 +287,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       },
       modelFault,
       sleep: (ms) => sleep(ms, signal),
-      within: (work, ms) =>
-        new Promise((resolve, reject) => {
-          // An interrupted run waits for no answer.
-          const onAbort = () => {
-            clearTimeout(timer);
-            reject(signal!.reason);
-          };
-          const settle = () => {
-            clearTimeout(timer);
-            signal?.removeEventListener('abort', onAbort);
-          };
-          // Real time on purpose: the client's deadline on real node processes is wall-clock time.
-          const timer = setTimeout(() => {
-            settle();
-            reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`));
-          }, ms);
-          if (signal?.aborted === true) onAbort();
-          else signal?.addEventListener('abort', onAbort, { once: true });
-          work.then(
-            (v) => {
-              settle();
-              resolve(v);
-            },
-            (e: unknown) => {
-              settle();
-              reject(e);
-            },
-          );
-        }),
+      within: (work, ms) => within(realClock, work, ms, signal),
     };
 
     const broadcast = (command: ControlCommand, only?: string) => {
@@ -513,21 +471,8 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
     const log = await readLog(journal, wall0);
     checkpoint();
-    const result: History = {
-      seed: plan.seed,
-      plan: plan.name,
-      workload: workload.name,
-      nodes: plan.nodes,
-      durationMs,
-      ops: history.ops,
-      log,
-    };
-    const verdicts = runCheckers(result, [...workload.checkers(plan), ...(options.checkers ?? [])]);
     return {
-      history: result,
-      verdicts,
-      verdict: worst(verdicts),
-      schedule: faults,
+      ...judged(plan, faults, options, { durationMs, ops: history.ops, log }),
       skipped,
       stats: { wallMs, setupMs: t0 - setupStarted, nodeStarts },
     };

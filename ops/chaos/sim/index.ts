@@ -2,6 +2,8 @@ export { type CheckChaosOptions, checkChaos } from './check.js';
 export { type ShrinkOptions, type ShrinkResult, shrink } from './shrink.js';
 export {
   type ModelFaultState,
+  type RunOptions,
+  type RunResult,
   type SimContext,
   type SimResult,
   type SimulateOptions,

@@ -96,27 +96,38 @@ export interface WorkloadOrigin {
   readonly options?: unknown;
 }
 
-/** Options of {@link simulate}. */
-export interface SimulateOptions {
+/** What a run of a plan is given, in simulation ({@link simulate}) or on real processes (`runReal`). */
+export interface RunOptions {
   readonly workload: Workload;
   /** Checkers besides the workload's. */
   readonly checkers?: readonly Checker[];
   /** Run this schedule instead of the plan's (shrinking). */
   readonly faults?: readonly Fault[];
-  /** Told the simulated time now and then (about every simulated second). */
-  readonly onProgress?: (simulatedMs: number, totalMs: number) => void;
-  /** Heartbeat of every node. Defaults to 500 ms. */
+  /** Heartbeat of every node. */
   readonly heartbeatMs?: number;
-  /** Aborting it ends the run early (Ctrl-C at the command line): it rejects with the signal's reason. */
+  /**
+   * Aborting it ends the run early (Ctrl-C at the command line): the run stops what it started and
+   * rejects with the signal's reason.
+   */
   readonly signal?: AbortSignal;
 }
 
-/** What a simulated run produced. */
-export interface SimResult {
+/** What a run of a plan produced, in simulation or on real processes: its history, judged. */
+export interface RunResult {
   readonly history: History;
   readonly verdicts: readonly Verdict[];
   readonly verdict: 'ok' | 'violated' | 'unknown';
   readonly schedule: readonly Fault[];
+}
+
+/** Options of {@link simulate}. `heartbeatMs` defaults to 500 ms. */
+export interface SimulateOptions extends RunOptions {
+  /** Told the simulated time now and then (about every simulated second). */
+  readonly onProgress?: (simulatedMs: number, totalMs: number) => void;
+}
+
+/** What a simulated run produced. */
+export interface SimResult extends RunResult {
   readonly stats: {
     readonly network: NetworkStats;
     readonly timers: number;
@@ -146,8 +157,7 @@ interface SimNode {
 export async function simulate(planInput: PlanInput | Plan, options: SimulateOptions): Promise<SimResult> {
   // Real time only measures the harness's own speed (stats.wallMs); nothing simulated reads it.
   const started = performance.now();
-  const plan = parsePlan(planInput);
-  const faults = [...(options.faults ?? schedule(plan))].sort((a, b) => a.at - b.at);
+  const { plan, faults } = planned(planInput, options);
   const signal = options.signal;
   signal?.throwIfAborted();
   const scheduler = new SimScheduler();
@@ -189,23 +199,7 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
     },
     modelFault,
     sleep: (ms) => sleep(ms, { clock: scheduler }),
-    within: (work, ms) =>
-      new Promise((resolve, reject) => {
-        const timer = scheduler.setTimeout(
-          () => reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`)),
-          ms,
-        );
-        work.then(
-          (v) => {
-            timer.cancel();
-            resolve(v);
-          },
-          (e: unknown) => {
-            timer.cancel();
-            reject(e);
-          },
-        );
-      }),
+    within: (work, ms) => within(scheduler, work, ms),
   };
 
   const boot = async (n: SimNode) => {
@@ -414,21 +408,8 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
   if (finished) await tail;
   const end = scheduler.now();
   for (const n of nodes.values()) kill(n);
-  const result: History = {
-    seed: plan.seed,
-    plan: plan.name,
-    workload: options.workload.name,
-    nodes: plan.nodes,
-    durationMs: end,
-    ops: history.ops,
-    log: history.log,
-  };
-  const verdicts = runCheckers(result, [...options.workload.checkers(plan), ...(options.checkers ?? [])]);
   return {
-    history: result,
-    verdicts,
-    verdict: worst(verdicts),
-    schedule: faults,
+    ...judged(plan, faults, options, { durationMs: end, ops: history.ops, log: history.log }),
     stats: {
       network: network.stats,
       timers: scheduler.fired,
@@ -436,6 +417,66 @@ export async function simulate(planInput: PlanInput | Plan, options: SimulateOpt
       simulatedMs: end,
     },
   };
+}
+
+/** The run's plan, parsed, and its fault schedule (the options' or the plan's) in time order. */
+export function planned(planInput: PlanInput | Plan, options: RunOptions): { plan: Plan; faults: Fault[] } {
+  const plan = parsePlan(planInput);
+  return { plan, faults: [...(options.faults ?? schedule(plan))].sort((a, b) => a.at - b.at) };
+}
+
+/** What a run recorded, as its history, judged by the workload's checkers and the options'. */
+export function judged(
+  plan: Plan,
+  faults: readonly Fault[],
+  options: RunOptions,
+  recorded: Pick<History, 'durationMs' | 'ops' | 'log'>,
+): RunResult {
+  const history: History = {
+    seed: plan.seed,
+    plan: plan.name,
+    workload: options.workload.name,
+    nodes: plan.nodes,
+    ...recorded,
+  };
+  const verdicts = runCheckers(history, [...options.workload.checkers(plan), ...(options.checkers ?? [])]);
+  return { history, verdicts, verdict: worst(verdicts), schedule: faults };
+}
+
+/**
+ * `work`, or a rejection with `ERR_ASK_TIMEOUT` after `ms` on `clock`: a client's own deadline,
+ * which holds even when the node it went through was killed or paused (and then answers late or
+ * never). An abort of `signal` rejects at once with its reason: an interrupted run waits for nothing.
+ */
+export function within<T>(clock: Clock, work: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      timer.cancel();
+      reject(signal!.reason);
+    };
+    const settle = () => {
+      timer.cancel();
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const timer = clock.setTimeout(() => {
+      settle();
+      reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`));
+    }, ms);
+    // A client awaits it: the process must not exit under it.
+    timer.keepAlive?.(true);
+    if (signal?.aborted === true) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        settle();
+        resolve(v);
+      },
+      (e: unknown) => {
+        settle();
+        reject(e);
+      },
+    );
+  });
 }
 
 /** An address pattern: `*` matches any run of characters. */
