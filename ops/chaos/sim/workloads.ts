@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { persistentBehavior } from '../../../memory/index.js';
 import { ask, defineProtocol, TroupeError } from '../../../protocols/index.js';
+import type { ActorSystem } from '../../../runtime/index.js';
 import {
   type Checker,
   counterModel,
@@ -104,11 +105,7 @@ export function registerWorkload(options: RegisterWorkloadOptions = {}): Workloa
     },
     async client(ctx: SimContext, process: number) {
       let n = 0;
-      while (!ctx.stopped) {
-        await ctx.sleep(1 + Math.floor(ctx.random() * thinkMs));
-        if (ctx.stopped) break;
-        const node = ctx.pickNode();
-        if (node === undefined) continue;
+      await clientLoop(ctx, thinkMs, async (node) => {
         const key = `k${Math.floor(ctx.random() * keys)}`;
         const ref = node.actorOf('register', key, Register);
         const commandId = `c${process}-${n++}`;
@@ -151,7 +148,7 @@ export function registerWorkload(options: RegisterWorkloadOptions = {}): Workloa
             (e) => h.info(code(e)),
           );
         }
-      }
+      });
     },
     async finish(ctx) {
       // Every key read once more after the heal, for liveness.
@@ -188,6 +185,24 @@ export function registerWorkload(options: RegisterWorkloadOptions = {}): Workloa
       ];
     },
   };
+}
+
+/**
+ * A client's round of operations until the run stops: each after a pause of up to `thinkMs`,
+ * through a running node picked at random (none while no node runs).
+ */
+export async function clientLoop(
+  ctx: SimContext,
+  thinkMs: number,
+  operate: (node: ActorSystem) => Promise<void>,
+): Promise<void> {
+  while (!ctx.stopped) {
+    await ctx.sleep(1 + Math.floor(ctx.random() * thinkMs));
+    if (ctx.stopped) break;
+    const node = ctx.pickNode();
+    if (node === undefined) continue;
+    await operate(node);
+  }
 }
 
 function code(error: unknown): string {

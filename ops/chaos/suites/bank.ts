@@ -19,6 +19,7 @@ import {
 } from '../checkers/index.js';
 import type { History } from '../history/index.js';
 import type { SimContext, Workload } from '../sim/simulate.js';
+import { clientLoop } from '../sim/workloads.js';
 import { perRun } from './per-run.js';
 
 const Account = defineProtocol('chaos.bank.account', {
@@ -160,11 +161,7 @@ export function bankWorkload(options: BankWorkloadOptions = {}): Workload {
     async client(ctx: SimContext, process: number) {
       const { engine, started } = clientSide(ctx);
       let n = 0;
-      while (!ctx.stopped) {
-        await ctx.sleep(1 + Math.floor(ctx.random() * thinkMs));
-        if (ctx.stopped) break;
-        const node = ctx.pickNode();
-        if (node === undefined) continue;
+      await clientLoop(ctx, thinkMs, async (node) => {
         const from = `a${Math.floor(ctx.random() * accounts)}`;
         let to = `a${Math.floor(ctx.random() * accounts)}`;
         if (to === from) to = `a${(Number(from.slice(1)) + 1) % accounts}`;
@@ -191,7 +188,7 @@ export function bankWorkload(options: BankWorkloadOptions = {}): Workload {
         } catch (error) {
           h.info(TroupeError.is(error) ? error.code : String(error));
         }
-      }
+      });
     },
     async finish(ctx) {
       // Wait for every saga started to end (they resume on a survivor), asking through a node

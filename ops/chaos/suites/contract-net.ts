@@ -17,6 +17,7 @@ import { ContractorProtocol, contractNet } from '../../../societies/index.js';
 import { type Checker, invariant, noDuplicateEffects, singleActivation } from '../checkers/index.js';
 import { type History, type LogEntry, type Op, outcome, pairs } from '../history/index.js';
 import type { SimContext, Workload } from '../sim/simulate.js';
+import { clientLoop } from '../sim/workloads.js';
 import { perRun } from './per-run.js';
 
 const settled = z.discriminatedUnion('status', [
@@ -212,17 +213,13 @@ export function contractNetWorkload(options: ContractNetWorkloadOptions = {}): W
     async client(ctx, process) {
       const pending: string[] = [];
       let n = 0;
-      while (!ctx.stopped) {
-        await ctx.sleep(1 + Math.floor(ctx.random() * thinkMs));
-        if (ctx.stopped) break;
-        const node = ctx.pickNode();
-        if (node === undefined) continue;
+      await clientLoop(ctx, thinkMs, async (node) => {
         // A task whose settle did not answer is asked again before a new one is announced.
         const again = pending.shift();
         const task = again ?? `t${process}-${n++}`;
         if (!(await settle(ctx, node, task, process, again === undefined ? 'announce' : 'settle')))
           pending.push(task);
-      }
+      });
       unsettled(ctx).push(...pending);
     },
     async finish(ctx) {
