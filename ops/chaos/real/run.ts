@@ -12,6 +12,7 @@
  * simulated one.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { type Journal, postgresJournal, type StoredEvent } from '../../../memory/index.js';
@@ -117,8 +118,8 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     );
   const say = options.onEvent ?? (() => {});
   const heartbeatMs = options.heartbeatMs ?? 250;
-  const signal = options.signal;
-  signal?.throwIfAborted();
+  options.signal?.throwIfAborted();
+  const { signal, release } = manyListeners(options.signal);
   // Steps that end by themselves in a few seconds (a server's start, a connection) are let finish
   // and then the signal is looked at, so that whatever a step started is in `cleanup` when it throws.
   const checkpoint = () => signal?.throwIfAborted();
@@ -479,7 +480,24 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
   } finally {
     for (const task of cleanup.reverse()) await task().catch(() => {});
     process.off('exit', killAll);
+    release();
   }
+}
+
+/**
+ * A signal that follows `outer`, for the run's every client, fault and wait to listen to at once
+ * (past the ten listeners after which Node warns of a leak); `release` stops following.
+ */
+function manyListeners(outer: AbortSignal | undefined): {
+  signal: AbortSignal | undefined;
+  release: () => void;
+} {
+  if (outer === undefined) return { signal: undefined, release: () => {} };
+  const inner = new AbortController();
+  setMaxListeners(0, inner.signal);
+  const follow = () => inner.abort(outer.reason);
+  outer.addEventListener('abort', follow, { once: true });
+  return { signal: inner.signal, release: () => outer.removeEventListener('abort', follow) };
 }
 
 /** Waits until every node sees every node up. */
