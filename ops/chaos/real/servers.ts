@@ -174,6 +174,12 @@ function asPostgres(): { prefix: string[]; uid?: number; gid?: number } {
   };
 }
 
+/** A PostgreSQL binary of `bin` with `args`, as the postgres user when we are root: the command and its arguments. */
+function postgresCommand(bin: string, binary: string, args: readonly string[]): [string, string[]] {
+  const [command, ...rest] = [...asPostgres().prefix, join(bin, binary), ...args];
+  return [command!, rest];
+}
+
 /** Options of {@link PostgresServer.start}. */
 export interface PostgresServerOptions {
   /** The address it listens on. Defaults to 127.0.0.1. */
@@ -211,10 +217,7 @@ export class PostgresServer {
     const user = asPostgres();
     if (user.uid !== undefined) chownSync(dir, user.uid, user.gid!);
     execFileSync(
-      user.prefix[0] ?? join(bin, 'initdb'),
-      [
-        ...user.prefix.slice(1),
-        ...(user.prefix.length > 0 ? [join(bin, 'initdb')] : []),
+      ...postgresCommand(bin, 'initdb', [
         '-D',
         join(dir, 'data'),
         '-U',
@@ -223,7 +226,7 @@ export class PostgresServer {
         '-E',
         'UTF8',
         '--no-sync',
-      ],
+      ]),
       { stdio: 'ignore' },
     );
     const host = options.host ?? '127.0.0.1';
@@ -288,7 +291,6 @@ export class PostgresServer {
   private async launch(): Promise<void> {
     const bin = this.bin!;
     const dir = this.dir!;
-    const user = asPostgres();
     const args = [
       '-D',
       join(dir, 'data'),
@@ -305,11 +307,7 @@ export class PostgresServer {
         ? ['-c', 'shared_preload_libraries=timescaledb']
         : []),
     ];
-    const child = spawn(
-      user.prefix[0] ?? join(bin, 'postgres'),
-      [...user.prefix.slice(1), ...(user.prefix.length > 0 ? [join(bin, 'postgres')] : []), ...args],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const child = spawn(...postgresCommand(bin, 'postgres', args), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.process = child;
     let log = '';
     child.stderr!.on('data', (chunk: Buffer) => {
