@@ -901,6 +901,7 @@ export class Cell extends SupervisingCell {
       // Read once a turn: middleware added by a handler applies from the next turn.
       const slow = system.slowReceive || this.settings.validateAll;
       const probe = system.handlerProbe;
+      const tracing = system.tracer !== undefined;
       while (this.mbSize > 0) {
         if (budget-- === 0) {
           system.dispatcher.requeue(this);
@@ -921,10 +922,9 @@ export class Cell extends SupervisingCell {
           slow ||
           handler === undefined ||
           (meta !== undefined &&
-            (meta instanceof TimerTick ||
-              (meta instanceof PendingAsk &&
-                (meta.settled || (meta.trace !== undefined && system.tracer !== undefined))) ||
-              (meta instanceof Traced && system.tracer !== undefined)))
+            (meta instanceof PendingAsk
+              ? meta.settled || (tracing && meta.trace !== undefined)
+              : meta instanceof TimerTick || (tracing && meta instanceof Traced)))
         ) {
           buffer[i] = undefined;
           buffer[i + 1] = undefined;
