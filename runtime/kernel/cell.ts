@@ -902,8 +902,12 @@ export class Cell extends SupervisingCell {
       const slow = system.slowReceive || this.settings.validateAll;
       const probe = system.handlerProbe;
       const tracing = system.tracer !== undefined;
+      // Counted here and added to the system's count once a turn: a store per message into the
+      // system object cost about 8% of a tell to many actors (callgrind).
+      let handled = 0;
       while (this.mbSize > 0) {
         if (budget-- === 0) {
+          system.handled += handled;
           system.dispatcher.requeue(this);
           return;
         }
@@ -915,7 +919,7 @@ export class Cell extends SupervisingCell {
         const meta = buffer[i + 2];
         this.mbHead = i + 3 === buffer.length ? 0 : i + 3;
         this.mbSize--;
-        system.handled++;
+        handled++;
         if (probe !== undefined) probe(this, type);
         const handler = this.table[type];
         if (
@@ -972,6 +976,7 @@ export class Cell extends SupervisingCell {
         }
         if (this.status !== RUNNING || this.flags !== SCHEDULED) break;
       }
+      system.handled += handled;
     }
     this.flags &= ~SCHEDULED;
     const ended = this.system.handlerProbe;
