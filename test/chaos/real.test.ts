@@ -7,6 +7,7 @@
 
 import {
   bankWorkload,
+  contractNetWorkload,
   type FaultInput,
   NatsServer,
   natsServerBinary,
@@ -280,6 +281,36 @@ describe.skipIf(missing !== undefined)('chaos on real processes', () => {
         ['singleActivation', 'ok'],
       ]);
       expect(result.history.log.filter((e) => e.type === 'workflow-started').length).toBeGreaterThan(0);
+    },
+    LONG,
+  );
+
+  it(
+    'runs the contract net over node processes: no task awarded or done twice, every task settled, under kill -9 and SIGSTOP of bidders',
+    async () => {
+      const result = await runReal(
+        {
+          ...plan(11, 'register'),
+          name: 'real-contract-net',
+          durationMs: 6000,
+          workload: { name: 'contract-net' },
+          faults: [
+            { kind: 'crash-node', at: 1500, durationMs: 1500, node: 'n2', signal: 'kill' },
+            { kind: 'pause-node', at: 3500, durationMs: 1000, node: 'n3' },
+          ],
+        },
+        { workload: contractNetWorkload({ clients: 2 }), nats, postgres },
+      );
+      const text = summary(result);
+      expect(
+        result.verdicts.map((v) => [v.checker, v.verdict]),
+        text,
+      ).toEqual(result.verdicts.map((v) => [v.checker, 'ok']));
+      expect(result.skipped).toEqual([]);
+      expect(result.verdicts.length).toBeGreaterThanOrEqual(5);
+      expect(
+        result.history.ops.filter((op) => op.process !== 'nemesis' && op.type === 'ok').length,
+      ).toBeGreaterThan(0);
     },
     LONG,
   );

@@ -204,6 +204,7 @@ export function contractNetWorkload(options: ContractNetWorkloadOptions = {}): W
   return {
     name: 'contract-net',
     clients,
+    origin: { module: import.meta.url, export: 'contractNetWorkload', options },
     kinds(journal) {
       return { manager: { behavior: manager(journal), passivateAfterMs: 600_000 } };
     },
