@@ -18,6 +18,7 @@ import {
   type TreeNode,
 } from '../../../runtime/index.js';
 import { crashActor, localActor } from '../../../runtime/internal.js';
+import { withDeadline } from '../../../supervisors/index.js';
 import { type Checker, runCheckers, type Verdict, worst } from '../checkers/index.js';
 import { type History, type HistoryRecorder, historyRecorder } from '../history/index.js';
 import { type Fault, faultEnd, type Plan, type PlanInput, parsePlan, schedule } from '../plan/index.js';
@@ -449,33 +450,11 @@ export function judged(
  * never). An abort of `signal` rejects at once with its reason: an interrupted run waits for nothing.
  */
 export function within<T>(clock: Clock, work: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      timer.cancel();
-      reject(signal!.reason);
-    };
-    const settle = () => {
-      timer.cancel();
-      signal?.removeEventListener('abort', onAbort);
-    };
-    const timer = clock.setTimeout(() => {
-      settle();
-      reject(new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`));
-    }, ms);
-    // A client awaits it: the process must not exit under it.
-    timer.keepAlive?.(true);
-    if (signal?.aborted === true) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        settle();
-        resolve(v);
-      },
-      (e: unknown) => {
-        settle();
-        reject(e);
-      },
-    );
+  return withDeadline(() => work, {
+    timeoutMs: ms,
+    signal,
+    clock,
+    timeout: () => new TroupeError('ERR_ASK_TIMEOUT', `no answer within ${ms} ms (client side)`),
   });
 }
 
