@@ -2,7 +2,14 @@
 import { type Logger, pino } from 'pino';
 import { inMemoryJournal, type Journal, pgliteJournal, postgresJournal } from '../../memory/index.js';
 import { TroupeError } from '../../protocols/index.js';
-import { type ActorSystem, createNode, natsTransport, type SystemEvent } from '../../runtime/index.js';
+import {
+  type ActorSystem,
+  type Clock,
+  createNode,
+  natsTransport,
+  realClock,
+  type SystemEvent,
+} from '../../runtime/index.js';
 import type { NodeContext, ResolvedNodeConfig } from './config.js';
 
 /** A node started by {@link startClusterNode}. */
@@ -24,6 +31,11 @@ export interface StartClusterNodeOptions {
   readonly log?: Logger;
   /** The environment given to the config's functions. Defaults to `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The node's clock: every timer, deadline and timestamp of its system and journal. Defaults to the
+   * real clock; the chaos runner gives a node process one whose wall clock it can skew.
+   */
+  readonly clock?: Clock;
 }
 
 /**
@@ -51,7 +63,8 @@ export async function startClusterNode(
     }
   };
   try {
-    const journal = await openJournal(config.journal);
+    const clock = options.clock ?? realClock;
+    const journal = await openJournal(config.journal, clock);
     if (journal !== undefined) cleanup.push(() => journal.close());
     const context: NodeContext = {
       cluster: config.cluster,
@@ -78,6 +91,7 @@ export async function startClusterNode(
       downAfterMissed: config.downAfterMissed,
       askTimeoutMs: config.askTimeoutMs,
       devChecks: false,
+      clock,
       deadLetterLog: (line) => log.warn(line),
     });
     const subscription = system.events$.subscribe((event) => logEvent(log, event));
@@ -108,11 +122,12 @@ export async function startClusterNode(
   }
 }
 
-async function openJournal(setting: string | undefined): Promise<Journal | undefined> {
+async function openJournal(setting: string | undefined, clock: Clock): Promise<Journal | undefined> {
   if (setting === undefined) return undefined;
-  if (setting === 'memory') return inMemoryJournal();
-  if (setting.startsWith('pglite:')) return pgliteJournal({ dataDir: setting.slice('pglite:'.length) });
-  if (/^postgres(ql)?:\/\//.test(setting)) return postgresJournal({ connectionString: setting });
+  if (setting === 'memory') return inMemoryJournal({ clock });
+  if (setting.startsWith('pglite:'))
+    return pgliteJournal({ dataDir: setting.slice('pglite:'.length), clock });
+  if (/^postgres(ql)?:\/\//.test(setting)) return postgresJournal({ connectionString: setting, clock });
   throw new TroupeError('ERR_INVALID_CONFIG', `invalid config: journal: cannot open "${setting}"`, {
     details: { field: 'journal' },
   });

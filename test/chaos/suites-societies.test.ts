@@ -16,12 +16,18 @@ import {
   checkChaos,
   contractNetWorkload,
   historyJson,
+  historyRecorder,
   modelStormWorkload,
   type PlanInput,
+  parsePlan,
+  type SimContext,
   simulate,
 } from 'troupe/chaos';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { AgentProtocol } from '../../agents/index.js';
+import { inMemoryJournal } from '../../memory/index.js';
 import { main } from '../../ops/cli/main.js';
+import { createSystem, realClock, seededRandom, sleep } from '../../runtime/index.js';
 
 // Whole simulated runs: tens to hundreds of ms of CPU each, more on a loaded machine.
 const LONG = 120_000;
@@ -218,15 +224,72 @@ describe('agents under model storms', () => {
   it(
     'catches a port that drops Retry-After: its retries come too soon',
     async () => {
-      const r = await simulate(stormPlan(2), {
-        workload: modelStormWorkload({ broken: 'ignore-retry-after' }),
-      });
+      // A storm of 429s on half the calls: retries meet 429s, and a port without Retry-After retries early.
+      const storm: PlanInput = {
+        ...stormPlan(2),
+        durationMs: 12_000,
+        faults: [{ kind: 'model', at: 3000, durationMs: 4000, mode: '429', probability: 0.5 }],
+      };
+      const good = await simulate(storm, { workload: modelStormWorkload() });
+      expect(good.verdicts.find((v) => v.checker === 'agents: retries honour Retry-After')!.verdict).toBe(
+        'ok',
+      );
+      const r = await simulate(storm, { workload: modelStormWorkload({ broken: 'ignore-retry-after' }) });
       const verdict = r.verdicts.find((v) => v.checker === 'agents: retries honour Retry-After')!;
       expect(verdict.verdict).toBe('violated');
       expect(verdict.entries!.length).toBeGreaterThan(0);
     },
     LONG,
   );
+});
+
+describe('agents under model storms: budgets that outlive a node', () => {
+  /**
+   * Boots the workload's agents on one node, as a node process started again does: its book does
+   * not know them, and the journal holds what agent-0 spent before (`spentBefore` tokens). Resolves
+   * with the code of agent-0's answer to one run (`ok` when it ran).
+   */
+  async function firstRun(spentBefore: number): Promise<string> {
+    const journal = inMemoryJournal();
+    if (spentBefore > 0)
+      await journal.append('spend-n1-agent-0', [
+        { type: 'spent', data: { tokens: spentBefore, costUsd: 0 } },
+      ]);
+    const system = createSystem({ name: 'c', node: 'n1' });
+    try {
+      const plan = parsePlan({ ...stormPlan(1), faults: [] });
+      const ctx: SimContext = {
+        plan,
+        random: seededRandom(1),
+        clock: realClock,
+        history: historyRecorder(() => realClock.now()),
+        journal,
+        stopped: false,
+        pickNode: () => system,
+        modelFault: { current: undefined },
+        sleep: (ms) => sleep(ms),
+        within: (work) => work,
+      };
+      modelStormWorkload({ agentsPerNode: 1, tokenBudget: 1000 }).boot!(system, journal, ctx);
+      const agent = system.ref('troupe://c/n1/agent-0', AgentProtocol);
+      // The agent is spawned once its budgets are read back.
+      const addresses = (node: { address: string; children: readonly unknown[] }): string[] => [
+        node.address,
+        ...node.children.flatMap((child) => addresses(child as typeof node)),
+      ];
+      await vi.waitFor(() => expect(addresses(system.tree())).toContain(agent.address));
+      const result = await agent.ask('run', { input: 'task', runId: 'r1' }, { timeoutMs: 10_000 });
+      return result.ok ? 'ok' : result.error.code;
+    } finally {
+      await system.close();
+    }
+  }
+
+  it("charge a node's fresh book with what its agents spent, so a restarted node keeps their budgets", async () => {
+    expect(await firstRun(0)).toBe('ok');
+    expect(await firstRun(500)).toBe('ok');
+    expect(await firstRun(990)).toBe('ERR_BUDGET_EXCEEDED');
+  });
 });
 
 describe('the suites from the CLI', () => {

@@ -3,7 +3,8 @@
  * node the way `troupe node` does (`startClusterNode`: the Postgres journal, the NATS transport,
  * membership), hosting the kinds of the workload named by its environment (see `wire.ts`), and
  * adds what the runner drives it with: a gateway on NATS through which the runner's clients call
- * named actors, and commands on stdin (crash an actor, crash the process, journal faults).
+ * named actors, and commands on stdin (crash an actor, crash the process, journal faults, a skewed
+ * wall clock, model faults).
  * Every event it appends carries its node, fencing token and time, for the checkers.
  */
 import { createInterface } from 'node:readline';
@@ -12,18 +13,25 @@ import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import type { Journal } from '../../../memory/index.js';
 import { TroupeError } from '../../../protocols/index.js';
-import { realClock, seededRandom, sleep } from '../../../runtime/index.js';
+import { type Clock, realClock, seededRandom, sleep } from '../../../runtime/index.js';
 import { defineNodeConfig, resolveNodeConfig } from '../../node/config.js';
 import { startClusterNode } from '../../node/start.js';
 import { historyRecorder } from '../history/index.js';
 import { parsePlan } from '../plan/index.js';
 import { journalView } from '../sim/journal.js';
-import { glob, type SimContext, type Workload, type WorkloadOrigin } from '../sim/simulate.js';
+import {
+  glob,
+  type ModelFaultState,
+  type SimContext,
+  type Workload,
+  type WorkloadOrigin,
+} from '../sim/simulate.js';
 import {
   type ControlCommand,
   type GatewayReply,
   type GatewayRequest,
   gatewaySubject,
+  LOG,
   META,
   NODE_ENV,
   READY,
@@ -49,22 +57,52 @@ if (typeof workload?.kinds !== 'function')
   throw new Error(`chaos node: ${origin.module} export ${origin.export} is not a workload`);
 
 const plan = parsePlan(need(NODE_ENV.plan));
+
 /**
- * What the workload's node-side code sees of the run: the plan, real time, and a history of its
- * own (what a node records there stays in the node; the runner's clients keep the history).
+ * The node's clock: the real one, with a wall clock the runner can skew (`clock-skew`). Monotonic
+ * time, and so every timer, is left alone: a skewed host's clock is a wrong time of day, not a fast
+ * or slow second.
  */
-const nodeContext = (journal: Journal): SimContext => ({
-  plan,
-  random: seededRandom(plan.seed),
-  clock: realClock,
-  history: historyRecorder(() => realClock.wallNow()),
-  journal,
-  stopped: false,
-  pickNode: () => undefined,
-  modelFault: { current: undefined },
-  sleep: (ms) => sleep(ms),
-  within: (work) => work,
-});
+let skewMs = 0;
+const nodeClock: Clock = {
+  now: realClock.now,
+  wallNow: () => realClock.wallNow() + skewMs,
+  setTimeout: realClock.setTimeout,
+};
+/** The run's start on the host's clock (the runner says, `epoch`); until then, this process's. */
+let epoch = realClock.wallNow();
+/** The harness's time, as the runner counts it: ms since the run started, on the host's clock. */
+const runClock: Clock = {
+  now: () => realClock.wallNow() - epoch,
+  wallNow: realClock.wallNow,
+  setTimeout: realClock.setTimeout,
+};
+/** The model fault in force, for the workload's scripted model (the runner says, `model`). */
+const modelFault: ModelFaultState = { current: undefined };
+
+/**
+ * What the workload's node-side code sees of the run: the plan, the run's time, the model fault in
+ * force, and a history whose log entries go to the runner (on stdout); other operations a node
+ * records stay in the node (the runner's clients keep the history).
+ */
+function nodeContext(journal: Journal): SimContext {
+  const history = historyRecorder(() => runClock.now());
+  history.logged = (entry) => {
+    process.stdout.write(`${LOG} ${JSON.stringify(entry)}\n`);
+  };
+  return {
+    plan,
+    random: seededRandom(plan.seed),
+    clock: runClock,
+    history,
+    journal,
+    stopped: false,
+    pickNode: () => undefined,
+    modelFault,
+    sleep: (ms) => sleep(ms),
+    within: (work) => work,
+  };
+}
 
 const journalFaults = { outage: false, latencyMs: 0 };
 const crashes: RegExp[] = [];
@@ -100,6 +138,16 @@ function chaosJournal(journal: Journal): Journal {
   });
 }
 
+/** The node's one view of its journal, and the one context its workload sees. */
+let shared: { view: Journal; ctx: SimContext } | undefined;
+function forJournal(journal: Journal): { view: Journal; ctx: SimContext } {
+  if (shared === undefined) {
+    const view = chaosJournal(journal);
+    shared = { view, ctx: nodeContext(view) };
+  }
+  return shared;
+}
+
 const config = resolveNodeConfig(
   defineNodeConfig({
     cluster,
@@ -110,12 +158,12 @@ const config = resolveNodeConfig(
     heartbeatMs: Number(env[NODE_ENV.heartbeatMs] ?? 250),
     downAfterMissed: Number(env[NODE_ENV.downAfterMissed] ?? 3),
     kinds: ({ journal }) => {
-      const view = chaosJournal(journal!);
-      return workload.kinds(view, nodeContext(view));
+      const { view, ctx } = forJournal(journal!);
+      return workload.kinds(view, ctx);
     },
     setup: (system, { journal }) => {
-      const view = chaosJournal(journal!);
-      workload.boot?.(system, view, nodeContext(view));
+      const { view, ctx } = forJournal(journal!);
+      workload.boot?.(system, view, ctx);
       system.use({
         name: 'chaos.crash-actor',
         receive(message, next) {
@@ -131,7 +179,7 @@ const config = resolveNodeConfig(
 );
 // Logs go to stderr: stdout carries the ready line only.
 const log = pino({ level: config.logLevel, base: { cluster, node } }, pino.destination(2));
-const started = await startClusterNode(config, { log });
+const started = await startClusterNode(config, { log, clock: nodeClock });
 const system = started.system;
 
 const nc = await connect({
@@ -162,6 +210,18 @@ nc.subscribe(gatewaySubject(cluster, node), {
         case 'tell':
           system.actorOf(request.kind, request.key).tell(request.type, request.body);
           return { ok: true };
+        case 'ask-at':
+          return {
+            ok: true,
+            value: await system
+              .ref(request.address)
+              .ask(request.type, request.body, { timeoutMs: request.timeoutMs }),
+          };
+        case 'tell-at':
+          system.ref(request.address).tell(request.type, request.body);
+          return { ok: true };
+        case 'clock':
+          return { ok: true, value: system.clock.wallNow() };
         case 'members':
           return {
             ok: true,
@@ -199,6 +259,15 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     case 'journal':
       journalFaults.outage = command.outage;
       journalFaults.latencyMs = command.latencyMs;
+      return;
+    case 'clock':
+      skewMs = command.skewMs;
+      return;
+    case 'model':
+      modelFault.current = command.fault ?? undefined;
+      return;
+    case 'epoch':
+      epoch = command.wallMs;
       return;
   }
 });

@@ -3,8 +3,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { TroupeError } from '../../../protocols/index.js';
+import type { LogEntry } from '../history/index.js';
 import { stopChild } from './servers.js';
-import { type ControlCommand, READY } from './wire.js';
+import { type ControlCommand, LOG, READY } from './wire.js';
 
 /** The node program, next to this file (`.ts` under tsx, `.js` once built). */
 const ENTRY = fileURLToPath(
@@ -21,6 +22,8 @@ export interface NodeLaunch {
   readonly readyTimeoutMs: number;
   /** Aborting it while the node starts kills it, and the start rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+  /** Told each entry the node's workload adds to the checkers' log. */
+  readonly onLog?: (entry: LogEntry) => void;
 }
 
 /** A running node process. */
@@ -77,6 +80,18 @@ export class NodeProcess {
       child.once('error', (error) => fail(`could not be spawned: ${error.message}`));
       child.once('exit', (code, signal) => fail(`exited while starting (${signal ?? code})`));
       createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line.startsWith(LOG)) {
+          // A line cut short by a kill -9 in the middle of a long write is not an entry.
+          let entry: LogEntry;
+          try {
+            entry = JSON.parse(line.slice(LOG.length + 1)) as LogEntry;
+          } catch {
+            tail.push(`(a log entry cut short: ${line.slice(0, 200)})`);
+            return;
+          }
+          launch.onLog?.(entry);
+          return;
+        }
         if (!line.startsWith(READY)) return;
         clearTimeout(timer);
         launch.signal?.removeEventListener('abort', onAbort);

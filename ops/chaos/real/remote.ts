@@ -2,7 +2,8 @@
  * A node process as a workload's client sees it: `actorOf(kind, key)` refs whose asks and tells go
  * to that node's gateway over NATS, where the node makes them through its own actor system. It is
  * handed to workloads as an `ActorSystem`; they reach a node only through `name`, `node`, `clock`,
- * `random` and `actorOf`, and anything else throws a clear error instead of misbehaving.
+ * `random`, `actorOf` and `ref` (asks and tells to an address, which the node sends on wherever the
+ * actor lives), and anything else throws a clear error instead of misbehaving.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ERROR_CODES, type ErrorCode, TroupeError } from '../../../protocols/index.js';
@@ -52,6 +53,11 @@ export async function callGateway(
 
 /** A node process reached through its gateway, as the part of an `ActorSystem` workloads use. */
 export function remoteNode(nc: NatsConnection, cluster: string, node: string): ActorSystem {
+  const ask = (request: GatewayRequest & { timeoutMs: number }, options: AskOptions | undefined) =>
+    callGateway(nc, cluster, node, request, request.timeoutMs + 250, options?.signal);
+  const tell = (request: GatewayRequest) => {
+    callGateway(nc, cluster, node, request, 5000).catch(() => {});
+  };
   const target = {
     name: cluster,
     node,
@@ -62,20 +68,19 @@ export function remoteNode(nc: NatsConnection, cluster: string, node: string): A
         address: `troupe://${cluster}/@${kind}/${key}`,
         ask: (type: string, body: unknown, options?: AskOptions) => {
           const timeoutMs = options?.timeoutMs ?? 5000;
-          return callGateway(
-            nc,
-            cluster,
-            node,
-            { op: 'ask', kind, key, type, body: body ?? {}, timeoutMs },
-            timeoutMs + 250,
-            options?.signal,
-          );
+          return ask({ op: 'ask', kind, key, type, body: body ?? {}, timeoutMs }, options);
         },
-        tell: (type: string, body: unknown) => {
-          callGateway(nc, cluster, node, { op: 'tell', kind, key, type, body: body ?? {} }, 5000).catch(
-            () => {},
-          );
+        tell: (type: string, body: unknown) => tell({ op: 'tell', kind, key, type, body: body ?? {} }),
+      };
+    },
+    ref(address: string) {
+      return {
+        address,
+        ask: (type: string, body: unknown, options?: AskOptions) => {
+          const timeoutMs = options?.timeoutMs ?? 5000;
+          return ask({ op: 'ask-at', address, type, body: body ?? {}, timeoutMs }, options);
         },
+        tell: (type: string, body: unknown) => tell({ op: 'tell-at', address, type, body: body ?? {} }),
       };
     },
   };
@@ -85,7 +90,7 @@ export function remoteNode(nc: NatsConnection, cluster: string, node: string): A
       if (typeof property === 'symbol' || property === 'then' || property === 'toJSON') return undefined;
       throw new TroupeError(
         'ERR_ILLEGAL_STATE',
-        `a chaos client reaches node ${node} of a real run through actorOf only; ActorSystem.${property} is not available`,
+        `a chaos client reaches node ${node} of a real run through actorOf and ref only; ActorSystem.${property} is not available`,
       );
     },
   }) as unknown as ActorSystem;

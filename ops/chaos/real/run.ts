@@ -2,14 +2,15 @@
  * A chaos plan on real processes: one OS process per plan node (a cluster node on a real NATS and
  * a real Postgres journal, hosting the workload's named actors), the workload's clients in the
  * runner's process calling them over NATS, and faults by real means: kill -9 or a crash and a
- * restart, SIGSTOP/SIGCONT, the NATS server and Postgres stopped and started again, actors crashed
- * and the journal made slow or absent through the node's own commands. Network faults (partitions,
+ * restart, SIGSTOP/SIGCONT, the NATS server and Postgres stopped and started again; actors crashed,
+ * the journal made slow or absent, the model faults put in force and a node's wall clock skewed,
+ * through the node's own commands. Network faults (partitions,
  * delay, loss, duplication, reordering) are played in the net lab (Linux network namespaces, root):
  * each node in a namespace of its own and the NATS server in another, so that a partition cuts the
  * minority side off the server. Where the lab cannot run they are skipped, and the history and the
- * summary say why. The history and the checkers
- * are the simulation's, so `summary`, `htmlReport` and the CLI read a real run as they read a
- * simulated one.
+ * summary say why. The history and the checkers are the simulation's (the entries the nodes'
+ * workloads add to the log come back on their stdout), so `summary`, `htmlReport` and the CLI read
+ * a real run as they read a simulated one.
  */
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -207,6 +208,13 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     checkpoint();
 
     let journalFault: ControlCommand = { cmd: 'journal', outage: false, latencyMs: 0 };
+    // What a node started (or started again) during the run is told at once: the run's start, the
+    // faults in force that it plays itself (the journal's, the model's, its clock's skew).
+    let wall0: number | undefined;
+    const modelFault: ModelFaultState = { current: undefined };
+    const skews = new Map<string, number>();
+    // The entries the nodes' workloads add to the checkers' log.
+    const nodeLog: LogEntry[] = [];
     const launch = async (n: RunNode): Promise<void> => {
       const deadline = performance.now() + (options.nodeStartMs ?? 30_000);
       for (let attempt = 1; ; attempt++) {
@@ -217,6 +225,7 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
             node: n.name,
             prefix: lab?.exec(n.name) ?? [],
             readyTimeoutMs: Math.max(1000, deadline - performance.now()),
+            onLog: (entry) => nodeLog.push(entry),
             ...(signal === undefined ? {} : { signal }),
             env: {
               [NODE_ENV.cluster]: cluster,
@@ -233,6 +242,10 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
           n.proc = proc;
           if (journalFault.cmd === 'journal' && (journalFault.outage || journalFault.latencyMs > 0))
             proc.command(journalFault);
+          if (wall0 !== undefined) proc.command({ cmd: 'epoch', wallMs: wall0 });
+          if (modelFault.current !== undefined) proc.command({ cmd: 'model', fault: modelFault.current });
+          const skew = skews.get(n.name) ?? 0;
+          if (skew !== 0) proc.command({ cmd: 'clock', skewMs: skew });
           return;
         } catch (error) {
           // A node cannot start while NATS or Postgres is down (a fault): try again until the deadline.
@@ -257,7 +270,8 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     say(`${plan.nodes.length} node process(es) up in cluster ${cluster}`);
 
     const t0 = performance.now();
-    const wall0 = realClock.wallNow();
+    const runStart = realClock.wallNow();
+    wall0 = runStart;
     const elapsed = () => Math.round(performance.now() - t0);
     const history = historyRecorder(elapsed);
     const seeds = seededRandom(plan.seed);
@@ -270,7 +284,6 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
       );
     const skipped: { fault: Fault; reason: string }[] = [];
     let stopped = false;
-    const modelFault: ModelFaultState = { current: undefined };
 
     const ctx: SimContext = {
       plan,
@@ -294,6 +307,19 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     const broadcast = (command: ControlCommand, only?: string) => {
       for (const n of nodes.values()) if (only === undefined || only === n.name) n.proc?.command(command);
     };
+    broadcast({ cmd: 'epoch', wallMs: runStart });
+
+    /** Sets a node's skew and says how far off its wall clock now reads (as its gateway tells it). */
+    const skew = async (node: string, skewMs: number) => {
+      skews.set(node, skewMs);
+      broadcast({ cmd: 'clock', skewMs }, node);
+      const sent = realClock.wallNow();
+      const read = await callGateway(nc, cluster, node, { op: 'clock' }, 2000).then(
+        (wall) => `reads ${Math.round((wall as number) - (sent + realClock.wallNow()) / 2)} ms off`,
+        (error: unknown) => `unread: ${firstLine(error)}`,
+      );
+      say(`clock of ${node} set ${skewMs} ms off; it ${read}`);
+    };
 
     const cannot = (fault: Fault): string | undefined => {
       switch (fault.kind) {
@@ -308,10 +334,6 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
           return postgres.restartable
             ? undefined
             : 'Postgres is an external server (DATABASE_URL): it is not restarted';
-        case 'clock-skew':
-          return 'clock skew between real processes needs a settable node clock; not available on real processes';
-        case 'model':
-          return 'model faults need a scripted model provider; not available on real processes';
         default:
           return undefined;
       }
@@ -359,6 +381,19 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         case 'crash-actor':
           broadcast({ cmd: 'crash-actor', pattern: fault.pattern }, fault.node);
           return undefined;
+        case 'clock-skew': {
+          await skew(fault.node, (skews.get(fault.node) ?? 0) + fault.skewMs);
+          return () => skew(fault.node, (skews.get(fault.node) ?? 0) - fault.skewMs);
+        }
+        case 'model': {
+          modelFault.current = fault;
+          broadcast({ cmd: 'model', fault });
+          return async () => {
+            if (modelFault.current !== fault) return;
+            modelFault.current = undefined;
+            broadcast({ cmd: 'model', fault: null });
+          };
+        }
         case 'journal': {
           journalFault = {
             cmd: 'journal',
@@ -470,7 +505,11 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     const durationMs = elapsed();
     const wallMs = performance.now() - t0;
     await Promise.all([...nodes.values()].map((n) => n.proc?.kill()));
-    const log = await readLog(journal, wall0);
+    // The journal's events in commit order, then the nodes' own entries by time.
+    const log = [
+      ...(await readLog(journal, runStart)),
+      ...nodeLog.sort((a, b) => (a.time ?? 0) - (b.time ?? 0)),
+    ];
     checkpoint();
     return {
       ...judged(plan, faults, options, { durationMs, ops: history.ops, log }),

@@ -7,6 +7,11 @@
  * during a storm, the budgets hold, no run is lost (every run ends answered or failed with a typed
  * error; one cut off by a crash is run again and ends), and retries wait as long as `Retry-After`
  * asked.
+ *
+ * The budgets are the cluster's, as a budget service would keep them: an agent's spend outlives its
+ * node. Each answer the provider gives is journalled first (stream `spend-<node>-<i>`), and a node
+ * that boots with a book that does not know its agents yet (a node process started again, in a run
+ * on real processes) charges it what they spent before its agents take any call.
  */
 import {
   AgentProtocol,
@@ -18,6 +23,7 @@ import {
   type UsageLedger,
   usageLedger,
 } from '../../../agents/index.js';
+import type { Journal, StoredEvent } from '../../../memory/index.js';
 import { TroupeError } from '../../../protocols/index.js';
 import { type ActorSystem, exponential, sleep } from '../../../runtime/index.js';
 import { type Budgets, createBudgets } from '../../../supervisors/index.js';
@@ -72,6 +78,10 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
   const windowMs = options.windowMs ?? 2000;
   const broken = options.broken;
   const askMs = 6000;
+  const limitsOf = (i: number) => {
+    const scale = 1 + 3 * i;
+    return { tokens: tokenBudget * scale, costUsd: costBudgetUsd * scale };
+  };
   // What one simulated run shares between its nodes (a workload may serve several runs): one book
   // of budgets for the cluster, as a budget service would keep (an agent's spend outlives its
   // node), the usage ledger, and the runs still to settle.
@@ -79,12 +89,13 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
     (): RunState => ({
       budgets: createBudgets(),
       ledger: usageLedger({ prices: { [MODEL]: PRICE } }),
+      known: new Set(),
       logged: 0,
       unsettled: [],
     }),
   );
 
-  const provider = (system: ActorSystem, ctx: SimContext): ModelPort => ({
+  const provider = (system: ActorSystem, journal: Journal, ctx: SimContext): ModelPort => ({
     name: MODEL,
     async complete(request: ModelRequest, call): Promise<ModelResponse> {
       const started = ctx.clock.now();
@@ -148,7 +159,15 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
       const inputTokens = Math.ceil(JSON.stringify(request).length / 4);
       const outputTokens = 20 + Math.floor(system.random() * 60);
       const costUsd = (inputTokens * PRICE.inputPerMillion + outputTokens * PRICE.outputPerMillion) / 1e6;
-      log({ outcome: 'ok', tokens: inputTokens + outputTokens, costUsd });
+      const spent = { tokens: inputTokens + outputTokens, costUsd };
+      try {
+        await journal.append(spendStream(who), [{ type: 'spent', data: spent }]);
+      } catch (error) {
+        // An answer that cannot be metered is not given: the agent never sees it.
+        log({ outcome: 'unmetered' });
+        throw error;
+      }
+      log({ outcome: 'ok', ...spent });
       return {
         text: `done: ${lastUser(request)}`,
         toolCalls: [],
@@ -159,16 +178,59 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
     },
   });
 
-  const agentAddress = (node: string, i: number) => `troupe://sim/${node}/agent-${i}`;
+  /** The stream of what the agent at `address` (`troupe://<cluster>/<node>/agent-<i>`) spent. */
+  const spendStream = (address: string) => `spend-${address.split('/').slice(-2).join('-')}`;
+
+  /**
+   * Gives the agent at `address` its budgets in the run's book: when the book does not know it yet,
+   * charged first with what it spent before (its node started again); retried while the journal
+   * cannot be read. Resolves false when the node stopped meanwhile.
+   */
+  const budgetOf = async (
+    system: ActorSystem,
+    journal: Journal,
+    state: RunState,
+    address: string,
+    i: number,
+  ) => {
+    if (state.known.has(address)) return true;
+    for (;;) {
+      try {
+        const events: StoredEvent[] = [];
+        for (let batch: StoredEvent[] = []; ; ) {
+          batch = await journal.readStream(spendStream(address), {
+            fromVersion: events.length + 1,
+            limit: 1000,
+          });
+          events.push(...batch);
+          if (batch.length < 1000) break;
+        }
+        if (state.known.has(address)) return true;
+        // A scope without limits takes any charge; the limits follow.
+        state.budgets.limit(address, {});
+        for (const e of events) {
+          const spent = e.data as { tokens: number; costUsd: number };
+          state.budgets.reserve(address, spent).settle(spent);
+        }
+        state.budgets.limit(address, limitsOf(i));
+        state.known.add(address);
+        return true;
+      } catch {
+        if (system.status.tag !== 'running') return false;
+        await sleep(500, { clock: system.clock });
+      }
+    }
+  };
 
   const runOnce = async (ctx: SimContext, run: Run, process: number, f: string) => {
     const node = ctx.pickNode();
     if (node === undefined) return false;
-    const h = ctx.history.invoke(process, f, { agent: run.agent }, { key: run.id, node: node.node });
+    const address = `troupe://${node.name}/${run.agent}`;
+    const h = ctx.history.invoke(process, f, { agent: address }, { key: run.id, node: node.node });
     try {
       const result = await ctx.within(
         node
-          .ref(run.agent, AgentProtocol)
+          .ref(address, AgentProtocol)
           // Each try says which it is: a run asked again is a new request, not a retry of the last.
           .ask('run', { input: `task ${run.id} try ${++run.tries}`, runId: run.id }, { timeoutMs: askMs }),
         askMs + 50,
@@ -185,11 +247,13 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
   return {
     name: 'model-storm',
     clients,
+    origin: { module: import.meta.url, export: 'modelStormWorkload', options },
     kinds() {
       return {};
     },
     boot(system, journal, ctx) {
-      const { budgets, ledger } = stateOf(ctx);
+      const state = stateOf(ctx);
+      const { budgets, ledger } = state;
       const events = system.events$.subscribe((e) => {
         if (e.type !== 'breaker-transition') return;
         ctx.history.logged({
@@ -202,7 +266,7 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
         });
       });
       system.closed().then(() => events.unsubscribe());
-      const model = guardedModel(provider(system, ctx), {
+      const model = guardedModel(provider(system, journal, ctx), {
         system,
         timeoutMs: attemptTimeoutMs,
         retry: { attempts: 3, backoff: exponential({ baseMs: 200, maxMs: 2000, jitter: true }) },
@@ -211,10 +275,7 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
             ? false
             : { volumeThreshold, errorThresholdPercentage: 50, resetTimeoutMs: 3000, windowMs },
       });
-      for (let i = 0; i < perNode; i++) {
-        const address = agentAddress(system.node, i);
-        const scale = 1 + 3 * i;
-        budgets.limit(address, { tokens: tokenBudget * scale, costUsd: costBudgetUsd * scale });
+      const spawn = (i: number, address: string) =>
         system.spawn(
           agent({
             model,
@@ -228,6 +289,14 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
           }),
           { name: `agent-${i}` },
         );
+      for (let i = 0; i < perNode; i++) {
+        const address = `troupe://${system.name}/${system.node}/agent-${i}`;
+        // An agent takes calls once its budgets are known (at once when the book knows it).
+        if (state.known.has(address)) spawn(i, address);
+        else
+          void budgetOf(system, journal, state, address, i).then((known) => {
+            if (known && system.status.tag === 'running') spawn(i, address);
+          });
       }
     },
     async client(ctx, process) {
@@ -242,10 +311,7 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
         const run = again ?? {
           id: `r${process}-${n++}`,
           tries: 0,
-          agent: agentAddress(
-            nodes[Math.floor(ctx.random() * nodes.length)]!,
-            Math.floor(ctx.random() * perNode),
-          ),
+          agent: `${nodes[Math.floor(ctx.random() * nodes.length)]!}/agent-${Math.floor(ctx.random() * perNode)}`,
         };
         if (!(await runOnce(ctx, run, process, again === undefined ? 'run' : 'rerun'))) pending.push(run);
       }
@@ -267,7 +333,7 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
   };
 }
 
-/** A run a client asks for: its id, its agent, how many times it was asked. */
+/** A run a client asks for: its id, its agent (`<node>/agent-<i>`), how many times it was asked. */
 interface Run {
   readonly id: string;
   readonly agent: string;
@@ -277,6 +343,8 @@ interface Run {
 interface RunState {
   readonly budgets: Budgets;
   readonly ledger: UsageLedger;
+  /** The agents the book has budgets for. */
+  readonly known: Set<string>;
   /** Entries this workload added to the history's log. */
   logged: number;
   readonly unsettled: Run[];
