@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   ERR_OUTBOX_FULL: "The transport's outage buffer is full; the message was not sent.",
   ERR_NOT_DELIVERED:
     'A message could not be delivered: the transport or the cluster could not take it in time.',
+  ERR_NODE_DOWN:
+    "The node of an ask's target was declared down: before it answered (the message may have been handled), or before the ask was sent.",
   ERR_NO_ROUTE: 'An address names another node or cluster that this system cannot reach.',
   ERR_ACTIVATION_FAILED:
     "A named actor's activation crashed past its kind's restart policy; its key refuses messages for a while, then activates again.",

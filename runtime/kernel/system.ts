@@ -287,6 +287,11 @@ export class ActorSystemImpl implements Host, ClusterHost {
 
   memberDown(node: string): void {
     this.directoryInstance?.nodeDown(node);
+    this.router?.nodeDown(node);
+  }
+
+  memberUp(node: string): void {
+    this.router?.nodeUp(node);
   }
 
   spawnActivation(behavior: Behavior<any, any>, address: Address, onExit: (cell: Cell) => void): Cell {

@@ -40,8 +40,10 @@ export interface ClusterHost extends Pick<IngressHost, 'protocol'> {
    * supervisor (which asks {@link Cluster.decide}); `onExit` hears when it has stopped for good.
    */
   spawnActivation(behavior: Behavior<any, any>, address: Address, onExit: (cell: Cell) => void): Cell;
-  /** A member is down: the groups forget its members. */
+  /** A member is down: the groups forget its members, asks to its actors fail. */
   memberDown(node: string): void;
+  /** A member is up (new, or seen again after it was down). */
+  memberUp(node: string): void;
   /** Admits and delivers an envelope to an actor of this node. */
   deliverLocal(item: unknown): void;
   /** Sends an envelope (a decoded object) to another node as it is. */
@@ -595,6 +597,7 @@ export class Cluster {
     }
     if (member === undefined) {
       this.members.set(node, { state, lastSeen: now });
+      this.host.memberUp(node);
       this.emit(state === 'up' ? 'member-up' : 'member-leaving', node);
       return;
     }

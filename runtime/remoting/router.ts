@@ -108,7 +108,12 @@ export class Router implements TransportSink, Responder {
   private readonly outboxes = new Map<string, Outbox>();
   private readonly replyOutboxes = new Map<string, Outbox>();
   private flushScheduled = false;
-  private readonly pending = new Map<string, { ask: PendingAsk; spec: MessageSpec | undefined }>();
+  private readonly pending = new Map<
+    string,
+    { ask: PendingAsk; spec: MessageSpec | undefined; node: string | undefined }
+  >();
+  /** Nodes the cluster declared down and has not seen again: asks to their actors fail at once. */
+  private readonly downNodes = new Set<string>();
   private sequence = 0;
   private readonly idPrefix: string;
   private readonly replyAddress: Address;
@@ -183,6 +188,31 @@ export class Router implements TransportSink, Responder {
   failPending(error: TroupeError): void {
     for (const { ask } of [...this.pending.values()]) ask.reject(error);
     this.pending.clear();
+  }
+
+  /**
+   * The cluster declared `node` down: asks waiting for an actor of it (not a named actor, which the
+   * cluster routes again) fail with `ERR_NODE_DOWN` now, as an Erlang `call` to a process of a node
+   * that went away exits at once, instead of at their timeout; so do asks sent to it until it is
+   * seen again ({@link nodeUp}).
+   */
+  nodeDown(node: string): void {
+    this.downNodes.add(node);
+    for (const { ask, node: to } of [...this.pending.values()]) {
+      if (to !== node) continue;
+      ask.reject(
+        new TroupeError(
+          'ERR_NODE_DOWN',
+          `node ${node} went down before ${ask.to} answered "${ask.type}" (it may have been handled)`,
+          { details: { node, to: ask.to, type: ask.type } },
+        ),
+      );
+    }
+  }
+
+  /** The cluster sees `node` again (a restart, a healed partition): asks go to it again. */
+  nodeUp(node: string): void {
+    this.downNodes.delete(node);
   }
 
   /** A ref to an actor of another node. */
@@ -351,7 +381,16 @@ export class Router implements TransportSink, Responder {
         ...(fence === undefined ? {} : { fence }),
       };
       if (this.refuseWhenStopped(envelope, ask)) return;
-      this.pending.set(id, { ask, spec: ref.specOf(type) });
+      const node = ref.named === undefined ? ref.node : undefined;
+      if (node !== undefined && this.downNodes.size !== 0 && this.downNodes.has(node)) {
+        ask.reject(
+          new TroupeError('ERR_NODE_DOWN', `node ${node} is down: ${ref.address} cannot answer "${type}"`, {
+            details: { node, to: ref.address, type },
+          }),
+        );
+        return;
+      }
+      this.pending.set(id, { ask, spec: ref.specOf(type), node });
       host.timeouts.add(ask, timeoutMs);
       try {
         if (ref.named !== undefined) this.sendNamed(ref.named, envelope);

@@ -340,3 +340,49 @@ describe('fencing tokens', () => {
     expect(hit).toMatchObject({ from: 'troupe://f/@pinger/p1', fence: expect.any(Number) });
   });
 });
+
+const Waiter = defineProtocol('nm.waiter', {
+  wait: ask(z.object({}), z.null()),
+  ping: ask(z.object({}), z.string()),
+});
+const waiter = behavior({
+  protocols: [Waiter],
+  initialState: () => null,
+  handlers: {
+    // Never answers (and holds its actor): only the ask's end tells the asker anything.
+    wait: () => new Promise<null>(() => {}),
+    ping: () => 'pong',
+  },
+});
+
+describe('asks to the actors of a node that goes down', () => {
+  it('fail with ERR_NODE_DOWN once it is declared down, and at once while it stays down; they reach it when it is back', async () => {
+    const { clock, systems, crashes, recoveries, seenBy } = await cluster(['a', 'b']);
+    const a = systems.get('a')!;
+    const b = systems.get('b')!;
+    const stuck = b.spawn(waiter, { name: 'stuck' });
+    const echo = a.ref(b.spawn(waiter, { name: 'echo' }).address, Waiter);
+    const waiting = a.ref(stuck.address, Waiter).ask('wait', {}, { timeoutMs: 60_000 });
+    waiting.catch(() => {});
+    expect(await echo.ask('ping', {})).toBe('pong');
+    // b goes silent: a declares it down after three missed beats, long before the ask's 60 s.
+    crashes.get('b')!();
+    await clock.advance(4 * HEARTBEAT_MS);
+    expect(seenBy.get('a')).toContainEqual(expect.objectContaining({ type: 'member-down', node: 'b' }));
+    await expect(waiting).rejects.toMatchObject({
+      code: 'ERR_NODE_DOWN',
+      message: expect.stringContaining('went down before'),
+    });
+    await expect(echo.ask('ping', {}, { timeoutMs: 60_000 })).rejects.toMatchObject({
+      code: 'ERR_NODE_DOWN',
+      message: expect.stringContaining('is down'),
+    });
+    // b is heard again: asks go to it again.
+    recoveries.get('b')!();
+    await clock.advance(2 * HEARTBEAT_MS);
+    expect(seenBy.get('a')!.filter((e) => e.type === 'member-up' && e.node === 'b').length).toBeGreaterThan(
+      0,
+    );
+    expect(await echo.ask('ping', {})).toBe('pong');
+  });
+});
