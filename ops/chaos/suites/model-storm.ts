@@ -302,11 +302,14 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
     async client(ctx, process) {
       const pending: Run[] = [];
       let n = 0;
+      let retryTurn = false;
       while (!ctx.stopped) {
         await ctx.sleep(1 + Math.floor(ctx.random() * thinkMs));
         if (ctx.stopped) break;
-        // A run whose answer was lost (its agent's node died, a partition) is run again first.
-        const again = pending.shift();
+        // A run whose answer was lost (its agent's node died, a partition) is run again, every other
+        // turn: a client whose runs' agent is down for a while keeps calling the others meanwhile.
+        retryTurn = !retryTurn;
+        const again = retryTurn ? pending.shift() : undefined;
         const nodes = ctx.plan.nodes;
         const run = again ?? {
           id: `r${process}-${n++}`,
