@@ -100,11 +100,8 @@ describe('network faults as the net lab plays them, through the NATS server', ()
 /** Agents under model storms: 429s on half the calls, a storm of 500s, a kill, a skewed clock, a hang. */
 function stormPlan(seed: number): PlanInput {
   return {
+    ...plan(seed, 'register'),
     name: 'real-model-storm',
-    seed,
-    durationMs: 10_000,
-    healMs: 5000,
-    nodes: ['n1', 'n2', 'n3'],
     workload: { name: 'model-storm' },
     faults: [
       { kind: 'model', at: 1000, durationMs: 2000, mode: '429', probability: 0.5 },

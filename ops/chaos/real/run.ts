@@ -309,15 +309,29 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     };
     broadcast({ cmd: 'epoch', wallMs: runStart });
 
-    /** Sets a node's skew and says how far off its wall clock now reads (as its gateway tells it). */
+    /**
+     * Sets a node's skew and says how far off its wall clock now reads, as its gateway tells it (the
+     * command goes down stdin and the read over NATS: a read may come first, so it is read again a
+     * few times until it agrees, within 250 ms of round trip).
+     */
     const skew = async (node: string, skewMs: number) => {
       skews.set(node, skewMs);
       broadcast({ cmd: 'clock', skewMs }, node);
-      const sent = realClock.wallNow();
-      const read = await callGateway(nc, cluster, node, { op: 'clock' }, 2000).then(
-        (wall) => `reads ${Math.round((wall as number) - (sent + realClock.wallNow()) / 2)} ms off`,
-        (error: unknown) => `unread: ${firstLine(error)}`,
-      );
+      let read = '';
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (attempt > 0) await sleep(50, signal);
+        const sent = realClock.wallNow();
+        let off: number;
+        try {
+          const wall = (await callGateway(nc, cluster, node, { op: 'clock' }, 2000)) as number;
+          off = Math.round(wall - (sent + realClock.wallNow()) / 2);
+        } catch (error) {
+          read = `unread: ${firstLine(error)}`;
+          break;
+        }
+        read = `reads ${off} ms off`;
+        if (Math.abs(off - skewMs) < 250) break;
+      }
       say(`clock of ${node} set ${skewMs} ms off; it ${read}`);
     };
 
