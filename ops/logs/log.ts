@@ -254,7 +254,13 @@ function describe(event: SystemEvent, bodies: boolean): [Level, string, Record<s
 export function logSystem(system: ActorSystem, options: LogSystemOptions = {}): () => void {
   if (typeof options !== 'object' || options === null)
     throw invalidOption('options', 'must be an object', options);
-  const logger = (options.logger ?? troupeLogger()).child({ system: system.name, node: system.node });
+  const base = options.logger ?? troupeLogger();
+  // What the logger does not say already (a node's logger names its node), each line says once.
+  const bound = base.bindings();
+  const logger = base.child({
+    ...(bound.system === undefined ? { system: system.name } : {}),
+    ...(bound.node === undefined ? { node: system.node } : {}),
+  });
   const bodies = options.bodies ?? false;
   const subscription = system.events$.subscribe((event) => {
     try {

@@ -1,15 +1,9 @@
 /** Starting a cluster node from a resolved configuration: what `troupe node` runs. */
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { inMemoryJournal, type Journal, pgliteJournal, postgresJournal } from '../../memory/index.js';
 import { TroupeError } from '../../protocols/index.js';
-import {
-  type ActorSystem,
-  type Clock,
-  createNode,
-  natsTransport,
-  realClock,
-  type SystemEvent,
-} from '../../runtime/index.js';
+import { type ActorSystem, type Clock, createNode, natsTransport, realClock } from '../../runtime/index.js';
+import { logSystem, troupeLogger } from '../logs/index.js';
 import type { NodeContext, ResolvedNodeConfig } from './config.js';
 
 /** A node started by {@link startClusterNode}. */
@@ -27,7 +21,7 @@ export interface ClusterNode {
 
 /** Options of {@link startClusterNode}. */
 export interface StartClusterNodeOptions {
-  /** Where logs go. Defaults to a pino logger on stdout at the config's `logLevel`. */
+  /** Where logs go. Defaults to `troupeLogger` (pino, JSON on stdout) at the config's `logLevel`. */
   readonly log?: Logger;
   /** The environment given to the config's functions. Defaults to `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
@@ -40,8 +34,9 @@ export interface StartClusterNodeOptions {
 
 /**
  * Opens the journal, connects to NATS, starts the node (it joins the cluster's membership even
- * without kinds, so operators see it), runs the config's `setup`, and logs what happens to it:
- * crashes and escalations as warnings and errors, members coming and going.
+ * without kinds, so operators see it), runs the config's `setup`, and logs what happens to it as
+ * `logSystem` does (crashes, escalations and failures as errors; restarts, dead letters, open
+ * breakers and unreachable members as warnings; members and the lifecycle as info), secrets redacted.
  *
  * @throws TroupeError `ERR_TRANSPORT` when NATS cannot be reached; `ERR_JOURNAL_UNAVAILABLE` when the
  * journal cannot; what `kinds` or `setup` throw.
@@ -51,7 +46,8 @@ export async function startClusterNode(
   options: StartClusterNodeOptions = {},
 ): Promise<ClusterNode> {
   const log =
-    options.log ?? pino({ level: config.logLevel, base: { cluster: config.cluster, node: config.node } });
+    options.log ??
+    troupeLogger({ level: config.logLevel }).child({ cluster: config.cluster, node: config.node });
   const cleanup: (() => Promise<void> | void)[] = [];
   const runCleanup = async () => {
     for (const task of cleanup.splice(0).reverse()) {
@@ -94,8 +90,7 @@ export async function startClusterNode(
       clock,
       deadLetterLog: (line) => log.warn(line),
     });
-    const subscription = system.events$.subscribe((event) => logEvent(log, event));
-    cleanup.push(() => subscription.unsubscribe());
+    cleanup.push(logSystem(system, { logger: log }));
     await config.setup?.(system, context);
     let stopping: Promise<void> | undefined;
     const stop = (how: 'drain' | 'close') => {
@@ -131,38 +126,4 @@ async function openJournal(setting: string | undefined, clock: Clock): Promise<J
   throw new TroupeError('ERR_INVALID_CONFIG', `invalid config: journal: cannot open "${setting}"`, {
     details: { field: 'journal' },
   });
-}
-
-/** The events worth a log line: failures at warn or error, membership at info. */
-function logEvent(log: Logger, event: SystemEvent): void {
-  switch (event.type) {
-    case 'actor-crashed':
-      log.warn({ address: event.address, err: event.error, message: event.message?.type }, 'actor crashed');
-      return;
-    case 'supervisor-escalated':
-      log.error({ address: event.address, err: event.error }, 'supervisor escalated');
-      return;
-    case 'activation-failed':
-      log.warn({ address: event.address, err: event.error }, 'activation given up');
-      return;
-    case 'member-up':
-    case 'member-suspect':
-    case 'member-leaving':
-      log.info({ member: event.node }, event.type);
-      return;
-    case 'member-down':
-      log.info({ member: event.node, reason: event.reason }, event.type);
-      return;
-    case 'node-fenced':
-      log.warn({ member: event.node, silentMs: event.silentMs }, event.type);
-      return;
-    case 'node-unfenced':
-      log.info({ member: event.node, leasesLost: event.leasesLost }, event.type);
-      return;
-    case 'system-stopped':
-      if (event.error !== undefined) log.error({ err: event.error }, 'system failed');
-      return;
-    default:
-      return;
-  }
 }

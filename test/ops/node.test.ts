@@ -10,7 +10,7 @@ import { createNode, natsTransport, TroupeError } from '../../index.js';
 import { defineNodeConfig, nodeConfigDefaults, resolveNodeConfig } from '../../ops/index.js';
 import { NatsServer } from '../harness/nats.js';
 import { TroupeProcess } from '../harness/troupe-cli.js';
-import { Greeter } from './node-config.js';
+import { Greeter, Worker } from './node-config.js';
 
 const CONFIG = 'test/ops/node-config.ts';
 
@@ -143,6 +143,21 @@ describe('troupe node, as processes on a private nats-server', () => {
       });
       const greeter = client.ref('troupe://cli1/n1/hello', Greeter);
       expect(await greeter.ask('greet', { n: 1 })).toEqual({ n: 1, node: 'n1', count: 1 });
+      // Its events are logged as logSystem logs them, once per field, secrets scrubbed.
+      client
+        .ref('troupe://cli1/n1/app/worker', Worker)
+        .tell('crash', { why: 'key sk-live1234567890 leaked' });
+      const crashed = await node.log('troupe://cli1/n1/app/worker crashed handling "crash"', 10_000);
+      expect(crashed).toMatchObject({
+        level: 50,
+        event: 'actor-crashed',
+        cluster: 'cli1',
+        node: 'n1',
+        system: 'cli1',
+        address: 'troupe://cli1/n1/app/worker',
+        err: { message: 'key sk-[redacted] leaked' },
+      });
+      await node.log('troupe://cli1/n1/app/worker restarted (1)');
       node.signal('SIGTERM');
       expect((await node.exited).code).toBe(0);
       expect(node.logs().map((l) => l.msg)).toEqual(expect.arrayContaining(['draining', 'stopped']));
