@@ -215,6 +215,56 @@ describe('troupe chaos', () => {
     120_000,
   );
 
+  it.skipIf(missing !== undefined)(
+    'exits at once on a second SIGINT while its servers start, and the servers it spawned die with it',
+    async () => {
+      const plan = join(dir, 'cli-twice.json');
+      writeFileSync(
+        plan,
+        JSON.stringify({
+          name: 'cli-twice',
+          seed: 1,
+          durationMs: 600_000,
+          nodes: ['a'],
+          workload: { name: 'counter' },
+        }),
+      );
+      const run = TroupeProcess.start(['chaos', 'run', plan]);
+      try {
+        // The NATS server is spawned, and the run has not said its servers are up (Postgres's
+        // initdb takes a second or two more).
+        let servers: { pid: number; name: string }[] = [];
+        await expect
+          .poll(
+            () => {
+              servers = descendants(run.child.pid!).filter((p) => p.name === 'nats-server');
+              return servers.length;
+            },
+            { timeout: 60_000, interval: 10 },
+          )
+          .toBe(1);
+        expect(run.stderr).not.toContain('nats-server on');
+        // Two presses of Ctrl-C (two signals at once would be one: a pending signal is not queued twice).
+        run.signal('SIGINT');
+        await expect
+          .poll(() => run.stderr, { timeout: 30_000, interval: 10 })
+          .toContain('SIGINT: interrupting');
+        run.signal('SIGINT');
+        const { code } = await run.exited;
+        expect(code, run.stderr).toBe(130);
+        expect(run.stderr).toContain('SIGINT again: exiting now');
+        // It exited before its servers were up: the race this test is for.
+        expect(run.stderr).not.toContain('nats-server on');
+        await expect
+          .poll(() => servers.filter((p) => alive(p.pid)), { timeout: 15_000, interval: 100 })
+          .toEqual([]);
+      } finally {
+        await run.stop();
+      }
+    },
+    120_000,
+  );
+
   it.skipIf(noLab !== undefined)(
     'stops a real run in the net lab on SIGINT: its namespaces, packet filters and uplink are gone too',
     async () => {

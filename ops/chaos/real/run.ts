@@ -12,6 +12,7 @@
  * workloads add to the log come back on their stdout), so `summary`, `htmlReport` and the CLI read
  * a real run as they read a simulated one.
  */
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -132,11 +133,16 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
   // A runner that dies leaves nothing behind: a running node sees its stdin close and exits, but a
   // paused one cannot, and servers wait for ever; the runner's exit kills them (an uncaught error,
   // or a second Ctrl-C, ends the process without the cleanup below). It is unhooked last.
-  const serverPids: (() => number | undefined)[] = [];
+  // Servers are known from their spawn on, so that one still starting dies too.
+  const servers = new Set<ChildProcess>();
+  const onProcess = (child: ChildProcess) => {
+    servers.add(child);
+    child.once('exit', () => servers.delete(child));
+  };
   const killAll = () => {
     const pids = [
       ...[...nodes.values()].map((n) => (n.proc?.state === 'dead' ? undefined : n.proc?.pid)),
-      ...serverPids.map((pid) => pid()),
+      ...[...servers].map((child) => child.pid),
     ];
     for (const pid of pids) {
       try {
@@ -171,8 +177,10 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     }
     const starting = [
       options.nats ??
-        NatsServer.start(lab === undefined ? {} : { prefix: lab.exec(natsHost), host: '0.0.0.0' }),
-      options.postgres ?? PostgresServer.start(),
+        NatsServer.start(
+          lab === undefined ? { onProcess } : { prefix: lab.exec(natsHost), host: '0.0.0.0', onProcess },
+        ),
+      options.postgres ?? PostgresServer.start({ onProcess }),
     ] as const;
     // One server may start while the other fails: the one that started is disposed all the same.
     if (options.nats === undefined)
@@ -184,8 +192,6 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     // uplink, which no fault touches), and Postgres through its Unix socket.
     const natsUrl = lab === undefined ? nats.url : `nats://${lab.address(natsHost)}:${nats.port}`;
     say(`nats-server on ${natsUrl}, postgres on port ${postgres.port}`);
-    if (options.nats === undefined) serverPids.push(() => nats.pid);
-    if (options.postgres === undefined) serverPids.push(() => postgres.pid);
     checkpoint();
 
     const runId = randomBytes(4).toString('hex');

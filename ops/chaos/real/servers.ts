@@ -61,6 +61,8 @@ export interface NatsServerOptions {
   readonly host?: string;
   /** Put before the command, e.g. a net lab host's `ip netns exec <ns>`. */
   readonly prefix?: readonly string[];
+  /** Told each server process as soon as it is spawned (restarts too), before it is ready. */
+  readonly onProcess?: (child: ChildProcess) => void;
 }
 
 /** A private nats-server with JetStream: {@link NatsServer.start}, then stop, restart, dispose. */
@@ -72,6 +74,7 @@ export class NatsServer {
     private readonly args: readonly string[],
     readonly host: string,
     private readonly prefix: readonly string[],
+    private readonly onProcess: ((child: ChildProcess) => void) | undefined,
   ) {}
 
   /** Starts a server on a random free port with its own JetStream store. */
@@ -83,6 +86,7 @@ export class NatsServer {
       options.args ?? [],
       options.host ?? '127.0.0.1',
       options.prefix ?? [],
+      options.onProcess,
     );
     const port = await server.launch(-1);
     (server as { port: number }).port = port;
@@ -133,6 +137,7 @@ export class NatsServer {
     ];
     const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.process = child;
+    this.onProcess?.(child);
     return new Promise<number>((resolve, reject) => {
       let log = '';
       // Real time on purpose: a real nats-server gets a wall-clock deadline to start.
@@ -184,6 +189,8 @@ function postgresCommand(bin: string, binary: string, args: readonly string[]): 
 export interface PostgresServerOptions {
   /** The address it listens on. Defaults to 127.0.0.1. */
   readonly host?: string;
+  /** Told each server process as soon as it is spawned (restarts too), before it is ready. */
+  readonly onProcess?: (child: ChildProcess) => void;
 }
 
 /**
@@ -199,6 +206,7 @@ export class PostgresServer {
     private readonly bin: string | undefined,
     private readonly external: string | undefined,
     readonly host = '127.0.0.1',
+    private readonly onProcess?: (child: ChildProcess) => void,
   ) {}
 
   /** `DATABASE_URL` when set, else a private server. */
@@ -230,7 +238,7 @@ export class PostgresServer {
       { stdio: 'ignore' },
     );
     const host = options.host ?? '127.0.0.1';
-    const server = new PostgresServer(await freePort(host), dir, bin, undefined, host);
+    const server = new PostgresServer(await freePort(host), dir, bin, undefined, host, options.onProcess);
     await server.launch();
     return server;
   }
@@ -309,6 +317,7 @@ export class PostgresServer {
     ];
     const child = spawn(...postgresCommand(bin, 'postgres', args), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.process = child;
+    this.onProcess?.(child);
     let log = '';
     child.stderr!.on('data', (chunk: Buffer) => {
       log = (log + chunk.toString()).slice(-4000);
