@@ -18,7 +18,9 @@ export type DeadLetterReason =
   /** The transport could not send it (outage buffer full, or the transport closed). */
   | 'transport-failed'
   /** For a named actor whose key was given up for now, after its activation kept failing. */
-  | 'activation-failed';
+  | 'activation-failed'
+  /** Its target's node was declared down by the cluster (and not seen again yet). */
+  | 'node-down';
 
 /**
  * The kernel's own events, by `type`: the fields each carries besides `type` and `at`. The system

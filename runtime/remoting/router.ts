@@ -194,7 +194,7 @@ export class Router implements TransportSink, Responder {
    * The cluster declared `node` down: asks waiting for an actor of it (not a named actor, which the
    * cluster routes again) fail with `ERR_NODE_DOWN` now, as an Erlang `call` to a process of a node
    * that went away exits at once, instead of at their timeout; so do asks sent to it until it is
-   * seen again ({@link nodeUp}).
+   * seen again ({@link nodeUp}), and tells to it are `node-down` dead letters meanwhile.
    */
   nodeDown(node: string): void {
     this.downNodes.add(node);
@@ -299,6 +299,18 @@ export class Router implements TransportSink, Responder {
     if (this.host.devChecks) assertPlainData(body);
     const running = runningCell();
     const from = options?.from ?? running;
+    if (this.downNodes.size !== 0 && ref.named === undefined && this.downNodes.has(ref.node)) {
+      // Nobody would take it: a dead letter now, not a frame into the void.
+      const error = new TroupeError(
+        'ERR_NODE_DOWN',
+        `node ${ref.node} is down: ${ref.address} cannot take "${type}"`,
+        {
+          details: { node: ref.node, to: ref.address, type },
+        },
+      );
+      this.host.deadLetter(ref.address, from?.address, ref.wireType(type), body, 'node-down', error);
+      return;
+    }
     const fence = from === undefined ? undefined : this.fenceOf(from);
     const tracer = this.host.tracer;
     const trace =

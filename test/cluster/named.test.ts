@@ -344,6 +344,7 @@ describe('fencing tokens', () => {
 const Waiter = defineProtocol('nm.waiter', {
   wait: ask(z.object({}), z.null()),
   ping: ask(z.object({}), z.string()),
+  note: tell(z.object({})),
 });
 const waiter = behavior({
   protocols: [Waiter],
@@ -352,11 +353,12 @@ const waiter = behavior({
     // Never answers (and holds its actor): only the ask's end tells the asker anything.
     wait: () => new Promise<null>(() => {}),
     ping: () => 'pong',
+    note: () => {},
   },
 });
 
 describe('asks to the actors of a node that goes down', () => {
-  it('fail with ERR_NODE_DOWN once it is declared down, and at once while it stays down; they reach it when it is back', async () => {
+  it('fail with ERR_NODE_DOWN once it is declared down, and at once while it stays down (tells are dead letters); they reach it when it is back', async () => {
     const { clock, systems, crashes, recoveries, seenBy } = await cluster(['a', 'b']);
     const a = systems.get('a')!;
     const b = systems.get('b')!;
@@ -377,6 +379,16 @@ describe('asks to the actors of a node that goes down', () => {
       code: 'ERR_NODE_DOWN',
       message: expect.stringContaining('is down'),
     });
+    // A tell meanwhile is a dead letter, not a frame sent into the void.
+    a.ref(stuck.address, Waiter).tell('note', {});
+    expect(seenBy.get('a')).toContainEqual(
+      expect.objectContaining({
+        type: 'dead-letter',
+        to: stuck.address,
+        reason: 'node-down',
+        error: expect.objectContaining({ code: 'ERR_NODE_DOWN' }),
+      }),
+    );
     // b is heard again: asks go to it again.
     recoveries.get('b')!();
     await clock.advance(2 * HEARTBEAT_MS);
