@@ -216,7 +216,7 @@ describe('troupe chaos', () => {
   );
 
   it.skipIf(missing !== undefined)(
-    'exits at once on a second SIGINT while its servers start, and the servers it spawned die with it',
+    'exits at once on a second SIGINT while its servers start, and the servers it spawned die with it, their stores removed',
     async () => {
       const plan = join(dir, 'cli-twice.json');
       writeFileSync(
@@ -244,6 +244,11 @@ describe('troupe chaos', () => {
           )
           .toBe(1);
         expect(run.stderr).not.toContain('nats-server on');
+        // Its JetStream store, in the temporary directory.
+        const args = readFileSync(`/proc/${servers[0]!.pid}/cmdline`, 'utf8').split('\0');
+        const store = args[args.indexOf('-sd') + 1]!;
+        expect(store).toContain('troupe-nats-');
+        expect(existsSync(store)).toBe(true);
         // Two presses of Ctrl-C (two signals at once would be one: a pending signal is not queued twice).
         run.signal('SIGINT');
         await expect
@@ -258,6 +263,7 @@ describe('troupe chaos', () => {
         await expect
           .poll(() => servers.filter((p) => alive(p.pid)), { timeout: 15_000, interval: 100 })
           .toEqual([]);
+        expect(existsSync(store)).toBe(false);
       } finally {
         await run.stop();
       }

@@ -15,6 +15,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { rmSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { type Journal, postgresJournal, type StoredEvent } from '../../../memory/index.js';
@@ -133,12 +134,15 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
   // A runner that dies leaves nothing behind: a running node sees its stdin close and exits, but a
   // paused one cannot, and servers wait for ever; the runner's exit kills them (an uncaught error,
   // or a second Ctrl-C, ends the process without the cleanup below). It is unhooked last.
-  // Servers are known from their spawn on, so that one still starting dies too.
+  // Servers are known from their spawn on, so that one still starting dies too, and their stores
+  // from their making on, so that none is left in the temporary directory.
   const servers = new Set<ChildProcess>();
   const onProcess = (child: ChildProcess) => {
     servers.add(child);
     child.once('exit', () => servers.delete(child));
   };
+  const stores: string[] = [];
+  const onDirectory = (dir: string) => void stores.push(dir);
   const killAll = () => {
     const pids = [
       ...[...nodes.values()].map((n) => (n.proc?.state === 'dead' ? undefined : n.proc?.pid)),
@@ -149,6 +153,14 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
         if (pid !== undefined) process.kill(pid, 'SIGKILL');
       } catch {
         // Gone already.
+      }
+    }
+    // Removed already when the run ended normally; a killed server's files may still be closing.
+    for (const dir of stores) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+      } catch {
+        // Left for the system's temporary directory cleaner.
       }
     }
   };
@@ -178,9 +190,11 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     const starting = [
       options.nats ??
         NatsServer.start(
-          lab === undefined ? { onProcess } : { prefix: lab.exec(natsHost), host: '0.0.0.0', onProcess },
+          lab === undefined
+            ? { onProcess, onDirectory }
+            : { prefix: lab.exec(natsHost), host: '0.0.0.0', onProcess, onDirectory },
         ),
-      options.postgres ?? PostgresServer.start({ onProcess }),
+      options.postgres ?? PostgresServer.start({ onProcess, onDirectory }),
     ] as const;
     // One server may start while the other fails: the one that started is disposed all the same.
     if (options.nats === undefined)

@@ -63,6 +63,8 @@ export interface NatsServerOptions {
   readonly prefix?: readonly string[];
   /** Told each server process as soon as it is spawned (restarts too), before it is ready. */
   readonly onProcess?: (child: ChildProcess) => void;
+  /** Told the server's temporary directory (its store) as soon as it is made. */
+  readonly onDirectory?: (dir: string) => void;
 }
 
 /** A private nats-server with JetStream: {@link NatsServer.start}, then stop, restart, dispose. */
@@ -80,6 +82,7 @@ export class NatsServer {
   /** Starts a server on a random free port with its own JetStream store. */
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
     const dir = await mkdtemp(join(tmpdir(), 'troupe-nats-'));
+    options.onDirectory?.(dir);
     const server = new NatsServer(
       0,
       dir,
@@ -191,6 +194,8 @@ export interface PostgresServerOptions {
   readonly host?: string;
   /** Told each server process as soon as it is spawned (restarts too), before it is ready. */
   readonly onProcess?: (child: ChildProcess) => void;
+  /** Told the server's temporary directory (its store) as soon as it is made. */
+  readonly onDirectory?: (dir: string) => void;
 }
 
 /**
@@ -222,6 +227,7 @@ export class PostgresServer {
     const bin = postgresBinaries();
     if (bin === undefined) throw new Error('PostgreSQL is not installed: run `npm run setup`');
     const dir = await mkdtemp(join(tmpdir(), 'troupe-pg-'));
+    options.onDirectory?.(dir);
     const user = asPostgres();
     if (user.uid !== undefined) chownSync(dir, user.uid, user.gid!);
     execFileSync(
