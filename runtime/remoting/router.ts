@@ -100,6 +100,20 @@ interface Outbox {
 const resolved = Promise.resolve();
 
 /**
+ * `ERR_NODE_DOWN` for a message of `type` to `to` on `node`: sent while the node is down, or (an ask,
+ * `inFlight`) waiting when it went down, with an unknown outcome.
+ */
+function nodeDownError(node: string, to: Address, type: string, inFlight: boolean): TroupeError {
+  return new TroupeError(
+    'ERR_NODE_DOWN',
+    inFlight
+      ? `node ${node} went down before ${to} answered "${type}" (it may have been handled)`
+      : `node ${node} is down: ${to} cannot take "${type}"`,
+    { details: { node, to, type } },
+  );
+}
+
+/**
  * Moves envelopes between this node and the others of its cluster over a {@link Transport}:
  * batching per destination node and turn, ask correlation on one reply channel per node, and the
  * untrusted side of arrival (everything is checked, refusals are dead letters).
@@ -198,16 +212,13 @@ export class Router implements TransportSink, Responder {
    */
   nodeDown(node: string): void {
     this.downNodes.add(node);
-    for (const { ask, node: to } of [...this.pending.values()]) {
-      if (to !== node) continue;
-      ask.reject(
-        new TroupeError(
-          'ERR_NODE_DOWN',
-          `node ${node} went down before ${ask.to} answered "${ask.type}" (it may have been handled)`,
-          { details: { node, to: ask.to, type: ask.type } },
-        ),
-      );
-    }
+    for (const { ask, node: to } of [...this.pending.values()])
+      if (to === node) ask.reject(nodeDownError(node, ask.to, ask.type, true));
+  }
+
+  /** Whether `ref`'s node is declared down (never for a named actor's ref: the cluster places it). */
+  private isDown(ref: RemoteRef): boolean {
+    return this.downNodes.size !== 0 && ref.named === undefined && this.downNodes.has(ref.node);
   }
 
   /** The cluster sees `node` again (a restart, a healed partition): asks go to it again. */
@@ -299,15 +310,9 @@ export class Router implements TransportSink, Responder {
     if (this.host.devChecks) assertPlainData(body);
     const running = runningCell();
     const from = options?.from ?? running;
-    if (this.downNodes.size !== 0 && ref.named === undefined && this.downNodes.has(ref.node)) {
+    if (this.isDown(ref)) {
       // Nobody would take it: a dead letter now, not a frame into the void.
-      const error = new TroupeError(
-        'ERR_NODE_DOWN',
-        `node ${ref.node} is down: ${ref.address} cannot take "${type}"`,
-        {
-          details: { node: ref.node, to: ref.address, type },
-        },
-      );
+      const error = nodeDownError(ref.node, ref.address, type, false);
       this.host.deadLetter(ref.address, from?.address, ref.wireType(type), body, 'node-down', error);
       return;
     }
@@ -373,6 +378,7 @@ export class Router implements TransportSink, Responder {
     return new Promise((resolve, reject) => {
       if (!(timeoutMs > 0)) throw invalidOption('ask.timeoutMs', 'must be a number > 0', timeoutMs);
       if (host.devChecks) assertPlainData(body);
+      if (this.isDown(ref)) throw nodeDownError(ref.node, ref.address, type, false);
       const from = runningCell();
       const fence = from === undefined ? undefined : this.fenceOf(from);
       const id = this.nextId();
@@ -393,15 +399,8 @@ export class Router implements TransportSink, Responder {
         ...(fence === undefined ? {} : { fence }),
       };
       if (this.refuseWhenStopped(envelope, ask)) return;
+      // The node, to fail the ask if it goes down (a named actor's follows its key instead).
       const node = ref.named === undefined ? ref.node : undefined;
-      if (node !== undefined && this.downNodes.size !== 0 && this.downNodes.has(node)) {
-        ask.reject(
-          new TroupeError('ERR_NODE_DOWN', `node ${node} is down: ${ref.address} cannot answer "${type}"`, {
-            details: { node, to: ref.address, type },
-          }),
-        );
-        return;
-      }
       this.pending.set(id, { ask, spec: ref.specOf(type), node });
       host.timeouts.add(ask, timeoutMs);
       try {

@@ -27,7 +27,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { AgentProtocol } from '../../agents/index.js';
 import { inMemoryJournal } from '../../memory/index.js';
 import { main } from '../../ops/cli/main.js';
-import { createSystem, realClock, seededRandom, sleep } from '../../runtime/index.js';
+import { createSystem, realClock, seededRandom } from '../../runtime/index.js';
 
 // Whole simulated runs: tens to hundreds of ms of CPU each, more on a loaded machine.
 const LONG = 120_000;
@@ -267,7 +267,8 @@ describe('agents under model storms: budgets that outlive a node', () => {
         stopped: false,
         pickNode: () => system,
         modelFault: { current: undefined },
-        sleep: (ms) => sleep(ms),
+        // Only the workload's clients wait or set deadlines, and none runs here.
+        sleep: () => Promise.reject(new Error('no client runs in this test')),
         within: (work) => work,
       };
       modelStormWorkload({ agentsPerNode: 1, tokenBudget: 1000 }).boot!(system, journal, ctx);

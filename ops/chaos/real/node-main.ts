@@ -64,19 +64,11 @@ const plan = parsePlan(need(NODE_ENV.plan));
  * or slow second.
  */
 let skewMs = 0;
-const nodeClock: Clock = {
-  now: realClock.now,
-  wallNow: () => realClock.wallNow() + skewMs,
-  setTimeout: realClock.setTimeout,
-};
+const nodeClock: Clock = { ...realClock, wallNow: () => realClock.wallNow() + skewMs };
 /** The run's start on the host's clock (the runner says, `epoch`); until then, this process's. */
 let epoch = realClock.wallNow();
 /** The harness's time, as the runner counts it: ms since the run started, on the host's clock. */
-const runClock: Clock = {
-  now: () => realClock.wallNow() - epoch,
-  wallNow: realClock.wallNow,
-  setTimeout: realClock.setTimeout,
-};
+const runClock: Clock = { ...realClock, now: () => realClock.wallNow() - epoch };
 /** The model fault in force, for the workload's scripted model (the runner says, `model`). */
 const modelFault: ModelFaultState = { current: undefined };
 

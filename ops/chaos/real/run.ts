@@ -20,7 +20,14 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { type Journal, postgresJournal, type StoredEvent } from '../../../memory/index.js';
 import { TroupeError } from '../../../protocols/index.js';
-import { type ActorSystem, realClock, seededRandom, sleep } from '../../../runtime/index.js';
+import {
+  type ActorSystem,
+  exponential,
+  realClock,
+  retrying,
+  seededRandom,
+  sleep,
+} from '../../../runtime/index.js';
 import { historyRecorder, type LogEntry } from '../history/index.js';
 import { describeFault, type Fault, faultEnd, type Plan, type PlanInput } from '../plan/index.js';
 import {
@@ -337,21 +344,25 @@ export async function runReal(planInput: PlanInput | Plan, options: RealRunOptio
     const skew = async (node: string, skewMs: number) => {
       skews.set(node, skewMs);
       broadcast({ cmd: 'clock', skewMs }, node);
-      let read = '';
-      for (let attempt = 0; attempt < 5; attempt++) {
-        if (attempt > 0) await sleep(50, signal);
-        const sent = realClock.wallNow();
-        let off: number;
-        try {
+      let off: number | undefined;
+      const disagrees = new Error('the node clock disagrees');
+      const read = await retrying(
+        async () => {
+          const sent = realClock.wallNow();
           const wall = (await callGateway(nc, cluster, node, { op: 'clock' }, 2000)) as number;
           off = Math.round(wall - (sent + realClock.wallNow()) / 2);
-        } catch (error) {
-          read = `unread: ${firstLine(error)}`;
-          break;
-        }
-        read = `reads ${off} ms off`;
-        if (Math.abs(off - skewMs) < 250) break;
-      }
+          if (Math.abs(off - skewMs) >= 250) throw disagrees;
+          return `reads ${off} ms off`;
+        },
+        {
+          attempts: 5,
+          backoff: exponential({ baseMs: 50, maxMs: 50 }),
+          retryable: (e) => e === disagrees,
+          signal,
+        },
+      ).catch((error: unknown) =>
+        error === disagrees ? `reads ${off} ms off` : `unread: ${firstLine(error)}`,
+      );
       say(`clock of ${node} set ${skewMs} ms off; it ${read}`);
     };
 

@@ -23,9 +23,9 @@ import {
   type UsageLedger,
   usageLedger,
 } from '../../../agents/index.js';
-import type { Journal, StoredEvent } from '../../../memory/index.js';
+import { type Journal, type StoredEvent, streamPages } from '../../../memory/index.js';
 import { TroupeError } from '../../../protocols/index.js';
-import { type ActorSystem, exponential, sleep } from '../../../runtime/index.js';
+import { type ActorSystem, exponential, retrying, sleep } from '../../../runtime/index.js';
 import { type Budgets, createBudgets } from '../../../supervisors/index.js';
 import { type Checker, invariant } from '../checkers/index.js';
 import { faultWindows, type History, type LogEntry, type Op, outcome, pairs } from '../history/index.js';
@@ -186,25 +186,11 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
    * charged first with what it spent before (its node started again); retried while the journal
    * cannot be read. Resolves false when the node stopped meanwhile.
    */
-  const budgetOf = async (
-    system: ActorSystem,
-    journal: Journal,
-    state: RunState,
-    address: string,
-    i: number,
-  ) => {
-    if (state.known.has(address)) return true;
-    for (;;) {
-      try {
+  const budgetOf = (system: ActorSystem, journal: Journal, state: RunState, address: string, i: number) =>
+    retrying(
+      async () => {
         const events: StoredEvent[] = [];
-        for (let batch: StoredEvent[] = []; ; ) {
-          batch = await journal.readStream(spendStream(address), {
-            fromVersion: events.length + 1,
-            limit: 1000,
-          });
-          events.push(...batch);
-          if (batch.length < 1000) break;
-        }
+        for await (const page of streamPages(journal, spendStream(address))) events.push(...page);
         if (state.known.has(address)) return true;
         // A scope without limits takes any charge; the limits follow.
         state.budgets.limit(address, {});
@@ -215,12 +201,15 @@ export function modelStormWorkload(options: ModelStormWorkloadOptions = {}): Wor
         state.budgets.limit(address, limitsOf(i));
         state.known.add(address);
         return true;
-      } catch {
-        if (system.status.tag !== 'running') return false;
-        await sleep(500, { clock: system.clock });
-      }
-    }
-  };
+      },
+      {
+        attempts: Number.POSITIVE_INFINITY,
+        backoff: exponential({ baseMs: 500, maxMs: 500 }),
+        retryable: () => system.status.tag === 'running',
+        clock: system.clock,
+        random: system.random,
+      },
+    ).catch(() => false);
 
   const runOnce = async (ctx: SimContext, run: Run, process: number, f: string) => {
     const node = ctx.pickNode();
